@@ -1,0 +1,1 @@
+"""ocpp_gateway"""

@@ -1,0 +1,138 @@
+"""The bus interface every component talks to.
+
+Like httpx's transports, the bus is injected: the gateway, the bridge and the engine
+depend on :class:`Bus` only, and run unchanged on :class:`~pipeline.bus.LocalBus` (one
+process) or :class:`~pipeline.bus.KafkaBus` (a cluster). Both keep the same promises:
+
+- ``publish`` resolves only once the record is durable (broker-acknowledged with
+  ``acks=all`` on Kafka; appended to the log in-process) and raises :class:`PublishError`
+  otherwise, within ``publish_timeout`` seconds; it never hangs.
+- at most ``max_in_flight`` publishes wait at once; further callers wait their turn
+  (back-pressure), counted in the same timeout.
+- a ``None`` value is a tombstone and is delivered as such.
+- a subscription reading an upsert topic from the beginning sees the latest value of
+  each key (and tombstones for deleted keys, until compaction removes them).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+
+class BusError(Exception):
+    """Root of the bus errors."""
+
+
+class PublishError(BusError):
+    """A record could not be made durable; the caller must not acknowledge its source."""
+
+
+class BusClosed(BusError):
+    """The bus or subscription was stopped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One record as read from a topic. ``value is None`` is a tombstone."""
+
+    topic: str
+    key: str | None
+    value: bytes | None
+    offset: int
+    timestamp_ms: int
+    partition: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One record to publish."""
+
+    topic: str
+    key: str | None
+    value: bytes | None
+
+
+class Subscription(abc.ABC):
+    """A consumer of one or more topics.
+
+    Read with ``async for record in sub`` or ``await sub.batch()``. Offsets of records
+    returned so far are committed for the group by ``await sub.commit()``; commit after the
+    records are safely processed so that a crash replays them (at-least-once).
+    """
+
+    @abc.abstractmethod
+    async def batch(self, max_records: int = 500, timeout: float = 0.1) -> list[Record]:
+        """Up to ``max_records`` records, waiting at most ``timeout`` s for the first."""
+
+    @abc.abstractmethod
+    async def commit(self) -> None:
+        """Commit the offsets of every record returned so far."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Leave the group and release resources."""
+
+    async def __aiter__(self) -> AsyncIterator[Record]:
+        while True:
+            for record in await self.batch(timeout=0.5):
+                yield record
+
+    async def __aenter__(self) -> Subscription:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+class Bus(abc.ABC):
+    """Publish and subscribe, with durability promised by ``publish``."""
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect; create missing topics (upsert topics compacted)."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Flush what can be flushed within the timeout and disconnect."""
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
+        """Make one record durable, or raise :class:`PublishError` within the timeout."""
+
+    async def publish_many(self, messages: Sequence[Message]) -> None:
+        """Make several records durable; raises if any of them failed.
+
+        Records with the same key keep their order. Implementations overlap the writes.
+        """
+        import asyncio
+
+        results = await asyncio.gather(
+            *(self.publish(m.topic, m.key, m.value) for m in messages), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    @abc.abstractmethod
+    def subscribe(
+        self,
+        topics: Sequence[str],
+        *,
+        group: str | None = None,
+        from_beginning: bool = True,
+    ) -> Subscription:
+        """A subscription to ``topics``.
+
+        ``group`` shares committed offsets between runs (a restarted consumer continues
+        where its group committed); ``None`` reads without a group. ``from_beginning``
+        chooses where a consumer without committed offsets starts.
+        """
+
+    async def __aenter__(self) -> Bus:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,269 @@
+"""Typed records for every topic, with one JSON codec and one error type.
+
+Why msgspec rather than pydantic: the gateway encodes one record per connector sample and
+the engine decodes every one of them again, so the codec sits on the hottest path we
+have. msgspec decodes JSON straight into typed structs (no intermediate dict) several
+times faster than pydantic v2, validates constraints declared with ``Meta``, and
+generates JSON Schema from the same classes. The HTTP API keeps pydantic for its request
+bodies, where collecting every bad field at once matters more than speed.
+
+Rules every record follows (``docs/architecture.md``):
+
+- timestamps are RFC 3339 with an offset; a naive timestamp is refused;
+- power in kW, energy in kWh, current in A, voltage in V;
+- a measurand that was not measured is ``null``, never 0;
+- numbers may arrive as numeric strings (RisingWave writes NUMERIC that way).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+
+from pipeline import topics
+
+__all__ = [
+    "MODELS",
+    "Alert",
+    "CommandResult",
+    "ContractError",
+    "DemandResponseSignal",
+    "MeterValue",
+    "SetChargingProfileCommand",
+    "StationCredential",
+    "StationStatus",
+    "StationZone",
+    "decode",
+    "encode",
+    "json_schema",
+]
+
+TzDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0)]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class ContractError(ValueError):
+    """A record that does not follow its topic's contract.
+
+    ``field`` is a JSON path such as ``$.event_ts`` (``$`` when the whole document is
+    wrong, e.g. not JSON at all); ``reason`` says what is wrong with it. The caller
+    should refuse the record (CallError, HTTP 422, a logged skip) and keep going.
+    """
+
+    def __init__(self, topic: str, field: str, reason: str) -> None:
+        self.topic = topic
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{topic}: {field}: {reason}")
+
+
+class _Record(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
+    """Base of every contract; unknown fields are ignored so producers can add fields."""
+
+
+class MeterValue(_Record, kw_only=True):
+    """One connector sample (``ocpp.meter_values``, key ``station_id``)."""
+
+    station_id: Id
+    connector_id: Annotated[int, msgspec.Meta(ge=0)]
+    session_id: str | None = None
+    connector_type: str | None = None
+    power_kw: float | None = None
+    current_a: float | None = None
+    voltage_v: float | None = None
+    energy_kwh: float | None = None
+    soc_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
+    event_ts: TzDatetime
+    received_ts: TzDatetime
+    ocpp_version: Literal["1.6", "2.0.1"]
+
+
+SignalType = Literal["CURTAIL", "SHED", "RESTORE"]
+
+
+class DemandResponseSignal(_Record, kw_only=True):
+    """One revision of a DR signal (``grid.demand_response``, key ``signal_id``).
+
+    CURTAIL and SHED carry exactly one amount; RESTORE carries none and ends the signal.
+    """
+
+    signal_id: Id
+    modification: Annotated[int, msgspec.Meta(ge=0)] = 0
+    zone_id: Id
+    signal_type: SignalType
+    target_reduction_kw: NonNegative | None = None
+    target_reduction_pct: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
+    zone_limit_kw: NonNegative | None = None
+    start_ts: TzDatetime
+    end_ts: TzDatetime
+    priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
+    source: str = "api"
+    received_ts: TzDatetime
+
+    def __post_init__(self) -> None:
+        amounts = [
+            name
+            for name in ("target_reduction_kw", "target_reduction_pct", "zone_limit_kw")
+            if getattr(self, name) is not None
+        ]
+        if self.signal_type == "RESTORE":
+            if amounts:
+                name = amounts[0]
+                raise ValueError(f"RESTORE carries no amount, got {name} - at `$.{name}`")
+        elif len(amounts) != 1:
+            raise ValueError(
+                f"{self.signal_type} needs exactly one of target_reduction_kw, "
+                f"target_reduction_pct, zone_limit_kw, got {len(amounts)} - at `$.signal_type`"
+            )
+        if self.end_ts <= self.start_ts:
+            raise ValueError("end_ts must be after start_ts - at `$.end_ts`")
+
+
+class StationZone(_Record, kw_only=True):
+    """A station's zone and limits (``config.station_zones``, upsert by ``station_id``)."""
+
+    station_id: Id
+    zone_id: Id
+    max_station_kw: Annotated[float, msgspec.Meta(gt=0)]
+    contract_max_kw: Annotated[float, msgspec.Meta(gt=0)]
+    min_active_kw: NonNegative = 0.0
+    charging_rate_unit: Literal["W", "A"] = "W"
+    phases: Literal[1, 3] = 3
+    voltage_v: Annotated[float, msgspec.Meta(gt=0)] = 230.0
+
+
+class StationCredential(_Record, kw_only=True):
+    """Basic-auth secret of a station (``config.station_credentials``, upsert).
+
+    Kept off ``config.station_zones`` so that the engine and dashboards, which read zones,
+    never see secrets. ``password_hash`` is ``scrypt$<salt hex>$<hash hex>``.
+    """
+
+    station_id: Id
+    password_hash: str
+    security_profile: Literal[1, 2] = 1
+
+
+class SetChargingProfileCommand(_Record, kw_only=True):
+    """A station's desired limit (``ocpp.commands.set_charging_profile``, upsert).
+
+    A tombstone (null value) on the station's key means: no limit any more.
+    """
+
+    station_id: Id
+    target_power_kw: NonNegative
+    station_shed_kw: float = 0.0
+    signal_id: Id
+    priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
+    dr_end_ts: TzDatetime
+    command_ts: TzDatetime
+
+
+CommandStatus = Literal["Accepted", "Rejected", "NotSupported", "Timeout", "Offline"]
+
+
+class CommandResult(_Record, kw_only=True):
+    """What happened to one command attempt (``ocpp.command_results``)."""
+
+    station_id: Id
+    signal_id: str | None = None
+    action: str
+    status: CommandStatus
+    sent_ts: TzDatetime
+    result_ts: TzDatetime
+    latency_ms: NonNegative | None = None
+
+
+class StationStatus(_Record, kw_only=True):
+    """Connection and connector status of a station (``ocpp.station_status``)."""
+
+    station_id: Id
+    event: Literal["Connected", "Disconnected", "BootNotification", "StatusNotification"]
+    connector_id: int | None = None
+    status: str | None = None
+    error_code: str | None = None
+    ocpp_version: Literal["1.6", "2.0.1"] | None = None
+    ts: TzDatetime
+
+
+class Alert(_Record, kw_only=True):
+    """One alert per episode or window (``alerts.grid.overload``, ``alerts.grid.dr``)."""
+
+    alert_type: str
+    detected_at: TzDatetime
+    zone_id: str | None = None
+    station_id: str | None = None
+    signal_id: str | None = None
+    observed_kw: float | None = None
+    limit_kw: float | None = None
+    ack_rate: float | None = None
+    window_start: TzDatetime | None = None
+    window_end: TzDatetime | None = None
+
+
+#: The contract of each topic.
+MODELS: dict[str, type[_Record]] = {
+    topics.METER_VALUES: MeterValue,
+    topics.DEMAND_RESPONSE: DemandResponseSignal,
+    topics.STATION_ZONES: StationZone,
+    topics.STATION_CREDENTIALS: StationCredential,
+    topics.SET_CHARGING_PROFILE: SetChargingProfileCommand,
+    topics.COMMAND_RESULTS: CommandResult,
+    topics.STATION_STATUS: StationStatus,
+    topics.ALERTS_OVERLOAD: Alert,
+    topics.ALERTS_DR: Alert,
+}
+
+_T = TypeVar("_T", bound=msgspec.Struct)
+_ENCODER = msgspec.json.Encoder()
+_DECODERS: dict[type, msgspec.json.Decoder[Any]] = {}
+_AT = re.compile(r"\s*-\s*at `(?P<path>[^`]+)`\s*$")
+
+
+def encode(record: msgspec.Struct) -> bytes:
+    """Serialise a record to compact UTF-8 JSON (datetimes as RFC 3339)."""
+    return _ENCODER.encode(record)
+
+
+def decode(model: type[_T], data: bytes | str, *, topic: str | None = None) -> _T:
+    """Parse and validate one JSON record, or raise :class:`ContractError`.
+
+    Numeric strings are accepted where a number is expected, because RisingWave sinks
+    write NUMERIC columns as strings.
+    """
+    decoder = _DECODERS.get(model)
+    if decoder is None:
+        decoder = _DECODERS[model] = msgspec.json.Decoder(model, strict=False)
+    try:
+        return decoder.decode(data)  # type: ignore[no-any-return]
+    except msgspec.ValidationError as exc:
+        field, reason = _split(str(exc))
+        raise ContractError(topic or model.__name__, field, reason) from exc
+    except msgspec.DecodeError as exc:
+        raise ContractError(topic or model.__name__, "$", f"not valid JSON ({exc})") from exc
+
+
+def decode_topic(topic: str, data: bytes | str) -> msgspec.Struct:
+    """Decode a record of ``topic`` with that topic's contract."""
+    return decode(MODELS[topic], data, topic=topic)
+
+
+def _split(message: str) -> tuple[str, str]:
+    match = _AT.search(message)
+    path = match.group("path") if match else "$"
+    reason = (message[: match.start()] if match else message).replace("`", "")
+    if reason.startswith("Object missing required field"):
+        name = reason.split("field", 1)[1].strip()
+        return f"{path}.{name}", "required field is missing"
+    return path, reason
+
+
+def json_schema(topic: str) -> dict[str, Any]:
+    """The JSON Schema of a topic's records, generated from its model."""
+    schema = msgspec.json.schema(MODELS[topic])
+    schema["title"] = topic
+    return schema

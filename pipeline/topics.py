@@ -1,0 +1,40 @@
+"""Topic names shared by every service.
+
+The gateway, the bridge and the engine meet only on these topics, so their names live
+in one place. Upsert topics are compacted on Kafka and replayed "latest value per key"
+to new subscribers by the in-process bus; a null value on them is a tombstone.
+"""
+
+from __future__ import annotations
+
+METER_VALUES = "ocpp.meter_values"
+STATION_STATUS = "ocpp.station_status"
+COMMAND_RESULTS = "ocpp.command_results"
+SET_CHARGING_PROFILE = "ocpp.commands.set_charging_profile"
+DEMAND_RESPONSE = "grid.demand_response"
+STATION_ZONES = "config.station_zones"
+STATION_CREDENTIALS = "config.station_credentials"
+ALERTS_OVERLOAD = "alerts.grid.overload"
+ALERTS_DR = "alerts.grid.dr"
+
+#: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
+UPSERT_TOPICS: frozenset[str] = frozenset(
+    {SET_CHARGING_PROFILE, STATION_ZONES, STATION_CREDENTIALS, DEMAND_RESPONSE}
+)
+
+ALL_TOPICS: tuple[str, ...] = (
+    METER_VALUES,
+    STATION_STATUS,
+    COMMAND_RESULTS,
+    SET_CHARGING_PROFILE,
+    DEMAND_RESPONSE,
+    STATION_ZONES,
+    STATION_CREDENTIALS,
+    ALERTS_OVERLOAD,
+    ALERTS_DR,
+)
+
+
+def is_upsert(topic: str) -> bool:
+    """Whether a topic keeps only the latest value per key (compacted)."""
+    return topic in UPSERT_TOPICS

@@ -1,0 +1,21 @@
+"""Names of the Prometheus metrics a grid NOC alarms on.
+
+The gateway, the bridge and the engine create their metrics with these names, and
+deploy/prometheus/alerts.yml and the Grafana dashboard refer to them, so they are spelled
+once, here.
+"""
+
+METER_DATA_AGE_SECONDS = "gridctl_meter_data_age_seconds"  # histogram: event_ts -> ingest
+READINGS_INGESTED = "gridctl_readings_ingested_total"  # counter
+READINGS_REFUSED = "gridctl_readings_refused_total"  # counter {reason}
+INGEST_LATENCY_SECONDS = "gridctl_ingest_latency_seconds"  # histogram: bus -> engine table
+ENGINE_LAG_RECORDS = "gridctl_engine_lag_records"  # gauge: records on the bus not yet ingested
+ENGINE_TICK_SECONDS = "gridctl_engine_tick_seconds"  # histogram
+COMMAND_RESULTS = "gridctl_command_results_total"  # counter {status}
+COMMAND_ACK_RATE = "gridctl_command_ack_rate"  # gauge {signal_id}
+COMMAND_LATENCY_SECONDS = "gridctl_command_latency_seconds"  # histogram
+OCPP_CONNECTED_STATIONS = "gridctl_ocpp_connected_stations"  # gauge
+OCPP_MESSAGES = "gridctl_ocpp_messages_total"  # counter {action, version}
+BUS_PUBLISH_SECONDS = "gridctl_bus_publish_seconds"  # histogram
+OCPP_ACKS_REFUSED = "gridctl_ocpp_acks_refused_total"  # counter: CallError because not durable
+DR_SIGNALS = "gridctl_dr_signals_total"  # counter {source, signal_type}

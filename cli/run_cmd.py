@@ -1,0 +1,124 @@
+"""``gridctl run``: gateway + DR bridge + (unless pointed at RisingWave) the embedded engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+
+from cli.runtime import Endpoints, RunSettings, Runtime, default_migrations_dir
+
+
+def parse_vars(pairs: list[str]) -> dict[str, str]:
+    """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming it."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--var")
+        out[key.strip()] = value
+    return out
+
+
+def banner(endpoints: Endpoints) -> Panel:
+    lines = [
+        f"[b]OCPP[/b]      {endpoints.ocpp_url}  (1.6J and 2.0.1)",
+        f"[b]API[/b]       {endpoints.api_url}  (docs: {endpoints.api_url}/docs)",
+    ]
+    if endpoints.token and endpoints.token_file:
+        lines.append(f"[b]API token[/b] {endpoints.token}  (kept in {endpoints.token_file})")
+    elif endpoints.token_file:
+        lines.append(f"[b]API token[/b] in {endpoints.token_file}")
+    if endpoints.database_url:
+        lines.append(f"[b]Postgres[/b]  psql {endpoints.database_url}")
+    lines.append(f"[b]engine[/b]    {endpoints.engine}    [b]bus[/b] {endpoints.bus}")
+    return Panel("\n".join(lines), title="gridctl is running", subtitle="Ctrl-C stops")
+
+
+async def serve(settings: RunSettings, console: Console) -> None:
+    runtime = Runtime(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        endpoints = await runtime.start()
+        console.print(banner(endpoints))
+        await stop.wait()
+        console.print("stopping…")
+    finally:
+        await runtime.stop()
+
+
+def run(
+    data_dir: Annotated[Path, typer.Option(envvar="GRIDCTL_DATA_DIR")] = Path(".gridctl"),
+    engine: Annotated[str, typer.Option(envvar="GRIDCTL_ENGINE", help="embedded | risingwave")] = (
+        "embedded"
+    ),
+    database_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_DATABASE_URL")] = None,
+    bus: Annotated[str, typer.Option(envvar="GRIDCTL_BUS", help="local | kafka")] = "local",
+    kafka_bootstrap: Annotated[str | None, typer.Option(envvar="GRIDCTL_KAFKA_BOOTSTRAP")] = None,
+    host: Annotated[str, typer.Option(envvar="GRIDCTL_HOST")] = "127.0.0.1",
+    ocpp_port: Annotated[int, typer.Option(envvar="GRIDCTL_OCPP_PORT")] = 9000,
+    api_port: Annotated[int, typer.Option(envvar="GRIDCTL_API_PORT")] = 8080,
+    pg_port: Annotated[int, typer.Option(envvar="GRIDCTL_PG_PORT")] = 54329,
+    tick: Annotated[float, typer.Option(envvar="GRIDCTL_TICK", help="engine tick, s")] = 1.0,
+    allow_unknown_stations: Annotated[
+        bool, typer.Option(envvar="GRIDCTL_ALLOW_UNKNOWN_STATIONS")
+    ] = False,
+    api_tokens: Annotated[
+        str | None, typer.Option(envvar="GRIDCTL_API_TOKENS", help="comma-separated tokens")
+    ] = None,
+    migrations: Annotated[Path | None, typer.Option(envvar="GRIDCTL_MIGRATIONS")] = None,
+    var: Annotated[list[str] | None, typer.Option("--var", help="migration NAME=VALUE")] = None,
+    openadr2_vtn_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_OPENADR2_VTN_URL")] = None,
+    openadr2_ven_name: Annotated[str | None, typer.Option(envvar="GRIDCTL_OPENADR2_VEN_NAME")] = (
+        None
+    ),
+    openadr3_vtn_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_OPENADR3_VTN_URL")] = None,
+    log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
+) -> None:
+    """Run the controller: OCPP gateway, DR API and bridge, and the embedded engine."""
+    if engine not in ("embedded", "risingwave"):
+        raise typer.BadParameter("embedded or risingwave", param_hint="--engine")
+    if bus not in ("local", "kafka"):
+        raise typer.BadParameter("local or kafka", param_hint="--bus")
+    if engine == "risingwave" and not database_url:
+        raise typer.BadParameter("--engine risingwave needs --database-url", param_hint="--engine")
+    if bus == "kafka" and not kafka_bootstrap:
+        raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    settings = RunSettings(
+        data_dir=data_dir,
+        engine=engine,  # type: ignore[arg-type]
+        database_url=database_url,
+        bus=bus,  # type: ignore[arg-type]
+        kafka_bootstrap=kafka_bootstrap,
+        host=host,
+        ocpp_port=ocpp_port,
+        api_port=api_port,
+        pg_port=pg_port,
+        tick=tick,
+        allow_unknown_stations=allow_unknown_stations,
+        api_tokens=[t for t in (api_tokens or "").split(",") if t],
+        migrations_dir=migrations or default_migrations_dir(),
+        migration_vars=parse_vars(var or []),
+        openadr2_vtn_url=openadr2_vtn_url,
+        openadr2_ven_name=openadr2_ven_name,
+        openadr3_vtn_url=openadr3_vtn_url,
+    )
+    asyncio.run(serve(settings, Console()))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run)

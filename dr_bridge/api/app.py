@@ -1,0 +1,84 @@
+"""The FastAPI application: routes, auth and the translation of bridge errors to HTTP.
+
+``create_app`` wires already-started parts (intake, zone directory, bus) and holds no
+state of its own, so tests drive it through httpx's ASGI transport and ``gridctl run``
+serves it with :class:`dr_bridge.server.ApiServer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+
+from dr_bridge.api import signals, stations
+from dr_bridge.api.auth import require_token
+from dr_bridge.config import BridgeSettings
+from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleRevision
+from dr_bridge.intake import Intake
+from dr_bridge.zones import ZoneDirectory
+from pipeline.bus import Bus
+
+
+def create_app(
+    bus: Bus,
+    settings: BridgeSettings,
+    *,
+    intake: Intake,
+    zones: ZoneDirectory,
+    tokens: Sequence[str],
+) -> FastAPI:
+    """The API app. ``tokens``: accepted bearer tokens (at least one)."""
+    if not tokens:
+        raise ValueError("the API needs at least one token")
+    app = FastAPI(
+        title="gridctl DR bridge",
+        version="1",
+        description="Demand-response signals in; stations; health and metrics.",
+    )
+    app.state.bus = bus
+    app.state.settings = settings
+    app.state.intake = intake
+    app.state.zones = zones
+    auth = [Depends(require_token(tokens))]
+
+    app.include_router(signals.router, dependencies=auth)
+    app.include_router(stations.router, dependencies=auth)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        """Liveness; no token needed."""
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], dependencies=auth, response_class=PlainTextResponse)
+    async def metrics() -> Response:
+        """Prometheus text: the bridge's, the gateway's and the engine's metrics."""
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.exception_handler(SignalInvalid)
+    async def _invalid(_: Request, exc: SignalInvalid) -> JSONResponse:
+        detail = [{"loc": ["body", f], "field": f, "msg": m} for f, m in exc.errors]
+        return JSONResponse({"detail": detail}, status_code=422)
+
+    @app.exception_handler(StaleRevision)
+    async def _stale(_: Request, exc: StaleRevision) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "stored_modification": exc.stored}, status_code=409
+        )
+
+    @app.exception_handler(SignalNotFound)
+    async def _missing(_: Request, exc: SignalNotFound) -> JSONResponse:
+        return JSONResponse({"detail": f"no signal {exc.args[0]!r}"}, status_code=404)
+
+    @app.exception_handler(NotConfirmed)
+    async def _unconfirmed(_: Request, exc: NotConfirmed) -> JSONResponse:
+        # Stored and queued: the publisher keeps retrying; the same request later returns it.
+        return JSONResponse(
+            {"detail": f"{exc}; queued and retried, repeat the request to see it confirmed"},
+            status_code=503,
+            headers={"Retry-After": "1"},
+        )
+
+    return app

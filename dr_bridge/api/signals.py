@@ -1,0 +1,80 @@
+"""``/v1/signals``: send, read and cancel DR signals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from dr_bridge.api.schemas import ErrorBody, SignalOut
+from dr_bridge.errors import SignalInvalid
+from dr_bridge.intake import Intake
+from dr_bridge.models import SignalRequest, parse_signal_request
+from dr_bridge.zones import ZoneDirectory
+from pipeline.contracts import DemandResponseSignal, encode
+
+router = APIRouter(prefix="/v1/signals", tags=["signals"])
+
+_ERRORS = {
+    401: {"description": "missing or wrong bearer token"},
+    422: {"model": ErrorBody, "description": "every bad field, by name"},
+    503: {"description": "stored but not yet confirmed by the bus; retried"},
+}
+
+
+def _json(body: bytes, status_code: int = 200) -> Response:
+    return Response(body, status_code=status_code, media_type="application/json")
+
+
+def _one(signal: DemandResponseSignal, status_code: int = 200) -> Response:
+    return _json(encode(signal), status_code)
+
+
+@router.post(
+    "",
+    status_code=201,
+    responses={201: {"model": SignalOut}, 200: {"model": SignalOut}, 409: {}, **_ERRORS},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SignalRequest.model_json_schema()}},
+        }
+    },
+)
+async def post_signal(request: Request) -> Response:
+    """Send a signal; 201 once it is confirmed on the bus (200 for a repeat of a stored one)."""
+    try:
+        raw = json.loads(await request.body())
+    except ValueError as exc:
+        raise SignalInvalid([("body", f"not JSON: {exc}")]) from exc
+    zones: ZoneDirectory = request.app.state.zones
+    intake: Intake = request.app.state.intake
+    now = datetime.now(UTC)
+    parsed = parse_signal_request(raw, zones.is_zone, now)
+    signal, created = await intake.submit(parsed, now)
+    return _one(signal, 201 if created else 200)
+
+
+@router.get("", responses={200: {"model": list[SignalOut]}, **_ERRORS})
+async def list_signals(request: Request, active: bool = False) -> Response:
+    """Latest revision of every signal; ``active=true``: not ended and not cancelled."""
+    intake: Intake = request.app.state.intake
+    items = [s.signal for s in intake.list(active=active)]
+    return _json(b"[" + b",".join(encode(s) for s in items) + b"]")
+
+
+@router.get("/{signal_id}", responses={200: {"model": SignalOut}, 404: {}, **_ERRORS})
+async def get_signal(request: Request, signal_id: str) -> Response:
+    """The latest revision of one signal."""
+    intake: Intake = request.app.state.intake
+    return _one(intake.get(signal_id).signal)
+
+
+@router.delete("/{signal_id}", responses={200: {"model": SignalOut}, 404: {}, **_ERRORS})
+async def cancel_signal(request: Request, signal_id: str) -> Response:
+    """Cancel: publishes a RESTORE revision and returns it once confirmed."""
+    intake: Intake = request.app.state.intake
+    restore, _created = await intake.cancel(signal_id)
+    return _one(restore)

@@ -1,0 +1,105 @@
+"""The DR bridge as one component: store, publisher, zones, API and VENs, for ``gridctl run``.
+
+``Bridge(bus, settings)``; ``await start()`` brings up everything configured (the API
+always; an OpenADR 2.0b VEN when ``settings.openadr2`` is set; an OpenADR 3 VEN when
+``settings.openadr3`` is set); ``await stop()`` takes it down in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from dr_bridge.api import create_app
+from dr_bridge.config import BridgeSettings
+from dr_bridge.intake import Intake
+from dr_bridge.publisher import Publisher
+from dr_bridge.revisions import RevisionStore
+from dr_bridge.server import ApiServer
+from dr_bridge.token import ensure_token, token_path
+from dr_bridge.zones import ZoneDirectory
+from pipeline.bus import Bus
+
+log = logging.getLogger(__name__)
+
+
+class Bridge:
+    """Everything of the DR bridge, started and stopped together."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        settings: BridgeSettings,
+        *,
+        serve_api: bool = True,
+        announce: Callable[[str], None] = print,
+    ) -> None:
+        self.bus = bus
+        self.settings = settings
+        self._serve_api = serve_api
+        self._announce = announce
+        self.store: RevisionStore | None = None
+        self.publisher: Publisher | None = None
+        self.zones: ZoneDirectory | None = None
+        self.intake: Intake | None = None
+        self.app: Any = None
+        self.server: ApiServer | None = None
+        self.tokens: tuple[str, ...] = ()
+        self.vens: list[Any] = []
+
+    @property
+    def api_url(self) -> str | None:
+        return self.server.url if self.server else None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.store = RevisionStore(s.data_dir)
+        self.publisher = Publisher(self.bus, self.store)
+        await self.publisher.start()
+        self.zones = ZoneDirectory(self.bus, s.extra_zones)
+        await self.zones.start()
+        self.intake = Intake(self.store, self.publisher, s.confirm_timeout_s)
+        self.tokens = s.api_tokens
+        if not self.tokens:
+            token, created = ensure_token(s.data_dir)
+            self.tokens = (token,)
+            if created:
+                # Printed once, at first start; afterwards it is only in the file.
+                self._announce(f"API token (saved in {token_path(s.data_dir)}): {token}")
+        self.app = create_app(self.bus, s, intake=self.intake, zones=self.zones, tokens=self.tokens)
+        if self._serve_api:
+            self.server = ApiServer(self.app, s.api_host, s.api_port)
+            await self.server.start()
+        if s.openadr2 is not None:
+            from dr_bridge.openadr2 import OpenADR2Ven
+
+            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels)
+            await ven2.start()
+            self.vens.append(ven2)
+        if s.openadr3 is not None:
+            from dr_bridge.openadr3 import OpenADR3Ven
+
+            ven3 = OpenADR3Ven(s.openadr3, self.intake, self.zones, s.simple_levels)
+            await ven3.start()
+            self.vens.append(ven3)
+
+    async def stop(self) -> None:
+        for ven in reversed(self.vens):
+            await ven.stop()
+        self.vens.clear()
+        if self.server is not None:
+            await self.server.stop()
+        if self.zones is not None:
+            await self.zones.stop()
+        if self.publisher is not None:
+            await self.publisher.stop()
+        if self.store is not None:
+            self.store.close()
+
+    async def __aenter__(self) -> Bridge:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()

@@ -1,0 +1,220 @@
+"""The revision store: what each source last said about each event, and what is unsent.
+
+Why: every way in (API, OpenADR 2.0b, OpenADR 3) must end as exactly one record per
+revision on ``grid.demand_response``, across restarts and repeated polls. The store keeps,
+per ``(source, event id)``, the last revision and the signal ids it produced, and per
+``(signal_id, modification)`` the record and whether the bus has confirmed it. A record is
+written here *before* it is published (an outbox), so a failed or interrupted publish is
+retried from here and never dropped.
+
+sqlite3 from the standard library, WAL journal with ``synchronous=FULL``: a committed
+revision survives a crash. Calls are short and synchronous; they run on the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from pipeline.contracts import DemandResponseSignal, decode, encode
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS events (
+    source TEXT NOT NULL,
+    ext_id TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    tag TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    signal_ids TEXT NOT NULL,
+    PRIMARY KEY (source, ext_id)
+);
+CREATE TABLE IF NOT EXISTS signals (
+    signal_id TEXT NOT NULL,
+    modification INTEGER NOT NULL,
+    source TEXT NOT NULL,
+    ext_id TEXT NOT NULL,
+    record BLOB NOT NULL,
+    confirmed INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (signal_id, modification)
+);
+CREATE INDEX IF NOT EXISTS signals_pending ON signals (confirmed) WHERE confirmed = 0;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class EventState:
+    """The last stored revision of one event of one source."""
+
+    source: str
+    ext_id: str
+    revision: int
+    tag: str
+    content_hash: str
+    signal_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSignal:
+    """The latest revision of a signal and whether the bus confirmed it."""
+
+    signal: DemandResponseSignal
+    confirmed: bool
+    ext_id: str
+
+
+def restore_of(signal: DemandResponseSignal, modification: int) -> DemandResponseSignal:
+    """The RESTORE revision ending ``signal``: same id, zone and window, no amount."""
+    return DemandResponseSignal(
+        signal_id=signal.signal_id,
+        modification=modification,
+        zone_id=signal.zone_id,
+        signal_type="RESTORE",
+        start_ts=signal.start_ts,
+        end_ts=signal.end_ts,
+        priority=signal.priority,
+        source=signal.source,
+        received_ts=datetime.now(UTC),
+    )
+
+
+class RevisionStore:
+    """Revisions per (source, event) and an outbox of records per (signal, modification)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        path = Path(data_dir)
+        path.mkdir(parents=True, exist_ok=True)
+        self.path = path / "dr-revisions.sqlite3"
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- events ------------------------------------------------------------------------
+    def event(self, source: str, ext_id: str) -> EventState | None:
+        row = self._db.execute(
+            "SELECT revision, tag, content_hash, signal_ids FROM events "
+            "WHERE source = ? AND ext_id = ?",
+            (source, ext_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return EventState(source, ext_id, row[0], row[1], row[2], tuple(json.loads(row[3])))
+
+    def events(self, source: str) -> list[EventState]:
+        rows = self._db.execute(
+            "SELECT ext_id, revision, tag, content_hash, signal_ids FROM events WHERE source = ?",
+            (source,),
+        ).fetchall()
+        return [EventState(source, r[0], r[1], r[2], r[3], tuple(json.loads(r[4]))) for r in rows]
+
+    def commit_revision(
+        self,
+        source: str,
+        ext_id: str,
+        revision: int,
+        tag: str,
+        content_hash: str,
+        signals: list[DemandResponseSignal],
+    ) -> list[DemandResponseSignal]:
+        """Store the complete set of signals of an event at ``revision``, atomically.
+
+        Signals of the previous revision that are missing now (a cancelled event, a zone
+        no longer targeted, fewer intervals) get a RESTORE at ``revision``, unless they
+        already ended. Returns every record to publish; all are queued unconfirmed.
+        The caller has checked that ``revision`` moves forward.
+        """
+        previous = self.event(source, ext_id)
+        out = list(signals)
+        present = {s.signal_id for s in signals}
+        if previous is not None:
+            for signal_id in previous.signal_ids:
+                if signal_id in present:
+                    continue
+                latest = self.latest(signal_id)
+                if latest is not None and latest.signal.signal_type != "RESTORE":
+                    out.append(restore_of(latest.signal, revision))
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT INTO events (source, ext_id, revision, tag, content_hash, signal_ids) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (source, ext_id) DO UPDATE SET "
+                "revision = excluded.revision, tag = excluded.tag, "
+                "content_hash = excluded.content_hash, signal_ids = excluded.signal_ids",
+                (source, ext_id, revision, tag, content_hash, json.dumps(sorted(present))),
+            )
+            self._db.executemany(
+                "INSERT OR REPLACE INTO signals (signal_id, modification, source, ext_id, record, "
+                "confirmed) VALUES (?, ?, ?, ?, ?, 0)",
+                [(s.signal_id, s.modification, source, ext_id, encode(s)) for s in out],
+            )
+        return out
+
+    def add_record(
+        self, source: str, ext_id: str, record: DemandResponseSignal, *, bump_revision: bool
+    ) -> None:
+        """Queue one more record of an event (an operator's cancel), atomically.
+
+        ``bump_revision`` raises the event's revision to the record's modification (and
+        marks its content as the RESTORE, so re-sending the old content at that
+        modification is stale, not a repeat).
+        """
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute(
+                "INSERT OR REPLACE INTO signals (signal_id, modification, source, ext_id, "
+                "record, confirmed) VALUES (?, ?, ?, ?, ?, 0)",
+                (record.signal_id, record.modification, source, ext_id, encode(record)),
+            )
+            if bump_revision:
+                self._db.execute(
+                    "UPDATE events SET revision = MAX(revision, ?), content_hash = 'restore' "
+                    "WHERE source = ? AND ext_id = ?",
+                    (record.modification, source, ext_id),
+                )
+
+    # -- signals -----------------------------------------------------------------------
+    def latest(self, signal_id: str) -> StoredSignal | None:
+        row = self._db.execute(
+            "SELECT record, confirmed, ext_id FROM signals WHERE signal_id = ? "
+            "ORDER BY modification DESC LIMIT 1",
+            (signal_id,),
+        ).fetchone()
+        return None if row is None else _stored(row)
+
+    def latest_all(self) -> list[StoredSignal]:
+        rows = self._db.execute(
+            "SELECT s.record, s.confirmed, s.ext_id FROM signals s JOIN ("
+            "  SELECT signal_id, MAX(modification) AS m FROM signals GROUP BY signal_id"
+            ") x ON x.signal_id = s.signal_id AND x.m = s.modification ORDER BY s.signal_id"
+        ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def pending(self) -> list[DemandResponseSignal]:
+        """Records not yet confirmed by the bus, oldest modification first."""
+        rows = self._db.execute(
+            "SELECT record FROM signals WHERE confirmed = 0 ORDER BY signal_id, modification"
+        ).fetchall()
+        return [decode(DemandResponseSignal, r[0]) for r in rows]
+
+    def confirm(self, signal_id: str, modification: int) -> None:
+        self._db.execute(
+            "UPDATE signals SET confirmed = 1 WHERE signal_id = ? AND modification = ?",
+            (signal_id, modification),
+        )
+
+    def is_confirmed(self, signal_id: str, modification: int) -> bool:
+        row = self._db.execute(
+            "SELECT confirmed FROM signals WHERE signal_id = ? AND modification = ?",
+            (signal_id, modification),
+        ).fetchone()
+        return bool(row and row[0])
+
+
+def _stored(row: tuple[bytes, int, str]) -> StoredSignal:
+    return StoredSignal(decode(DemandResponseSignal, row[0]), bool(row[1]), row[2])

@@ -1,0 +1,82 @@
+"""Known zones and stations, learned from ``config.station_zones``.
+
+The API refuses a signal for a zone nobody configured, and the OpenADR VENs map
+``resource_id`` targets (station ids) to their zone, so both need the station table.
+It lives on the bus (an upsert topic), not in a file: this directory subscribes from
+the beginning, replays the latest value per station, then follows changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from pipeline import topics
+from pipeline.bus import Bus, BusClosed, Subscription
+from pipeline.contracts import ContractError, StationZone, decode
+
+log = logging.getLogger(__name__)
+
+
+class ZoneDirectory:
+    """Station -> zone, kept current from the bus; ``extra_zones`` are always known."""
+
+    def __init__(self, bus: Bus, extra_zones: tuple[str, ...] = ()) -> None:
+        self._bus = bus
+        self._extra = frozenset(extra_zones)
+        self._stations: dict[str, StationZone] = {}
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Subscribe and read what the topic holds now, so lookups are right at once."""
+        self._sub = self._bus.subscribe([topics.STATION_ZONES], group=None, from_beginning=True)
+        while True:
+            records = await self._sub.batch(max_records=5000, timeout=0.2)
+            if not records:
+                break
+            self._apply_records(records)
+        self._task = asyncio.create_task(self._follow(), name="dr-zones")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self._sub is not None:
+            await self._sub.close()
+
+    async def _follow(self) -> None:
+        assert self._sub is not None
+        with contextlib.suppress(BusClosed):
+            while True:
+                self._apply_records(await self._sub.batch(max_records=5000, timeout=1.0))
+
+    def _apply_records(self, records: list) -> None:  # type: ignore[type-arg]
+        for record in records:
+            if record.value is None:
+                self._stations.pop(record.key, None)
+                continue
+            try:
+                self.put(decode(StationZone, record.value, topic=topics.STATION_ZONES))
+            except ContractError as exc:
+                log.warning("ignoring bad station record %s: %s", record.key, exc)
+
+    def put(self, station: StationZone) -> None:
+        """Record a station now (the API calls this right after publishing it)."""
+        self._stations[station.station_id] = station
+
+    # -- lookups -----------------------------------------------------------------------
+    def zones(self) -> frozenset[str]:
+        return self._extra | {s.zone_id for s in self._stations.values()}
+
+    def is_zone(self, zone_id: str) -> bool:
+        return zone_id in self._extra or any(s.zone_id == zone_id for s in self._stations.values())
+
+    def zone_of(self, station_id: str) -> str | None:
+        station = self._stations.get(station_id)
+        return None if station is None else station.zone_id
+
+    def stations(self) -> list[StationZone]:
+        return sorted(self._stations.values(), key=lambda s: s.station_id)

@@ -8,7 +8,7 @@ always; an OpenADR 2.0b VEN when ``settings.openadr2`` is set; an OpenADR 3 VEN 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from dr_bridge.api import create_app
@@ -33,12 +33,10 @@ class Bridge:
         settings: BridgeSettings,
         *,
         serve_api: bool = True,
-        announce: Callable[[str], None] = print,
     ) -> None:
         self.bus = bus
         self.settings = settings
         self._serve_api = serve_api
-        self._announce = announce
         self.store: RevisionStore | None = None
         self.publisher: Publisher | None = None
         self.zones: ZoneDirectory | None = None
@@ -46,11 +44,20 @@ class Bridge:
         self.app: Any = None
         self.server: ApiServer | None = None
         self.tokens: tuple[str, ...] = ()
+        #: the generated token, only on the start that created it (show it once)
+        self.token: str | None = None
+        #: where the generated token is kept (None when tokens are configured)
+        self.token_file: Path | None = None
         self.vens: list[Any] = []
 
     @property
     def api_url(self) -> str | None:
         return self.server.url if self.server else None
+
+    @property
+    def port(self) -> int:
+        """The API's bound port (the configured one, or the one picked for port 0)."""
+        return self.server.port if self.server else self.settings.port
 
     async def start(self) -> None:
         s = self.settings
@@ -60,16 +67,16 @@ class Bridge:
         self.zones = ZoneDirectory(self.bus, s.extra_zones)
         await self.zones.start()
         self.intake = Intake(self.store, self.publisher, s.confirm_timeout_s)
-        self.tokens = s.api_tokens
+        self.tokens = tuple(t for t in s.tokens if t)
         if not self.tokens:
             token, created = ensure_token(s.data_dir)
             self.tokens = (token,)
-            if created:
-                # Printed once, at first start; afterwards it is only in the file.
-                self._announce(f"API token (saved in {token_path(s.data_dir)}): {token}")
+            self.token_file = token_path(s.data_dir)
+            # The caller prints it once, at first start; afterwards it is only in the file.
+            self.token = token if created else None
         self.app = create_app(self.bus, s, intake=self.intake, zones=self.zones, tokens=self.tokens)
         if self._serve_api:
-            self.server = ApiServer(self.app, s.api_host, s.api_port)
+            self.server = ApiServer(self.app, s.host, s.port)
             await self.server.start()
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven

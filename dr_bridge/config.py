@@ -7,6 +7,7 @@ the defaults work on one machine with nothing else installed.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,22 +58,78 @@ class OpenADR3Settings:
 
 @dataclass(frozen=True)
 class BridgeSettings:
-    """Everything the bridge needs; ``data_dir`` holds the revision store and the token."""
+    """Everything the bridge needs, flat so ``gridctl run`` maps flags one to one.
+
+    ``data_dir`` holds the revision store and the generated API token. The OpenADR
+    VENs run when their VTN URL is set; :attr:`openadr2` and :attr:`openadr3` group
+    their settings.
+    """
 
     data_dir: Path = Path(".gridctl")
-    api_host: str = "127.0.0.1"
-    api_port: int = 8080
-    #: accepted bearer tokens; empty means "the token in <data_dir>/api-token" (embedded run)
-    api_tokens: tuple[str, ...] = ()
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: accepted bearer tokens; empty: the token in <data_dir>/api-token (created if missing)
+    tokens: Sequence[str] = ()
     #: zones accepted even without stations (besides those learned from config.station_zones)
-    extra_zones: tuple[str, ...] = ()
+    extra_zones: Sequence[str] = ()
     simple_levels: dict[int, tuple[str, float]] = field(
         default_factory=lambda: dict(DEFAULT_SIMPLE_LEVELS)
     )
     #: how long the API waits for the bus to confirm a record before answering 503
     confirm_timeout_s: float = 10.0
-    openadr2: OpenADR2Settings | None = None
-    openadr3: OpenADR3Settings | None = None
+
+    openadr2_vtn_url: str | None = None
+    openadr2_ven_name: str | None = None
+    openadr2_ven_id: str | None = None
+    openadr2_cert: str | None = None
+    openadr2_key: str | None = None
+    openadr2_passphrase: str | None = None
+    openadr2_ca_file: str | None = None
+    openadr2_vtn_fingerprint: str | None = None
+    #: JSON file {ven_id: [zone, ...]} narrowing what a ven_id target means
+    openadr2_mapping_file: str | None = None
+    openadr2_priority: int = 2
+
+    openadr3_vtn_url: str | None = None
+    openadr3_client_id: str | None = None
+    openadr3_client_secret: str | None = None
+    openadr3_token_url: str | None = None
+    openadr3_poll_interval_s: float = 30.0
+    openadr3_ven_name: str | None = None
+    openadr3_priority: int = 2
+
+    @property
+    def openadr2(self) -> OpenADR2Settings | None:
+        if not self.openadr2_vtn_url:
+            return None
+        return OpenADR2Settings(
+            vtn_url=self.openadr2_vtn_url,
+            ven_name=self.openadr2_ven_name or "gridctl",
+            ven_id=self.openadr2_ven_id,
+            cert=self.openadr2_cert,
+            key=self.openadr2_key,
+            passphrase=self.openadr2_passphrase,
+            ca_file=self.openadr2_ca_file,
+            vtn_fingerprint=self.openadr2_vtn_fingerprint,
+            priority=self.openadr2_priority,
+            ven_zones=load_ven_zones(self.openadr2_mapping_file)
+            if self.openadr2_mapping_file
+            else {},
+        )
+
+    @property
+    def openadr3(self) -> OpenADR3Settings | None:
+        if not self.openadr3_vtn_url:
+            return None
+        return OpenADR3Settings(
+            vtn_url=self.openadr3_vtn_url,
+            client_id=self.openadr3_client_id,
+            client_secret=self.openadr3_client_secret,
+            token_url=self.openadr3_token_url,
+            poll_interval_s=self.openadr3_poll_interval_s,
+            priority=self.openadr3_priority,
+            ven_name=self.openadr3_ven_name,
+        )
 
 
 def load_ven_zones(path: str | Path) -> dict[str, list[str]]:

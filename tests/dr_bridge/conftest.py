@@ -60,7 +60,7 @@ async def add_stations(bus: Bus, *stations: tuple[str, str]) -> None:
 @pytest.fixture
 async def bridge(bus: RecordingBus, tmp_path: Path) -> AsyncIterator[Bridge]:
     await add_stations(bus, ("cs-1", "zone-a"), ("cs-2", "zone-a"), ("cs-3", "zone-b"))
-    settings = BridgeSettings(data_dir=tmp_path / "data", api_tokens=(TOKEN,))
+    settings = BridgeSettings(data_dir=tmp_path / "data", tokens=(TOKEN,))
     b = Bridge(bus, settings, serve_api=False)
     await b.start()
     yield b

@@ -1,0 +1,279 @@
+"""Command delivery: the desired limit of each station, applied to the chargers held here.
+
+Reads ``ocpp.commands.set_charging_profile`` without a group from the beginning, so every
+gateway instance rebuilds the full desired state when it starts (the topic is an upsert
+topic: one latest record per station). Each instance applies commands only to stations
+connected to it; a station that connects later gets its state after BootNotification (or
+its first message on a reconnect without one).
+
+Per station, one worker at a time talks to the charger (OCPP allows one outstanding call),
+and always applies the *latest* desired state, so a burst of updates costs one call.
+Hysteresis: a new target is sent only when it moved by ``threshold_kw`` or more, when
+``min_interval_s`` passed since the last send, or when the event end changed; priority-1
+(emergency) commands always go out. Every attempt is published to ``ocpp.command_results``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from ocpp.exceptions import OCPPError
+from websockets.exceptions import ConnectionClosed
+
+from ocpp_gateway import profiles
+from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.metrics import GatewayMetrics
+from ocpp_gateway.station import now_utc
+from pipeline import topics
+from pipeline.bus import Bus, BusError, Record, Subscription
+from pipeline.contracts import (
+    CommandResult,
+    ContractError,
+    SetChargingProfileCommand,
+    decode,
+    encode,
+)
+
+__all__ = ["CommandDelivery", "Target"]
+
+log = logging.getLogger("ocpp_gateway.commands")
+
+
+class Target(Protocol):
+    """What delivery needs of a connected station (``StationV16`` / ``StationV201``)."""
+
+    id: str
+    version: str
+
+    async def request(self, action: str, kwargs: dict[str, Any]) -> Any: ...
+
+
+@dataclass(slots=True)
+class _Sent:
+    target_kw: float
+    dr_end_ts: datetime
+    signal_id: str
+    at: float  # monotonic
+
+
+_UNSUPPORTED = ("NotImplemented", "NotSupported")
+_now = now_utc
+
+
+class CommandDelivery:
+    """Desired state per station and the workers that apply it."""
+
+    def __init__(
+        self, bus: Bus, config: GatewayConfig, metrics: GatewayMetrics, registry: StationRegistry
+    ) -> None:
+        self.bus = bus
+        self.config = config
+        self.metrics = metrics
+        self.registry = registry
+        #: station -> latest command, or None after a tombstone
+        self.desired: dict[str, SetChargingProfileCommand | None] = {}
+        self.stations: dict[str, Target] = {}
+        self._sent: dict[str, _Sent] = {}
+        self._purpose: dict[str, int] = {}  # index into profiles.MAX_PURPOSES that worked
+        self._pending: dict[str, bool] = {}  # station -> forced
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._sub: Subscription | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._caught_up = False
+        self._spawned: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -------------------------------------------------------------------
+    async def start(self) -> None:
+        """Rebuild desired state from the topic, then follow it in the background."""
+        self._sub = self.bus.subscribe([topics.SET_CHARGING_PROFILE], group=None)
+        while batch := await self._sub.batch(1000, timeout=0.2):
+            for record in batch:
+                self._fold(record)
+        self._caught_up = True
+        self._reader = asyncio.create_task(self._follow(), name="commands-reader")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._reader, *self._workers.values(), *self._spawned) if t]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._sub is not None:
+            await self._sub.close()
+
+    async def _follow(self) -> None:
+        assert self._sub is not None
+        while True:
+            try:
+                batch = await self._sub.batch(500, timeout=0.5)
+            except BusError as exc:
+                log.warning("command topic unreadable, retrying: %r", exc)
+                await asyncio.sleep(1.0)
+                continue
+            for record in batch:
+                station_id = self._fold(record)
+                if station_id is None:
+                    continue
+                if station_id in self.stations:
+                    self.kick(station_id)
+                elif self.config.report_offline and self.desired.get(station_id) is not None:
+                    self._spawn(self._offline(station_id))
+
+    def _fold(self, record: Record) -> str | None:
+        if record.key is None:
+            return None
+        if record.value is None:
+            self.desired[record.key] = None
+            return record.key
+        try:
+            cmd = decode(SetChargingProfileCommand, record.value, topic=record.topic)
+        except ContractError as exc:
+            log.warning("skipping bad command for %s: %s", record.key, exc)
+            return None
+        self.desired[record.key] = cmd
+        return record.key
+
+    # -- stations --------------------------------------------------------------------
+    def attach(self, station: Target) -> None:
+        self.stations[station.id] = station
+
+    def detach(self, station: Target) -> None:
+        if self.stations.get(station.id) is station:
+            del self.stations[station.id]
+
+    async def reconcile(self, station: Target) -> None:
+        """Called once per connection after BootNotification: push the desired state."""
+        if station.id in self.desired:
+            self.kick(station.id, force=True)
+
+    def kick(self, station_id: str, *, force: bool = False) -> None:
+        """Schedule a sync of one station; a running worker picks the latest state up."""
+        self._pending[station_id] = self._pending.get(station_id, False) or force
+        worker = self._workers.get(station_id)
+        if worker is None or worker.done():
+            self._workers[station_id] = asyncio.create_task(self._work(station_id))
+
+    async def _work(self, station_id: str) -> None:
+        while station_id in self._pending:
+            force = self._pending.pop(station_id)
+            try:
+                await self._sync(station_id, force)
+            except Exception:
+                log.exception("station %s: command delivery failed", station_id)
+        self._workers.pop(station_id, None)
+
+    # -- one sync --------------------------------------------------------------------
+    def _due(self, station_id: str, cmd: SetChargingProfileCommand) -> bool:
+        last = self._sent.get(station_id)
+        if last is None or cmd.priority == 1 or cmd.dr_end_ts != last.dr_end_ts:
+            return True
+        if abs(cmd.target_power_kw - last.target_kw) >= self.config.threshold_kw:
+            return True
+        return time.monotonic() - last.at >= self.config.min_interval_s
+
+    async def _sync(self, station_id: str, force: bool) -> None:
+        station = self.stations.get(station_id)
+        if station is None or station_id not in self.desired:
+            return
+        cmd = self.desired[station_id]
+        if cmd is None:
+            last = self._sent.pop(station_id, None)
+            kwargs = profiles.clear_kwargs(station.version, station_id)
+            await self._attempt(
+                station, "ClearChargingProfile", kwargs, last.signal_id if last else None
+            )
+            return
+        if cmd.dr_end_ts <= _now():
+            return  # already over; the sink's tombstone follows
+        if not force and not self._due(station_id, cmd):
+            log.debug("station %s: %.1f kW within hysteresis, not re-sent", station_id,
+                      cmd.target_power_kw)  # fmt: skip
+            return
+        purposes = profiles.MAX_PURPOSES[station.version]
+        first = self._purpose.get(station_id, 0)
+        for index in range(first, len(purposes)):
+            kwargs = profiles.set_profile_kwargs(
+                station.version,
+                cmd,
+                self.registry.zone(station_id),
+                purposes[index],
+                start_offset_s=self.config.start_offset_s,
+            )
+            status = await self._attempt(station, "SetChargingProfile", kwargs, cmd.signal_id)
+            if status == "Accepted":
+                self._purpose[station_id] = index
+                self._sent[station_id] = _Sent(
+                    cmd.target_power_kw, cmd.dr_end_ts, cmd.signal_id, time.monotonic()
+                )
+                return
+            if status not in ("Rejected", "NotSupported"):
+                return  # Timeout / Offline: the next update or reconnect tries again
+
+    async def _attempt(
+        self, station: Target, action: str, kwargs: dict[str, Any], signal_id: str | None
+    ) -> str:
+        sent = _now()
+        t0 = time.perf_counter()
+        try:
+            result = await station.request(action, kwargs)
+            status = str(getattr(result.status, "value", result.status))
+            if action == "ClearChargingProfile" and status == "Unknown":
+                status = "Accepted"  # no such profile on the charger: cleared all the same
+        except TimeoutError:
+            status = "Timeout"
+        except ConnectionClosed:
+            status = "Offline"
+        except OCPPError as exc:
+            status = "NotSupported" if exc.code in _UNSUPPORTED else "Rejected"
+        if status not in ("Accepted", "Rejected", "NotSupported", "Timeout", "Offline"):
+            status = "Rejected"
+        elapsed = time.perf_counter() - t0
+        self.metrics.commands.labels(status).inc()
+        self.metrics.command_seconds.observe(elapsed)
+        log.info("station %s: %s -> %s in %.0f ms", station.id, action, status, elapsed * 1000)
+        await self._publish(
+            CommandResult(
+                station_id=station.id,
+                signal_id=signal_id,
+                action=action,
+                status=status,  # type: ignore[arg-type]
+                sent_ts=sent,
+                result_ts=_now(),
+                latency_ms=round(elapsed * 1000, 3),
+            )
+        )
+        return status
+
+    async def _offline(self, station_id: str) -> None:
+        cmd = self.desired.get(station_id)
+        now = _now()
+        self.metrics.commands.labels("Offline").inc()
+        await self._publish(
+            CommandResult(
+                station_id=station_id,
+                signal_id=cmd.signal_id if cmd else None,
+                action="SetChargingProfile",
+                status="Offline",
+                sent_ts=now,
+                result_ts=now,
+            )
+        )
+
+    async def _publish(self, result: CommandResult) -> None:
+        try:
+            await self.bus.publish(topics.COMMAND_RESULTS, result.station_id, encode(result))
+        except BusError as exc:
+            log.warning("command result for %s not published: %r", result.station_id, exc)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._spawned.add(task)
+        task.add_done_callback(self._spawned.discard)

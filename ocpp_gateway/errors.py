@@ -1,0 +1,49 @@
+"""Errors of the OCPP gateway, under one root.
+
+::
+
+    GatewayError
+    ├── ConfigError            a setting that cannot work (e.g. a keyfile without a certfile)
+    ├── FrameError             an OCPP-J frame we cannot route; carries the CallError ``code``
+    │   └── (codes: FormationViolation / FormatViolation, ProtocolError, NotImplemented,
+    │        TypeConstraintViolation, OccurrenceConstraintViolation ...)
+    └── AuthError              a handshake refused before the upgrade; carries the HTTP
+                               ``status`` (401, 403, 404) and a reason for the log
+
+Errors raised *inside* a handler that must reach the charger as a CallError are the ocpp
+library's own ``OCPPError`` subclasses (``InternalError`` for "not durable yet"), because
+the library's router turns exactly those into CallErrors.
+"""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    """Root of the gateway's errors."""
+
+
+class ConfigError(GatewayError, ValueError):
+    """A configuration that cannot work; fix the flags or environment."""
+
+
+class FrameError(GatewayError):
+    """An incoming frame that is not valid OCPP-J.
+
+    ``code`` is the CallError code to answer with; ``unique_id`` is the message id when it
+    could be read (else ``"-1"``, as OCPP 2.0.1 prescribes for unreadable messages).
+    """
+
+    def __init__(self, code: str, reason: str, unique_id: str = "-1") -> None:
+        self.code = code
+        self.reason = reason
+        self.unique_id = unique_id
+        super().__init__(f"{code}: {reason}")
+
+
+class AuthError(GatewayError):
+    """A connection refused before the websocket upgrade."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"{status}: {reason}")

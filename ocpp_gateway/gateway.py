@@ -1,0 +1,116 @@
+"""The gateway as one object: what ``gridctl run`` wires in.
+
+``Gateway(bus, config)``; ``await gateway.start()`` loads station credentials and zones
+and the desired command state from the bus, then listens; ``gateway.port`` is the bound
+port; ``await gateway.stop()`` lets in-flight calls finish and closes every charger with
+1001 (they reconnect to another instance or to us after a restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from ocpp_gateway import validation
+from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.commands import CommandDelivery
+from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.metrics import GatewayMetrics
+from ocpp_gateway.server import OcppServer
+from ocpp_gateway.station import StationBase, StationContext
+from ocpp_gateway.v16 import StationV16
+from ocpp_gateway.v201 import StationV201
+from pipeline import topics
+from pipeline.bus import Bus, BusError, Subscription
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("ocpp_gateway")
+
+_CLASSES: dict[str, type[StationV16] | type[StationV201]] = {
+    "ocpp1.6": StationV16,
+    "ocpp2.0.1": StationV201,
+}
+
+
+class Gateway:
+    """OCPP central system on a bus."""
+
+    def __init__(self, bus: Bus, config: GatewayConfig | None = None) -> None:
+        self.bus = bus
+        self.config = config or GatewayConfig()
+        self.metrics = GatewayMetrics()
+        self.registry = StationRegistry()
+        self.commands = CommandDelivery(bus, self.config, self.metrics, self.registry)
+        self.ctx = StationContext(bus, self.config, self.metrics, self.registry, self.commands)
+        self.stations: dict[str, StationBase] = {}
+        self.server = OcppServer(self.config, self.registry, self.metrics, self._serve_station)
+        self._config_sub: Subscription | None = None
+        self._config_task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        for cls in (StationV16, StationV201):
+            for action in cls.route_map_actions():
+                validation.compile_validator(cls.version, action)
+        self._config_sub = self.bus.subscribe(
+            [topics.STATION_CREDENTIALS, topics.STATION_ZONES], group=None
+        )
+        while batch := await self._config_sub.batch(1000, timeout=0.2):
+            for record in batch:
+                self.registry.apply(record)
+        self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
+        await self.commands.start()
+        await self.server.start()
+        log.info("OCPP gateway listening on port %d", self.port)
+
+    @property
+    def port(self) -> int:
+        return self.server.port
+
+    async def stop(self) -> None:
+        await self.server.stop(idle=lambda: all(s.busy == 0 for s in self.stations.values()))
+        await self.commands.stop()
+        if self._config_task is not None:
+            self._config_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._config_task
+        if self._config_sub is not None:
+            await self._config_sub.close()
+
+    async def _follow_config(self) -> None:
+        assert self._config_sub is not None
+        while True:
+            try:
+                for record in await self._config_sub.batch(500, timeout=1.0):
+                    self.registry.apply(record)
+            except BusError as exc:
+                log.warning("config topics unreadable, retrying: %r", exc)
+                await asyncio.sleep(1.0)
+
+    async def _serve_station(
+        self, station_id: str, subprotocol: str, connection: ServerConnection
+    ) -> None:
+        station = _CLASSES[subprotocol](station_id, connection, self.ctx)
+        old = self.stations.get(station_id)
+        if old is not None:
+            # The newest connection of a station wins: the old one is usually half-dead.
+            log.info("station %s reconnected; closing its previous connection", station_id)
+            await old._connection.close(1000, "replaced by a new connection")  # type: ignore[attr-defined]
+        self.stations[station_id] = station
+        self.commands.attach(station)
+        self.metrics.connected.inc()
+        await station.publish_status("Connected")
+        try:
+            await station.start()
+        except ConnectionClosed as exc:
+            log.info("station %s disconnected: %s", station_id, exc)
+        finally:
+            self.metrics.connected.dec()
+            if self.stations.get(station_id) is station:
+                del self.stations[station_id]
+            self.commands.detach(station)
+            await station.publish_status("Disconnected")

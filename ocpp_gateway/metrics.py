@@ -1,0 +1,65 @@
+"""Prometheus metrics of one gateway, in their own registry.
+
+A registry per gateway (not the process-global one) so that tests and a benchmark can
+run several gateways in one process; ``render()`` gives the text format served on
+``/metrics`` of the gateway's own port. Names come from ``pipeline.metrics_names``.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from pipeline import metrics_names as names
+
+_FAST = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_SLOW = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+
+
+class GatewayMetrics:
+    """The gateway's counters; every attribute is a prometheus_client metric."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.connected = Gauge(
+            names.OCPP_CONNECTED_STATIONS, "Stations with an open websocket", registry=r
+        )
+        self.messages = Counter(
+            names.OCPP_MESSAGES,
+            "OCPP calls received, by action and version",
+            ["action", "version"],
+            registry=r,
+        )
+        self.frame_errors = Counter(
+            "gridctl_ocpp_frame_errors_total",
+            "Incoming frames answered with a CallError, by code",
+            ["code"],
+            registry=r,
+        )
+        self.publish_seconds = Histogram(
+            names.BUS_PUBLISH_SECONDS, "Bus publish until durable", buckets=_FAST, registry=r
+        )
+        self.acks_refused = Counter(
+            names.OCPP_ACKS_REFUSED,
+            "CallErrors sent because the bus did not confirm in time",
+            registry=r,
+        )
+        self.commands = Counter(
+            names.COMMAND_RESULTS, "Command attempts by outcome", ["status"], registry=r
+        )
+        self.command_seconds = Histogram(
+            names.COMMAND_LATENCY_SECONDS, "Command round trip", buckets=_SLOW, registry=r
+        )
+        self.readings = Counter(
+            names.READINGS_INGESTED, "Meter value records published", registry=r
+        )
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of this gateway's metrics."""
+        return generate_latest(self.registry)

@@ -1,0 +1,166 @@
+"""The websocket endpoint: ``ws(s)://HOST:PORT/ocpp/{station_id}``, both OCPP versions.
+
+Everything that can be refused is refused before the upgrade, in ``process_request``,
+with an HTTP status and a one-line reason (and a log line naming the station): wrong path
+(404), no OCPP subprotocol we speak (400), unknown station (404), no/wrong credentials
+(401), wrong security profile (403). ``/metrics`` (Prometheus text) and ``/healthz`` are
+served on the same port. Frames above ``max_size`` close the connection with 1009.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from http import HTTPStatus
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.http11 import Request, Response
+
+from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.errors import AuthError
+from ocpp_gateway.metrics import GatewayMetrics
+
+__all__ = ["SUBPROTOCOLS", "OcppServer", "station_id_from_path"]
+
+log = logging.getLogger("ocpp_gateway.server")
+
+#: ours, in order of preference: websockets picks the first one the charger also offers
+SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
+_MAX_ID = 48
+
+Handler = Callable[[str, str, ServerConnection], Awaitable[None]]
+
+
+def station_id_from_path(path: str) -> str | None:
+    """The station id of ``/ocpp/{id}`` (percent-decoded), or None if the path is wrong."""
+    parts = urlsplit(path).path.split("/")
+    if len(parts) != 3 or parts[0] != "" or parts[1] != "ocpp":
+        return None
+    station_id = unquote(parts[2])
+    if not station_id or len(station_id) > _MAX_ID or ":" in station_id or "/" in station_id:
+        return None
+    return station_id
+
+
+def offered_subprotocols(request: Request) -> list[str]:
+    return [
+        p.strip()
+        for value in request.headers.get_all("Sec-WebSocket-Protocol")
+        for p in value.split(",")
+        if p.strip()
+    ]
+
+
+class OcppServer:
+    """Accepts chargers and hands each connection to ``handler(station_id, version, ws)``."""
+
+    def __init__(
+        self,
+        config: GatewayConfig,
+        registry: StationRegistry,
+        metrics: GatewayMetrics,
+        handler: Handler,
+    ) -> None:
+        self.config = config
+        self.registry = registry
+        self.metrics = metrics
+        self._handler = handler
+        self._server: Server | None = None
+
+    async def start(self) -> None:
+        ctx = None
+        if self.config.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_2  # OCPP security profile 2
+            ctx.load_cert_chain(self.config.certfile, self.config.keyfile)  # type: ignore[arg-type]
+        self._server = await serve(
+            self._serve,
+            self.config.host,
+            self.config.port,
+            ssl=ctx,
+            subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
+            process_request=self._process_request,
+            ping_interval=self.config.ping_interval,
+            ping_timeout=self.config.ping_timeout,
+            max_size=self.config.max_size,
+            close_timeout=self.config.close_timeout,
+            server_header="gridctl-ocpp",
+        )
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def connections(self) -> set[ServerConnection]:
+        return set(self._server.connections) if self._server else set()
+
+    async def stop(self, idle: Callable[[], bool]) -> None:
+        """Stop accepting, let in-flight calls finish (up to the grace), close with 1001."""
+        if self._server is None:
+            return
+        self._server.close(close_connections=False)
+        deadline = time.monotonic() + self.config.shutdown_grace
+        while not idle() and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        conns = list(self._server.connections)
+        await asyncio.gather(
+            *(c.close(1001, "gateway shutting down") for c in conns), return_exceptions=True
+        )
+        await self._server.wait_closed()
+        self._server = None
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        path = urlsplit(request.path).path
+        if path == "/metrics":
+            response = connection.respond(HTTPStatus.OK, self.metrics.render().decode())
+            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+            return response
+        if path == "/healthz":
+            return connection.respond(HTTPStatus.OK, "OK\n")
+        station_id = station_id_from_path(request.path)
+        if station_id is None:
+            return self._refuse(connection, 404, "?", f"no OCPP endpoint at {path[:80]!r}")
+        offered = offered_subprotocols(request)
+        if not any(p in SUBPROTOCOLS for p in offered):
+            reason = (
+                f"no supported OCPP subprotocol offered (got {offered or 'none'}; "
+                f"this server speaks {', '.join(SUBPROTOCOLS)})"
+            )
+            return self._refuse(connection, 400, station_id, reason)
+        try:
+            await self.registry.check(
+                station_id,
+                request.headers.get("Authorization"),
+                tls=self.config.tls,
+                allow_unknown=self.config.allow_unknown_stations,
+            )
+        except AuthError as exc:
+            return self._refuse(connection, exc.status, station_id, exc.reason)
+        return None
+
+    def _refuse(
+        self, connection: ServerConnection, status: int, station_id: str, reason: str
+    ) -> Response:
+        log.warning("station %s refused (%d): %s", station_id, status, reason)
+        response = connection.respond(HTTPStatus(status), reason + "\n")
+        if status == 401:
+            response.headers["WWW-Authenticate"] = 'Basic realm="gridctl", charset="UTF-8"'
+        return response
+
+    async def _serve(self, connection: ServerConnection) -> None:
+        assert connection.request is not None
+        station_id = station_id_from_path(connection.request.path)
+        version = connection.subprotocol
+        if station_id is None or version is None:  # process_request already refused these
+            await connection.close(1002, "no OCPP subprotocol")
+            return
+        await self._handler(station_id, str(version), connection)

@@ -1,0 +1,231 @@
+"""What both versions' ChargePoint subclasses share: fast routing and durable publishing.
+
+The ocpp library's router validates with jsonschema in a thread and converts keys with
+regular expressions on every message. :class:`StationBase` keeps the library's model
+(``@on`` handlers, snake_case keyword arguments, typed results, ``call()`` for our
+requests) but routes itself: frames are decoded by :mod:`ocpp_gateway.frames`, payloads
+checked by the compiled validators of :mod:`ocpp_gateway.validation`, keys converted with
+a memo. Every problem becomes the right CallError and a log line naming the station; the
+connection keeps reading.
+
+Readings are acknowledged only when durable: :meth:`StationBase.publish_durable` raises
+the library's ``InternalError`` (so the charger gets a CallError and retries) when the bus
+does not confirm within ``ack_timeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
+from ocpp.exceptions import InternalError, OCPPError
+from ocpp.messages import Call
+
+from ocpp_gateway import frames, validation
+from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.errors import FrameError
+from ocpp_gateway.metrics import GatewayMetrics
+from ocpp_gateway.normalise import NormaliseError
+from pipeline import topics
+from pipeline.bus import Bus, BusError, Message
+from pipeline.contracts import MeterValue, StationStatus, encode
+
+if TYPE_CHECKING:
+    from ocpp_gateway.commands import CommandDelivery
+
+__all__ = ["StationBase", "StationContext", "now_utc"]
+
+log = logging.getLogger("ocpp_gateway")
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class StationContext:
+    """What a station connection needs from the gateway (injected, so tests can build one)."""
+
+    bus: Bus
+    config: GatewayConfig
+    metrics: GatewayMetrics
+    registry: StationRegistry
+    commands: CommandDelivery | None = None
+
+
+_SNAKE_1 = re.compile("(.)([A-Z][a-z]+)")
+_SNAKE_2 = re.compile("([a-z0-9])([A-Z])(?=\\S)")
+_SNAKE_MEMO: dict[str, str] = {}
+
+
+def _snake_key(key: str) -> str:
+    out = _SNAKE_MEMO.get(key)
+    if out is None:
+        # The library's conversion, memoised: the key set of OCPP is small and fixed.
+        k = key.replace("ocppCSMSURL", "ocpp_csms_url").replace("V2X", "_v2x")
+        k = _SNAKE_2.sub(r"\1_\2", _SNAKE_1.sub(r"\1_\2", k.replace("V2G", "_v2g"))).lower()
+        if len(_SNAKE_MEMO) < 10_000:  # a fuzzing charger must not grow it without bound
+            _SNAKE_MEMO[key] = k
+        out = k
+    return out
+
+
+def to_snake(data: Any) -> Any:
+    """camelCase keys -> snake_case keys, recursively (the library's rule, memoised)."""
+    if isinstance(data, dict):
+        return {_snake_key(k): to_snake(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [to_snake(v) for v in data]
+    return data
+
+
+class StationBase:
+    """Mixin placed before the library's ``ChargePoint`` in each version's class."""
+
+    version: ClassVar[str]
+    #: every action of this version (for NotImplemented vs NotSupported)
+    known_actions: ClassVar[frozenset[str]]
+
+    id: str
+    route_map: dict[str, dict[str, Any]]
+    _response_queue: asyncio.Queue[Any]
+    _ocpp_version: str
+
+    @classmethod
+    def route_map_actions(cls) -> list[str]:
+        """The actions this class has an ``@on`` handler for (to precompile validators)."""
+        actions = (getattr(getattr(cls, name), "_on_action", None) for name in dir(cls))
+        return sorted({str(getattr(a, "value", a)) for a in actions if a is not None})
+
+    def setup(self, ctx: StationContext) -> None:
+        """Bind the gateway context; call right after ``ChargePoint.__init__``."""
+        self.ctx = ctx
+        self.sessions: dict[int, str] = {}  # connector / EVSE id -> session id
+        self.booted = False
+        self.reconciled = False
+        self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
+        self._after_tasks: set[asyncio.Task[Any]] = set()
+
+    async def start(self) -> None:
+        """Read frames until the socket closes (raises ``ConnectionClosed`` then)."""
+        while True:
+            message = await self._connection.recv()  # type: ignore[attr-defined]
+            await self.route_message(message)
+
+    async def route_message(self, raw: str | bytes) -> None:
+        try:
+            msg = frames.decode(raw, self.version)
+        except FrameError as exc:
+            log.warning("station %s: bad frame (%s): %s", self.id, exc.code, exc.reason)
+            self.ctx.metrics.frame_errors.labels(exc.code).inc()
+            await self._send(frames.encode_call_error(exc.unique_id, exc.code, exc.reason))
+            return
+        if isinstance(msg, Call):
+            self.busy += 1
+            try:
+                await self._dispatch(msg)
+            finally:
+                self.busy -= 1
+        else:
+            self._response_queue.put_nowait(msg)
+
+    async def _dispatch(self, msg: Call) -> None:
+        action = msg.action
+        handlers = self.route_map.get(action)
+        handler = handlers.get("_on_action") if handlers else None
+        if handler is None:
+            code = "NotSupported" if action in self.known_actions else "NotImplemented"
+            await self._refuse(msg, code, f"action {action[:64]!r} is not handled")
+            return
+        self.ctx.metrics.messages.labels(action, self.version).inc()
+        try:
+            if self.ctx.config.validate:
+                validation.validate_request(self.version, action, msg.payload)
+            kwargs = to_snake(msg.payload)
+            result = handler(**kwargs)
+            if inspect.isawaitable(result):
+                result = await result
+        except OCPPError as exc:
+            await self._refuse(msg, exc.code, exc.description)
+            return
+        except NormaliseError as exc:
+            await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
+            return
+        except TypeError as exc:  # unexpected or missing keyword: only with validation off
+            await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
+            return
+        except Exception as exc:
+            log.exception("station %s: %s handler failed", self.id, action)
+            await self._refuse(msg, "InternalError", f"{type(exc).__name__}")
+            return
+        payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
+        await self._send(frames.encode_call_result(msg.unique_id, payload))
+        after = handlers.get("_after_action") if handlers else None
+        if after is not None:
+            out = after(**kwargs)
+            if inspect.isawaitable(out):
+                task = asyncio.ensure_future(out)
+                self._after_tasks.add(task)
+                task.add_done_callback(self._after_tasks.discard)
+
+    async def _refuse(self, msg: Call, code: str, reason: str) -> None:
+        log.warning("station %s: %s %s refused: %s: %s", self.id, msg.action, msg.unique_id,
+                    code, reason)  # fmt: skip
+        self.ctx.metrics.frame_errors.labels(code).inc()
+        await self._send(frames.encode_call_error(msg.unique_id, code, reason))
+
+    async def _send(self, message: str) -> None:
+        await self._connection.send(message)  # type: ignore[attr-defined]
+
+    # -- bus -------------------------------------------------------------------------
+    async def publish_durable(self, records: Sequence[MeterValue]) -> None:
+        """Publish readings and return only once durable; else raise ``InternalError``."""
+        if not records:
+            return
+        ctx = self.ctx
+        messages = [Message(topics.METER_VALUES, self.id, encode(r)) for r in records]
+        t0 = time.perf_counter()
+        try:
+            async with asyncio.timeout(ctx.config.ack_timeout):
+                await ctx.bus.publish_many(messages)
+        except (BusError, TimeoutError) as exc:
+            ctx.metrics.acks_refused.inc()
+            log.warning("station %s: %d readings not durable, refusing ack: %s",
+                        self.id, len(records), exc or type(exc).__name__)  # fmt: skip
+            raise InternalError(description="readings not stored yet; retry later") from None
+        ctx.metrics.publish_seconds.observe(time.perf_counter() - t0)
+        ctx.metrics.readings.inc(len(records))
+
+    async def publish_status(self, event: str, **fields: Any) -> None:
+        """Best effort: a lost status line must not make the charger retry its call."""
+        record = StationStatus(
+            station_id=self.id, event=event, ocpp_version=self.version, ts=now_utc(), **fields
+        )  # type: ignore[arg-type]
+        try:
+            async with asyncio.timeout(self.ctx.config.ack_timeout):
+                await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))
+        except (BusError, TimeoutError) as exc:
+            log.warning("station %s: status %s not published: %r", self.id, event, exc)
+
+    async def reconcile(self) -> None:
+        """Bring the charger to the desired state (once per connection)."""
+        if self.reconciled or self.ctx.commands is None:
+            return
+        self.reconciled = True
+        await self.ctx.commands.reconcile(self)  # type: ignore[arg-type]
+
+    # -- commands (used by CommandDelivery) ------------------------------------------
+    async def request(self, action: str, kwargs: dict[str, Any]) -> Any:
+        """Send one of our calls and return the typed result (``call(suppress=False)``)."""
+        module = self._call_module  # type: ignore[attr-defined]
+        payload = getattr(module, action)(**kwargs)
+        return await self.call(payload, suppress=False)  # type: ignore[attr-defined]

@@ -1,0 +1,156 @@
+"""OCPP 1.6J central-system handlers: one ``@on`` method per action a charger sends."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+from ocpp.routing import after, on
+from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16.enums import Action
+
+from ocpp_gateway.normalise import meter_values_v16, parse_ts
+from ocpp_gateway.station import StationBase, StationContext, now_utc
+from pipeline.contracts import MeterValue
+
+__all__ = ["StationV16"]
+
+# Transaction ids must be unique per charger and fit a 32-bit int; seeding from the clock
+# keeps them increasing across gateway restarts.
+_TX_IDS = itertools.count(int(time.time() * 10) % 2_000_000_000 + 1)
+
+
+def _next_tx_id() -> int:
+    return next(_TX_IDS) % 2_147_483_647 or 1
+
+
+class StationV16(StationBase, ChargePoint):
+    """One connected 1.6 charger."""
+
+    version = "1.6"
+    known_actions = frozenset(a.value for a in Action)
+    _call_module = call
+
+    def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
+        ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
+        self.setup(ctx)
+        self.tx_connector: dict[int, int] = {}  # transaction id -> connector id
+
+    @on(Action.boot_notification)
+    async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
+        self.booted = True
+        await self.publish_status("BootNotification", status="Accepted")
+        return call_result.BootNotification(
+            current_time=now_utc().isoformat(),
+            interval=int(self.ctx.config.heartbeat_interval),
+            status="Accepted",
+        )
+
+    @after(Action.boot_notification)
+    async def after_boot(self, **_: Any) -> None:
+        await self.reconcile()
+
+    @on(Action.heartbeat)
+    async def on_heartbeat(self, **_: Any):
+        return call_result.Heartbeat(current_time=now_utc().isoformat())
+
+    @after(Action.heartbeat)
+    async def after_heartbeat(self, **_: Any) -> None:
+        # 1.6 chargers often reconnect without a new BootNotification.
+        await self.reconcile()
+
+    @on(Action.status_notification)
+    async def on_status(self, connector_id: int, error_code: str, status: str, **_: Any):
+        await self.publish_status(
+            "StatusNotification", connector_id=connector_id, status=status, error_code=error_code
+        )
+        return call_result.StatusNotification()
+
+    @after(Action.status_notification)
+    async def after_status(self, **_: Any) -> None:
+        await self.reconcile()
+
+    @on(Action.authorize)
+    async def on_authorize(self, id_tag: str, **_: Any):
+        # Authorisation of drivers is the operator's business system's job, not ours.
+        return call_result.Authorize(id_tag_info={"status": "Accepted"})
+
+    @on(Action.start_transaction)
+    async def on_start_transaction(
+        self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
+    ):
+        tx = _next_tx_id()
+        session = str(tx)
+        record = MeterValue(
+            station_id=self.id,
+            connector_id=connector_id,
+            session_id=session,
+            energy_kwh=meter_start / 1000.0,
+            event_ts=parse_ts(timestamp),
+            received_ts=now_utc(),
+            ocpp_version="1.6",
+        )
+        await self.publish_durable([record])
+        self.sessions[connector_id] = session
+        self.tx_connector[tx] = connector_id
+        return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": "Accepted"})
+
+    @on(Action.stop_transaction)
+    async def on_stop_transaction(
+        self,
+        meter_stop: int,
+        timestamp: str,
+        transaction_id: int,
+        transaction_data: list[dict[str, Any]] | None = None,
+        **_: Any,
+    ):
+        connector = self.tx_connector.get(transaction_id, 0)
+        session = str(transaction_id)
+        received = now_utc()
+        records = meter_values_v16(
+            self.id, connector, transaction_data or (), session_id=session, received_ts=received
+        )
+        records.append(
+            MeterValue(
+                station_id=self.id,
+                connector_id=connector,
+                session_id=session,
+                energy_kwh=meter_stop / 1000.0,
+                power_kw=0.0,  # the session ended: the connector draws nothing any more
+                event_ts=parse_ts(timestamp),
+                received_ts=received,
+                ocpp_version="1.6",
+            )
+        )
+        await self.publish_durable(records)
+        self.tx_connector.pop(transaction_id, None)
+        if self.sessions.get(connector) == session:
+            del self.sessions[connector]
+        return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+
+    @on(Action.meter_values)
+    async def on_meter_values(
+        self,
+        connector_id: int,
+        meter_value: list[dict[str, Any]],
+        transaction_id: int | None = None,
+        **_: Any,
+    ):
+        session = str(transaction_id) if transaction_id is not None else None
+        session = session or self.sessions.get(connector_id)
+        records = meter_values_v16(self.id, connector_id, meter_value, session_id=session)
+        await self.publish_durable(records)
+        return call_result.MeterValues()
+
+    @on(Action.data_transfer)
+    async def on_data_transfer(self, vendor_id: str, **_: Any):
+        return call_result.DataTransfer(status="UnknownVendorId")
+
+    @on(Action.diagnostics_status_notification)
+    async def on_diagnostics_status(self, status: str, **_: Any):
+        return call_result.DiagnosticsStatusNotification()
+
+    @on(Action.firmware_status_notification)
+    async def on_firmware_status(self, status: str, **_: Any):
+        return call_result.FirmwareStatusNotification()

@@ -1,0 +1,189 @@
+"""``gridctl migrate lint``: RisingWave rules checked before the SQL meets a server.
+
+No RisingWave runs on our machines, so the migrations must be right by construction. Every
+statement must parse with sqlglot's RisingWave dialect (after the opaque clauses are taken
+off), and obey the project rules from ``risingwave-notes.md``. Each rule has an id; each
+finding names file, statement, line, rule and what to do instead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlglot import exp
+
+from pipeline.migrate.errors import NamingError, VariableError
+from pipeline.migrate.files import Statement, load_vars, parse_name, split_statements, substitute
+from pipeline.migrate.sqltext import SqlParseError, mask, parse
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule violation."""
+
+    script: str
+    statement: int
+    line: int
+    rule: str
+    message: str
+
+    def __str__(self) -> str:
+        return (
+            f"{self.script}:{self.line}: statement {self.statement}: [{self.rule}] {self.message}"
+        )
+
+
+#: rule id -> one-line description (``gridctl migrate lint --rules`` prints these)
+RULES: dict[str, str] = {
+    "naming": "file names follow V<version>__<desc>.sql / R__<desc>.sql",
+    "undefined-var": "every ${var} has a default in vars.defaults or a --var",
+    "parse": "every statement parses with sqlglot's RisingWave dialect",
+    "now-outside-filter": "NOW() only in WHERE, HAVING, ON or FROM (temporal filters)",
+    "or-temporal-filters": "two temporal filters may not be joined by OR",
+    "round-double": "ROUND(x, n) needs x::NUMERIC (ROUND(double, n) does not exist)",
+    "create-or-replace": "no CREATE OR REPLACE (RisingWave cannot replace; use R files)",
+    "upsert-sink-primary-key": "FORMAT UPSERT sinks name primary_key",
+    "for-timestamp-as-of": "no FOR TIMESTAMP AS OF (write FOR SYSTEM_TIME AS OF PROCTIME())",
+    "host-literal": "no hosts, IPs or localhost in WITH options: use a ${var}",
+    "window-partition": "window functions need a non-empty PARTITION BY",
+}
+
+_OPTION = re.compile(r"([A-Za-z_][\w.]*)\s*=\s*'")
+_HOST = re.compile(
+    r"\blocalhost\b|://|\b\d{1,3}(?:\.\d{1,3}){3}\b|(?<![\w$}])[A-Za-z][\w-]*(?:\.[\w-]+)*:\d{2,5}\b",
+    re.IGNORECASE,
+)
+_CREATE_OR_REPLACE = re.compile(r"\bCREATE\s+OR\s+REPLACE\b", re.IGNORECASE)
+_FOR_TIMESTAMP = re.compile(r"\bFOR\s+TIMESTAMP\s+AS\s+OF\b", re.IGNORECASE)
+_UPSERT_SINK = re.compile(r"^\s*CREATE\s+SINK\b[\s\S]*\bFORMAT\s+UPSERT\b", re.IGNORECASE)
+_PRIMARY_KEY = re.compile(r"\bprimary_key\s*=", re.IGNORECASE)
+
+Emit = Callable[[str, str], None]
+
+
+def _text_rules(raw: str, emit: Emit) -> None:
+    """Rules read off the original text (they hold even when sqlglot cannot parse it)."""
+    masked = mask(raw)
+    if _CREATE_OR_REPLACE.search(masked):
+        emit(
+            "create-or-replace",
+            "CREATE OR REPLACE is not supported; put the object in an "
+            "R__ file and let migrate rebuild it",
+        )
+    if _FOR_TIMESTAMP.search(masked):
+        emit(
+            "for-timestamp-as-of",
+            "FOR TIMESTAMP AS OF is not RisingWave; use FOR SYSTEM_TIME AS OF PROCTIME()",
+        )
+    if _UPSERT_SINK.search(masked) and not _PRIMARY_KEY.search(masked):
+        emit("upsert-sink-primary-key", "FORMAT UPSERT sink without primary_key='...' in WITH")
+    for m in _OPTION.finditer(masked):
+        start = m.end()
+        end = masked.find("'", start)
+        value = raw[start : end if end >= 0 else len(raw)]
+        if _HOST.search(value):
+            emit("host-literal", f"option {m.group(1)} = {value!r} hard-codes a host; use ${{var}}")
+
+
+def _is_numeric_cast(node: exp.Expression) -> bool:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    return isinstance(node, exp.Cast) and node.to.is_type(
+        exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL
+    )
+
+
+def _now_allowed(node: exp.Expression) -> bool:
+    """Walk up to the nearest SELECT: allowed if we pass through WHERE, HAVING, ON or FROM."""
+    child, parent = node, node.parent
+    while parent is not None:
+        if isinstance(parent, exp.Where | exp.Having | exp.From):
+            return True
+        if isinstance(parent, exp.Join) and child.arg_key in ("on", "this"):
+            return True
+        if isinstance(parent, exp.Select):
+            return False
+        child, parent = parent, parent.parent
+    return True  # not inside a query (a column DEFAULT, say)
+
+
+def _now_nodes(tree: exp.Expression) -> Iterator[exp.Expression]:
+    yield from tree.find_all(exp.CurrentTimestamp)
+
+
+def _tree_rules(tree: exp.Expression, emit: Emit) -> None:
+    for node in _now_nodes(tree):
+        if not _now_allowed(node):
+            emit(
+                "now-outside-filter",
+                "NOW() outside WHERE/HAVING/ON/FROM is not a temporal "
+                "filter and is rejected in streaming queries",
+            )
+    for node in tree.find_all(exp.Or):
+        left = next(_now_nodes(node.this), None)
+        right = next(_now_nodes(node.expression), None)
+        if left is not None and right is not None:
+            emit(
+                "or-temporal-filters",
+                "two temporal filters joined by OR are rejected; "
+                "split into a UNION or separate views",
+            )
+    for node in tree.find_all(exp.Round):
+        if node.args.get("decimals") is not None and not _is_numeric_cast(node.this):
+            emit(
+                "round-double",
+                f"{node.sql('risingwave')}: cast the first argument ::NUMERIC "
+                "(ROUND(double, n) does not exist), then back to DOUBLE PRECISION",
+            )
+    for node in tree.find_all(exp.Window):
+        if isinstance(node.this, exp.Expression) and not node.args.get("partition_by"):
+            emit("window-partition", f"{node.this.sql('risingwave')} OVER (...) needs PARTITION BY")
+
+
+def lint_statement(
+    script: str, stmt: Statement, values: Mapping[str, str] | None = None
+) -> list[Finding]:
+    """Findings for one statement; ``values`` fill ``${var}`` before parsing."""
+    found: list[Finding] = []
+
+    def emit(rule: str, message: str) -> None:
+        finding = Finding(script, stmt.number, stmt.line, rule, message)
+        if finding not in found:
+            found.append(finding)
+
+    _text_rules(stmt.text, emit)
+    try:
+        text = substitute(stmt, values or {}, script)
+    except VariableError as exc:
+        emit("undefined-var", f"${{{exc.name}}} has no default in vars.defaults")
+        return found
+    try:
+        tree = parse(text)
+    except SqlParseError as exc:
+        emit("parse", str(exc))
+        return found
+    _tree_rules(tree, emit)
+    return found
+
+
+def lint_text(script: str, text: str, values: Mapping[str, str] | None = None) -> list[Finding]:
+    return [f for s in split_statements(text) for f in lint_statement(script, s, values)]
+
+
+def lint_dir(path: str | Path, vars: Mapping[str, str] | None = None) -> list[Finding]:
+    """Lint every ``.sql`` file of ``path`` (Flyway names required), in name order."""
+    root = Path(path)
+    if not root.is_dir():
+        raise NamingError(f"{root}: directory not found")
+    values = load_vars(root, vars)
+    found: list[Finding] = []
+    for file in sorted(root.glob("*.sql")):
+        try:
+            parse_name(file.name)
+        except NamingError as exc:
+            found.append(Finding(file.name, 0, 1, "naming", str(exc)))
+        found += lint_text(file.name, file.read_text(encoding="utf-8-sig"), values)
+    return found

@@ -1,0 +1,308 @@
+"""``Migrator``: up, plan, status and verify against one database.
+
+``up`` works in three phases so a bad migration changes nothing: plan (files vs history),
+validate everything it will run (variables, sqlglot parse, compilation for PostgreSQL), then
+execute one statement at a time, recording progress after each. On PostgreSQL a statement and
+its progress record commit together; on RisingWave (no transactional DDL) the progress is
+written right after the statement, so a failure resumes at the failed statement.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from pipeline.migrate.deps import DbObject, analyze
+from pipeline.migrate.engine import (
+    POSTGRES,
+    CompileError,
+    Compiler,
+    Target,
+    connect,
+    detect,
+    target_for,
+)
+from pipeline.migrate.errors import ChecksumError, MigrateError, StatementError, ValidationError
+from pipeline.migrate.files import (
+    VERSIONED,
+    MigrationFile,
+    discover,
+    load_vars,
+    substitute,
+)
+from pipeline.migrate.history import History, HistoryRow, encode_objects
+from pipeline.migrate.planner import REBUILD, Plan, Step, make_plan, prefix_checksum, v_state
+from pipeline.migrate.sqltext import SqlParseError, parse
+
+
+@dataclass
+class PreparedStatement:
+    """A statement ready to run: number (1-based), first line, and the SQL to execute."""
+
+    number: int
+    first_line: str
+    sql: list[str]
+
+
+@dataclass
+class PreparedStep:
+    step: Step
+    statements: list[PreparedStatement]
+
+
+@dataclass
+class FileStatus:
+    """One line of ``status``."""
+
+    script: str
+    type: str
+    version: str | None
+    description: str
+    state: str
+    installed_on: str | None
+
+
+class Migrator:
+    """Apply ``directory`` to the database at ``dsn``.
+
+    ``vars`` overrides ``vars.defaults``; ``compiler`` replaces ``pipeline.compiler`` for
+    PostgreSQL targets (tests, other engines).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        directory: str | Path = "migrations",
+        vars: Mapping[str, str] | None = None,
+        *,
+        compiler: Compiler | None = None,
+    ):
+        self.dsn = dsn
+        self.directory = Path(directory)
+        self.vars = load_vars(self.directory, vars)
+        self.compiler = compiler
+        self.engine: str | None = None
+
+    # -- phases ------------------------------------------------------------------------------
+
+    def _open(self) -> tuple[psycopg.Connection[Any], History, Target]:
+        conn = connect(self.dsn)
+        try:
+            self.engine = detect(conn)
+            target = target_for(self.engine, self.compiler)
+        except BaseException:
+            conn.close()
+            raise
+        return conn, History(conn, self.engine), target
+
+    def _prepare(self, plan: Plan, target: Target) -> tuple[list[list[str]], list[PreparedStep]]:
+        """Substitute, parse and translate everything the plan runs; raise before any change."""
+        drops = [target.drop(o.kind, o.name) for o in plan.drops]
+        prepared: list[PreparedStep] = []
+        for step in plan.steps:
+            statements = []
+            for stmt in step.file.statements[step.start :]:
+                text = substitute(stmt, self.vars, step.file.script)
+                where = f"{step.file.script}: statement {stmt.number} ({stmt.first_line!r})"
+                try:
+                    parse(text)
+                except SqlParseError as exc:
+                    raise ValidationError(f"{where} does not parse: {exc}") from exc
+                try:
+                    sql = target.translate(text)
+                except CompileError as exc:
+                    raise ValidationError(f"{where} does not compile: {exc}") from exc
+                statements.append(PreparedStatement(stmt.number, stmt.first_line, sql))
+            prepared.append(PreparedStep(step, statements))
+        return drops, prepared
+
+    def _plan(self, history: History) -> tuple[list[MigrationFile], Plan]:
+        files = discover(self.directory)
+        return files, make_plan(files, history.latest())
+
+    # -- public API --------------------------------------------------------------------------
+
+    def plan(self) -> str:
+        """The SQL ``up`` would run, after substitution and (PostgreSQL) compilation."""
+        conn, history, target = self._open()
+        with conn:
+            _, plan = self._plan(history)
+            drops, prepared = self._prepare(plan, target)
+        lines = [f"-- engine: {target.engine}"]
+        if plan.empty:
+            lines.append("-- nothing to do")
+        for obj, sqls in zip(plan.drops, drops, strict=True):
+            lines.append(f"-- drop {obj.kind} {obj.name} (rebuilt below)")
+            lines += [f"{s};" for s in sqls]
+        for p in prepared:
+            s = p.step
+            lines.append(f"-- {s.file.script}: {s.action} ({s.reason})")
+            for st in p.statements:
+                lines.append(f"-- statement {st.number}")
+                lines += [f"{sql};" for sql in st.sql]
+        return "\n".join(lines) + "\n"
+
+    def up(self) -> list[str]:
+        """Apply what is pending; return one line per file applied (empty: nothing to do)."""
+        conn, history, target = self._open()
+        with conn:
+            _, plan = self._plan(history)
+            drops, prepared = self._prepare(plan, target)
+            if plan.empty:
+                return []
+            history.ensure()
+            for sql in target.bootstrap():
+                conn.execute(sql)
+            done: list[str] = []
+            for obj, sqls in zip(plan.drops, drops, strict=True):
+                self._drop(conn, obj, sqls)
+            for p in prepared:
+                self._run_step(conn, history, p)
+                done.append(f"{p.step.file.script}: {p.step.action} ({p.step.reason})")
+            return done
+
+    def status(self) -> list[FileStatus]:
+        """Every file with its state: applied, pending, changed, failed at statement n."""
+        conn = connect(self.dsn)
+        with conn:
+            self.engine = detect(conn)
+            latest = History(conn, self.engine).latest()
+        files = discover(self.directory)
+        out: list[FileStatus] = []
+        for f in files:
+            row = latest.get(f.script)
+            on = None
+            if row and row.installed_on:
+                on = row.installed_on.isoformat(timespec="seconds")
+            out.append(FileStatus(f.script, f.type, f.version, f.description, _state(f, row), on))
+        known = {f.script for f in files}
+        for script, row in latest.items():
+            if script not in known:
+                out.append(
+                    FileStatus(script, row.type, row.version, row.description, "missing", None)
+                )
+        return out
+
+    def verify(self) -> list[str]:
+        """Mismatches between the history and the files, one message each (empty: all good)."""
+        problems = []
+        for st in self.status():
+            if st.state in ("applied", "pending"):
+                continue
+            if st.state == "missing":
+                problems.append(f"{st.script}: applied but the file is missing")
+            elif st.state == "changed" and st.type == VERSIONED:
+                problems.append(f"{st.script}: checksum differs from the applied migration")
+            elif st.state == "changed":
+                problems.append(f"{st.script}: changed since applied (up rebuilds it)")
+            else:
+                problems.append(f"{st.script}: {st.state}")
+        return problems
+
+    # -- execution ---------------------------------------------------------------------------
+
+    def _drop(self, conn: psycopg.Connection[Any], obj: DbObject, sqls: list[str]) -> None:
+        for sql in sqls:
+            try:
+                with conn.transaction():
+                    conn.execute(sql)
+            except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject):
+                continue  # already gone (a rebuild that failed half-way)
+            except psycopg.Error as exc:
+                raise MigrateError(f"dropping {obj.kind} {obj.name} failed: {exc}") from exc
+
+    def _run_step(self, conn: psycopg.Connection[Any], history: History, p: PreparedStep) -> None:
+        step, f = p.step, p.step.file
+        texts = [s.text for s in f.statements]
+        objects = [o for t in texts for o in analyze(t).created]
+        if step.prior is not None and step.action != REBUILD:
+            row = step.prior
+        else:
+            row = history.start(
+                HistoryRow(
+                    installed_rank=0,
+                    version=f.version,
+                    description=f.description,
+                    type=f.type,
+                    script=f.script,
+                    checksum=f.checksum,
+                    statements_done=0,
+                    statements_total=len(texts),
+                    prefix_checksum=prefix_checksum([]),
+                    objects=encode_objects(objects),
+                    installed_on=None,
+                    execution_time=0,
+                    success=False,
+                )
+            )
+        row.checksum, row.statements_total = f.checksum, len(texts)
+        row.objects, row.error = encode_objects(objects), None
+        began = time.monotonic()
+        transactional = self.engine == POSTGRES
+        for st in p.statements:
+            row.statements_done = st.number
+            row.prefix_checksum = prefix_checksum(texts[: st.number])
+            try:
+                if transactional:
+                    with conn.transaction():
+                        for sql in st.sql:
+                            conn.execute(sql)
+                        history.save(row)
+                else:
+                    for sql in st.sql:
+                        conn.execute(sql)
+                    history.save(row)
+            except psycopg.Error as exc:
+                row.statements_done = st.number - 1
+                row.prefix_checksum = prefix_checksum(texts[: st.number - 1])
+                row.error = _server_message(exc)
+                row.execution_time = int((time.monotonic() - began) * 1000)
+                history.save(row)
+                raise StatementError(f.script, st.number, st.first_line, row.error) from exc
+        row.success = True
+        row.execution_time = int((time.monotonic() - began) * 1000)
+        history.save(row)
+
+
+def _server_message(exc: psycopg.Error) -> str:
+    diag = getattr(exc, "diag", None)
+    primary = diag.message_primary if diag is not None else None
+    return primary or str(exc).strip().splitlines()[0]
+
+
+def _state(f: MigrationFile, row: HistoryRow | None) -> str:
+    if row is None:
+        return "pending"
+    if not row.complete:
+        failed = f"failed at statement {row.statements_done + 1}"
+        if row.checksum != f.checksum:
+            if f.type == VERSIONED and v_state(f, row)[0] == "edited":
+                return f"{failed}, edited before it (refused)"
+            return f"{failed}, file changed since"
+        return failed if row.error else f"interrupted at statement {row.statements_done + 1}"
+    return "applied" if row.checksum == f.checksum else "changed"
+
+
+def apply(
+    dsn: str,
+    directory: str | Path = "migrations",
+    vars: Mapping[str, str] | None = None,
+    *,
+    compiler: Compiler | None = None,
+) -> str:
+    """Bring the database at ``dsn`` up to date with ``directory``; return the engine detected.
+
+    What ``gridctl run``, replay and tests call. Raises :class:`MigrateError` subclasses.
+    """
+    m = Migrator(dsn, directory, vars, compiler=compiler)
+    m.up()
+    assert m.engine is not None
+    return m.engine
+
+
+__all__ = ["ChecksumError", "FileStatus", "Migrator", "apply"]

@@ -1,0 +1,253 @@
+"""The runner against a real PostgreSQL (one fresh database per test)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from pipeline.migrate import (
+    ChecksumError,
+    Migrator,
+    StatementError,
+    ValidationError,
+    VariableError,
+    apply,
+)
+from pipeline.migrate.history import TABLE
+from tests.pipeline.test_migrate_helpers import compiler, copy_fixture
+
+
+def migrator(dsn: str, directory: Path, **vars: str) -> Migrator:
+    return Migrator(dsn, directory, vars, compiler=compiler())
+
+
+def history(dsn: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            f"SELECT script, checksum, statements_done, success FROM {TABLE} "
+            "ORDER BY installed_rank"
+        ).fetchall()
+
+
+def query_exec(dsn: str, sql: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql)
+
+
+def query(dsn: str, sql: str) -> list[tuple]:
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def seed(dsn: str) -> None:
+    """Rows for the views to read (RisingWave tables take INSERTs too; our SQL has none)."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("INSERT INTO zones VALUES ('s1', 'z1'), ('s2', 'z1')")
+        conn.execute(
+            "INSERT INTO meter VALUES ('s1', 5.0, '2026-01-01T00:00:00Z'), "
+            "('s1', 7.0, '2026-01-01T00:00:10Z'), ('s2', 3.0, '2026-01-01T00:00:00Z')"
+        )
+
+
+def tables(dsn: str) -> set[str]:
+    rows = query(
+        dsn, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+    )
+    return {r[0] for r in rows}
+
+
+def test_up_applies_everything_once_and_is_idempotent(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    assert apply(postgres, d, compiler=compiler()) == "postgres"
+    seed(postgres)
+    assert query(postgres, "SELECT zone_id, kw FROM zone_load") == [("z1", 15.0)]
+    assert query(postgres, "SELECT name, note FROM site") == [
+        ("test-site", "a; b -- not a comment")
+    ]
+    first = history(postgres)
+    assert [r[0] for r in first] == [
+        "V0001__tables.sql",
+        "V0002__site.sql",
+        "R__01_site.sql",
+        "R__05_sample_count.sql",
+        "R__10_station_load.sql",
+        "R__20_zone_load.sql",
+    ]
+    assert all(r[3] for r in first)
+
+    m = migrator(postgres, d)
+    assert m.up() == []
+    assert history(postgres) == first
+    assert {s.state for s in m.status()} == {"applied"}
+    assert m.verify() == []
+    assert "nothing to do" in m.plan()
+
+
+def test_var_override_reaches_the_sql(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    migrator(postgres, d, site_name="depot-7").up()
+    assert query(postgres, "SELECT name FROM site") == [("depot-7",)]
+
+
+def test_failed_statement_resumes_there_after_the_fix(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    bad = d / "V0003__extra.sql"
+    good_text = (
+        "CREATE TABLE extra_a (n INT);\n"
+        "CREATE TABLE extra_b (n INT);\n"
+        "CREATE INDEX extra_idx ON extra_b (n);\n"
+        "CREATE TABLE extra_d (n INT);\n"
+    )
+    bad.write_text(good_text.replace("ON extra_b", "ON extra_missing"))
+    m = migrator(postgres, d)
+    with pytest.raises(StatementError) as info:
+        m.up()
+    msg = str(info.value)
+    assert "V0003__extra.sql: statement 3 failed" in msg
+    assert "CREATE INDEX extra_idx ON extra_missing (n)" in msg
+    assert 'relation "extra_missing" does not exist' in msg
+    assert {"extra_a", "extra_b"} <= tables(postgres)
+    assert "extra_d" not in tables(postgres)
+    states = {s.script: s.state for s in m.status()}
+    assert states["V0003__extra.sql"] == "failed at statement 3"
+    assert states["R__20_zone_load.sql"] == "pending"  # R files wait for the V files
+    assert any("V0003__extra.sql: failed at statement 3" in p for p in m.verify())
+
+    # A marker: if statement 1 ran again, extra_a would come back.
+    query_exec(postgres, "DROP TABLE extra_a")
+    # Correcting the failed statement (or later ones) is allowed: the run resumes there.
+    bad.write_text(good_text)
+    assert "resume at statement 3" in m.plan()
+    m.up()
+    assert "extra_a" not in tables(postgres)
+    assert {"extra_b", "extra_d", "zone_load"} <= tables(postgres)
+    assert query(postgres, "SELECT indexname FROM pg_indexes WHERE tablename = 'extra_b'") == [
+        ("extra_idx",)
+    ]
+    assert m.verify() == []
+    assert [r[2:] for r in history(postgres) if r[0] == "V0003__extra.sql"] == [(4, True)]
+
+
+def test_failed_file_edited_before_the_failure_is_refused(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    f = d / "V0003__extra.sql"
+    f.write_text("CREATE TABLE extra_a (n INT);\nCREATE INDEX i ON nowhere (n);\n")
+    m = migrator(postgres, d)
+    with pytest.raises(StatementError, match="statement 2"):
+        m.up()
+    f.write_text("CREATE TABLE extra_a (n BIGINT);\nCREATE INDEX i ON extra_a (n);\n")
+    with pytest.raises(ChecksumError, match=r"V0003__extra\.sql"):
+        m.up()
+    assert "edited before it" in {s.script: s.state for s in m.status()}["V0003__extra.sql"]
+
+
+def test_edited_versioned_file_is_refused_by_up_and_verify(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    m = migrator(postgres, d)
+    m.up()
+    before = history(postgres)
+    seed = d / "V0001__tables.sql"
+    seed.write_text(seed.read_text().replace("zone_id VARCHAR", "zone_id TEXT"))
+    (d / "R__20_zone_load.sql").write_text(
+        (d / "R__20_zone_load.sql").read_text().replace("SUM(l.kw)", "MAX(l.kw)")
+    )
+    with pytest.raises(ChecksumError) as info:
+        m.up()
+    assert info.value.scripts == ["V0001__tables.sql"]
+    assert "V0001__tables.sql" in str(info.value)
+    assert history(postgres) == before  # nothing else ran either
+    problems = m.verify()
+    assert "V0001__tables.sql: checksum differs from the applied migration" in problems
+    assert {s.script: s.state for s in m.status()}["V0001__tables.sql"] == "changed"
+
+
+def test_line_endings_do_not_count_as_an_edit(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    m = migrator(postgres, d)
+    m.up()
+    for f in d.glob("*.sql"):
+        f.write_bytes(b"\xef\xbb\xbf" + f.read_bytes().replace(b"\n", b"\r\n"))
+    assert m.verify() == []
+    assert m.up() == []
+
+
+def test_edited_repeatable_is_rebuilt_with_its_dependents(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    m = migrator(postgres, d)
+    m.up()
+    seed(postgres)
+    first = history(postgres)
+    load = d / "R__10_station_load.sql"
+    load.write_text(
+        load.read_text().replace("SUM(power_kw) AS kw", "SUM(power_kw) AS kw,\n    COUNT(*) AS n")
+    )
+    assert [p.split(":")[0] for p in m.verify()] == ["R__10_station_load.sql"]
+    plan = m.plan()
+    # dependents dropped first, then re-created after what they read
+    assert plan.index("drop MATERIALIZED VIEW zone_load") < plan.index(
+        "drop MATERIALIZED VIEW station_load"
+    )
+    assert plan.index("-- R__10_station_load.sql: rebuild") < plan.index(
+        "-- R__20_zone_load.sql: rebuild"
+    )
+    assert "R__05_sample_count.sql" not in plan
+
+    done = m.up()
+    assert [line.split(":")[0] for line in done] == [
+        "R__10_station_load.sql",
+        "R__20_zone_load.sql",
+    ]
+    assert query(postgres, "SELECT station_id, kw, n FROM station_load ORDER BY 1") == [
+        ("s1", 12.0, 2),
+        ("s2", 3.0, 1),
+    ]
+    assert query(postgres, "SELECT zone_id, kw FROM zone_load") == [("z1", 15.0)]
+    after = history(postgres)
+    assert after[: len(first)] == first  # history is appended, never rewritten
+    assert [r[0] for r in after[len(first) :]] == [
+        "R__10_station_load.sql",
+        "R__20_zone_load.sql",
+    ]
+    assert m.up() == [] and m.verify() == []
+
+
+def test_missing_var_fails_before_anything_changes(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    (d / "R__30_site_limit.sql").write_text(
+        "CREATE MATERIALIZED VIEW site_limit AS\nSELECT\n    ${site_limit_kw} AS kw;\n"
+    )
+    m = migrator(postgres, d)
+    with pytest.raises(VariableError) as info:
+        m.up()
+    assert info.value.script == "R__30_site_limit.sql"
+    assert info.value.name == "site_limit_kw"
+    assert "R__30_site_limit.sql:3: variable ${site_limit_kw}" in str(info.value)
+    assert tables(postgres) == set()  # not even V0001 or the history table
+    migrator(postgres, d, site_limit_kw="250").up()
+    assert query(postgres, "SELECT kw FROM site_limit") == [(250,)]
+
+
+def test_unparsable_statement_fails_before_anything_changes(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    (d / "R__30_broken.sql").write_text(
+        "CREATE MATERIALIZED VIEW ok AS SELECT 1 AS x;\n"
+        "CREATE MATERIALIZED VIEW broken AS SELECT FROM WHERE (;\n"
+    )
+    with pytest.raises(ValidationError) as info:
+        migrator(postgres, d).up()
+    assert "R__30_broken.sql: statement 2" in str(info.value)
+    assert "CREATE MATERIALIZED VIEW broken" in str(info.value)
+    assert tables(postgres) == set()
+
+
+def test_plan_shows_substituted_and_compiled_sql(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    plan = migrator(postgres, d, min_kw="1.5").plan()
+    assert plan.startswith("-- engine: postgres\n")
+    assert "WHERE power_kw >= 1.5" in plan
+    assert "${" not in plan
+    assert "-- V0001__tables.sql: apply (new versioned migration)" in plan
+    assert "CREATE MATERIALIZED VIEW" not in plan  # compiled for PostgreSQL
+    assert tables(postgres) == set()  # plan changes nothing

@@ -24,6 +24,8 @@ import sqlglot
 import typer
 import yaml
 from sqlglot import exp
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.qualify import qualify
 
 from pipeline import topics
 
@@ -384,37 +386,76 @@ def test_dashboard_panels_use_provisioned_datasources(dashboard: dict[str, Any])
     assert kinds == {"grafana-postgresql-datasource", "prometheus"}
 
 
-def _sql_relations(sql: str) -> set[str]:
-    tree = sqlglot.parse_one(sql, read="postgres")
-    ctes = {cte.alias_or_name for cte in tree.find_all(exp.CTE)}
-    return {t.name for t in tree.find_all(exp.Table)} - ctes
+#: Grafana macros in dashboard SQL, replaced by plain SQL of the same shape before parsing.
+GRAFANA_MACROS = [
+    (re.compile(r"\$__timeFilter\(([^)]*)\)"), r"\1 > NOW() - INTERVAL '1 HOUR'"),
+    (re.compile(r"\$__time(?:From|To)\(\)"), "NOW()"),
+]
 
 
-def _migration_objects() -> tuple[set[str], bool]:
-    """Names created by migrations/*.sql, and whether any repeatable (R__) file exists."""
-    pattern = re.compile(
-        r"CREATE\s+(?:MATERIALIZED\s+VIEW|VIEW|TABLE|SOURCE|SINK)\s+(?:IF\s+NOT\s+EXISTS\s+)?"
-        r"([A-Za-z_][A-Za-z0-9_]*)",
-        re.I,
-    )
+def _dashboard_sql(raw: str) -> exp.Expression:
+    for pattern, replacement in GRAFANA_MACROS:
+        raw = pattern.sub(replacement, raw)
+    assert "$__" not in raw, f"unhandled Grafana macro in {raw!r}"
+    return sqlglot.parse_one(raw, read="postgres")
+
+
+def _queryable_objects() -> tuple[dict[str, dict[str, str]], bool]:
+    """Objects of migrations/ a dashboard can SELECT from, with their columns.
+
+    Materialized views and tables are queryable; sources (nothing stored) and sinks are
+    not. Returns ``{name: {column: "TEXT"}}`` (a sqlglot schema) and whether any
+    repeatable (R__) file exists yet.
+    """
     files = sorted((ROOT / "migrations").glob("*.sql"))
-    names = {m.group(1).lower() for f in files for m in pattern.finditer(f.read_text())}
-    return names, any(f.name.startswith("R__") for f in files)
+    schema: dict[str, dict[str, str]] = {}
+    for path in files:
+        text = re.sub(r"\$\{\w+\}", "1", path.read_text())
+        # sqlglot treats a statement with EMIT ON WINDOW CLOSE as opaque; the clause does
+        # not change the view's columns.
+        text = re.sub(r"EMIT\s+ON\s+WINDOW\s+CLOSE", "", text, flags=re.I)
+        for stmt in sqlglot.parse(text, read="risingwave"):
+            if not isinstance(stmt, exp.Create) or stmt.args.get("kind") not in ("VIEW", "TABLE"):
+                continue
+            target = stmt.this
+            if isinstance(target, exp.Schema):
+                columns = [c.name for c in target.expressions if isinstance(c, exp.ColumnDef)]
+                name = target.this.name
+            else:
+                columns, name = list(stmt.expression.named_selects), target.name
+            schema[name.lower()] = {column: "TEXT" for column in columns}
+    return schema, any(f.name.startswith("R__") for f in files)
 
 
-def test_dashboard_sql_reads_only_views_the_migrations_create(dashboard: dict[str, Any]) -> None:
-    relations = {
-        title: _sql_relations(t["rawSql"])
+def test_dashboard_sql_reads_existing_views_and_columns(dashboard: dict[str, Any]) -> None:
+    queries = {
+        title: _dashboard_sql(t["rawSql"])
         for title, t in _targets(dashboard)
         if t["datasource"]["type"] == "grafana-postgresql-datasource"
     }
-    assert relations and all(relations.values())
-    created, has_views = _migration_objects()
+    assert queries and all(any(q.find_all(exp.Table)) for q in queries.values())
+    schema, has_views = _queryable_objects()
     if not has_views:
         pytest.skip("migrations/ has no R__ files yet: SQL parsed, view names not checked")
-    for title, names in relations.items():
-        missing = {n.lower() for n in names} - created
-        assert not missing, f"panel {title!r} reads {missing}, not created in migrations/"
+    for title, query in queries.items():
+        ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
+        missing = {t.name.lower() for t in query.find_all(exp.Table)} - ctes - set(schema)
+        assert not missing, f"panel {title!r} reads {missing}: no view or table in migrations/"
+        try:
+            qualify(query, schema=schema, dialect="postgres", validate_qualify_columns=True)
+        except OptimizeError as exc:
+            pytest.fail(f"panel {title!r}: {exc}")
+
+
+def test_dashboard_check_catches_a_missing_column() -> None:
+    schema = {"zone_load": {"zone_id": "TEXT", "load_kw": "TEXT"}}
+    with pytest.raises(OptimizeError):
+        qualify(
+            _dashboard_sql("SELECT zone_id, cap_kw FROM zone_load"),
+            schema=schema,
+            dialect="postgres",
+            validate_qualify_columns=True,
+        )
 
 
 def test_dashboard_promql_parses_and_names_known_metrics(dashboard: dict[str, Any]) -> None:

@@ -22,8 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "deploy" / "prometheus" / "alerts.yml"
 OPERATIONS = ROOT / "docs" / "operations.md"
 
-#: Series Prometheus itself provides, which rules and panels may read.
+#: Series Prometheus itself provides, and RisingWave's (job risingwave) that we rely on.
 BUILTIN = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+RISINGWAVE = {"meta_barrier_duration_seconds"}
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
@@ -37,8 +38,8 @@ def exported_names() -> set[str]:
 
 
 def known_metric(name: str) -> bool:
-    """A name gridctl exports, a histogram series of one, or a Prometheus built-in."""
-    names = exported_names()
+    """A name gridctl exports (or RisingWave), a histogram series of one, or a built-in."""
+    names = exported_names() | RISINGWAVE
     if name in names or name in BUILTIN:
         return True
     return any(name.endswith(s) and name.removesuffix(s) in names for s in HISTOGRAM_SUFFIXES)
@@ -161,3 +162,8 @@ def test_gridctl_down_is_alerted(rules: list[dict[str, Any]]) -> None:
     rule = _alert_using(rules, "up")
     assert 'job="gridctl"' in rule["expr"]
     assert _comparison(rule["expr"]) == ("==", 0.0)
+
+
+def test_risingwave_pipeline_lag_is_alerted(rules: list[dict[str, Any]]) -> None:
+    rule = _alert_using(rules, "meta_barrier_duration_seconds_bucket")
+    assert _comparison(rule["expr"]) == (">", 10.0)

@@ -1,0 +1,48 @@
+"""Compiled schema validation maps each violated rule to the spec's CallError code."""
+
+from __future__ import annotations
+
+import pytest
+from ocpp.exceptions import OCPPError
+
+from ocpp_gateway.validation import SchemaMissing, compile_validator, validate_request
+
+GOOD_16 = {"connectorId": 1, "meterValue": [{"timestamp": "t", "sampledValue": [{"value": "1"}]}]}
+
+
+def test_valid_payloads_pass() -> None:
+    validate_request("1.6", "MeterValues", GOOD_16)
+    validate_request("2.0.1", "Heartbeat", {})
+    # formats are not checked (the stock validator does not either): no offset is fine
+    validate_request(
+        "1.6", "StatusNotification",
+        {"connectorId": 0, "errorCode": "NoError", "status": "Available",
+         "timestamp": "2026-01-01T00:00:00"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("version", "action", "payload", "code"),
+    [
+        ("1.6", "MeterValues", {**GOOD_16, "connectorId": "one"}, "TypeConstraintViolation"),
+        ("1.6", "MeterValues", {"connectorId": 1}, "OccurenceConstraintViolation"),
+        ("2.0.1", "MeterValues", {"evseId": 1}, "OccurrenceConstraintViolation"),
+        ("1.6", "StatusNotification",
+         {"connectorId": 1, "errorCode": "Bogus", "status": "Available"},
+         "PropertyConstraintViolation"),
+        ("1.6", "Heartbeat", {"extra": 1}, "FormationViolation"),
+        ("2.0.1", "Heartbeat", {"extra": 1}, "FormatViolation"),
+        ("1.6", "Authorize", {"idTag": "x" * 21}, "PropertyConstraintViolation"),
+    ],
+)  # fmt: skip
+def test_violations_map_to_codes(version: str, action: str, payload: dict, code: str) -> None:
+    with pytest.raises(OCPPError) as info:
+        validate_request(version, action, payload)
+    assert info.value.code == code
+    assert action in info.value.description
+
+
+def test_unknown_action_has_no_schema_and_validators_are_cached() -> None:
+    with pytest.raises(SchemaMissing):
+        compile_validator("1.6", "NoSuchAction")
+    assert compile_validator("1.6", "Heartbeat") is compile_validator("1.6", "Heartbeat")

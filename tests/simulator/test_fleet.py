@@ -1,0 +1,191 @@
+"""Simulated chargers against a real central system (the test peer) over loopback.
+
+Each test runs real websockets and the ocpp library on both ends. Waits are bounded but
+nothing asserts on speed: the meter interval is short only to keep the suite quick.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from simulator import ChargerSettings, Fleet, FleetConfig, SessionMix, StationSpec
+from tests.simulator.csms_peer import TestCentralSystem
+
+VERSIONS = ["1.6", "2.0.1"]
+FAST = ChargerSettings(
+    meter_interval=0.2,
+    heartbeat_interval=30.0,
+    mix=SessionMix(
+        occupancy=1.0,
+        target_kwh=(1000.0, 1000.0),
+        capacity_kwh=(2000.0, 2000.0),
+        soc_start=(10.0, 10.0),
+        single_phase_share=0.0,
+        ev_max_amps=(32.0,),
+    ),
+)
+FULL_W = 11000.0  # 16 A x 230 V x 3 phases is 11,040 W; the car takes all of it
+
+
+def spec(version: str, **kw: object) -> StationSpec:
+    return StationSpec(
+        "sim-0001",
+        "zone-01",
+        max_station_kw=11.04,
+        phases=3,
+        password="s3cret",
+        ocpp_version=version,
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+async def cs() -> AsyncIterator[TestCentralSystem]:
+    async with TestCentralSystem() as peer:
+        yield peer
+
+
+async def start_one(cs: TestCentralSystem, station: StationSpec) -> Fleet:
+    fleet = Fleet(FleetConfig(url=cs.url, chargers=1, stations=[station], settings=FAST, ramp_up=0))
+    await fleet.start()
+    await cs.station(station.station_id)
+    return fleet
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_profile_limits_clear_restores_and_valid_to_lapses(
+    cs: TestCentralSystem, version: str
+) -> None:
+    fleet = await start_one(cs, spec(version))
+    sid = "sim-0001"
+    try:
+        st = cs.stations[sid]
+        assert st.version == version
+        expected = "Basic " + base64.b64encode(b"sim-0001:s3cret").decode()
+        assert st.authorization == expected
+
+        await cs.wait_sample(sid, lambda s: s.power_w > FULL_W)
+
+        # A station-wide limit: the reported draw drops under it and stays there.
+        assert await cs.set_max_profile(sid, 5000.0) == "Accepted"
+        t_set = time.time()
+        first = await cs.wait_sample(sid, lambda s: 0 < s.power_w <= 5000.0, after=t_set)
+        assert first.offered_w == pytest.approx(5000.0, abs=1.0)
+        await cs.wait_sample(sid, lambda s: True, after=first.at + 0.5)
+        later = [s for s in st.samples if s.at >= first.at and s.power_w is not None]
+        assert later and all(s.power_w <= 5000.0 for s in later)
+
+        # Cleared: back to full power.
+        assert await cs.clear(sid) == "Accepted"
+        await cs.wait_sample(sid, lambda s: s.power_w > FULL_W, after=time.time())
+
+        # A self-expiring limit: holds until validTo, then lapses with nobody clearing it.
+        valid_to = time.time() + 1.5
+        assert await cs.set_max_profile(sid, 16.0 * 230 * 2, valid_to=valid_to) == "Accepted"
+        await cs.wait_sample(sid, lambda s: 0 < s.power_w <= 7360.0, after=time.time())
+        back = await cs.wait_sample(sid, lambda s: s.power_w > FULL_W, after=time.time())
+        assert back.at >= valid_to
+        assert fleet.observations.received["SetChargingProfile"] == 2
+        assert fleet.observations.received["ClearChargingProfile"] == 1
+    finally:
+        await fleet.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_limit_below_six_amps_pauses_and_amps_unit_works(
+    cs: TestCentralSystem, version: str
+) -> None:
+    fleet = await start_one(cs, spec(version))
+    sid = "sim-0001"
+    try:
+        await cs.wait_sample(sid, lambda s: s.power_w > FULL_W)
+        # 5 A per phase is under the AC floor: the charger pauses, offering nothing.
+        assert await cs.set_max_profile(sid, 5.0, unit="A") == "Accepted"
+        paused = await cs.wait_sample(sid, lambda s: s.power_w == 0.0, after=time.time())
+        assert paused.offered_w == 0.0
+        assert fleet.charger(sid).paused
+        # 0 is an explicit pause as well.
+        assert await cs.set_max_profile(sid, 0.0, unit="A") == "Accepted"
+        await cs.wait_sample(sid, lambda s: s.power_w == 0.0, after=time.time())
+        # 8 A: 8 x 230 x 3 = 5,520 W.
+        assert await cs.set_max_profile(sid, 8.0, unit="A") == "Accepted"
+        s = await cs.wait_sample(sid, lambda s: s.power_w > 0, after=time.time())
+        assert s.power_w == pytest.approx(5520.0, abs=1.0)
+        reply = await cs.composite(sid)
+        assert reply.status == "Accepted"
+    finally:
+        await fleet.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_rejects_station_max_profile_but_obeys_tx_default(
+    cs: TestCentralSystem, version: str
+) -> None:
+    fleet = await start_one(cs, spec(version, reject_max_profile=True))
+    sid = "sim-0001"
+    try:
+        await cs.wait_sample(sid, lambda s: s.power_w > FULL_W)
+        assert await cs.set_max_profile(sid, 4200.0) == "Rejected"
+        assert await cs.set_max_profile(sid, 4200.0, purpose="default") == "Accepted"
+        s = await cs.wait_sample(sid, lambda s: s.power_w <= 4200.0, after=time.time())
+        assert s.power_w > 0
+        statuses = [e.status for e in fleet.observations.profile_events]
+        assert statuses == ["Rejected", "Accepted"]
+    finally:
+        await fleet.stop()
+
+
+async def test_mixed_fleet_connects_with_session_messages(cs: TestCentralSystem) -> None:
+    fleet = Fleet(
+        FleetConfig(url=cs.url, chargers=6, zones=2, ratio_201=0.5, seed=7, settings=FAST)
+    )
+    await fleet.start()
+    try:
+        assert await fleet.wait_connected(timeout=20)
+        for sid in fleet.states:
+            await cs.wait_sample(sid, lambda s: s.power_w > 0)
+        versions = sorted(st.version for st in cs.stations.values())
+        assert versions == ["1.6"] * 3 + ["2.0.1"] * 3
+        for st in cs.stations.values():
+            if st.version == "1.6":
+                assert {"Authorize", "StartTransaction"} <= set(st.actions)
+            else:
+                assert {"Authorize", "TransactionEvent:Started"} <= set(st.actions)
+        snap = fleet.snapshot()
+        assert snap.connected == 6 and snap.sessions == 6 and snap.total_kw > 0
+        assert set(snap.zone_kw) == {"zone-01", "zone-02"}
+        summary = fleet.observations.summary()
+        assert summary["call_errors"] == {} and summary["ack_p50_ms"] is not None
+    finally:
+        await fleet.stop()
+
+
+async def test_reconnects_after_the_central_system_restarts() -> None:
+    async with TestCentralSystem() as first:
+        url = first.url
+        fleet = Fleet(
+            FleetConfig(
+                url=url, chargers=1, settings=FAST, ramp_up=0, backoff_min=0.05, backoff_max=0.2
+            )
+        )
+        await fleet.start()
+        await first.station("sim-0001")
+    # The first central system is gone; a new one on the same port takes over.
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    from websockets.asyncio.server import serve
+
+    second = TestCentralSystem()
+    second._server = await serve(
+        second._handle, "127.0.0.1", port, subprotocols=["ocpp2.0.1", "ocpp1.6"]
+    )  # type: ignore[list-item]
+    try:
+        await second.station("sim-0001")
+        await second.wait_sample("sim-0001", lambda s: s.power_w > 0)
+        assert fleet.observations.connects >= 2
+    finally:
+        await fleet.stop()
+        await second.__aexit__()

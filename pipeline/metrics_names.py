@@ -21,3 +21,6 @@ OCPP_ACKS_REFUSED = "gridctl_ocpp_acks_refused_total"  # counter: CallError beca
 DR_SIGNALS = "gridctl_dr_signals_total"  # counter {source, signal_type}
 DR_PUBLISH_RETRIES = "gridctl_dr_publish_retries_total"  # counter: failed publishes, retried
 DR_CONFIRM_SECONDS = "gridctl_dr_confirm_seconds"  # histogram: signal accepted -> on the bus
+ENGINE_RECORDS_INGESTED = "gridctl_engine_records_ingested_total"  # counter {topic}
+ENGINE_RECORDS_DROPPED = "gridctl_engine_records_dropped_total"  # counter {topic, reason}
+ENGINE_SINK_RECORDS = "gridctl_engine_sink_records_total"  # counter {sink}

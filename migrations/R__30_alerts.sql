@@ -1,0 +1,139 @@
+-- Alerts: one record per episode window, never one per barrier. Windows are emitted once
+-- closed (EMIT ON WINDOW CLOSE), so a closed window's alert never changes afterwards.
+
+-- A station whose average load over a minute exceeded its contract: one alert per station
+-- and minute. The process-time temporal join keeps the samples' watermark.
+CREATE MATERIALIZED VIEW station_overload_alerts AS
+SELECT
+    'station_over_contract' AS alert_type,
+    window_end AS detected_at,
+    zone_id,
+    station_id,
+    CAST(NULL AS VARCHAR) AS signal_id,
+    ROUND(SUM(avg_kw)::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
+    contract_max_kw AS limit_kw,
+    CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
+    window_start,
+    window_end
+FROM (
+    SELECT
+        m.station_id,
+        m.connector_id,
+        z.zone_id,
+        z.contract_max_kw,
+        m.window_start,
+        m.window_end,
+        AVG(m.power_kw) AS avg_kw
+    FROM TUMBLE(meter_values, event_ts, INTERVAL '${overload_grace_seconds} SECONDS') AS m
+    JOIN station_zones FOR SYSTEM_TIME AS OF PROCTIME() AS z
+        ON m.station_id = z.station_id
+    WHERE m.power_kw IS NOT NULL
+    GROUP BY m.station_id, m.connector_id, z.zone_id, z.contract_max_kw, m.window_start, m.window_end
+) AS per_connector
+GROUP BY station_id, zone_id, contract_max_kw, window_start, window_end
+HAVING SUM(avg_kw) > contract_max_kw
+EMIT ON WINDOW CLOSE;
+
+-- Each zone's average load per minute, once the minute has closed.
+CREATE MATERIALIZED VIEW zone_load_minute_closed AS
+SELECT
+    zone_id,
+    window_start,
+    window_end,
+    SUM(avg_kw) AS load_kw
+FROM (
+    SELECT
+        m.station_id,
+        m.connector_id,
+        z.zone_id,
+        m.window_start,
+        m.window_end,
+        AVG(m.power_kw) AS avg_kw
+    FROM TUMBLE(meter_values, event_ts, INTERVAL '1 MINUTE') AS m
+    JOIN station_zones FOR SYSTEM_TIME AS OF PROCTIME() AS z
+        ON m.station_id = z.station_id
+    WHERE m.power_kw IS NOT NULL
+    GROUP BY m.station_id, m.connector_id, z.zone_id, m.window_start, m.window_end
+) AS per_connector
+GROUP BY zone_id, window_start, window_end
+EMIT ON WINDOW CLOSE;
+
+-- A zone still above its cap once cap_grace_seconds have passed since the signal
+-- started: one alert per zone and closed minute while it lasts.
+CREATE MATERIALIZED VIEW zone_cap_alerts AS
+SELECT
+    'zone_over_cap' AS alert_type,
+    w.window_end AS detected_at,
+    w.zone_id,
+    CAST(NULL AS VARCHAR) AS station_id,
+    c.signal_id,
+    ROUND(w.load_kw::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
+    ROUND(c.cap_kw::NUMERIC, 3)::DOUBLE PRECISION AS limit_kw,
+    CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
+    w.window_start,
+    w.window_end
+FROM zone_load_minute_closed AS w
+JOIN dr_zone_caps AS c
+    ON c.zone_id = w.zone_id
+WHERE w.window_start >= c.start_ts + INTERVAL '${cap_grace_seconds} SECONDS'
+    AND w.window_end <= c.end_ts
+    AND w.load_kw > c.cap_kw + ${cap_tolerance_kw};
+
+-- Command results per signal per window, once the window has closed.
+CREATE MATERIALIZED VIEW command_ack_windows AS
+SELECT
+    signal_id,
+    window_start,
+    window_end,
+    COUNT(*) AS results,
+    SUM(CASE WHEN status = 'Accepted' THEN 1 ELSE 0 END) AS accepted
+FROM TUMBLE(command_results, result_ts, INTERVAL '${ack_window_minutes} MINUTES')
+WHERE signal_id IS NOT NULL
+GROUP BY signal_id, window_start, window_end
+EMIT ON WINDOW CLOSE;
+
+-- A signal whose commands were acknowledged less often than ack_min_rate in a window.
+CREATE MATERIALIZED VIEW ack_rate_alerts AS
+SELECT
+    'ack_rate_low' AS alert_type,
+    a.window_end AS detected_at,
+    s.zone_id,
+    CAST(NULL AS VARCHAR) AS station_id,
+    a.signal_id,
+    CAST(NULL AS DOUBLE PRECISION) AS observed_kw,
+    CAST(NULL AS DOUBLE PRECISION) AS limit_kw,
+    ROUND((a.accepted::NUMERIC / a.results), 3)::DOUBLE PRECISION AS ack_rate,
+    a.window_start,
+    a.window_end
+FROM command_ack_windows AS a
+LEFT JOIN dr_signals AS s
+    ON s.signal_id = a.signal_id
+WHERE a.accepted < ${ack_min_rate} * a.results;
+
+-- Every DR compliance alert, for the alerts.grid.dr topic.
+CREATE MATERIALIZED VIEW dr_alerts AS
+SELECT
+    alert_type,
+    detected_at,
+    zone_id,
+    station_id,
+    signal_id,
+    observed_kw,
+    limit_kw,
+    ack_rate,
+    window_start,
+    window_end
+FROM zone_cap_alerts
+UNION ALL
+SELECT
+    alert_type,
+    detected_at,
+    zone_id,
+    station_id,
+    signal_id,
+    observed_kw,
+    limit_kw,
+    ack_rate,
+    window_start,
+    window_end
+FROM ack_rate_alerts;

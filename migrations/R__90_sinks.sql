@@ -1,0 +1,36 @@
+-- Sinks: what the pipeline tells the rest of gridctl.
+
+-- Each capped station's limit, keyed by station; a vanished row (signal ended, expired or
+-- restored) becomes a tombstone and the gateway clears the profile.
+CREATE SINK set_charging_profile_sink FROM dr_commands
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}ocpp.commands.set_charging_profile',
+    primary_key = 'station_id'
+)
+FORMAT UPSERT ENCODE JSON;
+
+-- Station contract overloads, one per station and window.
+CREATE SINK overload_alerts_sink FROM station_overload_alerts
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}alerts.grid.overload',
+    primary_key = 'alert_type,station_id,window_start'
+)
+FORMAT PLAIN ENCODE JSON (
+    force_append_only = 'true'
+);
+
+-- DR compliance alerts (zone above cap after grace, low acknowledgement rate).
+CREATE SINK dr_alerts_sink FROM dr_alerts
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}alerts.grid.dr',
+    primary_key = 'alert_type,zone_id,signal_id,window_start'
+)
+FORMAT PLAIN ENCODE JSON (
+    force_append_only = 'true'
+);

@@ -1,0 +1,219 @@
+"""The RisingWave -> PostgreSQL compiler of the embedded engine.
+
+``compile_statement(sql)`` takes one RisingWave statement (``${var}`` already substituted)
+and returns the PostgreSQL statements that give the same meaning on the embedded engine:
+
+- ``CREATE SOURCE`` / ``CREATE TABLE`` with a connector -> a table plus a row in
+  ``gridctl_engine.sources`` saying which topic feeds it and how (PLAIN append, PLAIN
+  upsert by primary key, UPSERT with tombstones, a version column, a watermark);
+- ``CREATE MATERIALIZED VIEW`` / ``CREATE VIEW`` -> a view (see :mod:`.query`);
+- ``CREATE SINK`` -> a row in ``gridctl_engine.sinks`` that the engine's tick evaluates;
+- ``CREATE INDEX`` -> the same index; ``DROP ...`` -> :func:`compile_drop`.
+
+The runner executes :data:`BOOTSTRAP_SQL` first. Anything else raises
+:class:`CompileError` naming the statement.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+
+import sqlglot
+
+from pipeline.compiler.bootstrap import BOOTSTRAP_SQL, SCHEMA
+from pipeline.compiler.ddl import Relation, parse_relation, parse_sink, strip_comments, unquote
+from pipeline.compiler.errors import CompileError, first_line
+from pipeline.compiler.query import QueryError, compile_query
+
+__all__ = [
+    "BOOTSTRAP_SQL",
+    "CompileError",
+    "compile_drop",
+    "compile_statement",
+    "substitute",
+]
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*)\}")
+_IDENT = r'(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_]*)(?:\.(?:"[^"]+"|[A-Za-z_][A-Za-z0-9_]*))?'
+_EOWC = re.compile(r"\bEMIT\s+ON\s+WINDOW\s+CLOSE\s*;?\s*$", re.I)
+_VIEW = re.compile(
+    rf"^\s*CREATE\s+(?P<mat>MATERIALIZED\s+)?VIEW\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?"
+    rf"(?P<name>{_IDENT})\s*(?:\((?P<cols>[^)]*)\)\s*)?AS\s+(?P<query>.*)$",
+    re.I | re.S,
+)
+_DROP = re.compile(
+    rf"^\s*DROP\s+(?P<kind>MATERIALIZED\s+VIEW|VIEW|SINK|SOURCE|TABLE|INDEX)\s+"
+    rf"(?:IF\s+EXISTS\s+)?(?P<name>{_IDENT})(?:\s+CASCADE)?\s*;?\s*$",
+    re.I,
+)
+
+
+def substitute(text: str, values: Mapping[str, str]) -> str:
+    """Replace every ``${name}``; a missing one raises KeyError naming it."""
+
+    def repl(m: re.Match[str]) -> str:
+        if m.group(1) not in values:
+            raise KeyError(f"no value for ${{{m.group(1)}}}")
+        return values[m.group(1)]
+
+    return _VAR.sub(repl, text)
+
+
+def _lit(value: str | None) -> str:
+    return "NULL" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _array(values: list[str]) -> str:
+    return "ARRAY[" + ", ".join(_lit(v) for v in values) + "]::TEXT[]"
+
+
+def _relation_sql(rel: Relation, sql: str) -> list[str]:
+    cols = [f'"{c.name}" {c.type}' for c in rel.columns]
+    if rel.primary_key:
+        cols.append("PRIMARY KEY (" + ", ".join(f'"{c}"' for c in rel.primary_key) + ")")
+    out = [f'CREATE TABLE IF NOT EXISTS "{rel.name}" (\n    ' + ",\n    ".join(cols) + "\n)"]
+    index_cols = list(rel.indexes)
+    if rel.watermark_column:
+        index_cols.append([rel.watermark_column])
+    for cols_ in index_cols:
+        idx = f"{rel.name}__{'_'.join(cols_)}__idx"[:63]
+        out.append(
+            f'CREATE INDEX IF NOT EXISTS "{idx}" ON "{rel.name}" ('
+            + ", ".join(f'"{c}"' for c in cols_)
+            + ")"
+        )
+    connector = rel.options.get("connector")
+    if connector is None:
+        return out
+    if connector != "kafka":
+        raise CompileError(first_line(sql), f"connector {connector!r} is not compiled (kafka)")
+    topic = rel.options.get("topic")
+    if not topic:
+        raise CompileError(first_line(sql), "a kafka connector needs topic = '...'")
+    fmt = rel.format or "PLAIN"
+    if fmt not in ("PLAIN", "UPSERT"):
+        raise CompileError(first_line(sql), f"FORMAT {fmt} is not compiled (PLAIN, UPSERT)")
+    if fmt == "UPSERT" and rel.key_column and rel.primary_key != [rel.key_column]:
+        raise CompileError(first_line(sql), "FORMAT UPSERT: the primary key must be the key column")
+    append_only = rel.kind == "SOURCE" or rel.append_only or not rel.primary_key
+    columns = json.dumps([[c.name, c.type] for c in rel.columns])
+    out.append(
+        f"INSERT INTO {SCHEMA}.sources (name, kind, topic, format, primary_key, version_column, "
+        "key_column, watermark_column, watermark_delay, append_only, columns) VALUES ("
+        f"{_lit(rel.name)}, {_lit(rel.kind)}, {_lit(topic)}, {_lit(fmt)}, "
+        f"{_array(rel.primary_key)}, {_lit(rel.version_column)}, {_lit(rel.key_column)}, "
+        f"{_lit(rel.watermark_column)}, {_lit(rel.watermark_delay)}::INTERVAL, "
+        f"{'TRUE' if append_only else 'FALSE'}, {_lit(columns)}::JSONB) "
+        "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, topic = EXCLUDED.topic, "
+        "format = EXCLUDED.format, primary_key = EXCLUDED.primary_key, "
+        "version_column = EXCLUDED.version_column, key_column = EXCLUDED.key_column, "
+        "watermark_column = EXCLUDED.watermark_column, "
+        "watermark_delay = EXCLUDED.watermark_delay, append_only = EXCLUDED.append_only, "
+        "columns = EXCLUDED.columns"
+    )
+    return out
+
+
+def _sink_sql(sql: str) -> list[str]:
+    sink = parse_sink(sql)
+    out: list[str] = []
+    view = sink.view
+    if view is None:
+        view = f"{SCHEMA}.{sink.name}__query"
+        try:
+            out.append(f"CREATE VIEW {view} AS {compile_query(sink.query or '')}")
+        except QueryError as exc:
+            raise CompileError(first_line(sql), str(exc)) from exc
+    if sink.format not in ("PLAIN", "UPSERT"):
+        raise CompileError(first_line(sql), f"sink FORMAT {sink.format} is not compiled")
+    topic = sink.options.get("topic")
+    if not topic:
+        raise CompileError(first_line(sql), "a sink needs topic = '...'")
+    pk = [c.strip() for c in sink.options.get("primary_key", "").split(",") if c.strip()]
+    if sink.format == "UPSERT" and not pk:
+        raise CompileError(first_line(sql), "an UPSERT sink needs primary_key = '...'")
+    out.append(
+        f"INSERT INTO {SCHEMA}.sinks (name, view_name, topic, format, primary_key) VALUES ("
+        f"{_lit(sink.name)}, {_lit(view)}, {_lit(topic)}, {_lit(sink.format)}, {_array(pk)}) "
+        "ON CONFLICT (name) DO UPDATE SET view_name = EXCLUDED.view_name, "
+        "topic = EXCLUDED.topic, format = EXCLUDED.format, primary_key = EXCLUDED.primary_key"
+    )
+    return out
+
+
+def _view_sql(sql: str, text: str) -> list[str]:
+    m = _VIEW.match(text)
+    if m is None:
+        raise CompileError(first_line(sql), "expected CREATE [MATERIALIZED] VIEW name AS query")
+    query = m.group("query").strip().rstrip(";")
+    eowc = bool(_EOWC.search(query))
+    if eowc:
+        query = _EOWC.sub("", query)
+    try:
+        body = compile_query(query, emit_on_window_close=eowc)
+    except QueryError as exc:
+        raise CompileError(first_line(sql), str(exc)) from exc
+    name = unquote(m.group("name"))
+    cols = f" ({m.group('cols')})" if m.group("cols") else ""
+    verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"
+    return [f'{verb} "{name}"{cols} AS\n{body}']
+
+
+def compile_statement(sql: str) -> list[str]:
+    """One RisingWave statement -> PostgreSQL statements to execute in order."""
+    text, _ = strip_comments(sql)
+    text = text.strip().rstrip(";").strip()
+    head = " ".join(text.split()[:3]).upper()
+    if not text:
+        return []
+    if head.startswith(("CREATE SOURCE", "CREATE TABLE")):
+        return _relation_sql(parse_relation(sql), sql)
+    if head.startswith("CREATE SINK"):
+        return _sink_sql(sql)
+    if head.startswith(("CREATE MATERIALIZED VIEW", "CREATE VIEW")):
+        return _view_sql(sql, text)
+    if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
+        try:
+            return [sqlglot.transpile(text, read="risingwave", write="postgres")[0]]
+        except sqlglot.errors.ParseError as exc:
+            raise CompileError(first_line(sql), f"does not parse: {exc}") from exc
+    drop = _DROP.match(text)
+    if drop:
+        kind = " ".join(drop.group("kind").upper().split())
+        name = unquote(drop.group("name"))
+        if kind in ("MATERIALIZED VIEW", "VIEW", "SINK"):
+            return compile_drop(kind, name)
+        if kind in ("SOURCE", "TABLE"):
+            return [
+                f'DROP TABLE IF EXISTS "{name}" CASCADE',
+                f"DELETE FROM {SCHEMA}.sources WHERE name = {_lit(name)}",
+                *_orphan_sinks(),
+            ]
+        return [f'DROP INDEX IF EXISTS "{name}"']
+    raise CompileError(first_line(sql), "statement kind is not compiled")
+
+
+def _orphan_sinks() -> list[str]:
+    # A sink reads a view; RisingWave drops sinks with the view (CASCADE). Do the same.
+    return [f"DELETE FROM {SCHEMA}.sinks WHERE to_regclass(view_name) IS NULL"]
+
+
+def compile_drop(kind: str, name: str) -> list[str]:
+    """PostgreSQL statements dropping a compiled MATERIALIZED VIEW, VIEW or SINK.
+
+    Views go with their dependents (CASCADE) and sinks reading a dropped view lose their
+    catalog row, as RisingWave's ``DROP ... CASCADE`` would. A sink's emitted state stays,
+    so a rebuilt sink of the same name does not emit everything again.
+    """
+    kind = " ".join(kind.upper().split())
+    name = unquote(name)
+    if kind in ("MATERIALIZED VIEW", "VIEW"):
+        return [f'DROP VIEW IF EXISTS "{name}" CASCADE', *_orphan_sinks()]
+    if kind == "SINK":
+        return [
+            f'DROP VIEW IF EXISTS {SCHEMA}."{name}__query"',
+            f"DELETE FROM {SCHEMA}.sinks WHERE name = {_lit(name)}",
+        ]
+    raise CompileError(f"DROP {kind} {name}", "only MATERIALIZED VIEW, VIEW and SINK are dropped")

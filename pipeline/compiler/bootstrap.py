@@ -1,0 +1,99 @@
+"""The ``gridctl_engine`` schema: catalog, clock and sink state of the embedded engine.
+
+RisingWave keeps sources, sinks and their progress inside itself; on PostgreSQL the
+compiler writes the same facts into plain tables so that the engine runtime
+(``pipeline.engine``) can find them: which topic feeds which table and how (PLAIN append,
+UPSERT with tombstones, a version column), which view each sink reads and how it is keyed,
+and what each sink has emitted so far. Every statement is idempotent, so the runner may
+execute :data:`BOOTSTRAP_SQL` before every migration run.
+"""
+
+from __future__ import annotations
+
+SCHEMA = "gridctl_engine"
+
+#: Origin of every window: tumbling windows in RisingWave are aligned to the Unix epoch in
+#: UTC; 2000-01-01 is aligned to every minute, hour and day boundary just the same.
+WINDOW_ORIGIN = "TIMESTAMPTZ '2000-01-01 00:00:00+00'"
+
+BOOTSTRAP_SQL: list[str] = [
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    # One row: the engine clock. NULL means wall-clock time (the transaction's now()), a
+    # value means a virtual clock (replay, tests), so NOW() in views is reproducible.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.clock (
+    id BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (id),
+    ts TIMESTAMPTZ
+)""",
+    f"INSERT INTO {SCHEMA}.clock (id, ts) VALUES (TRUE, NULL) ON CONFLICT (id) DO NOTHING",
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.now() RETURNS TIMESTAMPTZ
+LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT ts FROM {SCHEMA}.clock WHERE id), pg_catalog.now())
+$$""",
+    # Tables fed from the bus.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sources (
+    name TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    format TEXT NOT NULL,
+    primary_key TEXT[] NOT NULL DEFAULT '{{}}',
+    version_column TEXT,
+    key_column TEXT,
+    watermark_column TEXT,
+    watermark_delay INTERVAL,
+    watermark_ts TIMESTAMPTZ,
+    append_only BOOLEAN NOT NULL,
+    columns JSONB NOT NULL
+)""",
+    # Lowest watermark among the named sources that have one (EMIT ON WINDOW CLOSE): a
+    # window is closed once the event time seen, minus the allowed lateness, passed its end.
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.watermark(VARIADIC names TEXT[])
+RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(
+        (SELECT min(watermark_ts) FROM {SCHEMA}.sources WHERE name = ANY(names)),
+        (SELECT min(watermark_ts) FROM {SCHEMA}.sources)
+    )
+$$""",
+    # Lower bound of window computations while the engine evaluates an append-only sink:
+    # rows emitted once are never needed again, so the engine sets gridctl.window_since and
+    # TUMBLE/HOP scans start at the first whole window after it. Unset: all history.
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.window_since(size INTERVAL)
+RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
+    SELECT CASE
+        WHEN COALESCE(current_setting('gridctl.window_since', TRUE), '') = ''
+            THEN '-infinity'::TIMESTAMPTZ
+        ELSE date_bin(size, current_setting('gridctl.window_since', TRUE)::TIMESTAMPTZ,
+                      {WINDOW_ORIGIN})
+    END
+$$""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sinks (
+    name TEXT PRIMARY KEY,
+    view_name TEXT NOT NULL,
+    topic TEXT NOT NULL,
+    format TEXT NOT NULL,
+    primary_key TEXT[] NOT NULL DEFAULT '{{}}'
+)""",
+    # What each sink has emitted: UPSERT sinks the last value per key, append-only sinks
+    # the keys (or row digests) already sent.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sink_state (
+    sink TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value TEXT,
+    emitted_at TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (sink, key)
+)""",
+    # Records decided but not yet acknowledged by the bus (transactional outbox).
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.outbox (
+    seq BIGSERIAL PRIMARY KEY,
+    topic TEXT NOT NULL,
+    key TEXT,
+    value TEXT,
+    ts TIMESTAMPTZ NOT NULL
+)""",
+    # Bus offsets ingested, written in the ingest transaction: exactly-once ingest.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.offsets (
+    topic TEXT NOT NULL,
+    part INTEGER NOT NULL,
+    next_offset BIGINT NOT NULL,
+    PRIMARY KEY (topic, part)
+)""",
+]

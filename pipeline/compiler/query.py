@@ -1,0 +1,144 @@
+"""Rewriting a RisingWave streaming query into a PostgreSQL batch query.
+
+A materialized view in RisingWave is the query's result kept up to date; a PostgreSQL
+view evaluated at a given engine time gives the same rows, provided that:
+
+- ``TUMBLE(src, ts, size)`` becomes a subquery adding ``window_start``/``window_end`` with
+  ``date_bin`` (windows aligned as RisingWave aligns them), ``HOP`` a lateral series of the
+  windows each row falls in;
+- ``NOW()``/``PROCTIME()`` read the engine clock (``gridctl_engine.now()``), so that replay
+  runs on a virtual clock;
+- ``FOR SYSTEM_TIME AS OF PROCTIME()`` is dropped: a plain join is its batch meaning;
+- ``EMIT ON WINDOW CLOSE`` keeps only windows whose end the source watermark has passed.
+"""
+
+from __future__ import annotations
+
+import re
+
+import sqlglot
+from sqlglot import exp
+
+from pipeline.compiler.bootstrap import SCHEMA, WINDOW_ORIGIN
+
+_UNITS = {
+    "second": 1, "seconds": 1, "sec": 1, "secs": 1, "s": 1,
+    "minute": 60, "minutes": 60, "min": 60, "mins": 60, "m": 60,
+    "hour": 3600, "hours": 3600, "h": 3600,
+    "day": 86400, "days": 86400, "d": 86400,
+}  # fmt: skip
+
+
+class QueryError(ValueError):
+    """A construct the rewrite does not handle; the caller wraps it in a CompileError."""
+
+
+def interval_seconds(node: exp.Expression) -> int:
+    """Seconds of an ``INTERVAL '5 MINUTES'`` literal (compile-time window sizes)."""
+    if not isinstance(node, exp.Interval):
+        raise QueryError(f"window size must be an INTERVAL literal, got {node.sql()}")
+    text = node.this.name if node.this is not None else ""
+    unit = node.args.get("unit")
+    if unit is not None:
+        text = f"{text} {unit.name}"
+    m = re.fullmatch(r"\s*(\d+)\s*([A-Za-z]+)\s*", text)
+    if m is None or m.group(2).lower() not in _UNITS:
+        raise QueryError(f"cannot read interval {node.sql()}")
+    return int(m.group(1)) * _UNITS[m.group(2).lower()]
+
+
+def _interval(seconds: int) -> str:
+    return f"INTERVAL '{seconds} SECONDS'"
+
+
+def _window_subquery(func: exp.Anonymous, alias: str) -> exp.Expression:
+    name = func.name.upper()
+    args = func.expressions
+    if not args or not isinstance(args[0], exp.Column | exp.Table):
+        raise QueryError(f"{name}: the first argument must be a relation name")
+    src = args[0].sql(dialect="postgres")
+    if len(args) < 3 or not isinstance(args[1], exp.Column):
+        raise QueryError(f"{name}: the second argument must be a plain column")
+    ts = args[1].sql(dialect="postgres")
+    if name == "TUMBLE":
+        if len(args) != 3:
+            raise QueryError("TUMBLE(relation, column, size) takes 3 arguments")
+        size = _interval(interval_seconds(args[2]))
+        inner = (
+            f"SELECT w.*, date_bin({size}, w.{ts}, {WINDOW_ORIGIN}) AS window_start, "
+            f"date_bin({size}, w.{ts}, {WINDOW_ORIGIN}) + {size} AS window_end "
+            f"FROM {src} AS w WHERE w.{ts} >= {SCHEMA}.window_since({size})"
+        )
+    else:
+        if len(args) != 4:
+            raise QueryError("HOP(relation, column, slide, size) takes 4 arguments")
+        slide_s, size_s = interval_seconds(args[2]), interval_seconds(args[3])
+        if size_s % slide_s:
+            raise QueryError("HOP: size must be a multiple of slide")
+        slide, size = _interval(slide_s), _interval(size_s)
+        n = size_s // slide_s
+        start = f"date_bin({slide}, w.{ts}, {WINDOW_ORIGIN}) - k.k * {slide}"
+        inner = (
+            f"SELECT w.*, {start} AS window_start, {start} + {size} AS window_end "
+            f"FROM {src} AS w CROSS JOIN generate_series(0, {n - 1}) AS k(k) "
+            f"WHERE w.{ts} >= {SCHEMA}.window_since({slide}) "
+            f"AND {start} >= {SCHEMA}.window_since({slide})"
+        )
+    sub = sqlglot.parse_one(inner, read="postgres")
+    return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias)))
+
+
+def _engine_now() -> exp.Expression:
+    return sqlglot.parse_one(f"{SCHEMA}.now()", read="postgres")
+
+
+def rewrite(tree: exp.Expression) -> exp.Expression:
+    """Apply the rewrites of the module docstring to a parsed RisingWave query."""
+
+    def visit(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table):
+            if node.args.get("version") is not None:
+                node.set("version", None)
+            inner = node.this
+            if isinstance(inner, exp.Anonymous) and inner.name.upper() in ("TUMBLE", "HOP"):
+                alias = node.alias or inner.expressions[0].name
+                return _window_subquery(inner, alias)
+            return node
+        if isinstance(node, exp.CurrentTimestamp):
+            return _engine_now()
+        if isinstance(node, exp.Anonymous) and node.name.upper() in ("NOW", "PROCTIME"):
+            return _engine_now()
+        return node
+
+    return tree.transform(visit)
+
+
+def source_names(tree: exp.Expression) -> list[str]:
+    """Names of relations read directly (for watermarks of EMIT ON WINDOW CLOSE)."""
+    names: list[str] = []
+    for table in tree.find_all(exp.Table):
+        inner = table.this
+        if isinstance(inner, exp.Anonymous) and inner.expressions:
+            names.append(inner.expressions[0].name.lower())
+        elif table.name:
+            names.append(table.name.lower())
+    return list(dict.fromkeys(names))
+
+
+def compile_query(text: str, *, emit_on_window_close: bool = False) -> str:
+    """RisingWave SELECT text -> PostgreSQL SELECT text."""
+    try:
+        tree = sqlglot.parse_one(text, read="risingwave")
+    except sqlglot.errors.ParseError as exc:
+        raise QueryError(f"does not parse: {str(exc).splitlines()[0]}") from exc
+    if not isinstance(tree, exp.Query):
+        raise QueryError("expected a SELECT query")
+    names = source_names(tree)
+    tree = rewrite(tree)
+    sql = tree.sql(dialect="postgres")
+    if emit_on_window_close:
+        if "window_end" not in tree.named_selects:
+            raise QueryError("EMIT ON WINDOW CLOSE needs window_end among the output columns")
+        quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names) or "''"
+        sql = f"SELECT * FROM ({sql}) AS eowc WHERE eowc.window_end <= {SCHEMA}.watermark({quoted})"
+    return sql

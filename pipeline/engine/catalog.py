@@ -1,0 +1,85 @@
+"""The compiled catalog as the engine reads it: sources fed from topics, sinks to evaluate."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+
+import psycopg
+
+from pipeline.compiler.bootstrap import SCHEMA
+from pipeline.engine.errors import CatalogError
+
+
+@dataclass(frozen=True)
+class Source:
+    """A table fed from a topic (compiled from CREATE SOURCE/TABLE)."""
+
+    name: str
+    kind: str
+    topic: str
+    format: str
+    primary_key: tuple[str, ...]
+    version_column: str | None
+    key_column: str | None
+    watermark_column: str | None
+    watermark_delay: timedelta | None
+    append_only: bool
+    columns: tuple[tuple[str, str], ...]
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c for c, _ in self.columns]
+
+
+@dataclass(frozen=True)
+class Sink:
+    """A registered query whose changes go to a topic (compiled from CREATE SINK)."""
+
+    name: str
+    view_name: str
+    topic: str
+    format: str
+    primary_key: tuple[str, ...]
+
+    @property
+    def upsert(self) -> bool:
+        return self.format == "UPSERT"
+
+
+async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]:
+    """Read sources and sinks; :class:`CatalogError` if the schema is not there."""
+    try:
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"SELECT name, kind, topic, format, primary_key, version_column, key_column, "
+                f"watermark_column, watermark_delay, append_only, columns "
+                f"FROM {SCHEMA}.sources ORDER BY name"
+            )
+            sources = [
+                Source(
+                    name=r[0],
+                    kind=r[1],
+                    topic=r[2],
+                    format=r[3],
+                    primary_key=tuple(r[4]),
+                    version_column=r[5],
+                    key_column=r[6],
+                    watermark_column=r[7],
+                    watermark_delay=r[8],
+                    append_only=r[9],
+                    columns=tuple(
+                        tuple(c) for c in (r[10] if isinstance(r[10], list) else json.loads(r[10]))
+                    ),
+                )
+                for r in await cur.fetchall()
+            ]
+            await cur.execute(
+                f"SELECT name, view_name, topic, format, primary_key FROM {SCHEMA}.sinks "
+                "ORDER BY name"
+            )
+            sinks = [Sink(r[0], r[1], r[2], r[3], tuple(r[4])) for r in await cur.fetchall()]
+    except psycopg.errors.UndefinedTable as exc:
+        raise CatalogError(f"no engine catalog ({exc}); apply the migrations first") from exc
+    return sources, sinks

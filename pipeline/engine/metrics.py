@@ -1,0 +1,43 @@
+"""Prometheus metrics of the embedded engine (names from ``pipeline.metrics_names``).
+
+Created once per process and shared by every Engine instance: tests and replay start
+several engines in one process, and prometheus_client refuses a second registration of the
+same name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+
+from pipeline import metrics_names as names
+
+
+def _get(kind: type, name: str, doc: str, **kwargs: Any) -> Any:
+    existing = getattr(REGISTRY, "_names_to_collectors", {}).get(name)
+    if existing is None and kind is Counter:
+        existing = getattr(REGISTRY, "_names_to_collectors", {}).get(name.removesuffix("_total"))
+    if existing is not None:
+        return existing
+    return kind(name, doc, **kwargs)
+
+
+INGESTED = _get(Counter, names.ENGINE_RECORDS_INGESTED, "Records ingested.", labelnames=["topic"])
+DROPPED = _get(
+    Counter,
+    names.ENGINE_RECORDS_DROPPED,
+    "Records skipped by the engine (contract violations, unknown topics).",
+    labelnames=["topic", "reason"],
+)
+SINK_RECORDS = _get(
+    Counter, names.ENGINE_SINK_RECORDS, "Records emitted by engine sinks.", labelnames=["sink"]
+)
+LAG = _get(Gauge, names.ENGINE_LAG_RECORDS, "Records left on the bus after the last ingest.")
+TICK = _get(Histogram, names.ENGINE_TICK_SECONDS, "Duration of one engine tick.")
+METER_AGE = _get(
+    Histogram,
+    names.METER_DATA_AGE_SECONDS,
+    "Age of meter samples (engine clock - event_ts) when ingested.",
+    buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)

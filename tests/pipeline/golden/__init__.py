@@ -1,0 +1,1 @@
+"""Golden scenarios of the control pipeline: a harness and recorded inputs."""

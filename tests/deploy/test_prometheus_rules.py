@@ -160,7 +160,7 @@ def test_engine_lag_behind_the_bus(rules: list[dict[str, Any]]) -> None:
 
 def test_gridctl_down_is_alerted(rules: list[dict[str, Any]]) -> None:
     rule = _alert_using(rules, "up")
-    assert 'job="gridctl"' in rule["expr"]
+    assert 'job=~"gridctl|gridctl-ocpp"' in rule["expr"]
     assert _comparison(rule["expr"]) == ("==", 0.0)
 
 

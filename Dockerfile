@@ -10,26 +10,23 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Package metadata and sources first; migrations/ and sql/ are read at run time from the
-# working directory (`gridctl migrate` and `gridctl query` look in ./migrations and ./sql).
-COPY pyproject.toml README.md ./
-COPY pipeline ./pipeline
-COPY ocpp_gateway ./ocpp_gateway
-COPY dr_bridge ./dr_bridge
-COPY cli ./cli
+# The whole build context (.dockerignore keeps it to the packages, migrations/ and sql/):
+# migrations/ and sql/ are read at run time from the working directory (`gridctl
+# migrate` and `gridctl query` look in ./migrations and ./sql), the packages installed.
+COPY . .
 RUN pip install . \
-    && rm -rf build *.egg-info
-COPY migrations ./migrations
-COPY sql ./sql
+    && rm -rf build ./*.egg-info
 
 # Run as an unprivileged user; only the data directory (API token file, local state) is
 # writable.
-RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/gridctl --shell /usr/sbin/nologin gridctl \
+RUN useradd --system --uid 10001 --user-group --home-dir /var/lib/gridctl \
+        --shell /usr/sbin/nologin gridctl \
     && mkdir -p /var/lib/gridctl \
     && chown gridctl:gridctl /var/lib/gridctl
 USER gridctl
 
-# 9000: OCPP websocket (chargers); 8080: DR/stations API, /healthz, /metrics.
+# 9000: OCPP websocket (chargers) and the gateway's /metrics; 8080: DR/stations API,
+# /healthz, /metrics.
 EXPOSE 9000 8080
 ENTRYPOINT ["gridctl"]
 CMD ["--help"]

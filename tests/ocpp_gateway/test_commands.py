@@ -1,0 +1,200 @@
+"""Command delivery against real chargers: apply, fallback, clear, hysteresis, reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as CP16
+from ocpp.v16 import call
+from ocpp.v16.enums import Action as Action16
+from ocpp.v201 import call as call201
+
+from ocpp_gateway import Gateway, GatewayConfig, profiles
+from pipeline import topics
+from pipeline.bus import Bus
+from pipeline.contracts import CommandResult, SetChargingProfileCommand, StationZone, decode, encode
+from tests.ocpp_gateway.chargers import Charger16, charger, wait_records
+
+END = datetime.now(UTC) + timedelta(hours=2)
+
+
+async def command(
+    bus: Bus, station: str, kw: float, *, priority: int = 2, signal: str = "sig", end=END
+) -> None:
+    cmd = SetChargingProfileCommand(
+        station_id=station,
+        target_power_kw=kw,
+        signal_id=signal,
+        priority=priority,
+        dr_end_ts=end,
+        command_ts=datetime.now(UTC),
+    )
+    await bus.publish(topics.SET_CHARGING_PROFILE, station, encode(cmd))
+
+
+async def results(bus: Bus, station: str, count: int) -> list[tuple[str, str]]:
+    records = await wait_records(bus, topics.COMMAND_RESULTS, key=station, count=count)
+    return [(r.action, r.status) for r in (decode(CommandResult, x.value) for x in records)]
+
+
+async def boot16(cp) -> None:
+    await cp.call(call.BootNotification(charge_point_vendor="V", charge_point_model="M"))
+
+
+async def settle(gw: Gateway, station: str) -> None:
+    """Wait until the command reader saw the latest record and the worker is idle."""
+    await asyncio.sleep(0.3)
+    async with asyncio.timeout(5):
+        while gw.commands._workers.get(station) or station in gw.commands._pending:
+            await asyncio.sleep(0.02)
+
+
+def limit16(profile: dict) -> float:
+    return profile["charging_schedule"]["charging_schedule_period"][0]["limit"]
+
+
+@pytest.fixture
+async def hyst(bus: Bus, gateway_config: GatewayConfig) -> AsyncIterator[Gateway]:
+    gw = Gateway(bus, replace(gateway_config, threshold_kw=1.0, min_interval_s=3600))
+    await gw.start()
+    yield gw
+    await gw.stop()
+
+
+async def test_v201_apply_in_amps_from_zone(gateway: Gateway, bus: Bus) -> None:
+    zone = StationZone(
+        station_id="CS-AMP", zone_id="z", max_station_kw=22, contract_max_kw=22,
+        charging_rate_unit="A", phases=3, voltage_v=230,
+    )  # fmt: skip
+    await bus.publish(topics.STATION_ZONES, "CS-AMP", encode(zone))
+    async with charger(gateway.port, "CS-AMP", "2.0.1") as cs:
+        await cs.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
+                                               reason="PowerUp"))  # fmt: skip
+        await asyncio.sleep(0.3)  # let the zone record reach the registry
+        await command(bus, "CS-AMP", 11.0)
+        profile = await asyncio.wait_for(cs.profiles.get(), 10)
+        assert await results(bus, "CS-AMP", 1) == [("SetChargingProfile", "Accepted")]
+    assert profile["evse_id"] == 0
+    assert profile["charging_profile_purpose"] == "ChargingStationMaxProfile"
+    (schedule,) = profile["charging_schedule"]
+    assert schedule["charging_rate_unit"] == "A"
+    assert schedule["charging_schedule_period"][0]["limit"] == 15.9
+
+
+async def test_fallback_to_tx_default_then_clear_on_tombstone(gateway: Gateway, bus: Bus) -> None:
+    async with charger(gateway.port, "CP-FB") as cp:
+        cp.answers["ChargePointMaxProfile"] = "Rejected"
+        await boot16(cp)
+        await command(bus, "CP-FB", 7.0)
+        first = await asyncio.wait_for(cp.profiles.get(), 10)
+        second = await asyncio.wait_for(cp.profiles.get(), 10)
+        assert first["charging_profile_purpose"] == "ChargePointMaxProfile"
+        assert second["charging_profile_purpose"] == "TxDefaultProfile"
+        assert second["connector_id"] == 0 and limit16(second) == 7000.0
+        # what worked is remembered: the next change goes straight to TxDefaultProfile
+        await command(bus, "CP-FB", 5.0)
+        third = await asyncio.wait_for(cp.profiles.get(), 10)
+        assert third["charging_profile_purpose"] == "TxDefaultProfile"
+        await bus.publish(topics.SET_CHARGING_PROFILE, "CP-FB", None)
+        cleared = await asyncio.wait_for(cp.clears.get(), 10)
+        assert cleared == {"id": profiles.profile_id("CP-FB")}
+        # (still connected: the charger's answer to the clear must reach the gateway)
+        assert await results(bus, "CP-FB", 4) == [
+            ("SetChargingProfile", "Rejected"),
+            ("SetChargingProfile", "Accepted"),
+            ("SetChargingProfile", "Accepted"),
+            ("ClearChargingProfile", "Accepted"),
+        ]
+
+
+async def test_hysteresis_and_priority_bypass(hyst: Gateway, bus: Bus) -> None:
+    async with charger(hyst.port, "CP-HY") as cp:
+        await boot16(cp)
+        await command(bus, "CP-HY", 11.0)
+        assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 11000.0
+        await command(bus, "CP-HY", 11.5)  # moved less than 1 kW: not re-sent
+        await settle(hyst, "CP-HY")
+        assert cp.profiles.empty()
+        await command(bus, "CP-HY", 12.5)  # moved 1.5 kW from what was sent
+        assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 12500.0
+        await command(bus, "CP-HY", 12.6, priority=1)  # emergency: always sent
+        assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 12600.0
+        await command(bus, "CP-HY", 12.7, end=END + timedelta(hours=1))  # new end: re-sent
+        profile = await asyncio.wait_for(cp.profiles.get(), 10)
+        assert limit16(profile) == 12700.0 and profile["valid_to"].startswith(
+            (END + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
+        )
+
+
+async def test_min_interval_zero_resends_every_change(bus: Bus, gateway_config) -> None:
+    gw = Gateway(bus, replace(gateway_config, threshold_kw=5.0, min_interval_s=0))
+    await gw.start()
+    try:
+        async with charger(gw.port, "CP-MI") as cp:
+            await boot16(cp)
+            await command(bus, "CP-MI", 11.0)
+            await asyncio.wait_for(cp.profiles.get(), 10)
+            await command(bus, "CP-MI", 11.1)
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 11100.0
+    finally:
+        await gw.stop()
+
+
+async def test_offline_then_reconcile_on_reconnect(gateway: Gateway, bus: Bus) -> None:
+    await command(bus, "CP-OFF", 9.0, signal="sig-off")
+    assert await results(bus, "CP-OFF", 1) == [("SetChargingProfile", "Offline")]
+    async with charger(gateway.port, "CP-OFF") as cp:
+        await boot16(cp)
+        assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 9000.0
+    # ended while the charger was away: cleared when it is back
+    await bus.publish(topics.SET_CHARGING_PROFILE, "CP-OFF", None)
+    await settle(gateway, "CP-OFF")
+    async with charger(gateway.port, "CP-OFF") as cp:
+        await cp.call(call.Heartbeat())  # a reconnect without BootNotification
+        assert await asyncio.wait_for(cp.clears.get(), 10) == {"id": profiles.profile_id("CP-OFF")}
+
+
+async def test_desired_state_rebuilt_at_start(bus: Bus, gateway_config: GatewayConfig) -> None:
+    await command(bus, "CP-EARLY", 4.2)
+    gw = Gateway(bus, gateway_config)
+    await gw.start()
+    try:
+        assert gw.commands.desired["CP-EARLY"].target_power_kw == 4.2  # type: ignore[union-attr]
+        async with charger(gw.port, "CP-EARLY") as cp:
+            await boot16(cp)
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 4200.0
+    finally:
+        await gw.stop()
+
+
+class Silent16(CP16):
+    """A 1.6 charger with no smart-charging handlers: the library answers NotImplemented."""
+
+
+class Slow16(Charger16):
+    """Never answers in time."""
+
+    @on(Action16.set_charging_profile)
+    async def on_set_profile(self, **kwargs):  # type: ignore[override]
+        await asyncio.sleep(30)
+
+
+async def test_not_supported_and_timeout(bus: Bus, gateway_config: GatewayConfig) -> None:
+    gw = Gateway(bus, replace(gateway_config, response_timeout=0.5))
+    await gw.start()
+    try:
+        async with charger(gw.port, "CP-NS", cls=Silent16) as cp:
+            await boot16(cp)
+            await command(bus, "CP-NS", 3.0)
+            assert await results(bus, "CP-NS", 2) == [("SetChargingProfile", "NotSupported")] * 2
+        async with charger(gw.port, "CP-TO", cls=Slow16) as cp:
+            await boot16(cp)
+            await command(bus, "CP-TO", 3.0)
+            assert await results(bus, "CP-TO", 1) == [("SetChargingProfile", "Timeout")]
+    finally:
+        await gw.stop()

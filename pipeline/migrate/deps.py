@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 
 from pipeline.migrate.errors import DependencyError
+from pipeline.migrate.files import placeholders
 from pipeline.migrate.sqltext import SqlParseError, mask, parse
 
 #: kinds a rebuild can drop, as SQL keywords (also the ``kind`` handed to ``compile_drop``)
@@ -64,7 +65,12 @@ def _created_name(tree: exp.Create) -> str:
 
 
 def analyze(text: str) -> StatementDeps:
-    """Objects created and referenced by one statement (RisingWave SQL)."""
+    """Objects created and referenced by one statement (RisingWave SQL).
+
+    ``${var}`` placeholders may still be in ``text``: a neutral value stands in for them, as
+    variables never name objects here (names are fixed; only hosts and tunables vary).
+    """
+    text = placeholders(text)
     try:
         tree = parse(text)
     except SqlParseError:

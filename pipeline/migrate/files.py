@@ -181,6 +181,11 @@ def variables_in(text: str) -> list[str]:
     return list(dict.fromkeys(_VAR.findall(text)))
 
 
+def placeholders(text: str) -> str:
+    """``text`` with every ``${var}`` replaced by ``0``: parseable wherever a value may stand."""
+    return _VAR.sub("0", text)
+
+
 def substitute(stmt: Statement, values: Mapping[str, str], script: str) -> str:
     """Replace every ``${name}`` in the statement; a missing one raises :class:`VariableError`
     naming the file, line and variable."""

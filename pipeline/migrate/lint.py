@@ -15,8 +15,16 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from pipeline.migrate.errors import NamingError, VariableError
-from pipeline.migrate.files import Statement, load_vars, parse_name, split_statements, substitute
+from pipeline.migrate.errors import NamingError
+from pipeline.migrate.files import (
+    Statement,
+    load_vars,
+    parse_name,
+    placeholders,
+    split_statements,
+    substitute,
+    variables_in,
+)
 from pipeline.migrate.sqltext import SqlParseError, mask, parse
 
 
@@ -39,11 +47,10 @@ class Finding:
 #: rule id -> one-line description (``gridctl migrate lint --rules`` prints these)
 RULES: dict[str, str] = {
     "naming": "file names follow V<version>__<desc>.sql / R__<desc>.sql",
-    "undefined-var": "every ${var} has a default in vars.defaults or a --var",
     "parse": "every statement parses with sqlglot's RisingWave dialect",
     "now-outside-filter": "NOW() only in WHERE, HAVING, ON or FROM (temporal filters)",
     "or-temporal-filters": "two temporal filters may not be joined by OR",
-    "round-double": "ROUND(x, n) needs x::NUMERIC (ROUND(double, n) does not exist)",
+    "round-double": "ROUND(x, n) needs x::NUMERIC, or arithmetic on one (no ROUND(double, n))",
     "create-or-replace": "no CREATE OR REPLACE (RisingWave cannot replace; use R files)",
     "upsert-sink-primary-key": "FORMAT UPSERT sinks name primary_key",
     "for-timestamp-as-of": "no FOR TIMESTAMP AS OF (write FOR SYSTEM_TIME AS OF PROCTIME())",
@@ -88,12 +95,27 @@ def _text_rules(raw: str, emit: Emit) -> None:
             emit("host-literal", f"option {m.group(1)} = {value!r} hard-codes a host; use ${{var}}")
 
 
-def _is_numeric_cast(node: exp.Expression) -> bool:
-    while isinstance(node, exp.Paren):
+_NUMERIC = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)
+_FLOATING = (exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
+_ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
+
+
+def _is_numeric(node: exp.Expression) -> bool:
+    """Is ``node`` NUMERIC by construction: a ``::NUMERIC`` cast, or arithmetic on one with no
+    explicitly floating operand (NUMERIC op INTEGER stays NUMERIC in both engines)?"""
+    while isinstance(node, exp.Paren | exp.Neg):
         node = node.this
-    return isinstance(node, exp.Cast) and node.to.is_type(
-        exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL
-    )
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(*_NUMERIC)
+    if isinstance(node, _ARITHMETIC):
+        sides = [node.this, node.expression]
+        floating = any(
+            (isinstance(x, exp.Cast) and x.to.is_type(*_FLOATING))
+            or (isinstance(x, exp.Literal) and not x.is_string and "." in x.name)
+            for x in sides
+        )
+        return not floating and any(_is_numeric(x) for x in sides)
+    return False
 
 
 def _now_allowed(node: exp.Expression) -> bool:
@@ -132,7 +154,7 @@ def _tree_rules(tree: exp.Expression, emit: Emit) -> None:
                 "split into a UNION or separate views",
             )
     for node in tree.find_all(exp.Round):
-        if node.args.get("decimals") is not None and not _is_numeric_cast(node.this):
+        if node.args.get("decimals") is not None and not _is_numeric(node.this):
             emit(
                 "round-double",
                 f"{node.sql('risingwave')}: cast the first argument ::NUMERIC "
@@ -155,11 +177,12 @@ def lint_statement(
             found.append(finding)
 
     _text_rules(stmt.text, emit)
-    try:
-        text = substitute(stmt, values or {}, script)
-    except VariableError as exc:
-        emit("undefined-var", f"${{{exc.name}}} has no default in vars.defaults")
-        return found
+    # Deployment values (bootstrap servers) have no default on purpose: a placeholder will do
+    # for parsing; ``up`` is what insists on every value.
+    known = dict(values or {})
+    for name in variables_in(stmt.text):
+        known.setdefault(name, placeholders("${x}"))
+    text = substitute(stmt, known, script)
     try:
         tree = parse(text)
     except SqlParseError as exc:

@@ -33,7 +33,23 @@ _QUERY_START = re.compile(r"\bAS\s*(?=\(?\s*(?:SELECT|WITH)\b)", re.IGNORECASE)
 
 
 class SqlParseError(Exception):
-    """A statement that sqlglot's RisingWave dialect cannot parse; ``str`` says why."""
+    """A statement that sqlglot's RisingWave dialect cannot parse; ``str`` says why and
+    ``line`` (1-based, within the statement) says where, when sqlglot knows."""
+
+    def __init__(self, message: str, line: int | None = None):
+        super().__init__(message)
+        self.line = line
+
+
+def _from_sqlglot(exc: ParseError | TokenError) -> SqlParseError:
+    errors = getattr(exc, "errors", None) or []
+    if errors:
+        first = errors[0]
+        desc = str(first.get("description") or "").split(". Line ")[0]
+        line, col = first.get("line"), first.get("col")
+        desc = re.sub(r"<Token token_type: TokenType\.\w+, text: ([^,]*),.*?>", r"'\1'", desc)
+        return SqlParseError(f"{desc} (statement line {line}, column {col})", line)
+    return SqlParseError(_first_line(str(exc)))
 
 
 def mask(text: str) -> str:
@@ -103,7 +119,7 @@ def parse(text: str) -> exp.Expression:
         with _quiet_sqlglot():
             trees = [t for t in sqlglot.parse(stripped, read=DIALECT) if t is not None]
     except (ParseError, TokenError) as exc:
-        raise SqlParseError(_first_line(str(exc))) from exc
+        raise _from_sqlglot(exc) from exc
     if len(trees) != 1:
         raise SqlParseError(f"expected one statement, found {len(trees)}")
     tree = trees[0]
@@ -125,7 +141,7 @@ def _why_opaque(stripped: str) -> str:
             with _quiet_sqlglot():
                 sqlglot.parse_one(query, read=DIALECT)
         except (ParseError, TokenError) as exc:
-            return f"sqlglot cannot parse the query: {_first_line(str(exc))}"
+            return f"sqlglot cannot parse the query after AS: {_from_sqlglot(exc)}"
     return "sqlglot (risingwave dialect) cannot parse this statement (falls back to a Command)"
 
 

@@ -1,0 +1,12 @@
+-- Statement 1 is clean: fresh samples only (a temporal filter in WHERE is fine).
+CREATE MATERIALIZED VIEW fresh_samples AS
+SELECT
+    station_id,
+    power_kw
+FROM meter_values
+WHERE event_ts > NOW() - INTERVAL '120 SECONDS';
+
+-- Bad: not SQL sqlglot can read.
+CREATE MATERIALIZED VIEW broken AS
+SELECT station_id,
+FROM WHERE (;

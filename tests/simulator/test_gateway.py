@@ -1,0 +1,198 @@
+"""Twenty simulated chargers through the real gateway on LocalBus: the closed loop's OCPP half.
+
+Stations are registered with per-station scrypt hashes (the gateway refuses unknown
+stations here), a quarter of them refuse ChargePointMaxProfile so the gateway's
+TxDefaultProfile fallback runs, and the readings the gateway publishes to
+``ocpp.meter_values`` must fall under the commanded limit and recover after the tombstone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ocpp_gateway import Gateway, GatewayConfig
+from pipeline import topics
+from pipeline.bus import Bus, LocalBus
+from pipeline.contracts import (
+    CommandResult,
+    MeterValue,
+    SetChargingProfileCommand,
+    StationCredential,
+    StationZone,
+    decode,
+    encode,
+)
+from pipeline.secrets import hash_password
+from simulator import ChargerSettings, Fleet, FleetConfig, SessionMix
+from simulator import stations as st
+
+N = 20
+LIMIT_KW = 5.0
+SETTINGS = ChargerSettings(
+    meter_interval=0.5,
+    mix=SessionMix(
+        occupancy=1.0,
+        target_kwh=(1000.0, 1000.0),
+        capacity_kwh=(2000.0, 2000.0),
+        soc_start=(10.0, 10.0),
+        single_phase_share=0.0,
+        ev_max_amps=(32.0,),
+    ),
+)
+
+
+class Readings:
+    """Every ``ocpp.meter_values`` record the gateway published, by station."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.by_station: dict[str, list[MeterValue]] = defaultdict(list)
+        self._sub = bus.subscribe([topics.METER_VALUES], group=None, from_beginning=True)
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            for record in await self._sub.batch(500, timeout=0.1):
+                assert record.value is not None
+                mv = decode(MeterValue, record.value, topic=topics.METER_VALUES)
+                self.by_station[mv.station_id].append(mv)
+
+    async def close(self) -> None:
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        await self._sub.close()
+
+    async def wait_all(self, stations: list[str], predicate, after: datetime) -> None:  # type: ignore[no-untyped-def]
+        async with asyncio.timeout(30):
+            while not all(
+                any(
+                    mv.event_ts > after and mv.power_kw is not None and predicate(mv.power_kw)
+                    for mv in self.by_station[sid]
+                )
+                for sid in stations
+            ):
+                await asyncio.sleep(0.05)
+
+
+async def results(bus: Bus, count: int, action: str) -> list[CommandResult]:
+    sub = bus.subscribe([topics.COMMAND_RESULTS], group=None, from_beginning=True)
+    out: list[CommandResult] = []
+    try:
+        async with asyncio.timeout(30):
+            while len(out) < count:
+                for record in await sub.batch(500, timeout=0.1):
+                    assert record.value is not None
+                    res = decode(CommandResult, record.value)
+                    if res.action == action:
+                        out.append(res)
+    finally:
+        await sub.close()
+    return out
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[Bus]:
+    b = LocalBus()
+    await b.start()
+    yield b
+    await b.stop()
+
+
+async def test_twenty_chargers_obey_the_gateway(bus: Bus) -> None:
+    specs = st.generate(N, zones=2, seed=11, ratio_201=0.5, reject_max_profile_fraction=0.25)
+    assert any(s.reject_max_profile for s in specs)
+    loop = asyncio.get_running_loop()
+    hashes = await asyncio.gather(
+        *(loop.run_in_executor(None, hash_password, s.password) for s in specs)
+    )
+    for s, h in zip(specs, hashes, strict=True):
+        cred = StationCredential(station_id=s.station_id, password_hash=h)
+        zone = StationZone(
+            station_id=s.station_id,
+            zone_id=s.zone_id,
+            max_station_kw=s.max_station_kw,
+            contract_max_kw=s.contract_max_kw,
+            min_active_kw=s.min_active_kw,
+            charging_rate_unit=s.charging_rate_unit,  # type: ignore[arg-type]
+            phases=s.phases,  # type: ignore[arg-type]
+            voltage_v=s.voltage_v,
+        )
+        await bus.publish(topics.STATION_CREDENTIALS, s.station_id, encode(cred))
+        await bus.publish(topics.STATION_ZONES, s.station_id, encode(zone))
+
+    gateway = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=False))
+    await gateway.start()
+    readings = Readings(bus)
+    fleet = Fleet(
+        FleetConfig(
+            url=f"ws://127.0.0.1:{gateway.port}/ocpp",
+            chargers=N,
+            stations=specs,
+            seed=11,
+            settings=SETTINGS,
+            ramp_up=0.5,
+        )
+    )
+    ids = [s.station_id for s in specs]
+    try:
+        await fleet.start()
+        assert await fleet.wait_connected(timeout=30)
+        assert fleet.observations.connect_failures == {}
+        start = datetime.now(UTC) - timedelta(seconds=5)
+        await readings.wait_all(ids, lambda kw: kw > LIMIT_KW, start)
+
+        now = datetime.now(UTC)
+        for sid in ids:
+            cmd = SetChargingProfileCommand(
+                station_id=sid,
+                target_power_kw=LIMIT_KW,
+                signal_id="sig-sim",
+                priority=2,
+                dr_end_ts=now + timedelta(hours=1),
+                command_ts=now,
+            )
+            await bus.publish(topics.SET_CHARGING_PROFILE, sid, encode(cmd))
+        refusing = {s.station_id for s in specs if s.reject_max_profile}
+        # One result per attempt: refusing stations answer Rejected, then the fallback lands.
+        attempts = await results(bus, N + len(refusing), "SetChargingProfile")
+        by_station: dict[str, list[str]] = defaultdict(list)
+        for r in attempts:
+            by_station[r.station_id].append(r.status)
+        assert by_station == {
+            sid: ["Rejected", "Accepted"] if sid in refusing else ["Accepted"] for sid in ids
+        }
+        applied = [r for r in attempts if r.status == "Accepted"]
+        accepted_at = max(r.result_ts for r in applied)
+        settle = accepted_at + timedelta(milliseconds=100)
+        await readings.wait_all(ids, lambda kw: 0 < kw <= LIMIT_KW, settle)
+        # Once a charger acknowledged, nothing it samples afterwards exceeds the limit.
+        for r in applied:
+            later = [
+                mv
+                for mv in readings.by_station[r.station_id]
+                if mv.event_ts > r.result_ts + timedelta(milliseconds=50)
+            ]
+            assert later and all(mv.power_kw <= LIMIT_KW + 1e-6 for mv in later)  # type: ignore[operator]
+        events = fleet.observations.profile_events
+        assert {e.station_id for e in events if e.status == "Rejected"} == refusing
+        assert {
+            e.purpose for e in events if e.station_id in refusing and e.status == "Accepted"
+        } == {"TxDefault"}
+
+        # The event ends: tombstones clear the profiles and the load comes back.
+        cleared_from = datetime.now(UTC)
+        for sid in ids:
+            await bus.publish(topics.SET_CHARGING_PROFILE, sid, None)
+        await readings.wait_all(ids, lambda kw: kw > LIMIT_KW, cleared_from)
+        assert fleet.observations.received["ClearChargingProfile"] == N
+        assert sum(fleet.observations.call_errors.values()) == 0
+    finally:
+        await fleet.stop()
+        await readings.close()
+        await gateway.stop()

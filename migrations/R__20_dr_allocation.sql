@@ -12,17 +12,19 @@ FROM meter_values
 WHERE power_kw IS NOT NULL
     AND event_ts > NOW() - INTERVAL '${baseline_lookback_hours} HOURS';
 
--- The load of a signal's zone when the signal starts: the latest sample of each connector
--- at or before start_ts that was fresh then. Samples stamped after start_ts never count,
--- so once the signal has started its baseline is frozen: chargers that comply and report
--- less cannot lower the cap again (no runaway to zero).
-CREATE MATERIALIZED VIEW dr_signal_baseline AS
+-- The load of each station of a signal's zone when the signal starts: the latest sample
+-- of each connector at or before start_ts that was fresh then. Samples stamped after
+-- start_ts never count, so once the signal has started its baseline is frozen: chargers
+-- that comply and report less cannot lower the cap again (no runaway to zero).
+CREATE MATERIALIZED VIEW dr_station_baseline AS
 SELECT
     signal_id,
+    station_id,
     SUM(power_kw) AS baseline_kw
 FROM (
     SELECT
         s.signal_id,
+        m.station_id,
         m.power_kw,
         ROW_NUMBER() OVER (
             PARTITION BY s.signal_id, m.station_id, m.connector_id
@@ -39,6 +41,14 @@ FROM (
         AND s.end_ts > NOW()
 ) AS at_start
 WHERE rn = 1
+GROUP BY signal_id, station_id;
+
+-- The zone's load when the signal starts (frozen, as above).
+CREATE MATERIALIZED VIEW dr_signal_baseline AS
+SELECT
+    signal_id,
+    SUM(baseline_kw) AS baseline_kw
+FROM dr_station_baseline
 GROUP BY signal_id;
 
 -- Signals in force now: started, not ended, not restored.
@@ -133,6 +143,7 @@ SELECT
     c.received_ts,
     c.cap_kw,
     l.load_kw,
+    sb.baseline_kw,
     LEAST(z.max_station_kw, z.contract_max_kw) AS ceiling_kw,
     CASE
         WHEN c.signal_type = 'SHED' THEN 0.0
@@ -144,7 +155,10 @@ FROM station_zones AS z
 JOIN dr_zone_caps AS c
     ON c.zone_id = z.zone_id
 LEFT JOIN station_load AS l
-    ON l.station_id = z.station_id;
+    ON l.station_id = z.station_id
+LEFT JOIN dr_station_baseline AS sb
+    ON sb.signal_id = c.signal_id
+    AND sb.station_id = z.station_id;
 
 -- Per zone: the floors reserved and the load of the stations that report one.
 CREATE MATERIALIZED VIEW dr_zone_shares AS
@@ -171,6 +185,7 @@ SELECT
     b.received_ts,
     b.cap_kw,
     b.load_kw,
+    b.baseline_kw,
     b.floor_kw,
     b.ceiling_kw,
     GREATEST(
@@ -189,13 +204,15 @@ FROM dr_station_bounds AS b
 JOIN dr_zone_shares AS s
     ON s.zone_id = b.zone_id;
 
--- The command each capped station gets: its limit, the load it sheds, and when the limit
--- lapses on the charger (validTo). A row vanishes when its signal ends or is restored.
+-- The command each capped station gets: its limit, what it sheds against its load at the
+-- signal's start (stable while the event lasts, so commands do not churn with meter
+-- noise), and when the limit lapses on the charger (validTo). A row vanishes when its
+-- signal ends or is restored.
 CREATE MATERIALIZED VIEW dr_commands AS
 SELECT
     station_id,
     ROUND(target_kw::NUMERIC, 3)::DOUBLE PRECISION AS target_power_kw,
-    ROUND(GREATEST(0.0, COALESCE(load_kw, 0.0) - target_kw)::NUMERIC, 3)::DOUBLE PRECISION
+    ROUND(GREATEST(0.0, COALESCE(baseline_kw, 0.0) - target_kw)::NUMERIC, 3)::DOUBLE PRECISION
         AS station_shed_kw,
     signal_id,
     priority,

@@ -8,6 +8,8 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
+import psycopg
+
 from pipeline import topics
 from pipeline.bus.local import LocalBus
 from pipeline.engine import Engine, VirtualClock, apply_migrations
@@ -147,6 +149,11 @@ class Harness:
             else:
                 self.alerts.append({"topic": r.topic, **(value or {})})
         return out
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query against the engine's views, read at the engine clock."""
+        with psycopg.connect(self.dsn) as conn:
+            return conn.execute(sql).fetchall()  # type: ignore[arg-type]
 
     def targets(self) -> dict[str, float]:
         return {k: v["target_power_kw"] for k, v in sorted(self.commands.items())}

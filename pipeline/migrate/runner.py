@@ -207,9 +207,14 @@ class Migrator:
     # -- execution ---------------------------------------------------------------------------
 
     def _drop(self, conn: psycopg.Connection[Any], obj: DbObject, sqls: list[str]) -> None:
+        # RisingWave gets DROP ... IF EXISTS and no transaction block (its DDL is not
+        # transactional); on PostgreSQL each drop is its own transaction.
         for sql in sqls:
             try:
-                with conn.transaction():
+                if self.engine == POSTGRES:
+                    with conn.transaction():
+                        conn.execute(sql)
+                else:
                     conn.execute(sql)
             except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedObject):
                 continue  # already gone (a rebuild that failed half-way)

@@ -1,0 +1,96 @@
+"""``gridctl stations import|list``: stations through the bridge's API.
+
+``import`` reads the CSV, checks every row, hashes each password on this machine
+(scrypt, :mod:`pipeline.secrets`), and sends the whole list in one call; the API stores
+all of it or none. Bad rows are printed by line and field.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from cli.dr_cmd import (
+    DEFAULT_API,
+    DEFAULT_DATA_DIR,
+    ApiOption,
+    DataDirOption,
+    TokenOption,
+    client_from,
+    fail,
+)
+from dr_bridge.client import ApiError
+from dr_bridge.errors import SignalInvalid
+from dr_bridge.stations_csv import line_of, read_stations
+
+__all__ = ["register"]
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Import and list stations.", no_args_is_help=True)
+
+    @group.command("import")
+    def import_(
+        csv_path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="stations.csv")],
+        api: ApiOption = DEFAULT_API,
+        token: TokenOption = None,
+        data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    ) -> None:
+        """Import stations from a CSV (all or nothing)."""
+        err = Console(stderr=True)
+        try:
+            stations = read_stations(csv_path)
+        except SignalInvalid as exc:
+            err.print(f"[red]{csv_path}: nothing imported[/red]")
+            for field, msg in exc.errors:
+                err.print(f"  {field}: {msg}")
+            raise typer.Exit(1) from exc
+        try:
+            with client_from(api, token, data_dir) as client:
+                result = client.import_stations(stations)
+        except ApiError as exc:
+            if exc.fields:
+                err.print(f"[red]{csv_path}: refused, nothing imported[/red]")
+                for field, msg in exc.fields:
+                    err.print(f"  {line_of(field)}: {msg}")
+                raise typer.Exit(1) from exc
+            raise fail(exc) from exc
+        zones = sorted({s["zone_id"] for s in stations})
+        Console().print(
+            f"imported {result['imported']} station(s) in {len(zones)} zone(s): {', '.join(zones)}"
+        )
+
+    @group.command("list")
+    def list_(
+        api: ApiOption = DEFAULT_API,
+        token: TokenOption = None,
+        data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    ) -> None:
+        """List known stations as a table."""
+        try:
+            with client_from(api, token, data_dir) as client:
+                stations = client.list_stations()
+        except ApiError as exc:
+            raise fail(exc) from exc
+        table = Table(title=f"stations ({len(stations)})")
+        cols = (
+            "station_id",
+            "zone_id",
+            "max_station_kw",
+            "contract_max_kw",
+            "min_active_kw",
+            "charging_rate_unit",
+            "phases",
+            "voltage_v",
+        )
+        for col in cols:
+            table.add_column(col)
+        for s in stations:
+            table.add_row(*(f"{s[c]:g}" if isinstance(s[c], float) else str(s[c]) for c in cols))
+        Console(width=160).print(table)
+
+    app.add_typer(group, name="stations")

@@ -8,6 +8,7 @@
     ├── ValidationError           a statement does not parse or compile (names file and statement)
     ├── ChecksumError             an applied file was edited (names each file)
     ├── DependencyError           an R rebuild cannot be ordered or reaches a V object
+    ├── OrderError                a new V file's version is below one already applied
     └── StatementError            the server rejected a statement (file, number, first line, error)
 
 Everything a caller sees is one of these; psycopg and sqlglot errors are translated at the edge
@@ -53,6 +54,10 @@ class ChecksumError(MigrateError):
 
 class DependencyError(MigrateError):
     """The objects to rebuild form a cycle or include objects defined by versioned files."""
+
+
+class OrderError(MigrateError):
+    """A pending versioned file sorts before an applied one (Flyway: out of order)."""
 
 
 class StatementError(MigrateError):

@@ -68,7 +68,19 @@ _FOR_TIMESTAMP = re.compile(r"\bFOR\s+TIMESTAMP\s+AS\s+OF\b", re.IGNORECASE)
 _UPSERT_SINK = re.compile(r"^\s*CREATE\s+SINK\b[\s\S]*\bFORMAT\s+UPSERT\b", re.IGNORECASE)
 _PRIMARY_KEY = re.compile(r"\bprimary_key\s*=", re.IGNORECASE)
 
+_OPTION_BLOCK = re.compile(r"\bWITH\s*\(|\bENCODE\s+\w+\s*\(", re.IGNORECASE)
+
 Emit = Callable[[str, str], None]
+
+
+def _option_blocks(masked: str) -> Iterator[tuple[int, int]]:
+    """Spans of ``WITH (...)`` and ``ENCODE x (...)`` option lists (not CTEs: ``WITH x AS (``)."""
+    for m in _OPTION_BLOCK.finditer(masked):
+        depth, i = 1, m.end()
+        while i < len(masked) and depth:
+            depth += {"(": 1, ")": -1}.get(masked[i], 0)
+            i += 1
+        yield m.end(), i
 
 
 def _text_rules(raw: str, emit: Emit) -> None:
@@ -87,12 +99,16 @@ def _text_rules(raw: str, emit: Emit) -> None:
         )
     if _UPSERT_SINK.search(masked) and not _PRIMARY_KEY.search(masked):
         emit("upsert-sink-primary-key", "FORMAT UPSERT sink without primary_key='...' in WITH")
-    for m in _OPTION.finditer(masked):
-        start = m.end()
-        end = masked.find("'", start)
-        value = raw[start : end if end >= 0 else len(raw)]
-        if _HOST.search(value):
-            emit("host-literal", f"option {m.group(1)} = {value!r} hard-codes a host; use ${{var}}")
+    for lo, hi in _option_blocks(masked):
+        for m in _OPTION.finditer(masked, lo, hi):
+            start = m.end()
+            end = masked.find("'", start)
+            value = raw[start : end if end >= 0 else len(raw)]
+            if _HOST.search(value):
+                emit(
+                    "host-literal",
+                    f"option {m.group(1)} = {value!r} hard-codes a host; use ${{var}}",
+                )
 
 
 _NUMERIC = (exp.DataType.Type.DECIMAL, exp.DataType.Type.BIGDECIMAL)

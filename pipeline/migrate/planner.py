@@ -4,6 +4,8 @@ Rules (Flyway's, plus statement progress because RisingWave DDL is not transacti
 
 * ``V`` files run once, in version order. An applied ``V`` file whose checksum changed is
   refused (roll forward with a new version instead).
+* A new ``V`` file whose version is below an applied one is refused (out of order): give
+  it a version after the last applied.
 * A ``V`` file that failed part-way may be corrected and resumed: the statements it already
   applied must be unchanged (their combined checksum is in the history); the run resumes at the
   failed statement, with the corrected text. Editing an already-applied statement is refused.
@@ -19,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pipeline.migrate.deps import DbObject, Definition, creation_order, definitions, dependents
-from pipeline.migrate.errors import ChecksumError, DependencyError
+from pipeline.migrate.errors import ChecksumError, DependencyError, OrderError
 from pipeline.migrate.files import REPEATABLE, VERSIONED, MigrationFile, checksum
 from pipeline.migrate.history import HistoryRow
 
@@ -98,9 +100,30 @@ def _file_order(chosen: list[MigrationFile], defs: dict[str, Definition]) -> lis
     return order
 
 
+def out_of_order(files: list[MigrationFile], latest: dict[str, HistoryRow]) -> list[str]:
+    """Messages for never-applied ``V`` files whose version is below an applied one."""
+    applied = [f.version_key for f in files if f.type == VERSIONED and f.script in latest]
+    applied += [
+        tuple(int(p) for p in r.version.split("."))
+        for r in latest.values()
+        if r.type == VERSIONED and r.version
+    ]
+    if not applied:
+        return []
+    top = max(applied)
+    return [
+        f"{f.script}: version {f.version} is below the applied {'.'.join(map(str, top))}; "
+        "give it a higher version"
+        for f in files
+        if f.type == VERSIONED and f.script not in latest and f.version_key < top
+    ]
+
+
 def make_plan(files: list[MigrationFile], latest: dict[str, HistoryRow]) -> Plan:
     """The steps ``up`` takes; :class:`ChecksumError` names every edited versioned file."""
     plan = Plan()
+    if problems := out_of_order(files, latest):
+        raise OrderError("; ".join(problems))
     edited: list[str] = []
     for f in files:
         if f.type != VERSIONED:

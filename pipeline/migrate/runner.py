@@ -36,8 +36,19 @@ from pipeline.migrate.files import (
     substitute,
 )
 from pipeline.migrate.history import History, HistoryRow, encode_objects
-from pipeline.migrate.planner import REBUILD, Plan, Step, make_plan, prefix_checksum, v_state
+from pipeline.migrate.planner import (
+    REBUILD,
+    Plan,
+    Step,
+    make_plan,
+    out_of_order,
+    prefix_checksum,
+    v_state,
+)
 from pipeline.migrate.sqltext import SqlParseError, parse
+
+#: pg_advisory_lock key held by ``up`` on PostgreSQL ("gridctl" in ASCII, as an int)
+ADVISORY_LOCK_KEY = int.from_bytes(b"gridctl", "big")
 
 
 @dataclass
@@ -151,6 +162,10 @@ class Migrator:
         """Apply what is pending; return one line per file applied (empty: nothing to do)."""
         conn, history, target = self._open()
         with conn:
+            if self.engine == POSTGRES:
+                # Two processes starting at once (gridctl run, replay) apply one after the other;
+                # the lock goes with the session. RisingWave has no advisory locks.
+                conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
             _, plan = self._plan(history)
             drops, prepared = self._prepare(plan, target)
             if plan.empty:
@@ -190,7 +205,10 @@ class Migrator:
 
     def verify(self) -> list[str]:
         """Mismatches between the history and the files, one message each (empty: all good)."""
-        problems = []
+        conn = connect(self.dsn)
+        with conn:
+            latest = History(conn, detect(conn)).latest()
+        problems = out_of_order(discover(self.directory), latest)
         for st in self.status():
             if st.state in ("applied", "pending"):
                 continue

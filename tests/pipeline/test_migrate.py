@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -10,6 +11,7 @@ import pytest
 from pipeline.migrate import (
     ChecksumError,
     Migrator,
+    OrderError,
     StatementError,
     ValidationError,
     VariableError,
@@ -251,3 +253,34 @@ def test_plan_shows_substituted_and_compiled_sql(postgres: str, tmp_path: Path) 
     assert "-- V0001__tables.sql: apply (new versioned migration)" in plan
     assert "CREATE MATERIALIZED VIEW" not in plan  # compiled for PostgreSQL
     assert tables(postgres) == set()  # plan changes nothing
+
+
+def test_renamed_view_is_dropped_and_new_name_created(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    m = migrator(postgres, d)
+    m.up()
+    for name in ("R__10_station_load.sql", "R__20_zone_load.sql"):
+        f = d / name
+        f.write_text(f.read_text().replace("station_load", "station_power"))
+    m.up()
+    assert "station_load" not in tables(postgres)
+    assert {"station_power", "zone_load"} <= tables(postgres)
+
+
+def test_new_versioned_file_below_an_applied_one_is_refused(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    m = migrator(postgres, d)
+    m.up()
+    (d / "V0001_5__late.sql").write_text("CREATE TABLE late (x INT);\n")
+    with pytest.raises(OrderError, match=r"V0001_5__late\.sql: version 0001\.5 is below"):
+        m.up()
+    assert any("V0001_5__late.sql" in p for p in m.verify())
+    assert "late" not in tables(postgres)
+
+
+def test_concurrent_ups_apply_each_file_once(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: migrator(postgres, d).up(), range(3)))
+    assert sorted(len(r) for r in results) == [0, 0, 6]
+    assert len(history(postgres)) == 6

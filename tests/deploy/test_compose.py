@@ -105,6 +105,27 @@ def test_named_volumes_are_declared_and_bind_mounts_exist(compose: dict[str, Any
                 assert source in declared, f"{name}: volume {source} not declared"
 
 
+#: Compose attributes this file may use; a misspelt key would be ignored silently by
+#: some tools, so an unknown one fails here.
+SERVICE_KEYS = {
+    "image", "build", "command", "entrypoint", "environment", "ports", "volumes",
+    "depends_on", "healthcheck", "restart", "hostname", "secrets",
+}  # fmt: skip
+HEALTHCHECK_KEYS = {"test", "interval", "timeout", "retries", "start_period", "start_interval"}
+
+
+def test_only_known_compose_keys(compose: dict[str, Any]) -> None:
+    assert set(compose) <= {"name", "services", "volumes", "secrets"} | {
+        k for k in compose if k.startswith("x-")
+    }
+    for name, svc in compose["services"].items():
+        assert set(svc) <= SERVICE_KEYS, f"{name}: {set(svc) - SERVICE_KEYS}"
+        assert set(svc.get("healthcheck", {})) <= HEALTHCHECK_KEYS, name
+        for dep in (svc.get("depends_on") or {}).values():
+            assert set(dep) <= {"condition", "required", "restart"}, name
+        assert isinstance(svc.get("command", []), list), f"{name}: command as a list"
+
+
 # --- start order -------------------------------------------------------------------------
 
 
@@ -536,6 +557,12 @@ def test_dashboard_panels_use_provisioned_datasources(dashboard: dict[str, Any])
     uids = set(_datasources())
     ids = [panel["id"] for panel in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+    assert dashboard["uid"] and dashboard["title"]
+    for panel in dashboard["panels"]:
+        assert panel["type"] in {"row", "table", "bargauge", "timeseries", "stat"}, panel
+        pos = panel["gridPos"]
+        assert pos["x"] + pos["w"] <= 24 and pos["h"] > 0, panel["title"]
+        assert panel["type"] == "row" or panel.get("description"), panel["title"]
     targets = _targets(dashboard)
     assert targets
     for title, target in targets:

@@ -1,0 +1,322 @@
+"""Gateway throughput, ack latency and memory per connection; prints figures, asserts nothing.
+
+Usage::
+
+    .venv/bin/python bench/gateway_throughput.py                   # everything, default sizes
+    .venv/bin/python bench/gateway_throughput.py --only throughput --chargers 200 --seconds 10
+    .venv/bin/python bench/gateway_throughput.py --only rate --rate 5000
+    .venv/bin/python bench/gateway_throughput.py --only rss --rss-steps 1000,5000,10000
+
+The server under test runs in its own process (so its event loop does not share a core
+with the load); the load is a light raw-websocket client in this process: N chargers in
+closed loops, each sending an OCPP 1.6 MeterValues of a 3-phase charger (power and current
+per phase, voltage, energy register, SoC: 9 sampled values) and timing until the
+CallResult. Servers compared in one run:
+
+- ``ours/local``: :class:`ocpp_gateway.Gateway` on ``LocalBus`` (memory), validation on;
+- ``ours/kafka``: the same on ``KafkaBus`` against the Tansu broker (a third process);
+- ``stock``: a central system written with the ocpp library's defaults (jsonschema
+  validation in a thread, library routing), answering MeterValues with an empty result.
+
+``rate`` paces the load at a fixed MeterValues/s (open loop per charger) and reports the
+ack latency distribution; ``rss`` opens 1k..10k connections sending heartbeats and reads
+the server's VmRSS.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+METER_PAYLOAD = {
+    "connectorId": 1,
+    "transactionId": 17,
+    "meterValue": [
+        {
+            "timestamp": "2026-11-24T10:00:00Z",
+            "sampledValue": [
+                *(
+                    {"value": "3680.0", "measurand": "Power.Active.Import", "phase": p,
+                     "unit": "W", "context": "Sample.Periodic", "location": "Outlet"}
+                    for p in ("L1", "L2", "L3")
+                ),
+                *(
+                    {"value": "16.0", "measurand": "Current.Import", "phase": p, "unit": "A"}
+                    for p in ("L1", "L2", "L3")
+                ),
+                {"value": "230.1", "measurand": "Voltage", "phase": "L1-N", "unit": "V"},
+                {"value": "12345.6", "measurand": "Energy.Active.Import.Register", "unit": "Wh"},
+                {"value": "55", "measurand": "SoC", "unit": "Percent", "location": "EV"},
+            ],
+        }
+    ],
+}  # fmt: skip
+PAYLOAD_JSON = json.dumps(METER_PAYLOAD, separators=(",", ":"))
+
+
+# -- servers (child process) ------------------------------------------------------------
+def _serve(kind: str, bootstrap: str | None, port_q: mp.Queue, stop: mp.Event) -> None:
+    import logging
+
+    logging.basicConfig(level=logging.ERROR)
+    asyncio.run(_serve_async(kind, bootstrap, port_q, stop))
+
+
+async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop: mp.Event) -> None:
+    if kind == "stock":
+        _server, port, close = await _stock_server()
+    else:
+        from ocpp_gateway import Gateway, GatewayConfig
+        from pipeline.bus import LocalBus
+
+        if kind == "ours/kafka":
+            from pipeline.bus import KafkaBus
+
+            bus = KafkaBus(bootstrap, config={"consumer.session.timeout.ms": 1500})  # type: ignore[arg-type]
+        else:
+            bus = LocalBus()
+        await bus.start()
+        gw = Gateway(
+            bus, GatewayConfig(port=0, allow_unknown_stations=True, max_size=1 << 20,
+                               ping_interval=None)
+        )  # fmt: skip
+        await gw.start()
+        port = gw.port
+
+        async def close() -> None:
+            await gw.stop()
+            await bus.stop()
+
+    port_q.put((port, os.getpid()))
+    while not stop.is_set():
+        await asyncio.sleep(0.2)
+    await close()
+
+
+async def _stock_server():
+    """A central system as the ocpp library's README writes it (defaults throughout)."""
+    import websockets
+    from ocpp.routing import on
+    from ocpp.v16 import ChargePoint, call_result
+    from ocpp.v16.enums import Action
+
+    class StockCP(ChargePoint):
+        @on(Action.meter_values)
+        async def on_meter_values(self, connector_id, meter_value, **kwargs):
+            return call_result.MeterValues()
+
+        @on(Action.heartbeat)
+        async def on_heartbeat(self):
+            return call_result.Heartbeat(current_time=datetime.now(UTC).isoformat())
+
+    async def handler(ws):
+        cp = StockCP(ws.request.path.strip("/").split("/")[-1], ws)
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await cp.start()
+
+    server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=["ocpp1.6"])
+    port = server.sockets[0].getsockname()[1]
+
+    async def close() -> None:
+        server.close()
+        await server.wait_closed()
+
+    return server, port, close
+
+
+class Server:
+    def __init__(self, kind: str, bootstrap: str | None = None) -> None:
+        ctx = mp.get_context("spawn")
+        self.q: mp.Queue = ctx.Queue()
+        self.stop_ev = ctx.Event()
+        self.proc = ctx.Process(target=_serve, args=(kind, bootstrap, self.q, self.stop_ev))
+
+    def __enter__(self) -> Server:
+        self.proc.start()
+        self.port, self.pid = self.q.get(timeout=60)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_ev.set()
+        self.proc.join(20)
+        if self.proc.is_alive():
+            self.proc.terminate()
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+
+# -- load (this process) ----------------------------------------------------------------
+async def _connect(port: int, station: str):
+    import websockets
+
+    return await websockets.connect(
+        f"ws://127.0.0.1:{port}/ocpp/{station}",
+        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+        ping_interval=None,
+        max_size=None,
+        open_timeout=60,
+        compression=None,
+    )
+
+
+async def _charger_loop(ws, idx: int, until: float, lat: list[float], interval: float | None,
+                        errors: list[int]) -> None:  # fmt: skip
+    n = 0
+    next_at = time.perf_counter()
+    while True:
+        now = time.perf_counter()
+        if now >= until:
+            return
+        if interval is not None:
+            if now < next_at:
+                await asyncio.sleep(next_at - now)
+            next_at += interval
+        n += 1
+        t0 = time.perf_counter()
+        await ws.send(f'[2,"{idx}-{n}","MeterValues",{PAYLOAD_JSON}]')
+        answer = await ws.recv()
+        lat.append(time.perf_counter() - t0)
+        if not answer.startswith("[3"):
+            errors.append(1)
+
+
+async def load(port: int, chargers: int, seconds: float, rate: float | None = None) -> dict:
+    conns = await asyncio.gather(*(_connect(port, f"BENCH-{i}") for i in range(chargers)))
+    # warm-up: one call each (compiles validators, fills caches)
+    warm: list[float] = []
+    await asyncio.gather(*(_charger_loop(ws, i, time.perf_counter() + 0.5, warm, None, [])
+                           for i, ws in enumerate(conns)))  # fmt: skip
+    lat: list[float] = []
+    errors: list[int] = []
+    interval = chargers / rate if rate else None
+    start = time.perf_counter()
+    await asyncio.gather(
+        *(
+            _charger_loop(ws, i, start + seconds, lat, interval, errors)
+            for i, ws in enumerate(conns)
+        )
+    )
+    elapsed = time.perf_counter() - start
+    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    lat.sort()
+    return {
+        "msgs": len(lat),
+        "rate": len(lat) / elapsed,
+        "p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
+        "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan"),
+        "errors": len(errors),
+    }
+
+
+async def rss_run(server: Server, steps: list[int], heartbeat_s: float) -> list[tuple[int, float]]:
+    conns = []
+    out = []
+    base = server.rss_mib()
+    out.append((0, base))
+    stop = asyncio.Event()
+
+    async def beat(ws, i: int) -> None:
+        n = 0
+        with contextlib.suppress(Exception):
+            while not stop.is_set():
+                n += 1
+                await ws.send(f'[2,"h{i}-{n}","Heartbeat",{{}}]')
+                await ws.recv()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), heartbeat_s)
+
+    tasks = []
+    for target in steps:
+        while len(conns) < target:
+            batch = min(500, target - len(conns))
+            new = await asyncio.gather(
+                *(_connect(server.port, f"RSS-{len(conns) + k}") for k in range(batch))
+            )
+            for ws in new:
+                tasks.append(asyncio.create_task(beat(ws, len(conns))))
+                conns.append(ws)
+        await asyncio.sleep(max(2.0, heartbeat_s))  # a full heartbeat round on every socket
+        out.append((target, server.rss_mib()))
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    return out
+
+
+# -- main ---------------------------------------------------------------------------------
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["throughput", "rate", "rss"], action="append")
+    ap.add_argument("--chargers", type=int, default=200)
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--rate", type=float, default=5000.0)
+    ap.add_argument("--rate-chargers", type=int, default=1000)
+    ap.add_argument("--rss-steps", default="1000,2500,5000,10000")
+    ap.add_argument("--heartbeat", type=float, default=5.0)
+    ap.add_argument("--no-kafka", action="store_true")
+    args = ap.parse_args()
+    parts = args.only or ["throughput", "rate", "rss"]
+
+    broker = None
+    if not args.no_kafka and ("throughput" in parts or "rate" in parts):
+        try:
+            from pipeline.bus.tansu import TansuBroker
+
+            broker = TansuBroker()
+            broker.start()
+        except Exception as exc:  # report and go on without Kafka
+            print(f"(no Tansu broker: {exc}; skipping KafkaBus)")
+            broker = None
+    kinds = ["stock", "ours/local"] + (["ours/kafka"] if broker else [])
+    print(f"# host: {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.2f} at start; "
+          f"payload: 1.6 MeterValues, 9 sampled values, {len(PAYLOAD_JSON)} bytes")  # fmt: skip
+    try:
+        if "throughput" in parts:
+            print(f"\n## closed loop: {args.chargers} chargers, {args.seconds:.0f} s each")
+            print(f"{'server':<12} {'MeterValues/s':>14} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            results = {}
+            for kind in kinds:
+                with Server(kind, broker.bootstrap if broker else None) as srv:
+                    r = asyncio.run(load(srv.port, args.chargers, args.seconds))
+                results[kind] = r
+                print(f"{kind:<12} {r['rate']:>14.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                      f"{r['errors']:>7}")  # fmt: skip
+            for kind in kinds[1:]:
+                print(f"{kind} / stock = {results[kind]['rate'] / results['stock']['rate']:.2f}x")
+        if "rate" in parts:
+            print(f"\n## paced: {args.rate:.0f} MeterValues/s over {args.rate_chargers} chargers, "
+                  f"{args.seconds:.0f} s")  # fmt: skip
+            print(f"{'server':<12} {'achieved/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            for kind in kinds[1:]:
+                with Server(kind, broker.bootstrap if broker else None) as srv:
+                    r = asyncio.run(load(srv.port, args.rate_chargers, args.seconds, args.rate))
+                print(f"{kind:<12} {r['rate']:>11.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+                      f"{r['errors']:>7}")  # fmt: skip
+        if "rss" in parts:
+            steps = [int(s) for s in args.rss_steps.split(",")]
+            print(f"\n## connected chargers vs server RSS (heartbeat every {args.heartbeat:.0f} s)")
+            with Server("ours/local") as srv:
+                for n, rss in asyncio.run(rss_run(srv, steps, args.heartbeat)):
+                    print(f"{n:>6} chargers  {rss:8.1f} MiB")
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()

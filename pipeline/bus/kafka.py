@@ -464,7 +464,13 @@ class _KafkaSubscription(Subscription):
     def _fetch_sync(self, max_records: int, timeout: float) -> None:
         if not self._started:
             self._start_sync()
-        for msg in self._consumer.consume(max_records, timeout):
+        # consume(n, t) waits for n messages or all of t; batch() promises to return as
+        # soon as the first record is there, so wait with poll() and drain without waiting.
+        first = self._consumer.poll(timeout)
+        if first is None:
+            return
+        rest = self._consumer.consume(max_records - 1, 0) if max_records > 1 else []
+        for msg in [first, *rest]:
             err = msg.error()
             if err is not None:
                 if err.code() in _TRANSIENT or err.retriable():

@@ -213,7 +213,8 @@ async def test_stopped_broker_fails_publish_within_timeout(own_tansu: KafkaBroke
 
 
 async def test_local_wal_survives_restart(tmp_path: Path) -> None:
-    bus = LocalBus(tmp_path)
+    # A generous timeout: on a shared, busy disk one fsync has been seen to take > 5 s.
+    bus = LocalBus(tmp_path, publish_timeout=30)
     await bus.start()
     await bus.publish(APPEND, "s1", b"m1")
     await bus.publish(UPSERT, "s1", b"old")

@@ -1,68 +1,31 @@
-"""compose.yaml, the Dockerfile, kafka-init and Grafana provisioning, checked by structure.
+"""compose.yaml checked by structure: services, images, start order, commands, Kafka.
 
 No Docker engine runs where the tests run, so the deployment is made right by
 construction and these tests hold it there: every image pinned, start order a DAG with
 the right conditions, healthchecks on everything long-running, the gridctl command lines
 accepted by the real CLI parser, every topic created with the right cleanup policy, and
-the dashboards wired to the provisioned datasources and to views that exist.
+the migrations' topics and variables supplied by the deployment.
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import os
 import re
 import shlex
 import subprocess
-from fnmatch import fnmatch
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import sqlglot
 import typer
-import yaml
-from sqlglot import exp
-from sqlglot.errors import OptimizeError
-from sqlglot.optimizer.qualify import qualify
 
 from pipeline import topics
+from tests.deploy.compose_file import DEPLOY, ROOT, command_flags, container_ports, volume_mounts
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
 SERVICES = {"risingwave", "kafka", "kafka-init", "migrate", "gridctl", "prometheus", "grafana"}
 ONE_SHOT = {"kafka-init", "migrate"}
-
-
-@pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "compose.yaml").read_text())
-
-
-@pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, Any]:
-    return compose["services"]
-
-
-def _flags(command: list[str]) -> dict[str, str]:
-    """``["run", "--a", "1", "--b", "2"]`` -> ``{"--a": "1", "--b": "2"}`` (value flags only)."""
-    out: dict[str, str] = {}
-    for i, arg in enumerate(command):
-        if arg.startswith("--") and i + 1 < len(command):
-            out[arg] = command[i + 1]
-    return out
-
-
-def _mounts(service: dict[str, Any]) -> dict[str, str]:
-    """Short-syntax volumes ``source:target[:mode]`` as ``{source: target}``."""
-    return {v.split(":")[0]: v.split(":")[1] for v in service.get("volumes", [])}
-
-
-def _container_ports(service: dict[str, Any]) -> set[int]:
-    return {int(str(p).rsplit(":", 1)[-1].split("/")[0]) for p in service.get("ports", [])}
 
 
 # --- services, images, ports -------------------------------------------------------------
@@ -88,10 +51,10 @@ def test_gridctl_image_is_built_here(services: dict[str, Any]) -> None:
 
 
 def test_published_ports(services: dict[str, Any]) -> None:
-    assert 4566 in _container_ports(services["risingwave"])
-    assert {9000, 8080} <= _container_ports(services["gridctl"])
-    assert 9090 in _container_ports(services["prometheus"])
-    assert 3000 in _container_ports(services["grafana"])
+    assert 4566 in container_ports(services["risingwave"])
+    assert {9000, 8080} <= container_ports(services["gridctl"])
+    assert 9090 in container_ports(services["prometheus"])
+    assert 3000 in container_ports(services["grafana"])
 
 
 def test_named_volumes_are_declared_and_bind_mounts_exist(compose: dict[str, Any]) -> None:
@@ -195,11 +158,11 @@ def _parse_with_cli(args: list[str]) -> dict[str, Any]:
     return ctx.params
 
 
-def test_gridctl_command_flags(services: dict[str, Any]) -> None:
+def test_gridctl_commandflags(services: dict[str, Any]) -> None:
     svc = services["gridctl"]
     command = svc["command"]
     assert command[0] == "run"
-    flags = _flags(command)
+    flags = command_flags(command)
     assert flags["--engine"] == "risingwave"
     assert flags["--bus"] == "kafka"
     assert flags["--host"] == "0.0.0.0"
@@ -217,7 +180,7 @@ def test_gridctl_command_flags(services: dict[str, Any]) -> None:
         and f"PLAINTEXT://{host}:{port}"
         in services["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
     )
-    assert {int(flags["--ocpp-port"]), int(flags["--api-port"])} <= _container_ports(svc)
+    assert {int(flags["--ocpp-port"]), int(flags["--api-port"])} <= container_ports(svc)
     assert f"127.0.0.1:{flags['--api-port']}/healthz" in " ".join(svc["healthcheck"]["test"])
     assert "GRIDCTL_API_TOKENS" in svc["environment"]
 
@@ -233,8 +196,10 @@ def test_gridctl_command_is_accepted_by_the_cli(services: dict[str, Any]) -> Non
 def test_migrate_command(services: dict[str, Any]) -> None:
     command = services["migrate"]["command"]
     assert command[:2] == ["migrate", "up"]
-    flags = _flags(command)
-    assert flags["--database-url"] == _flags(services["gridctl"]["command"])["--database-url"]
+    flags = command_flags(command)
+    assert (
+        flags["--database-url"] == command_flags(services["gridctl"]["command"])["--database-url"]
+    )
     assert flags["--var"] == "kafka_bootstrap=kafka:9092"
     if not (ROOT / "cli" / "migrate_cmd.py").exists():
         pytest.skip("cli/migrate_cmd.py not landed yet: flags checked by structure only")
@@ -281,7 +246,7 @@ def test_kafka_init_mounts_and_runs_the_script(services: dict[str, Any]) -> None
     init = services["kafka-init"]
     assert init["image"] == services["kafka"]["image"]
     assert "/deploy/create-topics.sh" in init["entrypoint"]
-    assert _mounts(init)["./deploy/kafka"] == "/deploy"
+    assert volume_mounts(init)["./deploy/kafka"] == "/deploy"
 
 
 def test_create_topics_script_issues_the_right_calls(tmp_path: Path) -> None:
@@ -353,336 +318,3 @@ def test_migrate_supplies_every_variable_without_a_default(services: dict[str, A
     given = {command[i + 1].split("=", 1)[0] for i, a in enumerate(command) if a == "--var"}
     assert used - defaults <= given, f"no value for {used - defaults - given}"
     assert given <= used, f"--var for placeholders no migration uses: {given - used}"
-
-
-# --- Dockerfile --------------------------------------------------------------------------
-
-
-def _dockerfile_lines() -> list[str]:
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
-
-
-def test_dockerfile() -> None:
-    lines = _dockerfile_lines()
-    base = next(line.split()[1] for line in lines if line.startswith("FROM "))
-    assert base.startswith("python:3.11") and "slim" in base and ":latest" not in base
-    assert any(line.startswith("RUN pip install .") for line in lines)
-    user = [line.split()[1] for line in lines if line.startswith("USER ")]
-    assert user and user[-1] not in ("root", "0")
-    assert 'ENTRYPOINT ["gridctl"]' in lines
-    exposed = next(line for line in lines if line.startswith("EXPOSE")).split()[1:]
-    assert set(exposed) == {"9000", "8080"}
-
-
-def _build_context() -> list[Path]:
-    """Files docker would send as build context, by .dockerignore (the patterns we use)."""
-    patterns = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-
-    def ignored(rel: str) -> bool:
-        parts = rel.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        for pattern in patterns:
-            if pattern.startswith("**/"):
-                if any(fnmatch(part, pattern[3:]) for part in parts):
-                    return True
-            elif any(fnmatch(prefix, pattern) for prefix in prefixes):
-                return True
-        return False
-
-    out: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(ROOT):
-        rel_dir = Path(dirpath).relative_to(ROOT).as_posix()
-        rel_dir = "" if rel_dir == "." else rel_dir + "/"
-        dirnames[:] = [d for d in dirnames if not ignored(rel_dir + d)]
-        out += [Path(dirpath) / f for f in filenames if not ignored(rel_dir + f)]
-    return out
-
-
-def test_build_context_has_what_the_image_needs_and_nothing_else() -> None:
-    rels = {p.relative_to(ROOT).as_posix() for p in _build_context()}
-    assert {"pyproject.toml", "README.md", "cli/main.py", "pipeline/topics.py"} <= rels
-    assert any(r.startswith("migrations/V") for r in rels) or not any(
-        (ROOT / "migrations").glob("V*.sql")
-    )
-    assert not any(r.startswith((".git/", ".venv/", "tests/", ".env")) for r in rels)
-
-
-def test_build_context_holds_the_package_pip_installs(tmp_path: Path) -> None:
-    """What ``RUN pip install .`` finds in the context: metadata files and every package.
-
-    Building the wheel itself needs setuptools from the index (build isolation), so the
-    test checks setuptools' package discovery on a copy of the context instead.
-    """
-    import tomllib
-
-    import setuptools
-
-    context = tmp_path / "context"
-    for path in _build_context():
-        target = context / path.relative_to(ROOT)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(path.read_bytes())
-    project = tomllib.loads((context / "pyproject.toml").read_text())
-    assert (context / project["project"]["readme"]).is_file()
-    include = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    found = set(setuptools.find_packages(where=str(context), include=include))
-    expected = set(setuptools.find_packages(where=str(ROOT), include=include))
-    assert {"cli", "pipeline", "pipeline.bus", "ocpp_gateway", "dr_bridge"} <= found
-    assert found == expected
-    module, _, func = project["project"]["scripts"]["gridctl"].partition(":")
-    assert (context / (module.replace(".", "/") + ".py")).is_file() and func
-
-
-# --- Prometheus and Grafana wiring -------------------------------------------------------
-
-
-def _scrape_jobs() -> dict[str, dict[str, Any]]:
-    config = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
-    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
-    return {job["job_name"]: job for job in config["scrape_configs"]}
-
-
-def test_prometheus_scrapes_gridctl_and_risingwave(
-    compose: dict[str, Any], services: dict[str, Any]
-) -> None:
-    assert _mounts(services["prometheus"])["./deploy/prometheus"] == "/etc/prometheus"
-    jobs = _scrape_jobs()
-    flags = _flags(services["gridctl"]["command"])
-    api, ocpp = jobs["gridctl"], jobs["gridctl-ocpp"]
-    assert api["static_configs"][0]["targets"] == [f"gridctl:{flags['--api-port']}"]
-    assert ocpp["static_configs"][0]["targets"] == [f"gridctl:{flags['--ocpp-port']}"]
-    assert api.get("metrics_path", "/metrics") == ocpp.get("metrics_path", "/metrics") == "/metrics"
-    rw = jobs["risingwave"]
-    listen = services["risingwave"]["environment"]["RW_SINGLE_NODE_PROMETHEUS_LISTENER_ADDR"]
-    assert rw["static_configs"][0]["targets"] == [f"risingwave:{listen.rsplit(':', 1)[1]}"]
-
-
-def test_prometheus_presents_a_token_gridctl_accepts(
-    compose: dict[str, Any], services: dict[str, Any]
-) -> None:
-    """The API's /metrics needs a bearer token: the compose secret is one gridctl accepts."""
-    auth = _scrape_jobs()["gridctl"]["authorization"]
-    secret = Path(auth["credentials_file"]).name
-    assert auth.get("type", "Bearer") == "Bearer"
-    assert auth["credentials_file"] == f"/run/secrets/{secret}"
-    assert secret in services["prometheus"]["secrets"]
-    variable = compose["secrets"][secret]["environment"]
-    assert "${" + variable in services["gridctl"]["environment"]["GRIDCTL_API_TOKENS"]
-
-
-def _relabel_regex(job: dict[str, Any], action: str) -> re.Pattern[str]:
-    (rule,) = [r for r in job["metric_relabel_configs"] if r["action"] == action]
-    assert rule["source_labels"] == ["__name__"]
-    return re.compile(rule["regex"])  # Prometheus anchors relabel regexes: use fullmatch
-
-
-def _sample_names(text: str) -> set[str]:
-    from prometheus_client.parser import text_string_to_metric_families
-
-    return {s.name for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def test_each_gridctl_series_is_scraped_from_exactly_one_port() -> None:
-    """The relabel regex against what the real gateway and bridge export."""
-    from prometheus_client import REGISTRY, generate_latest
-
-    import dr_bridge.metrics  # noqa: F401  (registers the bridge's metrics)
-    from ocpp_gateway.metrics import GatewayMetrics
-
-    jobs = _scrape_jobs()
-    keep = _relabel_regex(jobs["gridctl-ocpp"], "keep")
-    drop = _relabel_regex(jobs["gridctl"], "drop")
-    assert keep.pattern == drop.pattern
-    gateway = GatewayMetrics()
-    gateway.commands.labels("Accepted").inc()
-    gateway.messages.labels("MeterValues", "1.6").inc()
-    gateway.frame_errors.labels("FormatViolation").inc()
-    gateway_names = _sample_names(gateway.render().decode())
-    assert gateway_names and all(keep.fullmatch(n) for n in gateway_names)
-    process_names = _sample_names(generate_latest(REGISTRY).decode())
-    bridge = {n for n in process_names if n.startswith("gridctl_")} - gateway_names
-    assert bridge and not any(drop.fullmatch(n) for n in bridge)
-
-
-def _datasources() -> dict[str, dict[str, Any]]:
-    folder = DEPLOY / "grafana" / "provisioning" / "datasources"
-    out: dict[str, dict[str, Any]] = {}
-    for path in folder.glob("*.yml"):
-        for ds in yaml.safe_load(path.read_text())["datasources"]:
-            out[ds["uid"]] = ds
-    return out
-
-
-def test_grafana_datasources_point_at_risingwave_and_prometheus() -> None:
-    by_type = {ds["type"]: ds for ds in _datasources().values()}
-    pg = by_type["grafana-postgresql-datasource"]
-    assert pg["url"] == "risingwave:4566" and pg["user"] == "root"
-    assert pg["jsonData"]["database"] == "dev"
-    assert by_type["prometheus"]["url"] == "http://prometheus:9090"
-
-
-def test_grafana_loads_the_noc_dashboard_from_its_mount(services: dict[str, Any]) -> None:
-    provider = yaml.safe_load(
-        (DEPLOY / "grafana" / "provisioning" / "dashboards" / "gridctl.yml").read_text()
-    )["providers"][0]
-    mounts = _mounts(services["grafana"])
-    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
-    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
-    home = services["grafana"]["environment"]["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
-    assert home == provider["options"]["path"] + "/noc.json"
-
-
-# --- the NOC dashboard -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def dashboard() -> dict[str, Any]:
-    return json.loads((DEPLOY / "grafana" / "dashboards" / "noc.json").read_text())
-
-
-def _targets(dashboard: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [
-        (panel["title"], target)
-        for panel in dashboard["panels"]
-        for target in panel.get("targets", [])
-    ]
-
-
-def test_dashboard_panels_use_provisioned_datasources(dashboard: dict[str, Any]) -> None:
-    uids = set(_datasources())
-    ids = [panel["id"] for panel in dashboard["panels"]]
-    assert len(ids) == len(set(ids))
-    assert dashboard["uid"] and dashboard["title"]
-    for panel in dashboard["panels"]:
-        assert panel["type"] in {"row", "table", "bargauge", "timeseries", "stat"}, panel
-        pos = panel["gridPos"]
-        assert pos["x"] + pos["w"] <= 24 and pos["h"] > 0, panel["title"]
-        assert panel["type"] == "row" or panel.get("description"), panel["title"]
-    targets = _targets(dashboard)
-    assert targets
-    for title, target in targets:
-        assert target["datasource"]["uid"] in uids, title
-    kinds = {t["datasource"]["type"] for _, t in targets}
-    assert kinds == {"grafana-postgresql-datasource", "prometheus"}
-
-
-#: Grafana macros in dashboard SQL, replaced by plain SQL of the same shape before parsing.
-GRAFANA_MACROS = [
-    (re.compile(r"\$__timeFilter\(([^)]*)\)"), r"\1 > NOW() - INTERVAL '1 HOUR'"),
-    (re.compile(r"\$__time(?:From|To)\(\)"), "NOW()"),
-]
-
-
-def _dashboard_sql(raw: str) -> exp.Expression:
-    for pattern, replacement in GRAFANA_MACROS:
-        raw = pattern.sub(replacement, raw)
-    assert "$__" not in raw, f"unhandled Grafana macro in {raw!r}"
-    return sqlglot.parse_one(raw, read="postgres")
-
-
-def _queryable_objects() -> tuple[dict[str, dict[str, str]], bool]:
-    """Objects of migrations/ a dashboard can SELECT from, with their columns.
-
-    Materialized views and tables are queryable; sources (nothing stored) and sinks are
-    not. Returns ``{name: {column: "TEXT"}}`` (a sqlglot schema) and whether any
-    repeatable (R__) file exists yet.
-    """
-    files = sorted((ROOT / "migrations").glob("*.sql"))
-    schema: dict[str, dict[str, str]] = {}
-    for path in files:
-        text = re.sub(r"\$\{\w+\}", "1", path.read_text())
-        # sqlglot treats a statement with EMIT ON WINDOW CLOSE as opaque; the clause does
-        # not change the view's columns.
-        text = re.sub(r"EMIT\s+ON\s+WINDOW\s+CLOSE", "", text, flags=re.I)
-        for stmt in sqlglot.parse(text, read="risingwave"):
-            if not isinstance(stmt, exp.Create) or stmt.args.get("kind") not in ("VIEW", "TABLE"):
-                continue
-            target = stmt.this
-            if isinstance(target, exp.Schema):
-                columns = [c.name for c in target.expressions if isinstance(c, exp.ColumnDef)]
-                name = target.this.name
-            else:
-                columns, name = list(stmt.expression.named_selects), target.name
-            schema[name.lower()] = {column: "TEXT" for column in columns}
-    return schema, any(f.name.startswith("R__") for f in files)
-
-
-def test_dashboard_sql_reads_existing_views_and_columns(dashboard: dict[str, Any]) -> None:
-    queries = {
-        title: _dashboard_sql(t["rawSql"])
-        for title, t in _targets(dashboard)
-        if t["datasource"]["type"] == "grafana-postgresql-datasource"
-    }
-    assert queries and all(any(q.find_all(exp.Table)) for q in queries.values())
-    schema, has_views = _queryable_objects()
-    if not has_views:
-        pytest.skip("migrations/ has no R__ files yet: SQL parsed, view names not checked")
-    for title, query in queries.items():
-        ctes = {cte.alias_or_name for cte in query.find_all(exp.CTE)}
-        missing = {t.name.lower() for t in query.find_all(exp.Table)} - ctes - set(schema)
-        assert not missing, f"panel {title!r} reads {missing}: no view or table in migrations/"
-        try:
-            qualify(query, schema=schema, dialect="postgres", validate_qualify_columns=True)
-        except OptimizeError as exc:
-            pytest.fail(f"panel {title!r}: {exc}")
-
-
-def test_dashboard_check_catches_a_missing_column() -> None:
-    schema = {"zone_load": {"zone_id": "TEXT", "load_kw": "TEXT"}}
-    with pytest.raises(OptimizeError):
-        qualify(
-            _dashboard_sql("SELECT zone_id, cap_kw FROM zone_load"),
-            schema=schema,
-            dialect="postgres",
-            validate_qualify_columns=True,
-        )
-
-
-def _grafana_expand(raw: str) -> str:
-    """Expand the Grafana macros we use the way Grafana's Postgres datasource does."""
-    window = "BETWEEN '2026-01-01T00:00:00Z' AND '2026-01-01T06:00:00Z'"
-    raw = re.sub(r"\$__timeFilter\(([^)]*)\)", lambda m: f"{m.group(1)} {window}", raw)
-    raw = raw.replace("$__timeFrom()", "'2026-01-01T00:00:00Z'")
-    return raw.replace("$__timeTo()", "'2026-01-01T06:00:00Z'")
-
-
-@pytest.mark.skipif(
-    importlib.util.find_spec("pipeline.compiler") is None, reason="no pipeline.compiler yet"
-)
-def test_dashboard_sql_runs_on_the_compiled_views(dashboard: dict[str, Any], postgres: str) -> None:
-    """Every Postgres panel's query on migrations/ applied to a real PostgreSQL.
-
-    The embedded engine compiles the same migrations the dashboard reads on RisingWave,
-    so a query that fails here (a type mismatch, an ambiguous column) fails there too.
-    Time series panels must return Grafana's ``time`` column and a ``metric`` series name.
-    """
-    import psycopg
-
-    from pipeline.migrate import apply
-
-    apply(postgres, ROOT / "migrations", {"kafka_bootstrap": "kafka:9092"})
-    with psycopg.connect(postgres, autocommit=True) as conn:
-        for title, target in _targets(dashboard):
-            if target["datasource"]["type"] != "grafana-postgresql-datasource":
-                continue
-            cursor = conn.execute(_grafana_expand(target["rawSql"]))
-            columns = [c.name for c in cursor.description or []]
-            cursor.fetchall()
-            if target["format"] == "time_series":
-                assert columns[:2] == ["time", "metric"], title
-                assert len(columns) == 3, title
-
-
-def test_dashboard_promql_parses_and_names_known_metrics(dashboard: dict[str, Any]) -> None:
-    from tests.deploy.test_prometheus_rules import known_metric, metric_names
-
-    exprs = [t["expr"] for _, t in _targets(dashboard) if t["datasource"]["type"] == "prometheus"]
-    assert exprs
-    for expr in exprs:
-        for name in metric_names(expr):
-            assert known_metric(name), f"{name} in {expr!r} is not in pipeline/metrics_names.py"

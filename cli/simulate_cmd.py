@@ -78,6 +78,10 @@ def simulate(
         str | None, typer.Option(help="Spread connects over this long (default: 200/s).")
     ] = None,
     summary_every: Annotated[str, typer.Option(help="Summary line period.")] = "5s",
+    validate: Annotated[
+        bool,
+        typer.Option(help="Schema-validate our calls and the answers (off: cheaper load)."),
+    ] = True,
     json_summary: Annotated[
         bool, typer.Option("--json", help="Print the final summary as JSON.")
     ] = False,
@@ -115,6 +119,7 @@ def simulate(
     settings = ChargerSettings(
         meter_interval=parse_duration(interval),
         seed=seed,
+        validate=validate,
         mix=SessionMix(occupancy=occupancy),
     )
     config = FleetConfig(

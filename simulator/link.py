@@ -28,8 +28,10 @@ from simulator.charger201 import Charger201
 from simulator.observe import Observations
 
 log = logging.getLogger("gridctl.simulate")
-# The ocpp library logs every frame at INFO; a fleet would drown the console.
-logging.getLogger("ocpp").setLevel(logging.WARNING)
+#: The ocpp library logs every frame at INFO; a fleet would drown any console that shows
+#: INFO, so the simulated chargers log through their own logger, quiet by default.
+OCPP_LOG = logging.getLogger("gridctl.simulate.ocpp")
+OCPP_LOG.setLevel(logging.WARNING)
 
 
 def station_url(base: str, station_id: str) -> str:
@@ -99,7 +101,9 @@ async def run_charger(
                     obs.connect_failures["subprotocol"] += 1
                     raise ConnectionError(f"server did not accept {sub}")
                 obs.connects += 1
-                cp = cls(spec.station_id, ws, response_timeout=settings.response_timeout)  # type: ignore[call-arg]
+                cp = cls(  # type: ignore[call-arg]
+                    spec.station_id, ws, response_timeout=settings.response_timeout, logger=OCPP_LOG
+                )
                 cp.setup(state, settings, obs, clock)
                 reader = asyncio.create_task(cp.start())  # type: ignore[attr-defined]
                 try:

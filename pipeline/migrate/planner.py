@@ -159,6 +159,10 @@ def make_plan(files: list[MigrationFile], latest: dict[str, HistoryRow]) -> Plan
             continue
         if row.checksum != f.checksum:
             changed[f.script] = "changed"
+        elif not row.complete and row.statements_done == 0:
+            # Nothing of this attempt ran, but a rebuild may have dropped its objects already:
+            # start over, dropping whatever is left.
+            changed[f.script] = "interrupted before its first statement"
         elif not row.complete:
             resumed[f.script] = Step(
                 f,

@@ -9,11 +9,12 @@ written right after the statement, so a failure resumes at the failed statement.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 
@@ -38,6 +39,7 @@ from pipeline.migrate.files import (
 from pipeline.migrate.history import History, HistoryRow, encode_objects
 from pipeline.migrate.planner import (
     REBUILD,
+    RESUME,
     Plan,
     Step,
     make_plan,
@@ -46,6 +48,23 @@ from pipeline.migrate.planner import (
     v_state,
 )
 from pipeline.migrate.sqltext import SqlParseError, parse
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _database_errors(method: Callable[P, R]) -> Callable[P, R]:
+    """Translate stray psycopg errors (connection lost, history writes) at the API edge."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except psycopg.Error as exc:
+            raise MigrateError(f"database error: {_server_message(exc)}") from exc
+
+    return wrapper
+
 
 #: pg_advisory_lock key held by ``up`` on PostgreSQL ("gridctl" in ASCII, as an int)
 ADVISORY_LOCK_KEY = int.from_bytes(b"gridctl", "big")
@@ -138,6 +157,7 @@ class Migrator:
 
     # -- public API --------------------------------------------------------------------------
 
+    @_database_errors
     def plan(self) -> str:
         """The SQL ``up`` would run, after substitution and (PostgreSQL) compilation."""
         conn, history, target = self._open()
@@ -158,6 +178,7 @@ class Migrator:
                 lines += [f"{sql};" for sql in st.sql]
         return "\n".join(lines) + "\n"
 
+    @_database_errors
     def up(self) -> list[str]:
         """Apply what is pending; return one line per file applied (empty: nothing to do)."""
         conn, history, target = self._open()
@@ -174,13 +195,23 @@ class Migrator:
             for sql in target.bootstrap():
                 conn.execute(sql)
             done: list[str] = []
+            rows: dict[str, HistoryRow] = {}
+            for p in prepared:  # mark every rebuild as under way before dropping anything
+                if p.step.action == REBUILD:
+                    rows[p.step.file.script] = self._new_row(history, p.step)
             for obj, sqls in zip(plan.drops, drops, strict=True):
                 self._drop(conn, obj, sqls)
             for p in prepared:
-                self._run_step(conn, history, p)
+                row = rows.get(p.step.file.script)
+                if row is None:
+                    row = p.step.prior if p.step.action == RESUME else None
+                if row is None:
+                    row = self._new_row(history, p.step)
+                self._run_step(conn, history, p, row)
                 done.append(f"{p.step.file.script}: {p.step.action} ({p.step.reason})")
             return done
 
+    @_database_errors
     def status(self) -> list[FileStatus]:
         """Every file with its state: applied, pending, changed, failed at statement n."""
         conn = connect(self.dsn)
@@ -203,6 +234,7 @@ class Migrator:
                 )
         return out
 
+    @_database_errors
     def verify(self) -> list[str]:
         """Mismatches between the history and the files, one message each (empty: all good)."""
         conn = connect(self.dsn)
@@ -239,30 +271,41 @@ class Migrator:
             except psycopg.Error as exc:
                 raise MigrateError(f"dropping {obj.kind} {obj.name} failed: {exc}") from exc
 
-    def _run_step(self, conn: psycopg.Connection[Any], history: History, p: PreparedStep) -> None:
-        step, f = p.step, p.step.file
+    def _new_row(self, history: History, step: Step) -> HistoryRow:
+        """Record a new attempt before anything of it runs.
+
+        For a rebuild the row lists the objects of the previous version as well, so if the
+        run dies after the drops, the next ``up`` still knows what to drop and re-creates the
+        file from its first statement, whatever its checksum by then.
+        """
+        f = step.file
+        objects = [o for s in f.statements for o in analyze(s.text).created]
+        if step.prior is not None:
+            objects = list(dict.fromkeys([*step.prior.created_objects, *objects]))
+        return history.start(
+            HistoryRow(
+                installed_rank=0,
+                version=f.version,
+                description=f.description,
+                type=f.type,
+                script=f.script,
+                checksum=f.checksum,
+                statements_done=0,
+                statements_total=len(f.statements),
+                prefix_checksum=prefix_checksum([]),
+                objects=encode_objects(objects),
+                installed_on=None,
+                execution_time=0,
+                success=False,
+            )
+        )
+
+    def _run_step(
+        self, conn: psycopg.Connection[Any], history: History, p: PreparedStep, row: HistoryRow
+    ) -> None:
+        f = p.step.file
         texts = [s.text for s in f.statements]
         objects = [o for t in texts for o in analyze(t).created]
-        if step.prior is not None and step.action != REBUILD:
-            row = step.prior
-        else:
-            row = history.start(
-                HistoryRow(
-                    installed_rank=0,
-                    version=f.version,
-                    description=f.description,
-                    type=f.type,
-                    script=f.script,
-                    checksum=f.checksum,
-                    statements_done=0,
-                    statements_total=len(texts),
-                    prefix_checksum=prefix_checksum([]),
-                    objects=encode_objects(objects),
-                    installed_on=None,
-                    execution_time=0,
-                    success=False,
-                )
-            )
         row.checksum, row.statements_total = f.checksum, len(texts)
         row.objects, row.error = encode_objects(objects), None
         began = time.monotonic()

@@ -284,3 +284,32 @@ def test_concurrent_ups_apply_each_file_once(postgres: str, tmp_path: Path) -> N
         results = list(pool.map(lambda _: migrator(postgres, d).up(), range(3)))
     assert sorted(len(r) for r in results) == [0, 0, 6]
     assert len(history(postgres)) == 6
+
+
+def test_rebuild_failing_in_a_dependent_recovers(postgres: str, tmp_path: Path) -> None:
+    d = copy_fixture(tmp_path)
+    m = migrator(postgres, d)
+    m.up()
+    seed(postgres)
+    load, zone = d / "R__10_station_load.sql", d / "R__20_zone_load.sql"
+    original = load.read_text()
+    load.write_text(original.replace("AS kw", "AS load_kw"))  # zone_load still reads l.kw
+    with pytest.raises(StatementError, match=r"R__20_zone_load\.sql: statement 1 failed"):
+        m.up()
+    states = {s.script: s.state for s in m.status()}
+    assert states["R__10_station_load.sql"] == "applied"
+    assert states["R__20_zone_load.sql"] == "failed at statement 1"
+    assert "zone_load" not in tables(postgres)
+
+    # Going back to the old text is a change again: both are rebuilt, nothing is lost.
+    load.write_text(original)
+    m.up()
+    assert query(postgres, "SELECT zone_id, kw FROM zone_load") == [("z1", 15.0)]
+
+    # Or fix the reader instead: only it runs.
+    load.write_text(original.replace("AS kw", "AS load_kw"))
+    zone.write_text(zone.read_text().replace("l.kw", "l.load_kw"))
+    done = [line.split(":")[0] for line in m.up()]
+    assert done == ["R__10_station_load.sql", "R__20_zone_load.sql"]
+    assert query(postgres, "SELECT zone_id, kw FROM zone_load") == [("z1", 15.0)]
+    assert m.verify() == []

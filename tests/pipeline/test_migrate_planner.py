@@ -150,3 +150,22 @@ def test_cycle_between_r_files_is_reported() -> None:
     y = mf("R__y.sql", "CREATE MATERIALIZED VIEW y AS SELECT * FROM x;")
     with pytest.raises(DependencyError, match="cycle"):
         make_plan([x, y], {})
+
+
+def test_r_interrupted_before_its_first_statement_is_rebuilt() -> None:
+    # A rebuild records its attempt (0 statements done) before dropping anything.
+    latest = {**history_of(*ALL), "R__b.sql": applied(B, done=0)}
+    plan = make_plan(ALL, latest)
+    assert [o.name for o in plan.drops] == ["s", "b"]
+    assert [(s.file.script, s.action) for s in plan.steps] == [
+        ("R__b.sql", REBUILD),
+        ("R__0_sink.sql", REBUILD),
+    ]
+
+
+def test_r_failed_part_way_resumes_at_the_failed_statement() -> None:
+    two = mf("R__c.sql", C.text + "\nCREATE MATERIALIZED VIEW c2 AS SELECT k FROM c;")
+    latest = {**history_of(*ALL), "R__c.sql": applied(two, done=1)}
+    plan = make_plan([V1, S, A, B, two], latest)
+    assert plan.drops == []
+    assert [(s.file.script, s.action, s.start) for s in plan.steps] == [("R__c.sql", RESUME, 1)]

@@ -389,7 +389,8 @@ class _KafkaSubscription(Subscription):
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="kafkabus-sub")
         self._started = False
         self._closed = False
-        self._buffer: list[Record] = []
+        self._buffer: list[Record] = []  # filled by the worker thread, under _lock
+        self._lock = threading.Lock()
         self._positions: dict[tuple[str, int], int] = {}
         # Where partitions without a committed offset start.
         self._starts: dict[tuple[str, int], int] = {}
@@ -470,32 +471,36 @@ class _KafkaSubscription(Subscription):
         if first is None:
             return
         rest = self._consumer.consume(max_records - 1, 0) if max_records > 1 else []
-        for msg in [first, *rest]:
-            err = msg.error()
-            if err is not None:
-                if err.code() in _TRANSIENT or err.retriable():
-                    log.debug("consumer: %s", err)
-                    continue
-                raise BusError(f"consumer error: {err.str()}")
-            ts = msg.timestamp()[1]
-            where = (msg.topic(), msg.partition())
-            if where in self._guard:
-                if ts < self._created_ms:
-                    # Tansu's "latest" can point inside the last batch: drop its tail.
-                    self._positions[where] = msg.offset() + 1
-                    continue
-                self._guard.discard(where)
-            key = msg.key()
-            self._buffer.append(
-                Record(
-                    topic=msg.topic(),
-                    key=None if key is None else key.decode(),
-                    value=msg.value(),
-                    offset=msg.offset(),
-                    timestamp_ms=ts,
-                    partition=msg.partition(),
+        records: list[Record] = []
+        try:
+            for msg in [first, *rest]:
+                err = msg.error()
+                if err is not None:
+                    if err.code() in _TRANSIENT or err.retriable():
+                        log.debug("consumer: %s", err)
+                        continue
+                    raise BusError(f"consumer error: {err.str()}")
+                ts = msg.timestamp()[1]
+                where = (msg.topic(), msg.partition())
+                if where in self._guard:
+                    if ts < self._created_ms:
+                        continue  # Tansu's "latest" pointed inside the last batch
+                    self._guard.discard(where)
+                key = msg.key()
+                records.append(
+                    Record(
+                        topic=msg.topic(),
+                        key=None if key is None else key.decode(),
+                        value=msg.value(),
+                        offset=msg.offset(),
+                        timestamp_ms=ts,
+                        partition=msg.partition(),
+                    )
                 )
-            )
+        finally:
+            # Keep what was read even when an error follows, or it would be lost.
+            with self._lock:
+                self._buffer.extend(records)
 
     async def batch(self, max_records: int = 500, timeout: float = 0.1) -> list[Record]:
         if self._closed:
@@ -506,7 +511,8 @@ class _KafkaSubscription(Subscription):
                 await self._run(self._fetch_sync, max_records, max(timeout, 0.0))
             except KafkaException as exc:
                 raise BusError(f"consume failed: {exc}") from exc
-        out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
+        with self._lock:
+            out, self._buffer = self._buffer[:max_records], self._buffer[max_records:]
         for r in out:
             self._positions[(r.topic, r.partition)] = r.offset + 1
         return out

@@ -160,7 +160,7 @@ def _metadata_ok(bootstrap: str) -> bool:
     from confluent_kafka.admin import AdminClient
 
     try:
-        md = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=2)
+        md = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3}).list_topics(timeout=2)
     except KafkaException:
         return False
     return bool(md.brokers)

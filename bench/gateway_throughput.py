@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
 import json
 import multiprocessing as mp
@@ -153,6 +154,11 @@ class Server:
         if self.proc.is_alive():
             self.proc.terminate()
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the server process (all its threads)."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
@@ -161,17 +167,70 @@ class Server:
 
 
 # -- load (this process) ----------------------------------------------------------------
-async def _connect(port: int, station: str):
-    import websockets
+class RawWS:
+    """A minimal websocket client (RFC 6455 text frames) so the load side stays cheap.
 
-    return await websockets.connect(
-        f"ws://127.0.0.1:{port}/ocpp/{station}",
-        subprotocols=["ocpp1.6"],  # type: ignore[list-item]
-        ping_interval=None,
-        max_size=None,
-        open_timeout=60,
-        compression=None,
-    )
+    The masking key is all zeros (legal, XOR is a no-op): the server unmasks as usual, and
+    the client spends no CPU on masking. Pings are answered; anything else is ignored.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def connect(cls, port: int, station: str) -> RawWS:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20)
+        key = base64.b64encode(os.urandom(16)).decode()
+        writer.write(
+            (f"GET /ocpp/{station} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+             f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+             "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n").encode()
+        )  # fmt: skip
+        head = await reader.readuntil(b"\r\n\r\n")
+        if b" 101 " not in head.split(b"\r\n", 1)[0]:
+            raise RuntimeError(f"handshake refused: {head[:80]!r}")
+        return cls(reader, writer)
+
+    def _frame(self, opcode: int, data: bytes) -> bytes:
+        n = len(data)
+        if n < 126:
+            head = bytes((0x80 | opcode, 0x80 | n))
+        elif n < 65536:
+            head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+        else:
+            head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
+        return head + b"\0\0\0\0" + data
+
+    async def send(self, text: str) -> None:
+        self.writer.write(self._frame(1, text.encode()))
+
+    async def recv(self) -> str:
+        while True:
+            b0, b1 = await self.reader.readexactly(2)
+            n = b1 & 0x7F
+            if n == 126:
+                n = int.from_bytes(await self.reader.readexactly(2), "big")
+            elif n == 127:
+                n = int.from_bytes(await self.reader.readexactly(8), "big")
+            payload = await self.reader.readexactly(n)
+            opcode = b0 & 0x0F
+            if opcode == 1:
+                return payload.decode()
+            if opcode == 9:
+                self.writer.write(self._frame(10, payload))
+            elif opcode == 8:
+                raise ConnectionError("closed by server")
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.writer.write(self._frame(8, (1000).to_bytes(2, "big")))
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+async def _connect(port: int, station: str) -> RawWS:
+    return await RawWS.connect(port, station)
 
 
 async def _charger_loop(ws, idx: int, until: float, lat: list[float], interval: float | None,
@@ -195,31 +254,84 @@ async def _charger_loop(ws, idx: int, until: float, lat: list[float], interval: 
             errors.append(1)
 
 
-async def load(port: int, chargers: int, seconds: float, rate: float | None = None) -> dict:
-    conns = await asyncio.gather(*(_connect(port, f"BENCH-{i}") for i in range(chargers)))
-    # warm-up: one call each (compiles validators, fills caches)
+async def _load_part(
+    port: int, ids: range, seconds: float, interval: float | None, start_wall: float
+) -> tuple[list[float], int]:
+    """One client process's share: connect, warm up, wait for the common start, run."""
+    conns = await asyncio.gather(*(_connect(port, f"BENCH-{i}") for i in ids))
     warm: list[float] = []
     await asyncio.gather(*(_charger_loop(ws, i, time.perf_counter() + 0.5, warm, None, [])
-                           for i, ws in enumerate(conns)))  # fmt: skip
+                           for i, ws in zip(ids, conns, strict=True)))  # fmt: skip
+    await asyncio.sleep(max(0.0, start_wall - time.time()))
     lat: list[float] = []
     errors: list[int] = []
-    interval = chargers / rate if rate else None
-    start = time.perf_counter()
+    until = time.perf_counter() + seconds
     await asyncio.gather(
         *(
-            _charger_loop(ws, i, start + seconds, lat, interval, errors)
-            for i, ws in enumerate(conns)
+            _charger_loop(ws, i, until, lat, interval, errors)
+            for i, ws in zip(ids, conns, strict=True)
         )
     )
-    elapsed = time.perf_counter() - start
     await asyncio.gather(*(ws.close() for ws in conns), return_exceptions=True)
+    return lat, len(errors)
+
+
+def _load_proc(port, ids, seconds, interval, start_wall, q) -> None:  # type: ignore[no-untyped-def]
+    q.put(asyncio.run(_load_part(port, ids, seconds, interval, start_wall)))
+
+
+def load(
+    port: int,
+    chargers: int,
+    seconds: float,
+    rate: float | None = None,
+    srv: Server | None = None,
+    clients: int = 2,
+) -> dict:
+    """Run the load from ``clients`` processes and merge their latencies."""
+    ctx = mp.get_context("spawn")
+    q: mp.Queue = ctx.Queue()
+    interval = chargers / rate if rate else None
+    start_wall = time.time() + 3.0 + chargers / 1000  # after every connect and warm-up
+    per = -(-chargers // clients)
+    procs = [
+        ctx.Process(
+            target=_load_proc,
+            args=(
+                port,
+                range(k * per, min(chargers, (k + 1) * per)),
+                seconds,
+                interval,
+                start_wall,
+                q,
+            ),
+        )
+        for k in range(clients)
+        if k * per < chargers
+    ]
+    for p in procs:
+        p.start()
+    time.sleep(max(0.0, start_wall - time.time()))
+    cpu0 = srv.cpu_s() if srv else 0.0
+    time.sleep(seconds)
+    cpu = (srv.cpu_s() - cpu0) if srv else float("nan")
+    lat: list[float] = []
+    errors = 0
+    for _ in procs:
+        part, err = q.get(timeout=120)
+        lat.extend(part)
+        errors += err
+    for p in procs:
+        p.join(10)
     lat.sort()
     return {
         "msgs": len(lat),
-        "rate": len(lat) / elapsed,
+        "rate": len(lat) / seconds,
         "p50_ms": statistics.median(lat) * 1000 if lat else float("nan"),
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000 if lat else float("nan"),
-        "errors": len(errors),
+        "errors": errors,
+        "cpu_us": cpu / len(lat) * 1e6 if lat else float("nan"),
+        "cpu_pct": cpu / seconds * 100,
     }
 
 
@@ -269,6 +381,7 @@ def main() -> None:
     ap.add_argument("--rss-steps", default="1000,2500,5000,10000")
     ap.add_argument("--heartbeat", type=float, default=5.0)
     ap.add_argument("--no-kafka", action="store_true")
+    ap.add_argument("--clients", type=int, default=2, help="load client processes")
     args = ap.parse_args()
     parts = args.only or ["throughput", "rate", "rss"]
 
@@ -288,25 +401,32 @@ def main() -> None:
     try:
         if "throughput" in parts:
             print(f"\n## closed loop: {args.chargers} chargers, {args.seconds:.0f} s each")
-            print(f"{'server':<12} {'MeterValues/s':>14} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            print(f"{'server':<12} {'MeterValues/s':>14} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+                  f" {'server CPU µs/msg':>18} {'server CPU %':>13}")  # fmt: skip
             results = {}
             for kind in kinds:
                 with Server(kind, broker.bootstrap if broker else None) as srv:
-                    r = asyncio.run(load(srv.port, args.chargers, args.seconds))
+                    r = load(srv.port, args.chargers, args.seconds, srv=srv, clients=args.clients)
                 results[kind] = r
                 print(f"{kind:<12} {r['rate']:>14.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                      f"{r['errors']:>7}")  # fmt: skip
+                      f"{r['errors']:>7} {r['cpu_us']:>18.0f} {r['cpu_pct']:>13.0f}")  # fmt: skip
             for kind in kinds[1:]:
-                print(f"{kind} / stock = {results[kind]['rate'] / results['stock']['rate']:.2f}x")
+                ratio = results[kind]["rate"] / results["stock"]["rate"]
+                cpu_ratio = results["stock"]["cpu_us"] / results[kind]["cpu_us"]
+                print(f"{kind} vs stock: {ratio:.2f}x MeterValues/s, "
+                      f"{cpu_ratio:.2f}x less server CPU per MeterValues")  # fmt: skip
         if "rate" in parts:
             print(f"\n## paced: {args.rate:.0f} MeterValues/s over {args.rate_chargers} chargers, "
                   f"{args.seconds:.0f} s")  # fmt: skip
-            print(f"{'server':<12} {'achieved/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+            print(f"{'server':<12} {'achieved/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+                  f" {'server CPU %':>13}")  # fmt: skip
             for kind in kinds[1:]:
                 with Server(kind, broker.bootstrap if broker else None) as srv:
-                    r = asyncio.run(load(srv.port, args.rate_chargers, args.seconds, args.rate))
+                    r = load(
+                        srv.port, args.rate_chargers, args.seconds, args.rate, srv, args.clients
+                    )
                 print(f"{kind:<12} {r['rate']:>11.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                      f"{r['errors']:>7}")  # fmt: skip
+                      f"{r['errors']:>7} {r['cpu_pct']:>13.0f}")  # fmt: skip
         if "rss" in parts:
             steps = [int(s) for s in args.rss_steps.split(",")]
             print(f"\n## connected chargers vs server RSS (heartbeat every {args.heartbeat:.0f} s)")

@@ -61,7 +61,7 @@ def _created_name(tree: exp.Create) -> str:
     target = tree.this
     if isinstance(target, exp.Schema):
         target = target.this
-    return target.name.lower()
+    return str(target.name).lower()
 
 
 def analyze(text: str) -> StatementDeps:

@@ -120,7 +120,7 @@ class CompileError(MigrateError):
 
 def default_compiler() -> Compiler:
     try:
-        return importlib.import_module("pipeline.compiler")  # type: ignore[return-value]
+        return importlib.import_module("pipeline.compiler")
     except ModuleNotFoundError as exc:
         raise MigrateError(
             "PostgreSQL target needs pipeline.compiler, which is not installed"

@@ -116,7 +116,7 @@ _FLOATING = (exp.DataType.Type.DOUBLE, exp.DataType.Type.FLOAT)
 _ARITHMETIC = (exp.Add, exp.Sub, exp.Mul, exp.Div, exp.Mod)
 
 
-def _is_numeric(node: exp.Expression) -> bool:
+def _is_numeric(node: exp.Expr) -> bool:
     """Is ``node`` NUMERIC by construction: a ``::NUMERIC`` cast, or arithmetic on one with no
     explicitly floating operand (NUMERIC op INTEGER stays NUMERIC in both engines)?"""
     while isinstance(node, exp.Paren | exp.Neg):
@@ -134,7 +134,7 @@ def _is_numeric(node: exp.Expression) -> bool:
     return False
 
 
-def _now_allowed(node: exp.Expression) -> bool:
+def _now_allowed(node: exp.Expr) -> bool:
     """Walk up to the nearest SELECT: allowed if we pass through WHERE, HAVING, ON or FROM."""
     child, parent = node, node.parent
     while parent is not None:
@@ -148,11 +148,11 @@ def _now_allowed(node: exp.Expression) -> bool:
     return True  # not inside a query (a column DEFAULT, say)
 
 
-def _now_nodes(tree: exp.Expression) -> Iterator[exp.Expression]:
+def _now_nodes(tree: exp.Expr) -> Iterator[exp.Expr]:
     yield from tree.find_all(exp.CurrentTimestamp)
 
 
-def _tree_rules(tree: exp.Expression, emit: Emit) -> None:
+def _tree_rules(tree: exp.Expr, emit: Emit) -> None:
     for node in _now_nodes(tree):
         if not _now_allowed(node):
             emit(
@@ -177,7 +177,7 @@ def _tree_rules(tree: exp.Expression, emit: Emit) -> None:
                 "(ROUND(double, n) does not exist), then back to DOUBLE PRECISION",
             )
     for node in tree.find_all(exp.Window):
-        if isinstance(node.this, exp.Expression) and not node.args.get("partition_by"):
+        if isinstance(node.this, exp.Expr) and not node.args.get("partition_by"):
             emit("window-partition", f"{node.this.sql('risingwave')} OVER (...) needs PARTITION BY")
 
 

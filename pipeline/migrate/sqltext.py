@@ -112,7 +112,7 @@ def _quiet_sqlglot() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def parse(text: str) -> exp.Expression:
+def parse(text: str) -> exp.Expr:
     """Parse one statement (opaque clauses taken off) or raise :class:`SqlParseError`."""
     stripped = strip_opaque(text)
     try:
@@ -145,6 +145,6 @@ def _why_opaque(stripped: str) -> str:
     return "sqlglot (risingwave dialect) cannot parse this statement (falls back to a Command)"
 
 
-def object_name(table: exp.Expression) -> str:
+def object_name(table: exp.Expr) -> str:
     """Lower-case, unqualified name of a table-like node (schema prefixes dropped)."""
     return table.name.lower()

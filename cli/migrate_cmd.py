@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipeline.migrate import MigrateError, Migrator, lint_dir
+from pipeline.migrate import RULES, MigrateError, Migrator, lint_dir
 from pipeline.migrate.files import parse_var_assignments
 
 DatabaseUrl = Annotated[
@@ -36,7 +36,18 @@ Dir = Annotated[
 _STATE_STYLE = {"applied": "green", "pending": "yellow", "changed": "magenta"}
 
 
+def _resolve(directory: Path) -> Path:
+    """``./migrations`` by default; outside a checkout, the folder shipped next to the code
+    (what ``gridctl run`` applies too)."""
+    if directory == Path("migrations") and not directory.is_dir():
+        shipped = Path(__file__).resolve().parent.parent / "migrations"
+        if shipped.is_dir():
+            return shipped
+    return directory
+
+
 def _migrator(database_url: str | None, directory: Path, var: list[str] | None) -> Migrator:
+    directory = _resolve(directory)
     if not database_url:
         typer.echo("error: no database: pass --database-url or set GRIDCTL_DATABASE_URL", err=True)
         raise typer.Exit(2)
@@ -113,8 +124,17 @@ def verify(
     typer.echo("verify: applied migrations match the files")
 
 
-def lint(var: Vars = None, directory: Dir = Path("migrations")) -> None:
+def lint(
+    var: Vars = None,
+    directory: Dir = Path("migrations"),
+    rules: Annotated[bool, typer.Option("--rules", help="List the rules and exit.")] = False,
+) -> None:
     """Check every statement against sqlglot's RisingWave dialect and the project rules."""
+    if rules:
+        for rule, text in RULES.items():
+            typer.echo(f"{rule:<26} {text}")
+        return
+    directory = _resolve(directory)
     try:
         findings = lint_dir(directory, parse_var_assignments(var))
     except MigrateError as exc:

@@ -219,13 +219,25 @@ class Migrator:
             self.engine = detect(conn)
             latest = History(conn, self.engine).latest()
         files = discover(self.directory)
+        try:
+            # An unchanged R file that reads a changed one is rebuilt too: say so.
+            outdated = {
+                s.file.script: s.reason
+                for s in make_plan(files, latest).steps
+                if s.action == REBUILD
+            }
+        except MigrateError:
+            outdated = {}  # edited V files: their own state says it
         out: list[FileStatus] = []
         for f in files:
             row = latest.get(f.script)
             on = None
             if row and row.installed_on:
                 on = row.installed_on.isoformat(timespec="seconds")
-            out.append(FileStatus(f.script, f.type, f.version, f.description, _state(f, row), on))
+            state = _state(f, row)
+            if state == "applied" and f.script in outdated:
+                state = f"outdated: {outdated[f.script]}"
+            out.append(FileStatus(f.script, f.type, f.version, f.description, state, on))
         known = {f.script for f in files}
         for script, row in latest.items():
             if script not in known:
@@ -242,7 +254,7 @@ class Migrator:
             latest = History(conn, detect(conn)).latest()
         problems = out_of_order(discover(self.directory), latest)
         for st in self.status():
-            if st.state in ("applied", "pending"):
+            if st.state in ("applied", "pending") or st.state.startswith("outdated"):
                 continue
             if st.state == "missing":
                 problems.append(f"{st.script}: applied but the file is missing")

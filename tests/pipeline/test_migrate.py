@@ -186,6 +186,10 @@ def test_edited_repeatable_is_rebuilt_with_its_dependents(postgres: str, tmp_pat
         load.read_text().replace("SUM(power_kw) AS kw", "SUM(power_kw) AS kw,\n    COUNT(*) AS n")
     )
     assert [p.split(":")[0] for p in m.verify()] == ["R__10_station_load.sql"]
+    states = {s.script: s.state for s in m.status()}
+    assert states["R__10_station_load.sql"] == "changed"
+    assert states["R__20_zone_load.sql"] == "outdated: reads rebuilt ['station_load']"
+    assert states["R__05_sample_count.sql"] == "applied"
     plan = m.plan()
     # dependents dropped first, then re-created after what they read
     assert plan.index("drop MATERIALIZED VIEW zone_load") < plan.index(

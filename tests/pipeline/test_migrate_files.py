@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from pipeline.migrate import NamingError, VariableError
 from pipeline.migrate.files import (
@@ -83,3 +85,30 @@ def test_substitution_and_missing_var_names_file_line_and_var(tmp_path: Path) ->
         substitute(stmt, values, "R__x.sql")
     assert str(info.value) == "R__x.sql:4: variable ${nope} has no value (pass --var nope=...)"
     assert substitute(stmt, {**values, "nope": "2"}, "R__x.sql") == "SELECT 'dev.t',\n 1, 2"
+
+
+_PIECES = st.sampled_from(
+    [
+        "SELECT",
+        "x",
+        "1",
+        "'a;b'",
+        "'it''s;'",
+        '"odd;name"',
+        "$$ ; $$",
+        "$fn$ ;$$; $fn$",
+        "/* c; */",
+        "/* a /* nested; */ b */",
+        "-- note; here\n",
+        "\n",
+        "E'\\';'",
+    ]
+)
+_STATEMENT = st.lists(_PIECES, min_size=1, max_size=8).map(lambda p: "SELECT " + " ".join(p) + " x")
+
+
+@given(st.lists(_STATEMENT, min_size=1, max_size=6), st.sampled_from(["\n", "\r\n"]))
+def test_split_round_trips_joined_statements(stmts: list[str], newline: str) -> None:
+    stmts = [s.rstrip() for s in stmts]
+    text = (";" + newline).join(stmts) + ";" + newline
+    assert [s.text for s in split_statements(text)] == stmts

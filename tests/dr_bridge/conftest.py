@@ -13,6 +13,7 @@ from dr_bridge import Bridge, BridgeSettings
 from pipeline import topics
 from pipeline.bus import Bus, LocalBus, PublishError
 from pipeline.contracts import DemandResponseSignal, StationZone, decode, encode
+from tests.dr_bridge.oa2_vtn import vtn  # noqa: F401  (fixture)
 
 TOKEN = "test-token-0123456789"
 

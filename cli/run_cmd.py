@@ -16,13 +16,13 @@ from rich.panel import Panel
 from cli.runtime import Endpoints, RunSettings, Runtime, default_migrations_dir
 
 
-def parse_vars(pairs: list[str]) -> dict[str, str]:
+def parse_vars(pairs: list[str], option: str = "--var") -> dict[str, str]:
     """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming it."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint="--var")
+            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
         out[key.strip()] = value
     return out
 
@@ -66,6 +66,9 @@ def run(
     database_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_DATABASE_URL")] = None,
     bus: Annotated[str, typer.Option(envvar="GRIDCTL_BUS", help="local | kafka")] = "local",
     kafka_bootstrap: Annotated[str | None, typer.Option(envvar="GRIDCTL_KAFKA_BOOTSTRAP")] = None,
+    kafka_config: Annotated[
+        list[str] | None, typer.Option("--kafka-config", help="librdkafka NAME=VALUE")
+    ] = None,
     host: Annotated[str, typer.Option(envvar="GRIDCTL_HOST")] = "127.0.0.1",
     ocpp_port: Annotated[int, typer.Option(envvar="GRIDCTL_OCPP_PORT")] = 9000,
     api_port: Annotated[int, typer.Option(envvar="GRIDCTL_API_PORT")] = 8080,
@@ -104,6 +107,7 @@ def run(
         database_url=database_url,
         bus=bus,  # type: ignore[arg-type]
         kafka_bootstrap=kafka_bootstrap,
+        kafka_config=dict(parse_vars(kafka_config or [], "--kafka-config")),
         host=host,
         ocpp_port=ocpp_port,
         api_port=api_port,

@@ -43,6 +43,8 @@ class RunSettings:
     database_url: str | None = None
     bus: Literal["local", "kafka"] = "local"
     kafka_bootstrap: str | None = None
+    #: extra librdkafka settings (e.g. short group session timeouts on a test broker)
+    kafka_config: dict[str, Any] = field(default_factory=dict)
     host: str = "127.0.0.1"
     ocpp_port: int = 9000
     api_port: int = 8080
@@ -107,7 +109,7 @@ class Runtime:
                 raise ValueError("--bus kafka needs --kafka-bootstrap HOST:PORT")
             from pipeline.bus import KafkaBus
 
-            self.bus = KafkaBus(s.kafka_bootstrap)
+            self.bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
         else:
             self.bus = LocalBus(s.data_dir / "bus")
         await self.bus.start()

@@ -3,3 +3,26 @@
 from tests.fixtures.kafka import any_bus, kafka, own_tansu  # noqa: F401
 from tests.fixtures.postgres import postgres, postgres_server  # noqa: F401
 from tests.fixtures.risingwave import risingwave  # noqa: F401
+
+
+def pytest_configure(config: object) -> None:
+    """Give each session its own temporary root.
+
+    pytest's default ``/tmp/pytest-of-<user>/pytest-N`` keeps only the last three sessions
+    and deletes older ones when a new session starts, so two suites running at once (CI
+    next to a developer, or parallel jobs) would delete each other's data directories.
+    """
+    import tempfile
+
+    option = config.option  # type: ignore[attr-defined]
+    if getattr(option, "basetemp", None) is None:
+        option.basetemp = tempfile.mkdtemp(prefix="gridctl-pytest-")
+        config._gridctl_basetemp = option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: object) -> None:
+    import shutil
+
+    created = getattr(config, "_gridctl_basetemp", None)
+    if created:
+        shutil.rmtree(created, ignore_errors=True)

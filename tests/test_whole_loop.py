@@ -1,0 +1,147 @@
+"""The whole loop, as an operator would drive it, on LocalBus and on KafkaBus.
+
+``gridctl run``'s runtime (embedded engine on a real PostgreSQL, gateway, API) in this
+process; an OCPP 1.6 charger on the ocpp library over a real websocket; stations and the
+DR signal through the real ``gridctl`` command in a subprocess. The charger must get a
+SetChargingProfile within 5 s of ``gridctl dr send`` and a ClearChargingProfile within
+5 s of ``gridctl dr cancel``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from ocpp.v16 import call
+
+from cli.runtime import RunSettings, Runtime
+from pipeline.embedded_pg import free_port
+from tests.ocpp_gateway.chargers import charger
+
+GRIDCTL = [sys.executable, "-m", "cli.main"]
+
+
+async def gridctl(*args: str, env: dict[str, str] | None = None) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *GRIDCTL,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode == 0, f"gridctl {' '.join(args)}: {err.decode()}{out.decode()}"
+    return out.decode()
+
+
+@pytest.fixture(params=["local", "kafka"])
+def bus_choice(request: pytest.FixtureRequest) -> tuple[str, str | None, dict]:
+    if request.param == "local":
+        return "local", None, {}
+    broker = request.getfixturevalue("kafka")
+    return "kafka", broker.bootstrap, dict(broker.client_config)
+
+
+async def _meter_loop(cp: object, watts: float) -> None:
+    while True:
+        await cp.call(  # type: ignore[attr-defined]
+            call.MeterValues(
+                connector_id=1,
+                transaction_id=1,
+                meter_value=[
+                    {
+                        "timestamp": datetime.now(UTC).isoformat(),
+                        "sampled_value": [
+                            {"value": str(watts), "measurand": "Power.Active.Import", "unit": "W"}
+                        ],
+                    }
+                ],
+            )
+        )
+        await asyncio.sleep(0.5)
+
+
+async def test_dr_send_and_cancel_reach_the_charger(
+    tmp_path: Path, postgres: str, bus_choice: tuple[str, str | None, dict]
+) -> None:
+    bus, bootstrap, kafka_config = bus_choice
+    settings = RunSettings(
+        data_dir=tmp_path / "data",
+        database_url=postgres,
+        bus=bus,  # type: ignore[arg-type]
+        kafka_bootstrap=bootstrap,
+        kafka_config=kafka_config,
+        ocpp_port=free_port(),
+        api_port=free_port(),
+        tick=0.5,
+    )
+    runtime = Runtime(settings)
+    endpoints = await runtime.start()
+    station = f"loop-{uuid.uuid4().hex[:8]}"
+    zone = f"zone-{uuid.uuid4().hex[:6]}"
+    api = ["--api", endpoints.api_url, "--token", endpoints.token or ""]
+    try:
+        csv = tmp_path / "stations.csv"
+        csv.write_text(
+            "station_id,zone_id,max_station_kw,contract_max_kw,min_active_kw,"
+            "charging_rate_unit,phases,voltage_v,password\n"
+            f"{station},{zone},22,22,1.4,W,3,230,s3cret-pw\n"
+        )
+        await gridctl("stations", "import", str(csv), *api)
+
+        async with charger(settings.ocpp_port, station, password="s3cret-pw") as cp:
+            boot = await cp.call(
+                call.BootNotification(charge_point_model="loop", charge_point_vendor="gridctl")
+            )
+            assert boot.status == "Accepted"
+            started = await cp.call(
+                call.StartTransaction(
+                    connector_id=1,
+                    id_tag="TAG1",
+                    meter_start=0,
+                    timestamp=datetime.now(UTC).isoformat(),
+                )
+            )
+            assert started.transaction_id
+            meter = asyncio.create_task(_meter_loop(cp, 11000.0))
+            try:
+                await asyncio.sleep(2.0)  # the engine sees fresh load
+                signal_id = f"sig-{uuid.uuid4().hex[:8]}"
+                await gridctl(
+                    "dr",
+                    "send",
+                    "--zone",
+                    zone,
+                    "--limit-kw",
+                    "5",
+                    "--duration",
+                    "10m",
+                    "--id",
+                    signal_id,
+                    *api,
+                )
+                profile = await asyncio.wait_for(cp.profiles.get(), timeout=5.0)
+                schedule = profile["charging_schedule"]
+                limit = schedule["charging_schedule_period"][0]["limit"]
+                unit = schedule["charging_rate_unit"]
+                limit_kw = limit / 1000 if unit == "W" else limit * 3 * 230 / 1000
+                assert 0 < limit_kw <= 5.0, profile
+                assert profile["valid_to"], "every limit carries its own expiry"
+
+                listed = await gridctl("dr", "list", *api)
+                assert signal_id[:12] in listed
+                await gridctl("dr", "cancel", signal_id, *api)
+                cleared = await asyncio.wait_for(cp.clears.get(), timeout=5.0)
+                assert cleared is not None
+            finally:
+                meter.cancel()
+                with contextlib.suppress(BaseException):
+                    await meter
+    finally:
+        await runtime.stop()

@@ -189,11 +189,13 @@ class Migrator:
                 conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
             _, plan = self._plan(history)
             drops, prepared = self._prepare(plan, target)
+            # The compiler's runtime objects are idempotent and may be newer than the
+            # migrations (a gridctl upgrade), so they are brought up to date on every run.
+            for sql in target.bootstrap():
+                conn.execute(sql)
             if plan.empty:
                 return []
             history.ensure()
-            for sql in target.bootstrap():
-                conn.execute(sql)
             done: list[str] = []
             rows: dict[str, HistoryRow] = {}
             for p in prepared:  # mark every rebuild as under way before dropping anything

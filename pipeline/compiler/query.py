@@ -140,5 +140,9 @@ def compile_query(text: str, *, emit_on_window_close: bool = False) -> str:
         if "window_end" not in tree.named_selects:
             raise QueryError("EMIT ON WINDOW CLOSE needs window_end among the output columns")
         quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names) or "''"
-        sql = f"SELECT * FROM ({sql}) AS eowc WHERE eowc.window_end <= {SCHEMA}.watermark({quoted})"
+        # A scalar subquery: PostgreSQL evaluates it once (an InitPlan), not once per row.
+        sql = (
+            f"SELECT * FROM ({sql}) AS eowc "
+            f"WHERE eowc.window_end <= (SELECT {SCHEMA}.watermark({quoted}))"
+        )
     return sql

@@ -71,6 +71,7 @@ class Engine:
         batch_size: int = 5000,
         max_records_per_tick: int = 500_000,
         window_lookback: timedelta = timedelta(hours=1),
+        catalog_refresh: float = 5.0,
     ) -> None:
         self.dsn = dsn
         self.bus = bus
@@ -80,6 +81,8 @@ class Engine:
         self.batch_size = batch_size
         self.max_records_per_tick = max_records_per_tick
         self.window_lookback = window_lookback
+        self.catalog_refresh = catalog_refresh
+        self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
         self._topics: tuple[str, ...] = ()
@@ -168,8 +171,8 @@ class Engine:
         async with self._lock:
             started = time.perf_counter()
             now = self.now()
-            await self._reload_catalog()
-            await self._set_clock(now)
+            if time.monotonic() - self._catalog_at >= self.catalog_refresh:
+                await self._reload_catalog()
             await self._ingest(now)
             sent = await self._evaluate_sinks(now)
             await self._retention(now)
@@ -178,20 +181,15 @@ class Engine:
             metrics.TICK.observe(time.perf_counter() - started)
             return sent
 
-    async def _set_clock(self, now: datetime) -> None:
-        conn = self._require()
-        await conn.execute(
-            f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
-            (None if self._clock is None else now,),
-        )
-        await conn.commit()
-
     def _require(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
             raise RuntimeError("Engine.start() first")
         return self._conn
 
     async def _reload_catalog(self) -> None:
+        """Re-read sources and sinks (a migration may have added some); resubscribe if the
+        set of topics changed. Done every ``catalog_refresh`` wall seconds."""
+        self._catalog_at = time.monotonic()
         sources, sinks = await load(self._require())
         await self._require().commit()
         by_topic: dict[str, list[Source]] = {}
@@ -358,24 +356,25 @@ class Engine:
         changes: dict[str, dict[str, str | None]] = {}
         since = self._last_tick - self.window_lookback if self._last_tick else None
         async with conn.cursor(row_factory=dict_row) as cur:
-            # UPSERT sinks see whole history; append-only sinks only windows after `since`.
-            for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
-                bound = "" if sink.upsert or since is None else since.isoformat()
-                try:
-                    async with conn.transaction():
-                        await cur.execute(
-                            "SELECT set_config('gridctl.window_since', %s, true)", (bound,)
-                        )
-                        await cur.execute(f"SELECT * FROM {sink.view_name}")  # type: ignore[arg-type]
-                        rows = await cur.fetchall()
-                except psycopg.Error as exc:
-                    log.error("sink %s: cannot read %s: %s", sink.name, sink.view_name, exc)
-                    continue
+            await cur.execute(
+                f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
+                (None if self._clock is None else now,),
+            )
+            try:
+                results = await self._read_sinks(cur, since, savepoints=False)
+            except psycopg.Error:
+                # A view is missing or broken (e.g. mid-rebuild): read sink by sink.
+                await conn.rollback()
+                await cur.execute(
+                    f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
+                    (None if self._clock is None else now,),
+                )
+                results = await self._read_sinks(cur, since, savepoints=True)
+            for sink, rows in results:
                 sent, changed = diff(sink, rows, self._state.get(sink.name, {}))
                 emits.extend(sent)
                 if changed:
                     changes[sink.name] = changed
-            await cur.execute("SELECT set_config('gridctl.window_since', '', true)")
             for name, changed in changes.items():
                 gone = [(name, k) for k, v in changed.items() if v is None]
                 kept = [(name, k, v, now) for k, v in changed.items() if v is not None]
@@ -407,6 +406,35 @@ class Engine:
         if emits:
             await self._flush_outbox()
         return emits
+
+    async def _read_sinks(
+        self, cur: psycopg.AsyncCursor[Any], since: datetime | None, *, savepoints: bool
+    ) -> list[tuple[Sink, list[dict[str, Any]]]]:
+        """Rows of every sink's view; UPSERT sinks first, with the whole history, then
+        append-only sinks with window scans bounded by ``since`` (rows they emitted once
+        are never needed again, so older windows need not be recomputed)."""
+        conn = self._require()
+        out: list[tuple[Sink, list[dict[str, Any]]]] = []
+        current = ""
+        for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
+            bound = "" if sink.upsert or since is None else since.isoformat()
+            try:
+                async with conn.transaction() if savepoints else contextlib.nullcontext():
+                    if bound != current:
+                        await cur.execute(
+                            "SELECT set_config('gridctl.window_since', %s, true)", (bound,)
+                        )
+                        current = bound
+                    await cur.execute(f"SELECT * FROM {sink.view_name}")  # type: ignore[arg-type]
+                    out.append((sink, await cur.fetchall()))
+            except psycopg.Error as exc:
+                if not savepoints:
+                    raise
+                current = "?"
+                log.error("sink %s: cannot read %s: %s", sink.name, sink.view_name, exc)
+        if current:
+            await cur.execute("SELECT set_config('gridctl.window_since', '', true)")
+        return out
 
     async def _flush_outbox(self) -> None:
         """Publish the outbox in order; delete what the bus acknowledged."""

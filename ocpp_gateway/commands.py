@@ -29,6 +29,7 @@ from websockets.exceptions import ConnectionClosed
 from ocpp_gateway import profiles
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.errors import StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.station import now_utc
 from pipeline import topics
@@ -229,7 +230,7 @@ class CommandDelivery:
                 status = "Accepted"  # no such profile on the charger: cleared all the same
         except TimeoutError:
             status = "Timeout"
-        except ConnectionClosed:
+        except (ConnectionClosed, StationOffline):
             status = "Offline"
         except OCPPError as exc:
             status = "NotSupported" if exc.code in _UNSUPPORTED else "Rejected"

@@ -7,8 +7,9 @@
     ├── FrameError             an OCPP-J frame we cannot route; carries the CallError ``code``
     │   └── (codes: FormationViolation / FormatViolation, ProtocolError, NotImplemented,
     │        TypeConstraintViolation, OccurrenceConstraintViolation ...)
-    └── AuthError              a handshake refused before the upgrade; carries the HTTP
-                               ``status`` (401, 403, 404) and a reason for the log
+    ├── AuthError              a handshake refused before the upgrade; carries the HTTP
+    │                          ``status`` (401, 403, 404) and a reason for the log
+    └── StationOffline         the charger's socket closed before it answered our call
 
 Errors raised *inside* a handler that must reach the charger as a CallError are the ocpp
 library's own ``OCPPError`` subclasses (``InternalError`` for "not durable yet"), because
@@ -47,3 +48,7 @@ class AuthError(GatewayError):
         self.status = status
         self.reason = reason
         super().__init__(f"{status}: {reason}")
+
+
+class StationOffline(GatewayError):
+    """The charger disconnected before answering; its desired state waits for reconnect."""

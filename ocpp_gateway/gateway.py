@@ -51,6 +51,7 @@ class Gateway:
         self.server = OcppServer(self.config, self.registry, self.metrics, self._serve_station)
         self._config_sub: Subscription | None = None
         self._config_task: asyncio.Task[None] | None = None
+        self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         for cls in (StationV16, StationV201):
@@ -99,7 +100,13 @@ class Gateway:
         if old is not None:
             # The newest connection of a station wins: the old one is usually half-dead.
             log.info("station %s reconnected; closing its previous connection", station_id)
-            await old._connection.close(1000, "replaced by a new connection")  # type: ignore[attr-defined]
+            # In the background: a half-dead peer would hold the new connection for the
+            # whole close timeout.
+            closing = asyncio.create_task(
+                old._connection.close(1000, "replaced by a new connection")  # type: ignore[attr-defined]
+            )
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
         self.stations[station_id] = station
         self.commands.attach(station)
         self.metrics.connected.inc()
@@ -110,7 +117,9 @@ class Gateway:
             log.info("station %s disconnected: %s", station_id, exc)
         finally:
             self.metrics.connected.dec()
-            if self.stations.get(station_id) is station:
+            current = self.stations.get(station_id) is station
+            if current:
                 del self.stations[station_id]
             self.commands.detach(station)
-            await station.publish_status("Disconnected")
+            if current:  # a replaced connection's end is not the station going away
+                await station.publish_status("Disconnected")

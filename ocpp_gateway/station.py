@@ -32,7 +32,7 @@ from ocpp.messages import Call
 from ocpp_gateway import frames, validation
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.config import GatewayConfig
-from ocpp_gateway.errors import FrameError
+from ocpp_gateway.errors import FrameError, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.normalise import NormaliseError
 from pipeline import topics
@@ -114,6 +114,7 @@ class StationBase:
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
         self._after_tasks: set[asyncio.Task[Any]] = set()
+        self._counters: dict[str, Any] = {}  # action -> labelled counter (labels() is slow)
 
     async def start(self) -> None:
         """Read frames until the socket closes (raises ``ConnectionClosed`` then)."""
@@ -146,7 +147,12 @@ class StationBase:
             code = "NotSupported" if action in self.known_actions else "NotImplemented"
             await self._refuse(msg, code, f"action {action[:64]!r} is not handled")
             return
-        self.ctx.metrics.messages.labels(action, self.version).inc()
+        counter = self._counters.get(action)
+        if counter is None:
+            counter = self._counters[action] = self.ctx.metrics.messages.labels(
+                action, self.version
+            )
+        counter.inc()
         try:
             if self.ctx.config.validate:
                 validation.validate_request(self.version, action, msg.payload)
@@ -228,4 +234,16 @@ class StationBase:
         """Send one of our calls and return the typed result (``call(suppress=False)``)."""
         module = self._call_module  # type: ignore[attr-defined]
         payload = getattr(module, action)(**kwargs)
-        return await self.call(payload, suppress=False)  # type: ignore[attr-defined]
+        # The library's call() waits out its whole response timeout when the socket
+        # closes; race it against the close so delivery learns "Offline" at once.
+        call = asyncio.ensure_future(self.call(payload, suppress=False))  # type: ignore[attr-defined]
+        closed = asyncio.ensure_future(self._connection.wait_closed())  # type: ignore[attr-defined]
+        try:
+            await asyncio.wait({call, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+            if not call.done():
+                call.cancel()
+        if call.done() and not call.cancelled():
+            return call.result()
+        raise StationOffline(f"station {self.id} disconnected before answering {action}")

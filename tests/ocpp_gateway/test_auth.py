@@ -99,3 +99,37 @@ async def test_registry_core() -> None:
         await reg.check("A", header, tls=False)
     assert parse_basic_auth("Basic !!!") is None
     assert parse_basic_auth(basic("a", "b:c")["Authorization"]) == ("a", "b:c")
+
+
+async def test_wss_security_profile_2(bus: Bus, tmp_path) -> None:
+    import ssl
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    await credential(bus, "CP-WSS", profile=2)
+    await credential(bus, "CP-PLAIN", profile=1)
+    gw = Gateway(bus, GatewayConfig(port=0, certfile=str(cert), keyfile=str(key)))
+    await gw.start()
+    client_ctx = ssl.create_default_context(cafile=str(cert))
+    try:
+        url = f"wss://localhost:{gw.port}/ocpp/"
+        async with websockets.connect(
+            url + "CP-WSS", subprotocols=["ocpp1.6"], ssl=client_ctx,  # type: ignore[list-item]
+            additional_headers=basic("CP-WSS", "s3cret"),
+        ) as ws:  # fmt: skip
+            await ws.send('[2, "1", "Heartbeat", {}]')
+            assert (await ws.recv()).startswith('[3,"1"')
+        with pytest.raises(InvalidStatus) as info:
+            await websockets.connect(
+                url + "CP-PLAIN", subprotocols=["ocpp1.6"], ssl=client_ctx,  # type: ignore[list-item]
+                additional_headers=basic("CP-PLAIN", "s3cret"),
+            )  # fmt: skip
+        assert info.value.response.status_code == 403  # profile 1 station over TLS
+    finally:
+        await gw.stop()

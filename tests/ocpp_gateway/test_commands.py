@@ -37,8 +37,10 @@ async def command(
     await bus.publish(topics.SET_CHARGING_PROFILE, station, encode(cmd))
 
 
-async def results(bus: Bus, station: str, count: int) -> list[tuple[str, str]]:
-    records = await wait_records(bus, topics.COMMAND_RESULTS, key=station, count=count)
+async def results(bus: Bus, station: str, count: int, timeout: float = 10) -> list[tuple[str, str]]:
+    records = await wait_records(
+        bus, topics.COMMAND_RESULTS, key=station, count=count, timeout=timeout
+    )
     return [(r.action, r.status) for r in (decode(CommandResult, x.value) for x in records)]
 
 
@@ -198,3 +200,19 @@ async def test_not_supported_and_timeout(bus: Bus, gateway_config: GatewayConfig
             assert await results(bus, "CP-TO", 1) == [("SetChargingProfile", "Timeout")]
     finally:
         await gw.stop()
+
+
+class Vanishing16(Charger16):
+    """Drops the connection instead of answering SetChargingProfile."""
+
+    @on(Action16.set_charging_profile)
+    async def on_set_profile(self, **kwargs):  # type: ignore[override]
+        await self._connection.close()
+
+
+async def test_disconnect_mid_call_is_offline_not_timeout(gateway: Gateway, bus: Bus) -> None:
+    assert gateway.config.response_timeout >= 30  # a Timeout could not arrive within 10 s
+    async with charger(gateway.port, "CP-GONE", cls=Vanishing16) as cp:
+        await boot16(cp)
+        await command(bus, "CP-GONE", 3.0)
+        assert await results(bus, "CP-GONE", 1, timeout=10) == [("SetChargingProfile", "Offline")]

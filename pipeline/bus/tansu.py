@@ -14,7 +14,8 @@ What the shipped Tansu (0.6.0-510f3e2) does, measured with confluent-kafka 2.x:
 - consumer groups work, but a join waits about ``session.timeout.ms / 2`` before the
   broker answers, so short session timeouts make tests fast;
 - the high watermark (ListOffsets "latest") points one past the *first* record of the
-  last batch, not past its last record; ``KafkaBus`` works around it (see there);
+  last batch, not past its last record, and its timestamp lookup answers 0 when no
+  record matches; :mod:`pipeline.bus.kafka_subscription` works around both;
 - storage is memory: ``stop()`` loses every topic and record; ``start()`` again on the
   same port is a fresh, empty broker.
 """

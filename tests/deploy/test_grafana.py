@@ -199,3 +199,61 @@ def test_dashboard_promql_parses_and_names_known_metrics(dashboard: dict[str, An
     for expr in exprs:
         for name in metric_names(expr):
             assert known_metric(name), f"{name} in {expr!r} is not in pipeline/metrics_names.py"
+
+
+def _panel_rows(dsn: str, dashboard: dict[str, Any], around: str) -> dict[str, list[dict]]:
+    """Each Postgres panel's rows as dicts, the dashboard's time range a day around ``around``."""
+    import psycopg
+
+    day = "INTERVAL '1 DAY'"
+    window = f"BETWEEN TIMESTAMPTZ '{around}' - {day} AND TIMESTAMPTZ '{around}' + {day}"
+    out: dict[str, list[dict]] = {}
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for title, target in _targets(dashboard):
+            if target["datasource"]["type"] != "grafana-postgresql-datasource":
+                continue
+            sql = re.sub(r"\$__timeFilter\(([^)]*)\)", rf"\1 {window}", target["rawSql"])
+            cursor = conn.execute(sql)
+            names = [c.name for c in cursor.description or []]
+            out[title] = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    return out
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(
+    importlib.util.find_spec("pipeline.engine") is None, reason="no embedded engine yet"
+)
+async def test_dashboard_shows_a_dr_event(dashboard: dict[str, Any], postgres: str) -> None:
+    """A DR event driven through the real embedded engine, then every panel's query.
+
+    Zone Z1 draws 10 kW (A 6, B 4) under a 5 kW zone limit; A accepts its command, B times
+    out. The panels must show the zone at 200 % of its cap, the signal, both stations'
+    limits, the 50 % acknowledgement and the alerts the engine raised for it.
+    """
+    golden = pytest.importorskip("tests.pipeline.golden.harness")
+    async with golden.Harness(postgres) as h:
+        await h.station("A", "Z1")
+        await h.station("B", "Z1")
+        for t in range(-60, 401, 10):
+            await h.sample("A", 1, 6.0, t)
+            await h.sample("B", 1, 4.0, t)
+        await h.signal("sig1", "Z1", start=0, end=3600, zone_limit_kw=5.0)
+        await h.result("A", "sig1", "Accepted", 5)
+        await h.result("B", "sig1", "Timeout", 6)
+        await h.result("A", "sig1", "Accepted", 400)  # moves the results' watermark on
+        await h.tick(401)
+        rows = _panel_rows(postgres, dashboard, golden.ts(0))
+
+    (zone,) = rows["Zone load, cap and capacity"]
+    assert (zone["zone_id"], zone["load_kw"], zone["cap_kw"]) == ("Z1", 10.0, 5.0)
+    assert zone["cap_utilisation_pct"] == pytest.approx(200.0)
+    assert rows["Zone utilisation of the DR cap"] == rows["Zone load, cap and capacity"]
+    assert [r["zone_id"] for r in rows["Active DR signals"]] == ["Z1"]
+    assert rows["Active DR signals"][0]["cap_kw"] == 5.0
+    limits = {r["station_id"]: r["target_kw"] for r in rows["Station limits"]}
+    assert set(limits) == {"A", "B"} and sum(limits.values()) <= 5.0
+    assert {r["metric"] for r in rows["Zone load per minute"]} == {"Z1"}
+    acks = [r for r in rows["Command acknowledgement per DR signal"] if r["metric"] == "sig1"]
+    assert acks and acks[0]["ack_rate"] == pytest.approx(0.5)
+    alert_types = {r["alert_type"] for r in rows["Grid alerts"]}
+    assert alert_types == {"ack_rate_low", "zone_over_cap"}

@@ -26,7 +26,14 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from pipeline.bus.base import BusClosed, BusError, Record, Subscription
 
@@ -170,23 +177,13 @@ class KafkaSubscription(Subscription):
                         log.debug("consumer: %s", err)
                         continue
                     raise BusError(f"consumer error: {err.str()}")
-                ts = msg.timestamp()[1]
-                where = (msg.topic(), msg.partition())
+                record = _record(msg)
+                where = (record.topic, record.partition)
                 if where in self._guard:
-                    if ts < self._created_ms:
+                    if record.timestamp_ms < self._created_ms:
                         continue  # Tansu's "latest" pointed inside the last batch
                     self._guard.discard(where)
-                key = msg.key()
-                records.append(
-                    Record(
-                        topic=msg.topic(),
-                        key=None if key is None else key.decode(),
-                        value=msg.value(),
-                        offset=msg.offset(),
-                        timestamp_ms=ts,
-                        partition=msg.partition(),
-                    )
-                )
+                records.append(record)
         finally:
             # Keep what was read even when an error follows, or it would be lost.
             with self._lock:
@@ -227,3 +224,17 @@ class KafkaSubscription(Subscription):
             log.warning("closing consumer: %s", exc)
         finally:
             self._pool.shutdown(wait=False)
+
+
+def _record(msg: Message) -> Record:
+    """A bus record from a consumed (error-free) librdkafka message."""
+    key = msg.key()
+    value = msg.value()
+    return Record(
+        topic=msg.topic() or "",
+        key=None if key is None else (key.decode() if isinstance(key, bytes) else key),
+        value=None if value is None else bytes(value),
+        offset=msg.offset() or 0,
+        timestamp_ms=msg.timestamp()[1],
+        partition=msg.partition() or 0,
+    )

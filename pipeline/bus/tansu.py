@@ -10,7 +10,7 @@ What the shipped Tansu (0.6.0-510f3e2) does, measured with confluent-kafka 2.x:
 
 - idempotent producers (``enable.idempotence=true``, ``acks=all``) work;
 - ``cleanup.policy=compact`` is accepted at topic creation and described back, but
-  records are not compacted: a reader folds "latest value per key" itself;
+  records were never compacted in our runs: a reader folds "latest value per key";
 - consumer groups work, but a join waits about ``session.timeout.ms / 2`` before the
   broker answers, so short session timeouts make tests fast;
 - the high watermark (ListOffsets "latest") points one past the *first* record of the

@@ -53,16 +53,22 @@ RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
         (SELECT min(watermark_ts) FROM {SCHEMA}.sources)
     )
 $$""",
-    # Lower bound of window computations while the engine evaluates an append-only sink:
-    # rows emitted once are never needed again, so the engine sets gridctl.window_since and
-    # TUMBLE/HOP scans start at the first whole window after it. Unset: all history.
-    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.window_since(size INTERVAL)
+    # The watermark of each source as of the last sink evaluation: windows that closed
+    # before it were emitted then, so append-only sinks need not recompute them.
+    f"ALTER TABLE {SCHEMA}.sources ADD COLUMN IF NOT EXISTS emitted_watermark_ts TIMESTAMPTZ",
+    # Lower bound of a TUMBLE/HOP scan of ``src``. While the engine evaluates append-only
+    # sinks it sets gridctl.window_since = 'on': rows emitted once are never needed again,
+    # so the scan starts at the window that contained the last evaluated watermark (the
+    # first window not yet closed then). Otherwise (dashboards, UPSERT sinks): all history.
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.window_since(size INTERVAL, src TEXT)
 RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
     SELECT CASE
-        WHEN COALESCE(current_setting('gridctl.window_since', TRUE), '') = ''
+        WHEN COALESCE(current_setting('gridctl.window_since', TRUE), '') <> 'on'
             THEN '-infinity'::TIMESTAMPTZ
-        ELSE date_bin(size, current_setting('gridctl.window_since', TRUE)::TIMESTAMPTZ,
-                      {WINDOW_ORIGIN})
+        ELSE COALESCE(
+            (SELECT date_bin(size, emitted_watermark_ts, {WINDOW_ORIGIN})
+             FROM {SCHEMA}.sources WHERE name = src),
+            '-infinity'::TIMESTAMPTZ)
     END
 $$""",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sinks (

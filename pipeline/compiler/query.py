@@ -57,6 +57,7 @@ def _window_subquery(func: exp.Anonymous, alias: str) -> exp.Expression:
     if not args or not isinstance(args[0], exp.Column | exp.Table):
         raise QueryError(f"{name}: the first argument must be a relation name")
     src = args[0].sql(dialect="postgres")
+    src_name = "'" + args[0].name.lower().replace("'", "''") + "'"
     if len(args) < 3 or not isinstance(args[1], exp.Column):
         raise QueryError(f"{name}: the second argument must be a plain column")
     ts = args[1].sql(dialect="postgres")
@@ -67,7 +68,7 @@ def _window_subquery(func: exp.Anonymous, alias: str) -> exp.Expression:
         inner = (
             f"SELECT w.*, date_bin({size}, w.{ts}, {WINDOW_ORIGIN}) AS window_start, "
             f"date_bin({size}, w.{ts}, {WINDOW_ORIGIN}) + {size} AS window_end "
-            f"FROM {src} AS w WHERE w.{ts} >= {SCHEMA}.window_since({size})"
+            f"FROM {src} AS w WHERE w.{ts} >= {SCHEMA}.window_since({size}, {src_name})"
         )
     else:
         if len(args) != 4:
@@ -81,8 +82,8 @@ def _window_subquery(func: exp.Anonymous, alias: str) -> exp.Expression:
         inner = (
             f"SELECT w.*, {start} AS window_start, {start} + {size} AS window_end "
             f"FROM {src} AS w CROSS JOIN generate_series(0, {n - 1}) AS k(k) "
-            f"WHERE w.{ts} >= {SCHEMA}.window_since({slide}) "
-            f"AND {start} >= {SCHEMA}.window_since({slide})"
+            f"WHERE w.{ts} >= {SCHEMA}.window_since({slide}, {src_name}) "
+            f"AND {start} >= {SCHEMA}.window_since({slide}, {src_name})"
         )
     sub = sqlglot.parse_one(inner, read="postgres")
     return exp.Subquery(this=sub, alias=exp.TableAlias(this=exp.to_identifier(alias)))

@@ -70,7 +70,6 @@ class Engine:
         retention: timedelta = timedelta(hours=24),
         batch_size: int = 5000,
         max_records_per_tick: int = 500_000,
-        window_lookback: timedelta = timedelta(hours=1),
         catalog_refresh: float = 5.0,
     ) -> None:
         self.dsn = dsn
@@ -80,7 +79,6 @@ class Engine:
         self.retention = retention
         self.batch_size = batch_size
         self.max_records_per_tick = max_records_per_tick
-        self.window_lookback = window_lookback
         self.catalog_refresh = catalog_refresh
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
@@ -354,14 +352,13 @@ class Engine:
         conn = self._require()
         emits: list[Emit] = []
         changes: dict[str, dict[str, str | None]] = {}
-        since = self._last_tick - self.window_lookback if self._last_tick else None
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
                 (None if self._clock is None else now,),
             )
             try:
-                results = await self._read_sinks(cur, since, savepoints=False)
+                results = await self._read_sinks(cur, savepoints=False)
             except psycopg.Error:
                 # A view is missing or broken (e.g. mid-rebuild): read sink by sink.
                 await conn.rollback()
@@ -369,7 +366,7 @@ class Engine:
                     f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
                     (None if self._clock is None else now,),
                 )
-                results = await self._read_sinks(cur, since, savepoints=True)
+                results = await self._read_sinks(cur, savepoints=True)
             for sink, rows in results:
                 sent, changed = diff(sink, rows, self._state.get(sink.name, {}))
                 emits.extend(sent)
@@ -408,16 +405,16 @@ class Engine:
         return emits
 
     async def _read_sinks(
-        self, cur: psycopg.AsyncCursor[Any], since: datetime | None, *, savepoints: bool
+        self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool
     ) -> list[tuple[Sink, list[dict[str, Any]]]]:
         """Rows of every sink's view; UPSERT sinks first, with the whole history, then
-        append-only sinks with window scans bounded by ``since`` (rows they emitted once
-        are never needed again, so older windows need not be recomputed)."""
+        append-only sinks with window scans starting at the last evaluated watermark
+        (``gridctl_engine.window_since``): windows closed before it were emitted then."""
         conn = self._require()
         out: list[tuple[Sink, list[dict[str, Any]]]] = []
         current = ""
         for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
-            bound = "" if sink.upsert or since is None else since.isoformat()
+            bound = "" if sink.upsert else "on"
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():
                     if bound != current:
@@ -434,6 +431,10 @@ class Engine:
                 log.error("sink %s: cannot read %s: %s", sink.name, sink.view_name, exc)
         if current:
             await cur.execute("SELECT set_config('gridctl.window_since', '', true)")
+        await cur.execute(
+            f"UPDATE {SCHEMA}.sources SET emitted_watermark_ts = watermark_ts "
+            "WHERE watermark_ts IS DISTINCT FROM emitted_watermark_ts"
+        )
         return out
 
     async def _flush_outbox(self) -> None:

@@ -33,10 +33,14 @@ class Bridge:
         settings: BridgeSettings,
         *,
         serve_api: bool = True,
+        openadr3_transport: Any = None,
     ) -> None:
+        """``serve_api=False`` builds the app without serving it (tests use ASGI);
+        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests)."""
         self.bus = bus
         self.settings = settings
         self._serve_api = serve_api
+        self._openadr3_transport = openadr3_transport
         self.store: RevisionStore | None = None
         self.publisher: Publisher | None = None
         self.zones: ZoneDirectory | None = None
@@ -87,7 +91,13 @@ class Bridge:
         if s.openadr3 is not None:
             from dr_bridge.openadr3 import OpenADR3Ven
 
-            ven3 = OpenADR3Ven(s.openadr3, self.intake, self.zones, s.simple_levels)
+            ven3 = OpenADR3Ven(
+                s.openadr3,
+                self.intake,
+                self.zones,
+                s.simple_levels,
+                transport=self._openadr3_transport,
+            )
             await ven3.start()
             self.vens.append(ven3)
 

@@ -13,7 +13,7 @@ import contextlib
 import logging
 
 from pipeline import topics
-from pipeline.bus import Bus, BusClosed, Subscription
+from pipeline.bus import Bus, BusClosed, LocalBus, Subscription
 from pipeline.contracts import ContractError, StationZone, decode
 
 log = logging.getLogger(__name__)
@@ -32,11 +32,17 @@ class ZoneDirectory:
     async def start(self) -> None:
         """Subscribe and read what the topic holds now, so lookups are right at once."""
         self._sub = self._bus.subscribe([topics.STATION_ZONES], group=None, from_beginning=True)
+        # The in-process bus answers at once; a Kafka consumer needs a moment to be
+        # assigned its partitions, so wait longer for its first batch. Then read until
+        # the topic has nothing more right now.
+        local = isinstance(self._bus, LocalBus)
+        timeout = 0.0 if local else 2.0
         while True:
-            records = await self._sub.batch(max_records=5000, timeout=0.2)
+            records = await self._sub.batch(max_records=5000, timeout=timeout)
             if not records:
                 break
             self._apply_records(records)
+            timeout = 0.0 if local else 0.2
         self._task = asyncio.create_task(self._follow(), name="dr-zones")
 
     async def stop(self) -> None:

@@ -6,6 +6,7 @@ for loopback tests only. Polls are driven by ``poll_now()`` so nothing waits on 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -182,3 +183,47 @@ async def test_intervals_without_dtstart_and_implied_cancellation(stack: Stack) 
     restored = [s for s in stack.bus.published if s.signal_type == "RESTORE"]
     assert {s.signal_id for s in restored} == {s.signal_id for s in got}
     assert all(s.modification == 1 for s in restored)
+
+
+async def test_registration_is_retried_until_the_vtn_answers(
+    bus: RecordingBus, tmp_path: Path
+) -> None:
+    from openleadr import OpenADRServer
+
+    from tests.dr_bridge.oa2_vtn import free_port
+
+    port = free_port()
+    store = RevisionStore(tmp_path)
+    zones = ZoneDirectory(bus)
+    await zones.start()
+    ven = OpenADR2Ven(
+        OpenADR2Settings(vtn_url=f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b", ven_name="g"),
+        Intake(store, Publisher(bus, store)),
+        zones,
+        DEFAULT_SIMPLE_LEVELS,
+        retry_interval_s=0.1,
+    )
+    await ven.start()  # nobody listens yet: not registered, and no exception
+    assert not ven.registered
+    server = OpenADRServer(
+        vtn_id="LateVTN",
+        http_port=port,
+        http_host="127.0.0.1",
+        requested_poll_freq=timedelta(hours=1),
+    )
+
+    async def on_create_party_registration(info: dict) -> tuple[str, str]:
+        return "ven-late", "reg-late"
+
+    server.add_handler("on_create_party_registration", on_create_party_registration)
+    await server.run_async()
+    try:
+        async with asyncio.timeout(30):  # liveness bound, not a speed assertion
+            while not ven.registered:
+                await asyncio.sleep(0.05)
+        assert ven.client.ven_id == "ven-late"
+    finally:
+        await ven.stop()
+        await zones.stop()
+        await server.stop()
+        store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -205,3 +206,29 @@ def test_iso_durations() -> None:
     assert parse_iso_duration("P9999Y") == timedelta(days=36600)
     with pytest.raises(ValueError):
         parse_iso_duration("15 minutes")
+
+
+async def test_bridge_runs_the_openadr3_ven_from_settings(
+    bus: RecordingBus, tmp_path: Path
+) -> None:
+    from dr_bridge import Bridge, BridgeSettings
+
+    await add_stations(bus, ("cs-1", "zone-a"))
+    vtn = Vtn3()
+    vtn.put(capacity_event("ev-b", 75))
+    settings = BridgeSettings(
+        data_dir=tmp_path,
+        tokens=("t",),
+        openadr3_vtn_url="http://vtn3",
+        openadr3_client_id="ven-client",
+        openadr3_client_secret="s3cret",
+        openadr3_poll_interval_s=0.05,
+    )
+    async with Bridge(
+        bus, settings, serve_api=False, openadr3_transport=httpx.ASGITransport(app=vtn.app)
+    ):
+        async with asyncio.timeout(20):  # liveness bound for the background poll loop
+            while not bus.published:
+                await asyncio.sleep(0.02)
+    assert summary(bus.published) == [("oadr3:ev-b:zone-a:0", 0, "CURTAIL", 75.0, None)]
+    assert vtn.token_requests == 1  # the token is cached across polls

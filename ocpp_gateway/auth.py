@@ -58,6 +58,7 @@ class StationRegistry:
         if record.key is None:
             return
         table: dict[str, StationCredential] | dict[str, StationZone]
+        model: type[StationCredential] | type[StationZone]
         if record.topic == topics.STATION_CREDENTIALS:
             table, model = self.credentials, StationCredential
         elif record.topic == topics.STATION_ZONES:

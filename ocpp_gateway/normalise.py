@@ -94,9 +94,9 @@ def _reduce(samples: Iterable[tuple[str, str | None, str | None, float]]) -> dic
     out: dict[str, float] = {}
     for field, (_, by_phase) in best.items():
         measurand = next(m for m, f in _FIELDS.items() if f == field)
-        value = _combine(measurand, by_phase)
-        if value is not None:
-            out[field] = value
+        combined = _combine(measurand, by_phase)
+        if combined is not None:
+            out[field] = combined
     soc = out.get("soc_percent")
     if soc is not None and not 0 <= soc <= 100:
         del out["soc_percent"]  # a broken SoC sensor must not make the record invalid
@@ -171,7 +171,7 @@ def _records(
                 event_ts=parse_ts(mv.get("timestamp", "")),
                 received_ts=received_ts,
                 ocpp_version=version,
-                **values,
+                **values,  # type: ignore[arg-type]
             )
         )
     return out

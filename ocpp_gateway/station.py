@@ -214,8 +214,12 @@ class StationBase:
     async def publish_status(self, event: str, **fields: Any) -> None:
         """Best effort: a lost status line must not make the charger retry its call."""
         record = StationStatus(
-            station_id=self.id, event=event, ocpp_version=self.version, ts=now_utc(), **fields
-        )  # type: ignore[arg-type]
+            station_id=self.id,
+            event=event,  # type: ignore[arg-type]
+            ocpp_version=self.version,  # type: ignore[arg-type]
+            ts=now_utc(),
+            **fields,
+        )
         try:
             async with asyncio.timeout(self.ctx.config.ack_timeout):
                 await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))

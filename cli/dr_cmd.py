@@ -136,7 +136,7 @@ def register(app: typer.Typer) -> None:
                 signal = client.send_signal(body)
         except ApiError as exc:
             raise fail(exc) from exc
-        Console().print(
+        Console(soft_wrap=True).print(
             f"sent [b]{signal['signal_id']}[/b] (modification {signal['modification']}): "
             f"{signal['signal_type']} {signal['zone_id']} {_amount(signal)}, "
             f"{_ts(signal['start_ts'])} -> {_ts(signal['end_ts'])}"

@@ -115,7 +115,7 @@ class SignalRequest(BaseModel):
 
 
 _FIELD_ADAPTERS: dict[str, TypeAdapter[Any]] = {
-    name: TypeAdapter(Annotated[info.annotation, info])  # type: ignore[name-defined]
+    name: TypeAdapter(Annotated[info.annotation, info])  # type: ignore[name-defined,arg-type]
     for name, info in SignalRequest.model_fields.items()
 }
 

@@ -18,7 +18,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from openleadr import OpenADRClient
+from openleadr import OpenADRClient  # type: ignore[import-untyped]
 
 from dr_bridge.config import OpenADR2Settings
 from dr_bridge.errors import NotConfirmed

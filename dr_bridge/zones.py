@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 from pipeline import topics
-from pipeline.bus import Bus, BusClosed, LocalBus, Subscription
+from pipeline.bus import Bus, BusClosed, LocalBus, Record, Subscription
 from pipeline.contracts import ContractError, StationZone, decode
 
 log = logging.getLogger(__name__)
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 class ZoneDirectory:
     """Station -> zone, kept current from the bus; ``extra_zones`` are always known."""
 
-    def __init__(self, bus: Bus, extra_zones: tuple[str, ...] = ()) -> None:
+    def __init__(self, bus: Bus, extra_zones: Sequence[str] = ()) -> None:
         self._bus = bus
         self._extra = frozenset(extra_zones)
         self._stations: dict[str, StationZone] = {}
@@ -59,10 +60,10 @@ class ZoneDirectory:
             while True:
                 self._apply_records(await self._sub.batch(max_records=5000, timeout=1.0))
 
-    def _apply_records(self, records: list) -> None:  # type: ignore[type-arg]
+    def _apply_records(self, records: list[Record]) -> None:
         for record in records:
             if record.value is None:
-                self._stations.pop(record.key, None)
+                self._stations.pop(record.key or "", None)
                 continue
             try:
                 self.put(decode(StationZone, record.value, topic=topics.STATION_ZONES))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -17,7 +18,7 @@ from pipeline.contracts import DemandResponseSignal, encode
 
 router = APIRouter(prefix="/v1/signals", tags=["signals"])
 
-_ERRORS = {
+_ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong bearer token"},
     422: {"model": ErrorBody, "description": "every bad field, by name"},
     503: {"description": "stored but not yet confirmed by the bus; retried"},

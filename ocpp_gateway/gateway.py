@@ -114,7 +114,10 @@ class Gateway:
         try:
             await station.start()
         except ConnectionClosed as exc:
-            log.info("station %s disconnected: %s", station_id, exc)
+            if exc.sent is not None and exc.sent.code == 1009:
+                log.warning("station %s: frame above max_size, closed (1009)", station_id)
+            else:
+                log.info("station %s disconnected: %s", station_id, exc)
         finally:
             self.metrics.connected.dec()
             current = self.stations.get(station_id) is station

@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -60,6 +60,9 @@ class StationContext:
     metrics: GatewayMetrics
     registry: StationRegistry
     commands: CommandDelivery | None = None
+    #: station -> connector/EVSE id -> running session id; kept across reconnects, since a
+    #: 1.6 charger that reconnects mid-session sends MeterValues without transactionId
+    sessions: dict[str, dict[int, str]] = field(default_factory=dict)
 
 
 _SNAKE_1 = re.compile("(.)([A-Z][a-z]+)")
@@ -109,7 +112,7 @@ class StationBase:
     def setup(self, ctx: StationContext) -> None:
         """Bind the gateway context; call right after ``ChargePoint.__init__``."""
         self.ctx = ctx
-        self.sessions: dict[int, str] = {}  # connector / EVSE id -> session id
+        self.sessions = ctx.sessions.setdefault(self.id, {})  # connector/EVSE -> session
         self.booted = False
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
@@ -193,6 +196,10 @@ class StationBase:
         await self._connection.send(message)  # type: ignore[attr-defined]
 
     # -- bus -------------------------------------------------------------------------
+    def connector_of(self, session: str) -> int:
+        """The connector/EVSE a running session is on (0 when unknown, e.g. after restart)."""
+        return next((c for c, s in self.sessions.items() if s == session), 0)
+
     async def publish_durable(self, records: Sequence[MeterValue]) -> None:
         """Publish readings and return only once durable; else raise ``InternalError``."""
         if not records:

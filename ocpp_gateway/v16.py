@@ -35,7 +35,6 @@ class StationV16(StationBase, ChargePoint):
     def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
         ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
         self.setup(ctx)
-        self.tx_connector: dict[int, int] = {}  # transaction id -> connector id
 
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
@@ -93,7 +92,6 @@ class StationV16(StationBase, ChargePoint):
         )
         await self.publish_durable([record])
         self.sessions[connector_id] = session
-        self.tx_connector[tx] = connector_id
         return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": "Accepted"})
 
     @on(Action.stop_transaction)
@@ -105,8 +103,8 @@ class StationV16(StationBase, ChargePoint):
         transaction_data: list[dict[str, Any]] | None = None,
         **_: Any,
     ):
-        connector = self.tx_connector.get(transaction_id, 0)
         session = str(transaction_id)
+        connector = self.connector_of(session)
         received = now_utc()
         records = meter_values_v16(
             self.id, connector, transaction_data or (), session_id=session, received_ts=received
@@ -124,7 +122,6 @@ class StationV16(StationBase, ChargePoint):
             )
         )
         await self.publish_durable(records)
-        self.tx_connector.pop(transaction_id, None)
         if self.sessions.get(connector) == session:
             del self.sessions[connector]
         return call_result.StopTransaction(id_tag_info={"status": "Accepted"})

@@ -25,7 +25,6 @@ class StationV201(StationBase, ChargePoint):
     def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
         ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
         self.setup(ctx)
-        self.tx_evse: dict[str, int] = {}  # transaction id -> EVSE id
 
     @on(Action.boot_notification)
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any):
@@ -80,9 +79,8 @@ class StationV201(StationBase, ChargePoint):
         **_: Any,
     ):
         tx = transaction_info["transaction_id"]
-        evse_id = evse["id"] if evse else self.tx_evse.get(tx, 0)
+        evse_id = evse["id"] if evse else self.connector_of(tx)
         if event_type != "Ended":
-            self.tx_evse[tx] = evse_id
             self.sessions[evse_id] = tx
         records = meter_values_v201(self.id, evse_id, meter_value or (), session_id=tx)
         if event_type == "Ended" and records:
@@ -91,10 +89,8 @@ class StationV201(StationBase, ChargePoint):
             if last.power_kw is None:
                 records[-1] = msgspec.structs.replace(last, power_kw=0.0)
         await self.publish_durable(records)
-        if event_type == "Ended":
-            self.tx_evse.pop(tx, None)
-            if self.sessions.get(evse_id) == tx:
-                del self.sessions[evse_id]
+        if event_type == "Ended" and self.sessions.get(evse_id) == tx:
+            del self.sessions[evse_id]
         info = {"status": "Accepted"} if id_token else None
         return call_result.TransactionEvent(id_token_info=info)
 

@@ -117,3 +117,19 @@ async def test_bad_calls_get_callerrors(gateway: Gateway, frame: str, code: str)
         assert f'"{code}"' in answer and answer.startswith("[4,")
         await ws.send('[2, "ok", "Heartbeat", {}]')  # the connection keeps working
         assert (await ws.recv()).startswith('[3,"ok"')
+
+
+async def test_session_survives_a_reconnect(gateway: Gateway, bus: Bus) -> None:
+    async with charger(gateway.port, "CP16-R") as cp:
+        start = await cp.call(
+            call.StartTransaction(connector_id=1, id_tag="T", meter_start=0, timestamp=now_iso())
+        )
+    async with charger(gateway.port, "CP16-R") as cp:
+        await cp.call(
+            call.MeterValues(
+                connector_id=1,
+                meter_value=[{"timestamp": now_iso(), "sampledValue": [{"value": "500"}]}],
+            )
+        )
+    records = await wait_records(bus, topics.METER_VALUES, key="CP16-R", count=2)
+    assert decode(MeterValue, records[1].value).session_id == str(start.transaction_id)

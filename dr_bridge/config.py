@@ -7,6 +7,7 @@ the defaults work on one machine with nothing else installed.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,37 +99,44 @@ class BridgeSettings:
     openadr3_ven_name: str | None = None
     openadr3_priority: int = 2
 
+    # Fields left unset fall back to GRIDCTL_<FIELD> environment variables (for example
+    # GRIDCTL_OPENADR3_CLIENT_SECRET), so secrets and TLS paths need no command-line flag.
+    def _get(self, name: str) -> str | None:
+        value = getattr(self, name)
+        return value if value is not None else os.environ.get(f"GRIDCTL_{name.upper()}") or None
+
     @property
     def openadr2(self) -> OpenADR2Settings | None:
-        if not self.openadr2_vtn_url:
+        url = self._get("openadr2_vtn_url")
+        if not url:
             return None
+        mapping = self._get("openadr2_mapping_file")
         return OpenADR2Settings(
-            vtn_url=self.openadr2_vtn_url,
-            ven_name=self.openadr2_ven_name or "gridctl",
-            ven_id=self.openadr2_ven_id,
-            cert=self.openadr2_cert,
-            key=self.openadr2_key,
-            passphrase=self.openadr2_passphrase,
-            ca_file=self.openadr2_ca_file,
-            vtn_fingerprint=self.openadr2_vtn_fingerprint,
+            vtn_url=url,
+            ven_name=self._get("openadr2_ven_name") or "gridctl",
+            ven_id=self._get("openadr2_ven_id"),
+            cert=self._get("openadr2_cert"),
+            key=self._get("openadr2_key"),
+            passphrase=self._get("openadr2_passphrase"),
+            ca_file=self._get("openadr2_ca_file"),
+            vtn_fingerprint=self._get("openadr2_vtn_fingerprint"),
             priority=self.openadr2_priority,
-            ven_zones=load_ven_zones(self.openadr2_mapping_file)
-            if self.openadr2_mapping_file
-            else {},
+            ven_zones=load_ven_zones(mapping) if mapping else {},
         )
 
     @property
     def openadr3(self) -> OpenADR3Settings | None:
-        if not self.openadr3_vtn_url:
+        url = self._get("openadr3_vtn_url")
+        if not url:
             return None
         return OpenADR3Settings(
-            vtn_url=self.openadr3_vtn_url,
-            client_id=self.openadr3_client_id,
-            client_secret=self.openadr3_client_secret,
-            token_url=self.openadr3_token_url,
+            vtn_url=url,
+            client_id=self._get("openadr3_client_id"),
+            client_secret=self._get("openadr3_client_secret"),
+            token_url=self._get("openadr3_token_url"),
             poll_interval_s=self.openadr3_poll_interval_s,
             priority=self.openadr3_priority,
-            ven_name=self.openadr3_ven_name,
+            ven_name=self._get("openadr3_ven_name"),
         )
 
 

@@ -242,3 +242,18 @@ def test_bad_mapping_file_is_a_config_error(tmp_path: Path, bad: str) -> None:
     good.write_text('{"ven-1": ["zone-a"]}')
     s2 = BridgeSettings(openadr2_vtn_url="http://x", openadr2_mapping_file=str(good))
     assert s2.openadr2 is not None and s2.openadr2.ven_zones == {"ven-1": ["zone-a"]}
+
+
+def test_unset_openadr_settings_fall_back_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("GRIDCTL_OPENADR3_CLIENT_ID", "env-client")
+    monkeypatch.setenv("GRIDCTL_OPENADR3_CLIENT_SECRET", "env-secret")
+    monkeypatch.setenv("GRIDCTL_OPENADR2_CA_FILE", "/etc/ca.pem")
+    s = BridgeSettings(openadr3_vtn_url="http://vtn3", openadr2_vtn_url="http://vtn2")
+    assert s.openadr3 is not None and s.openadr2 is not None
+    assert (s.openadr3.client_id, s.openadr3.client_secret) == ("env-client", "env-secret")
+    assert s.openadr2.ca_file == "/etc/ca.pem"
+    explicit = BridgeSettings(openadr3_vtn_url="http://vtn3", openadr3_client_id="flag")
+    assert explicit.openadr3 is not None and explicit.openadr3.client_id == "flag"
+    assert BridgeSettings().openadr3 is None

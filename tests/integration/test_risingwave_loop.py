@@ -24,7 +24,7 @@ import httpx
 import pytest
 from ocpp.v16 import call
 
-from cli.runtime import Runtime, RunSettings
+from cli.runtime import RunSettings, Runtime
 from pipeline.embedded_pg import free_port
 from pipeline.migrate import apply
 from pipeline.secrets import hash_password

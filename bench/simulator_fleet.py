@@ -28,6 +28,12 @@ from ocpp_gateway import Gateway, GatewayConfig  # noqa: E402
 from pipeline.bus import LocalBus  # noqa: E402
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of ``pid`` in MiB (Linux /proc)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -65,9 +71,13 @@ async def main(args: argparse.Namespace) -> None:
     proc = await asyncio.create_subprocess_exec(
         *cmd, cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
-    peak_sim = peak_gw = 0.0
+    peak_sim = peak_gw = sim_cpu = 0.0
+    gw_cpu0 = cpu_s(os.getpid())
     connected_at: float | None = None
     lines: list[str] = []
+    # (calls, simulator CPU s, gateway CPU s) at each summary line once all are connected,
+    # so steady-state CPU per call excludes imports, handshakes and boots
+    steady: list[tuple[int, float, float]] = []
 
     async def read() -> None:
         nonlocal connected_at
@@ -76,17 +86,23 @@ async def main(args: argparse.Namespace) -> None:
             line = raw.decode().rstrip()
             lines.append(line)
             print("  sim:", line, flush=True)
-            if connected_at is None and f"connected={args.chargers}/" in line:
-                connected_at = time.monotonic() - t0
+            if f"connected={args.chargers}/" in line:
+                if connected_at is None:
+                    connected_at = time.monotonic() - t0
+                calls = int(line.split("calls=")[1].split()[0])
+                with contextlib.suppress(OSError):
+                    steady.append((calls, cpu_s(proc.pid), cpu_s(os.getpid())))
 
     reader = asyncio.create_task(read())
     while proc.returncode is None:
         with contextlib.suppress(OSError):
             peak_sim = max(peak_sim, rss_mib(proc.pid))
+            sim_cpu = cpu_s(proc.pid)
         peak_gw = max(peak_gw, rss_mib(os.getpid()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 1.0)
     await reader
+    gw_cpu = cpu_s(os.getpid()) - gw_cpu0
     stderr = await proc.stderr.read() if proc.stderr else b""
     await gateway.stop()
     await bus.stop()
@@ -106,6 +122,14 @@ async def main(args: argparse.Namespace) -> None:
     print(f"gateway process peak RSS: {peak_gw:.0f} MiB")
     mv = summary["meter_values"]
     print(f"meter values acked: {mv} in {elapsed:.0f} s = {mv / elapsed:.0f}/s")
+    calls = summary["calls"]
+    print(f"CPU: simulator {sim_cpu:.1f} s ({sim_cpu / calls * 1000:.2f} ms per call), "
+          f"gateway {gw_cpu:.1f} s ({gw_cpu / calls * 1000:.2f} ms per call)")  # fmt: skip
+    if len(steady) >= 2:
+        (c0, s0, g0), (c1, s1, g1) = steady[0], steady[-1]
+        n = max(1, c1 - c0)
+        print(f"steady state: {n} calls, simulator {(s1 - s0) / n * 1000:.3f} ms CPU per call, "
+              f"gateway {(g1 - g0) / n * 1000:.3f} ms CPU per call")  # fmt: skip
     print(f"ack latency seen by chargers: p50 {summary['ack_p50_ms']} ms, "
           f"p99 {summary['ack_p99_ms']} ms")  # fmt: skip
     print(f"call errors: {summary['call_errors']}; timeouts: {summary['timeouts']}; "

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ocpp.routing import on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import ChargePoint, call_result
 from ocpp.v16.enums import Action
 
 from simulator import profiles as prof
@@ -25,50 +25,50 @@ from simulator.errors import ProfileError
 SUBPROTOCOL = "ocpp1.6"
 
 
-def _sv(
-    value: float, measurand: str, unit: str, context: str, phase: str | None = None
-) -> dict[str, Any]:
-    sv = {
+def _sv(value: float, measurand: str, unit: str, context: str) -> dict[str, str]:
+    return {
         "value": f"{value:.1f}",
         "context": context,
         "measurand": measurand,
         "location": "Outlet",
         "unit": unit,
     }
-    if phase:
-        sv["phase"] = phase
-    return sv
 
 
 class Charger16(Driver, ChargePoint):
-    """One simulated 1.6 charge point (connector 1); see :class:`~simulator.charger.Driver`."""
+    """One simulated 1.6 charge point (connector 1); see :class:`~simulator.charger.Driver`.
+
+    Outgoing payloads are camelCase dicts, as on the wire (see ``Driver.send``).
+    """
 
     version = "1.6"
 
     # -- messages out --------------------------------------------------------------------
     async def boot(self) -> float | None:
-        result = await self.call_timed(
-            call.BootNotification(
-                charge_point_model=self.settings.model,
-                charge_point_vendor=self.settings.vendor,
-                firmware_version="sim-1",
-            )
+        result = await self.send(
+            "BootNotification",
+            {
+                "chargePointModel": self.settings.model,
+                "chargePointVendor": self.settings.vendor,
+                "firmwareVersion": "sim-1",
+            },
         )
-        if result is None or result.status != "Accepted":
+        if result is None or result.get("status") != "Accepted":
             return None
-        return float(result.interval)
+        return float(result.get("interval", 0))
 
     async def heartbeat(self) -> None:
-        await self.call_timed(call.Heartbeat())
+        await self.send("Heartbeat", {})
 
     async def report_state(self, connector_state: str) -> None:
-        await self.call_timed(
-            call.StatusNotification(
-                connector_id=1,
-                error_code="NoError",
-                status=connector_state,
-                timestamp=prof.format_time(self.clock()),
-            )
+        await self.send(
+            "StatusNotification",
+            {
+                "connectorId": 1,
+                "errorCode": "NoError",
+                "status": connector_state,
+                "timestamp": prof.format_time(self.clock()),
+            },
         )
 
     async def begin_tx(self) -> bool:
@@ -76,20 +76,21 @@ class Charger16(Driver, ChargePoint):
         s = st.session
         assert s is not None
         tag = f"EV{st.rng(self.settings.seed, 'tag').randrange(16**8):08X}"
-        auth = await self.call_timed(call.Authorize(id_tag=tag))
-        if auth is None or auth.id_tag_info.get("status") != "Accepted":
+        auth = await self.send("Authorize", {"idTag": tag})
+        if auth is None or auth.get("idTagInfo", {}).get("status") != "Accepted":
             return False
-        started = await self.call_timed(
-            call.StartTransaction(
-                connector_id=1,
-                id_tag=tag,
-                meter_start=int(st.meter.energy_wh),
-                timestamp=prof.format_time(self.clock()),
-            )
+        started = await self.send(
+            "StartTransaction",
+            {
+                "connectorId": 1,
+                "idTag": tag,
+                "meterStart": int(st.meter.energy_wh),
+                "timestamp": prof.format_time(self.clock()),
+            },
         )
-        if started is None or started.id_tag_info.get("status") != "Accepted":
+        if started is None or started.get("idTagInfo", {}).get("status") != "Accepted":
             return False
-        s.tx_id = str(started.transaction_id)
+        s.tx_id = str(started["transactionId"])
         return True
 
     async def send_meter(self, trigger: str) -> None:
@@ -103,31 +104,29 @@ class Charger16(Driver, ChargePoint):
             _sv(st.spec.voltage_v, "Voltage", "V", context),
             _sv(m.offered_w, "Power.Offered", "W", context),
         ]
+        payload: dict[str, Any] = {"connectorId": 1}
         s = st.session
-        tx_id = None
         if s is not None and s.started:
             values.append(_sv(s.soc, "SoC", "Percent", context))
-            tx_id = int(s.tx_id) if s.tx_id and s.tx_id.isdigit() else None
-        await self.call_timed(
-            call.MeterValues(
-                connector_id=1,
-                transaction_id=tx_id,
-                meter_value=[
-                    {"timestamp": prof.format_time(self.clock()), "sampled_value": values}
-                ],
-            )
-        )
+            if s.tx_id and s.tx_id.lstrip("-").isdigit():
+                payload["transactionId"] = int(s.tx_id)
+        payload["meterValue"] = [
+            {"timestamp": prof.format_time(self.clock()), "sampledValue": values}
+        ]
+        await self.send("MeterValues", payload)
 
     async def end_tx(self) -> None:
         s = self.state.session
         assert s is not None
-        await self.call_timed(
-            call.StopTransaction(
-                meter_stop=int(self.state.meter.energy_wh),
-                timestamp=prof.format_time(self.clock()),
-                transaction_id=int(s.tx_id) if s.tx_id and s.tx_id.isdigit() else 0,
-                reason="EVDisconnected",
-            )
+        tx = int(s.tx_id) if s.tx_id and s.tx_id.lstrip("-").isdigit() else 0
+        await self.send(
+            "StopTransaction",
+            {
+                "meterStop": int(self.state.meter.energy_wh),
+                "timestamp": prof.format_time(self.clock()),
+                "transactionId": tx,
+                "reason": "EVDisconnected",
+            },
         )
         await self.report_state("Finishing")
         self.reported = "Finishing"

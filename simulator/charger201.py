@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from ocpp.routing import on
-from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import ChargePoint, call_result
 from ocpp.v201.enums import Action
 
 from simulator import profiles as prof
@@ -39,49 +39,54 @@ def _sv(value: float, measurand: str, unit: str, context: str) -> dict[str, Any]
         "context": context,
         "measurand": measurand,
         "location": "Outlet",
-        "unit_of_measure": {"unit": unit},
+        "unitOfMeasure": {"unit": unit},
     }
 
 
 class Charger201(Driver, ChargePoint):
-    """One simulated 2.0.1 charging station; see :class:`~simulator.charger.Driver`."""
+    """One simulated 2.0.1 charging station; see :class:`~simulator.charger.Driver`.
+
+    Outgoing payloads are camelCase dicts, as on the wire (see ``Driver.send``).
+    """
 
     version = "2.0.1"
 
     def _token(self) -> dict[str, str]:
         rng = self.state.rng(self.settings.seed, "tag")
-        return {"id_token": f"EV{rng.randrange(16**8):08X}", "type": "ISO14443"}
+        return {"idToken": f"EV{rng.randrange(16**8):08X}", "type": "ISO14443"}
 
     # -- messages out --------------------------------------------------------------------
     async def boot(self) -> float | None:
-        result = await self.call_timed(
-            call.BootNotification(
-                charging_station={
-                    "vendor_name": self.settings.vendor,
+        result = await self.send(
+            "BootNotification",
+            {
+                "chargingStation": {
+                    "vendorName": self.settings.vendor,
                     "model": self.settings.model,
-                    "firmware_version": "sim-1",
+                    "firmwareVersion": "sim-1",
                 },
-                reason="PowerUp",
-            )
+                "reason": "PowerUp",
+            },
         )
-        if result is None or result.status != "Accepted":
+        if result is None or result.get("status") != "Accepted":
             return None
-        return float(result.interval)
+        return float(result.get("interval", 0))
 
     async def heartbeat(self) -> None:
-        await self.call_timed(call.Heartbeat())
+        await self.send("Heartbeat", {})
 
     async def report_state(self, connector_state: str) -> None:
         occupied = "Available" if connector_state == "Available" else "Occupied"
         if self.reported_occupancy != occupied:
             self.reported_occupancy = occupied
-            await self.call_timed(
-                call.StatusNotification(
-                    timestamp=prof.format_time(self.clock()),
-                    connector_status=occupied,
-                    evse_id=1,
-                    connector_id=1,
-                )
+            await self.send(
+                "StatusNotification",
+                {
+                    "timestamp": prof.format_time(self.clock()),
+                    "connectorStatus": occupied,
+                    "evseId": 1,
+                    "connectorId": 1,
+                },
             )
         s = self.state.session
         if s is not None and s.started and connector_state in ("Charging", "SuspendedEVSE"):
@@ -91,8 +96,8 @@ class Charger201(Driver, ChargePoint):
         s = self.state.session
         assert s is not None
         token = self._token()
-        auth = await self.call_timed(call.Authorize(id_token=token))
-        if auth is None or auth.id_token_info.get("status") != "Accepted":
+        auth = await self.send("Authorize", {"idToken": token})
+        if auth is None or auth.get("idTokenInfo", {}).get("status") != "Accepted":
             return False
         s.tx_id = s.session_id[-36:]
         self.state.seq_no = 0
@@ -100,7 +105,7 @@ class Charger201(Driver, ChargePoint):
         if result is None:
             s.tx_id = None
             return False
-        info = result.id_token_info or {}
+        info = result.get("idTokenInfo") or {}
         return info.get("status", "Accepted") == "Accepted"
 
     async def send_meter(self, trigger: str) -> None:
@@ -109,8 +114,8 @@ class Charger201(Driver, ChargePoint):
             reason = "MeterValuePeriodic" if trigger == "periodic" else "ChargingRateChanged"
             await self._event("Updated", reason, self.connector_state())
             return
-        await self.call_timed(
-            call.MeterValues(evse_id=1, meter_value=[self._sample("Sample.Periodic")])
+        await self.send(
+            "MeterValues", {"evseId": 1, "meterValue": [self._sample("Sample.Periodic")]}
         )
 
     async def end_tx(self) -> None:
@@ -130,7 +135,7 @@ class Charger201(Driver, ChargePoint):
         s = st.session
         if s is not None and s.started:
             values.append(_sv(s.soc, "SoC", "Percent", context))
-        return {"timestamp": prof.format_time(self.clock()), "sampled_value": values}
+        return {"timestamp": prof.format_time(self.clock()), "sampledValue": values}
 
     async def _event(
         self,
@@ -140,7 +145,7 @@ class Charger201(Driver, ChargePoint):
         *,
         id_token: dict[str, str] | None = None,
         stopped_reason: str | None = None,
-    ) -> Any:
+    ) -> dict[str, Any] | None:
         st = self.state
         s = st.session
         assert s is not None and s.tx_id is not None
@@ -149,25 +154,26 @@ class Charger201(Driver, ChargePoint):
             "Ended": "Transaction.End",
         }.get(event_type, "Sample.Periodic" if trigger == "MeterValuePeriodic" else "Trigger")
         info: dict[str, Any] = {
-            "transaction_id": s.tx_id,
-            "charging_state": _CHARGING_STATE.get(connector_state, "EVConnected"),
+            "transactionId": s.tx_id,
+            "chargingState": _CHARGING_STATE.get(connector_state, "EVConnected"),
         }
         if stopped_reason:
-            info["stopped_reason"] = stopped_reason
+            info["stoppedReason"] = stopped_reason
         seq = st.seq_no
         st.seq_no += 1
-        return await self.call_timed(
-            call.TransactionEvent(
-                event_type=event_type,
-                timestamp=prof.format_time(self.clock()),
-                trigger_reason=trigger,
-                seq_no=seq,
-                transaction_info=info,
-                meter_value=[self._sample(context)],
-                evse={"id": 1, "connector_id": 1} if event_type == "Started" else None,
-                id_token=id_token,
-            )
-        )
+        payload: dict[str, Any] = {
+            "eventType": event_type,
+            "timestamp": prof.format_time(self.clock()),
+            "triggerReason": trigger,
+            "seqNo": seq,
+            "transactionInfo": info,
+            "meterValue": [self._sample(context)],
+        }
+        if event_type == "Started":
+            payload["evse"] = {"id": 1, "connectorId": 1}
+        if id_token is not None:
+            payload["idToken"] = id_token
+        return await self.send("TransactionEvent", payload)
 
     # -- commands in ---------------------------------------------------------------------
     @on(Action.set_charging_profile)

@@ -12,6 +12,7 @@ import uuid
 from datetime import UTC, datetime
 
 from dr_bridge.errors import SignalNotFound, StaleRevision
+from dr_bridge.locks import KeyedLock
 from dr_bridge.models import SignalRequest
 from dr_bridge.publisher import Publisher
 from dr_bridge.revisions import RevisionStore, StoredSignal, restore_of
@@ -29,6 +30,9 @@ class Intake:
         self.store = store
         self.publisher = publisher
         self.confirm_timeout_s = confirm_timeout_s
+        # Decide-store-publish of one signal or event runs one at a time (two concurrent
+        # POSTs of a new id must not both see "nothing stored").
+        self._locks = KeyedLock()
 
     async def offer_event(
         self,
@@ -65,6 +69,12 @@ class Intake:
         """
         now = now or datetime.now(UTC)
         signal_id = request.signal_id or uuid.uuid4().hex
+        async with self._locks((API_SOURCE, signal_id)):
+            return await self._submit(request, signal_id, now)
+
+    async def _submit(
+        self, request: SignalRequest, signal_id: str, now: datetime
+    ) -> tuple[DemandResponseSignal, bool]:
         content = request.content_hash()
         stored = self.store.event(API_SOURCE, signal_id)
         modification = request.modification
@@ -90,6 +100,10 @@ class Intake:
 
     async def cancel(self, signal_id: str) -> tuple[DemandResponseSignal, bool]:
         """End a signal of any source with a RESTORE revision; ``(restore, created)``."""
+        async with self._locks((API_SOURCE, signal_id)):
+            return await self._cancel(signal_id)
+
+    async def _cancel(self, signal_id: str) -> tuple[DemandResponseSignal, bool]:
         latest = self.store.latest(signal_id)
         if latest is None:
             raise SignalNotFound(signal_id)

@@ -14,10 +14,10 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import Any
 
 from dr_bridge import metrics
 from dr_bridge.errors import NotConfirmed
+from dr_bridge.locks import KeyedLock
 from dr_bridge.revisions import RevisionStore
 from pipeline import topics
 from pipeline.bus import Bus, PublishError
@@ -46,7 +46,7 @@ class Publisher:
         self._in_flight: dict[tuple[str, int], asyncio.Future[None]] = {}
         # One lock per signal: revisions of a signal reach the bus in modification order,
         # so a retried older revision can never land after (and shadow) a newer one.
-        self._locks: dict[str, list[Any]] = {}  # signal_id -> [Lock, number of users]
+        self._locks = KeyedLock()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
@@ -86,17 +86,8 @@ class Publisher:
         return fut
 
     async def _publish_until_confirmed(self, record: DemandResponseSignal) -> None:
-        entry = self._locks.get(record.signal_id)
-        if entry is None:
-            entry = self._locks[record.signal_id] = [asyncio.Lock(), 0]
-        entry[1] += 1  # users of this lock, so it is dropped only when nobody waits on it
-        try:
-            async with entry[0]:
-                await self._publish_locked(record)
-        finally:
-            entry[1] -= 1
-            if entry[1] == 0:
-                self._locks.pop(record.signal_id, None)
+        async with self._locks(record.signal_id):
+            await self._publish_locked(record)
 
     async def _publish_locked(self, record: DemandResponseSignal) -> None:
         latest = self._store.latest(record.signal_id)

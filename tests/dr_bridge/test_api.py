@@ -287,3 +287,16 @@ async def test_metrics_and_openapi(client: httpx.AsyncClient) -> None:
     body = spec["paths"]["/v1/signals"]["post"]["requestBody"]["content"]["application/json"]
     assert "zone_id" in body["schema"]["properties"]
     assert "HTTPBearer" in spec["components"]["securitySchemes"]
+
+
+async def test_concurrent_posts_of_one_new_signal_publish_once(
+    client: httpx.AsyncClient, bus: RecordingBus
+) -> None:
+    import asyncio
+
+    responses = await asyncio.gather(
+        *(client.post("/v1/signals", json=_body(signal_id="race")) for _ in range(5))
+    )
+    assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 201]
+    assert len({r.text for r in responses}) == 1
+    assert [(s.signal_id, s.modification) for s in bus.published] == [("race", 0)]

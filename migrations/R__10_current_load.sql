@@ -55,3 +55,17 @@ FROM station_zones AS z
 LEFT JOIN station_load AS l
     ON l.station_id = z.station_id
 GROUP BY z.zone_id;
+
+-- Each connector's average power per closed minute: the load history that no longer
+-- changes once the minute is over (the watermark passed its end). DR baselines read it.
+CREATE MATERIALIZED VIEW connector_load_minute AS
+SELECT
+    station_id,
+    connector_id,
+    window_start,
+    window_end,
+    AVG(power_kw) AS avg_kw
+FROM TUMBLE(meter_values, event_ts, INTERVAL '1 MINUTE')
+WHERE power_kw IS NOT NULL
+GROUP BY station_id, connector_id, window_start, window_end
+EMIT ON WINDOW CLOSE;

@@ -1,47 +1,26 @@
 -- Demand response: the cap of each zone under its active signals, shared among its
 -- stations. Control law in ../shared/docs/architecture.md.
 
--- Samples of the last baseline_lookback_hours, kept for computing frozen baselines.
-CREATE MATERIALIZED VIEW recent_meter_values AS
-SELECT
-    station_id,
-    connector_id,
-    power_kw,
-    event_ts
-FROM meter_values
-WHERE power_kw IS NOT NULL
-    AND event_ts > NOW() - INTERVAL '${baseline_lookback_hours} HOURS';
-
--- The load of each station of a signal's zone when the signal starts: the latest sample
--- of each connector at or before start_ts that was fresh then. Samples stamped after
--- start_ts never count, so once the signal has started its baseline is frozen: chargers
--- that comply and report less cannot lower the cap again (no runaway to zero).
+-- What each station of a signal's zone drew just before the signal started: the sum of
+-- its connectors' averages over the last whole minute before start_ts. Closed minutes
+-- never change, so once the signal has started its baseline is frozen: chargers that
+-- comply and report less cannot lower the cap again (no runaway to zero). Until that
+-- minute has closed (a few seconds after start) the baseline is unknown.
 CREATE MATERIALIZED VIEW dr_station_baseline AS
 SELECT
-    signal_id,
-    station_id,
-    SUM(power_kw) AS baseline_kw
-FROM (
-    SELECT
-        s.signal_id,
-        m.station_id,
-        m.power_kw,
-        ROW_NUMBER() OVER (
-            PARTITION BY s.signal_id, m.station_id, m.connector_id
-            ORDER BY m.event_ts DESC
-        ) AS rn
-    FROM dr_signals AS s
-    JOIN station_zones AS z
-        ON z.zone_id = s.zone_id
-    JOIN recent_meter_values AS m
-        ON m.station_id = z.station_id
-        AND m.event_ts <= s.start_ts
-        AND m.event_ts > s.start_ts - INTERVAL '${freshness_seconds} SECONDS'
-    WHERE s.signal_type <> 'RESTORE'
-        AND s.end_ts > NOW()
-) AS at_start
-WHERE rn = 1
-GROUP BY signal_id, station_id;
+    s.signal_id,
+    h.station_id,
+    SUM(h.avg_kw) AS baseline_kw
+FROM dr_signals AS s
+JOIN station_zones AS z
+    ON z.zone_id = s.zone_id
+JOIN connector_load_minute AS h
+    ON h.station_id = z.station_id
+    AND h.window_end <= s.start_ts
+    AND h.window_end > s.start_ts - INTERVAL '1 MINUTE'
+WHERE s.signal_type <> 'RESTORE'
+    AND s.end_ts > NOW()
+GROUP BY s.signal_id, h.station_id;
 
 -- The zone's load when the signal starts (frozen, as above).
 CREATE MATERIALIZED VIEW dr_signal_baseline AS
@@ -71,7 +50,8 @@ WHERE signal_type <> 'RESTORE'
     AND end_ts > NOW();
 
 -- The load each active signal allows its zone: the utility's zone limit, or the frozen
--- baseline minus the reduction (kW or %), never below zero. No baseline sample: 0 kW.
+-- baseline minus the reduction (kW or %), never below zero. A reduction whose baseline
+-- minute has not closed yet (or had no samples) has no cap and is not enforced.
 CREATE MATERIALIZED VIEW dr_signal_caps AS
 SELECT
     a.signal_id,
@@ -82,15 +62,13 @@ SELECT
     a.end_ts,
     a.received_ts,
     b.baseline_kw,
-    GREATEST(
-        0.0,
-        CASE
-            WHEN a.zone_limit_kw IS NOT NULL THEN a.zone_limit_kw
-            WHEN a.target_reduction_kw IS NOT NULL
-                THEN COALESCE(b.baseline_kw, 0.0) - a.target_reduction_kw
-            ELSE COALESCE(b.baseline_kw, 0.0) * (1.0 - a.target_reduction_pct / 100.0)
-        END
-    ) AS cap_kw
+    CASE
+        WHEN a.zone_limit_kw IS NOT NULL THEN GREATEST(0.0, a.zone_limit_kw)
+        WHEN b.baseline_kw IS NULL THEN NULL
+        WHEN a.target_reduction_kw IS NOT NULL
+            THEN GREATEST(0.0, b.baseline_kw - a.target_reduction_kw)
+        ELSE GREATEST(0.0, b.baseline_kw * (1.0 - a.target_reduction_pct / 100.0))
+    END AS cap_kw
 FROM dr_active_signals AS a
 LEFT JOIN dr_signal_baseline AS b
     ON b.signal_id = a.signal_id;
@@ -124,6 +102,7 @@ FROM (
             ORDER BY cap_kw ASC, priority ASC, signal_id ASC
         ) AS rn
     FROM dr_signal_caps
+    WHERE cap_kw IS NOT NULL
 ) AS ranked
 WHERE rn = 1;
 

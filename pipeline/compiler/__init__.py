@@ -25,7 +25,7 @@ import sqlglot
 from pipeline.compiler.bootstrap import BOOTSTRAP_SQL, SCHEMA
 from pipeline.compiler.ddl import Relation, parse_relation, parse_sink, strip_comments, unquote
 from pipeline.compiler.errors import CompileError, first_line
-from pipeline.compiler.query import QueryError, compile_query
+from pipeline.compiler.query import QueryError, compile_query, output_columns
 
 __all__ = [
     "BOOTSTRAP_SQL",
@@ -123,7 +123,7 @@ def _sink_sql(sql: str) -> list[str]:
     if view is None:
         view = f"{SCHEMA}.{sink.name}__query"
         try:
-            out.append(f"CREATE VIEW {view} AS {compile_query(sink.query or '')}")
+            out.append(f"CREATE VIEW {view} AS {compile_query(sink.query or '').sql}")
         except QueryError as exc:
             raise CompileError(first_line(sql), str(exc)) from exc
     if sink.format not in ("PLAIN", "UPSERT"):
@@ -144,6 +144,7 @@ def _sink_sql(sql: str) -> list[str]:
 
 
 def _view_sql(sql: str, text: str) -> list[str]:
+    """A view, an EOWC view (append-only table of closed windows) or a cached view."""
     m = _VIEW.match(text)
     if m is None:
         raise CompileError(first_line(sql), "expected CREATE [MATERIALIZED] VIEW name AS query")
@@ -152,13 +153,49 @@ def _view_sql(sql: str, text: str) -> list[str]:
     if eowc:
         query = _EOWC.sub("", query)
     try:
-        body = compile_query(query, emit_on_window_close=eowc)
+        compiled = compile_query(query)
+        if eowc and "window_end" not in output_columns(query):
+            raise QueryError("EMIT ON WINDOW CLOSE needs window_end among the output columns")
     except QueryError as exc:
         raise CompileError(first_line(sql), str(exc)) from exc
     name = unquote(m.group("name"))
-    cols = f" ({m.group('cols')})" if m.group("cols") else ""
+    if m.group("cols"):
+        raise CompileError(first_line(sql), "a column list on a view is not compiled")
+    materialized = bool(m.group("mat"))
+    body = compiled.sql
+    if eowc:
+        open_, closed = f'{SCHEMA}."{name}__open"', f'{SCHEMA}."{name}__closed"'
+        return [
+            # Leftovers of an earlier definition dropped by CASCADE (the runner rebuilds).
+            f"DROP VIEW IF EXISTS {open_} CASCADE",
+            f"DROP TABLE IF EXISTS {closed} CASCADE",
+            f"CREATE VIEW {open_} AS\n{body}",
+            f"CREATE TABLE {closed} AS SELECT * FROM {open_} WITH NO DATA",
+            f'CREATE INDEX "{name}__closed__end" ON {closed} (window_end)',
+            f'CREATE VIEW "{name}" AS SELECT * FROM {closed}',
+            _view_row(name, "eowc", compiled.sources),
+        ]
+    if materialized and compiled.aggregating and not compiled.windowed:
+        live, cache = f'{SCHEMA}."{name}__live"', f'{SCHEMA}."{name}__cache"'
+        return [
+            f"DROP VIEW IF EXISTS {live} CASCADE",
+            f"DROP TABLE IF EXISTS {cache} CASCADE",
+            f"CREATE VIEW {live} AS\n{body}",
+            f"CREATE TABLE {cache} AS SELECT * FROM {live} WITH NO DATA",
+            f'CREATE VIEW "{name}" AS SELECT * FROM {cache} WHERE {SCHEMA}.cached({_lit(name)}) '
+            f"UNION ALL SELECT * FROM {live} WHERE NOT {SCHEMA}.cached({_lit(name)})",
+            _view_row(name, "cached", compiled.sources),
+        ]
     verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"
-    return [f'{verb} "{name}"{cols} AS\n{body}']
+    return [f'{verb} "{name}" AS\n{body}']
+
+
+def _view_row(name: str, kind: str, sources: list[str]) -> str:
+    return (
+        f"INSERT INTO {SCHEMA}.views (name, kind, sources) VALUES "
+        f"({_lit(name)}, {_lit(kind)}, {_array(sources)}) ON CONFLICT (name) DO UPDATE SET "
+        "kind = EXCLUDED.kind, sources = EXCLUDED.sources, emitted_until = NULL"
+    )
 
 
 def compile_statement(sql: str) -> list[str]:
@@ -210,7 +247,15 @@ def compile_drop(kind: str, name: str) -> list[str]:
     kind = " ".join(kind.upper().split())
     name = unquote(name)
     if kind in ("MATERIALIZED VIEW", "VIEW"):
-        return [f'DROP VIEW IF EXISTS "{name}" CASCADE', *_orphan_sinks()]
+        return [
+            f'DROP VIEW IF EXISTS "{name}" CASCADE',
+            f'DROP VIEW IF EXISTS {SCHEMA}."{name}__open" CASCADE',
+            f'DROP VIEW IF EXISTS {SCHEMA}."{name}__live" CASCADE',
+            f'DROP TABLE IF EXISTS {SCHEMA}."{name}__closed" CASCADE',
+            f'DROP TABLE IF EXISTS {SCHEMA}."{name}__cache" CASCADE',
+            f"DELETE FROM {SCHEMA}.views WHERE name = {_lit(name)}",
+            *_orphan_sinks(),
+        ]
     if kind == "SINK":
         return [
             f'DROP VIEW IF EXISTS {SCHEMA}."{name}__query"',

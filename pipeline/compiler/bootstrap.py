@@ -53,23 +53,36 @@ RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
         (SELECT min(watermark_ts) FROM {SCHEMA}.sources)
     )
 $$""",
-    # The watermark of each source as of the last sink evaluation: windows that closed
-    # before it were emitted then, so append-only sinks need not recompute them.
-    f"ALTER TABLE {SCHEMA}.sources ADD COLUMN IF NOT EXISTS emitted_watermark_ts TIMESTAMPTZ",
-    # Lower bound of a TUMBLE/HOP scan of ``src``. While the engine evaluates append-only
-    # sinks it sets gridctl.window_since = 'on': rows emitted once are never needed again,
-    # so the scan starts at the window that contained the last evaluated watermark (the
-    # first window not yet closed then). Otherwise (dashboards, UPSERT sinks): all history.
+    # Lower bound of TUMBLE/HOP scans: the engine sets gridctl.window_since to the
+    # watermark up to which an EMIT ON WINDOW CLOSE view was already appended, so the scan
+    # starts at the first window not closed then. Unset: all history.
     f"""CREATE OR REPLACE FUNCTION {SCHEMA}.window_since(size INTERVAL, src TEXT)
 RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
     SELECT CASE
-        WHEN COALESCE(current_setting('gridctl.window_since', TRUE), '') <> 'on'
+        WHEN COALESCE(current_setting('gridctl.window_since', TRUE), '') = ''
             THEN '-infinity'::TIMESTAMPTZ
-        ELSE COALESCE(
-            (SELECT date_bin(size, emitted_watermark_ts, {WINDOW_ORIGIN})
-             FROM {SCHEMA}.sources WHERE name = src),
-            '-infinity'::TIMESTAMPTZ)
+        ELSE date_bin(size, current_setting('gridctl.window_since', TRUE)::TIMESTAMPTZ,
+                      {WINDOW_ORIGIN})
     END
+$$""",
+    # Materialised views. kind 'eowc': an EMIT ON WINDOW CLOSE view, kept as an append-only
+    # table of closed windows (name__closed) filled from name__open up to the watermark;
+    # kind 'cached': an aggregating view whose result the engine stores once per tick
+    # (name__cache) so that the views above it do not recompute it. ``seq`` is creation
+    # order, which is dependency order.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.views (
+    name TEXT PRIMARY KEY,
+    seq BIGSERIAL,
+    kind TEXT NOT NULL,
+    sources TEXT[] NOT NULL DEFAULT '{{}}',
+    emitted_until TIMESTAMPTZ
+)""",
+    # Whether view ``name`` reads its per-tick cache: only inside the engine's tick, after
+    # the cache was refreshed (gridctl.cached lists those views); dashboards read live.
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.cached(name TEXT)
+RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+    SELECT position(',' || name || ',' IN
+                    COALESCE(current_setting('gridctl.cached', TRUE), '')) > 0
 $$""",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sinks (
     name TEXT PRIMARY KEY,

@@ -9,12 +9,15 @@ view evaluated at a given engine time gives the same rows, provided that:
 - ``NOW()``/``PROCTIME()`` read the engine clock (``gridctl_engine.now()``), so that replay
   runs on a virtual clock;
 - ``FOR SYSTEM_TIME AS OF PROCTIME()`` is dropped: a plain join is its batch meaning;
-- ``EMIT ON WINDOW CLOSE`` keeps only windows whose end the source watermark has passed.
+- the scans of TUMBLE/HOP start at ``gridctl_engine.window_since(size, source)``: the
+  engine sets it while it appends newly closed windows of EMIT ON WINDOW CLOSE views, so
+  only windows not closed before are computed; otherwise it is minus infinity.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import sqlglot
 from sqlglot import exp
@@ -126,8 +129,18 @@ def source_names(tree: exp.Expression) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def compile_query(text: str, *, emit_on_window_close: bool = False) -> str:
-    """RisingWave SELECT text -> PostgreSQL SELECT text."""
+@dataclass(frozen=True)
+class CompiledQuery:
+    """A rewritten query and what the engine needs to know about it."""
+
+    sql: str
+    sources: list[str]  # relations read directly (watermarks of EMIT ON WINDOW CLOSE)
+    windowed: bool  # uses TUMBLE or HOP
+    aggregating: bool  # GROUP BY, aggregates or window functions: worth materialising
+
+
+def compile_query(text: str) -> CompiledQuery:
+    """RisingWave SELECT text -> PostgreSQL SELECT text and facts about it."""
     try:
         tree = sqlglot.parse_one(text, read="risingwave")
     except sqlglot.errors.ParseError as exc:
@@ -135,15 +148,16 @@ def compile_query(text: str, *, emit_on_window_close: bool = False) -> str:
     if not isinstance(tree, exp.Query):
         raise QueryError("expected a SELECT query")
     names = source_names(tree)
+    windowed = any(
+        isinstance(t.this, exp.Anonymous) and t.this.name.upper() in ("TUMBLE", "HOP")
+        for t in tree.find_all(exp.Table)
+    )
+    aggregating = any(True for _ in tree.find_all(exp.Group, exp.AggFunc, exp.Window))
     tree = rewrite(tree)
-    sql = tree.sql(dialect="postgres")
-    if emit_on_window_close:
-        if "window_end" not in tree.named_selects:
-            raise QueryError("EMIT ON WINDOW CLOSE needs window_end among the output columns")
-        quoted = ", ".join("'" + n.replace("'", "''") + "'" for n in names) or "''"
-        # A scalar subquery: PostgreSQL evaluates it once (an InitPlan), not once per row.
-        sql = (
-            f"SELECT * FROM ({sql}) AS eowc "
-            f"WHERE eowc.window_end <= (SELECT {SCHEMA}.watermark({quoted}))"
-        )
-    return sql
+    return CompiledQuery(tree.sql(dialect="postgres"), names, windowed, aggregating)
+
+
+def output_columns(text: str) -> list[str]:
+    """Output column names of a RisingWave query (for checks such as EOWC's window_end)."""
+    tree = sqlglot.parse_one(text, read="risingwave")
+    return list(tree.named_selects) if isinstance(tree, exp.Query) else []

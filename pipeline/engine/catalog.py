@@ -48,6 +48,29 @@ class Sink:
         return self.format == "UPSERT"
 
 
+@dataclass(frozen=True)
+class View:
+    """A view the engine materialises each tick: 'eowc' (append closed windows) or
+    'cached' (store the result once per tick)."""
+
+    name: str
+    kind: str
+    sources: tuple[str, ...]
+
+
+async def load_views(conn: psycopg.AsyncConnection) -> list[View]:
+    """Materialised views in creation (= dependency) order; rows of views that a CASCADE
+    drop removed are ignored until the view is created again."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT name, kind, sources FROM {SCHEMA}.views "
+            f"WHERE to_regclass(format('%I.%I', '{SCHEMA}', name || CASE kind "
+            "WHEN 'eowc' THEN '__closed' ELSE '__cache' END)) IS NOT NULL "
+            "AND to_regclass(format('%I', name)) IS NOT NULL ORDER BY seq"
+        )
+        return [View(r[0], r[1], tuple(r[2])) for r in await cur.fetchall()]
+
+
 async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]:
     """Read sources and sinks; :class:`CatalogError` if the schema is not there."""
     try:

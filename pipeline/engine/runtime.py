@@ -42,7 +42,7 @@ from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, Message, Record, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
-from pipeline.engine.catalog import Sink, Source, load
+from pipeline.engine.catalog import Sink, Source, View, load, load_views
 from pipeline.engine.clock import wall_clock
 from pipeline.engine.rows import Emit, Skip, decode_fields, diff, to_row
 
@@ -86,6 +86,7 @@ class Engine:
         self._topics: tuple[str, ...] = ()
         self._sources: dict[str, list[Source]] = {}
         self._sinks: list[Sink] = []
+        self._views: list[View] = []
         self._state: dict[str, dict[str, str | None]] = {}
         self._offsets: dict[tuple[str, int], int] = {}
         self._last_tick: datetime | None = None
@@ -189,6 +190,7 @@ class Engine:
         set of topics changed. Done every ``catalog_refresh`` wall seconds."""
         self._catalog_at = time.monotonic()
         sources, sinks = await load(self._require())
+        self._views = await load_views(self._require())
         await self._require().commit()
         by_topic: dict[str, list[Source]] = {}
         for s in sources:
@@ -357,6 +359,7 @@ class Engine:
                 f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
                 (None if self._clock is None else now,),
             )
+            await self._materialise(cur)
             try:
                 results = await self._read_sinks(cur, savepoints=False)
             except psycopg.Error:
@@ -366,6 +369,7 @@ class Engine:
                     f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
                     (None if self._clock is None else now,),
                 )
+                await self._materialise(cur)
                 results = await self._read_sinks(cur, savepoints=True)
             for sink, rows in results:
                 sent, changed = diff(sink, rows, self._state.get(sink.name, {}))
@@ -404,37 +408,68 @@ class Engine:
             await self._flush_outbox()
         return emits
 
+    async def _materialise(self, cur: psycopg.AsyncCursor[Any]) -> None:
+        """Bring materialised views up to date, in dependency order, inside the tick's
+        transaction: EOWC views get the windows closed since the last tick appended (their
+        scans start at the window holding the previous watermark), cached views store
+        their result once so the views above read it instead of recomputing it."""
+        cached: list[str] = []
+        for view in self._views:
+            if view.kind == "eowc":
+                await cur.execute(
+                    f"SELECT emitted_until, {SCHEMA}.watermark(VARIADIC %s::TEXT[]) "
+                    f"FROM {SCHEMA}.views WHERE name = %s",
+                    (list(view.sources) or [""], view.name),
+                )
+                row = await cur.fetchone()
+                if row is None:
+                    continue
+                done, mark = (row["emitted_until"], row["watermark"])
+                if mark is None or (done is not None and mark <= done):
+                    continue
+                await cur.execute(
+                    "SELECT set_config('gridctl.window_since', %s, true)",
+                    ("" if done is None else done.isoformat(),),
+                )
+                await cur.execute(
+                    f'INSERT INTO {SCHEMA}."{view.name}__closed" '  # type: ignore[arg-type]
+                    f'SELECT * FROM {SCHEMA}."{view.name}__open" AS o '
+                    "WHERE o.window_end > COALESCE(%s::TIMESTAMPTZ, '-infinity') "
+                    "AND o.window_end <= %s",
+                    (done, mark),
+                )
+                await cur.execute(
+                    f"UPDATE {SCHEMA}.views SET emitted_until = %s WHERE name = %s",
+                    (mark, view.name),
+                )
+                await cur.execute("SELECT set_config('gridctl.window_since', '', true)")
+            else:
+                await cur.execute(f'DELETE FROM {SCHEMA}."{view.name}__cache"')  # type: ignore[arg-type]
+                await cur.execute(
+                    f'INSERT INTO {SCHEMA}."{view.name}__cache" '  # type: ignore[arg-type]
+                    f'SELECT * FROM {SCHEMA}."{view.name}__live"'
+                )
+                cached.append(view.name)
+                await cur.execute(
+                    "SELECT set_config('gridctl.cached', %s, true)", ("," + ",".join(cached) + ",",)
+                )
+
     async def _read_sinks(
         self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool
     ) -> list[tuple[Sink, list[dict[str, Any]]]]:
-        """Rows of every sink's view; UPSERT sinks first, with the whole history, then
-        append-only sinks with window scans starting at the last evaluated watermark
-        (``gridctl_engine.window_since``): windows closed before it were emitted then."""
+        """Rows of every sink's view (ordered: UPSERT sinks first, then by name)."""
         conn = self._require()
         out: list[tuple[Sink, list[dict[str, Any]]]] = []
-        current = ""
         for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
-            bound = "" if sink.upsert else "on"
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():
-                    if bound != current:
-                        await cur.execute(
-                            "SELECT set_config('gridctl.window_since', %s, true)", (bound,)
-                        )
-                        current = bound
                     await cur.execute(f"SELECT * FROM {sink.view_name}")  # type: ignore[arg-type]
                     out.append((sink, await cur.fetchall()))
             except psycopg.Error as exc:
                 if not savepoints:
                     raise
-                current = "?"
                 log.error("sink %s: cannot read %s: %s", sink.name, sink.view_name, exc)
-        if current:
-            await cur.execute("SELECT set_config('gridctl.window_since', '', true)")
-        await cur.execute(
-            f"UPDATE {SCHEMA}.sources SET emitted_watermark_ts = watermark_ts "
-            "WHERE watermark_ts IS DISTINCT FROM emitted_watermark_ts"
-        )
+        await cur.execute("SELECT set_config('gridctl.cached', '', true)")
         return out
 
     async def _flush_outbox(self) -> None:
@@ -466,6 +501,12 @@ class Engine:
                         f'DELETE FROM "{s.name}" WHERE "{s.watermark_column}" < %s',  # type: ignore[arg-type]
                         (cutoff,),
                     )
+        for view in self._views:
+            if view.kind == "eowc":
+                await conn.execute(
+                    f'DELETE FROM {SCHEMA}."{view.name}__closed" WHERE window_end < %s',  # type: ignore[arg-type]
+                    (cutoff,),
+                )
         append_sinks = [s.name for s in self._sinks if not s.upsert]
         if append_sinks:
             pruned = await conn.execute(

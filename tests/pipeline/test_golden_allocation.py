@@ -23,9 +23,16 @@ async def test_proportional_shares_and_many_samples_per_connector(postgres: str)
             await h.sample("A", 1, 6.0, t)
             await h.sample("A", 2, 6.0, t)
             await h.sample("B", 1, 4.0, t)
-        # Baseline at start 16 kW; reduce by 6 kW -> cap 10 kW.
+        # Baseline: the connectors' averages over the minute before start, 16 kW (the
+        # minute closes once samples stamped 10 s after its end arrive); reduce by 6 kW
+        # -> cap 10 kW.
         await h.signal("sig1", "Z1", start=0, end=600, target_reduction_kw=6.0)
         await h.tick(1)
+        assert h.commands == {}  # the baseline minute has not closed yet
+        await h.sample("A", 1, 6.0, 10)
+        await h.sample("A", 2, 6.0, 10)
+        await h.sample("B", 1, 4.0, 10)
+        await h.tick(11)
         # No floors (min_active 0): A gets 10 * 12/16 = 7.5, B gets 10 * 4/16 = 2.5.
         assert h.targets() == {"A": 7.5, "B": 2.5}
         a = h.commands["A"]
@@ -67,9 +74,10 @@ async def test_zero_limit_curtail_holds_floors_shed_zero(postgres: str) -> None:
         for zone in ("ZC", "ZS"):
             await h.station(f"{zone}-A", zone, min_active_kw=2.0)
             await h.sample(f"{zone}-A", 1, 5.0, -5)
+            await h.sample(f"{zone}-A", 1, 5.0, 10)
         await h.signal("c", "ZC", "CURTAIL", start=0, end=600, zone_limit_kw=0.0)
         await h.signal("s", "ZS", "SHED", start=0, end=600, target_reduction_pct=100.0)
-        await h.tick(1)
+        await h.tick(11)
         assert h.targets() == {"ZC-A": 2.0, "ZS-A": 0.0}
 
 
@@ -80,8 +88,9 @@ async def test_idle_and_stale_stations_reserve_their_floor(postgres: str) -> Non
         await h.station("STALE", "Z1", min_active_kw=2.0)
         await h.sample("STALE", 1, 20.0, -300)  # older than the freshness bound at start
         await h.sample("A", 1, 10.0, -5)
+        await h.sample("A", 1, 10.0, 10)
         await h.signal("sig", "Z1", start=0, end=600, target_reduction_pct=50.0)
-        await h.tick(1)
+        await h.tick(11)
         # Baseline counts only fresh samples: 10 kW (not 30) -> cap 5. IDLE and STALE are
         # held at their floor (2 each, reserved); A gets 2 + (5 - 6 -> 0) = its floor 2.
         assert h.targets() == {"A": 2.0, "IDLE": 2.0, "STALE": 2.0}
@@ -92,15 +101,15 @@ async def test_baseline_frozen_while_chargers_comply(postgres: str) -> None:
     async with Harness(postgres) as h:
         await h.station("A", "Z1")
         await h.station("B", "Z1")
-        for t in (-20, -10, 0):
+        for t in (-20, -10, 0, 10):
             await h.sample("A", 1, 10.0, t)
             await h.sample("B", 1, 10.0, t)
         await h.signal("sig", "Z1", start=0, end=3600, target_reduction_kw=5.0)
-        await h.tick(1)
+        await h.tick(11)
         assert h.targets() == {"A": 7.5, "B": 7.5}
         # Ten virtual minutes of compliant chargers reporting the reduced load: the cap
         # stays 20 - 5 = 15 (a baseline from current load would cut 5 kW every cycle).
-        for t in range(10, 601, 10):
+        for t in range(20, 601, 10):
             await h.sample("A", 1, 7.5, t)
             await h.sample("B", 1, 7.5, t)
             await h.tick(t + 1)
@@ -116,17 +125,17 @@ async def test_modification_changes_cap_and_stale_revision_ignored(postgres: str
         await h.sample("A", 1, 10.0, -5)
         await h.sample("B", 1, 10.0, -5)
         await h.signal("sig", "Z1", start=0, end=3600, target_reduction_kw=4.0)
-        await h.tick(1)
+        await h.sample("A", 1, 8.0, 10)
+        await h.sample("B", 1, 8.0, 10)
+        await h.tick(11)
         assert h.targets() == {"A": 8.0, "B": 8.0}
-        await h.sample("A", 1, 8.0, 5)
-        await h.sample("B", 1, 8.0, 5)
         await h.signal("sig", "Z1", start=0, end=3600, modification=2, target_reduction_kw=10.0)
-        await h.tick(6)
+        await h.tick(16)
         # Same frozen baseline (20 kW), new reduction: cap 10.
         assert h.targets() == {"A": 5.0, "B": 5.0}
         # An older revision arriving late does not win over modification 2.
         await h.signal("sig", "Z1", start=0, end=3600, modification=1, target_reduction_kw=1.0)
-        await h.tick(7)
+        await h.tick(17)
         assert h.targets() == {"A": 5.0, "B": 5.0}
 
 

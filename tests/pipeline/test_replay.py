@@ -23,7 +23,8 @@ async def test_replay_matches_golden_output_and_is_deterministic(
     first = io.StringIO()
     stats = await replay(records, first, tick=timedelta(seconds=1), dsn=postgres)
     assert stats.records == 566
-    # The expected file was checked by hand: Z1 CURTAIL 30 % of a 20 kW baseline (cap 14:
+    # The expected file was checked by hand: Z1 CURTAIL 30 % of a 20 kW baseline (cap 14;
+    # from 12:02:10, when the minute before the 12:02 start has closed:
     # S1 8, S2 6), modified to 50 % (cap 10: S1 5.5, S2 4.0), restored at 12:10 (tombstones);
     # Z2 SHED to 5 kW (S3 2.0, S4 2.5) ending at 12:07:30 (tombstones); S2 over its 7 kW
     # contract once per minute; Z1 over cap from 12:07 (after 300 s grace); ack rate 0.5.

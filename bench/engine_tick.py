@@ -1,0 +1,161 @@
+"""Engine tick time vs active connectors (prints figures; not a test).
+
+For each size: a fresh database with the compiled migrations, stations of 2 connectors in
+zones of 100 stations, 10 minutes of samples every 10 s per connector (loaded with COPY),
+an active CURTAIL signal on every zone (the worst case: every station gets a command).
+Then steady state: each 1 s tick ingests a tenth of the connectors' samples from the
+LocalBus and evaluates every sink. Target: <= 100 ms per tick at 10k connectors.
+
+    .venv/bin/python bench/engine_tick.py [--sizes 1000,10000,50000] [--ticks 20]
+        [--database-url postgresql://...]   (default: a throw-away embedded PostgreSQL)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from pipeline import topics
+from pipeline.bus.base import Message
+from pipeline.bus.local import LocalBus
+from pipeline.engine import Engine, VirtualClock, apply_migrations
+
+T_END = datetime.fromisoformat("2026-01-05T12:10:00+00:00")
+HISTORY_S = 600
+PERIOD_S = 10
+
+
+def create_db(server: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server)
+    params["dbname"] = name
+    return make_conninfo(**params)
+
+
+def load(dsn: str, connectors: int) -> list[tuple[str, int]]:
+    stations = max(1, connectors // 2)
+    conns = [(f"ST{i:06d}", c) for i in range(stations) for c in (1, 2)]
+    with psycopg.connect(dsn) as conn, conn.cursor() as cur:
+        with cur.copy(
+            "COPY station_zones (kafka_key, station_id, zone_id, max_station_kw, "
+            "contract_max_kw, min_active_kw) FROM STDIN"
+        ) as copy:
+            for i in range(stations):
+                sid = f"ST{i:06d}"
+                copy.write_row((sid.encode(), sid, f"Z{i // 100:04d}", 22.0, 22.0, 1.4))
+        with cur.copy(
+            "COPY meter_values (station_id, connector_id, session_id, power_kw, event_ts, "
+            "received_ts, ocpp_version) FROM STDIN"
+        ) as copy:
+            for t in range(-HISTORY_S, 0, PERIOD_S):
+                ts = T_END + timedelta(seconds=t)
+                for n, (sid, c) in enumerate(conns):
+                    kw = 3.0 + (n % 8)
+                    copy.write_row((sid, c, f"{sid}-{c}", kw, ts, ts, "2.0.1"))
+        with cur.copy(
+            "COPY dr_signals (signal_id, modification, zone_id, signal_type, "
+            "target_reduction_pct, start_ts, end_ts, priority, received_ts) FROM STDIN"
+        ) as copy:
+            for z in range((stations + 99) // 100):
+                start = T_END - timedelta(minutes=5)
+                copy.write_row(
+                    (f"sig-{z}", 0, f"Z{z:04d}", "CURTAIL", 20.0, start,
+                     start + timedelta(hours=2), 2, start)
+                )  # fmt: skip
+        conn.commit()
+        conn.autocommit = True
+        conn.execute("VACUUM ANALYZE")
+    return conns
+
+
+def sample(sid: str, c: int, ts: datetime, kw: float) -> bytes:
+    return json.dumps(
+        {"station_id": sid, "connector_id": c, "session_id": f"{sid}-{c}", "power_kw": kw,
+         "event_ts": ts.isoformat(), "received_ts": ts.isoformat(), "ocpp_version": "2.0.1"}
+    ).encode()  # fmt: skip
+
+
+async def run_size(server: str, connectors: int, ticks: int) -> None:
+    dsn = create_db(server)
+    apply_migrations(dsn)
+    began = time.perf_counter()
+    conns = load(dsn, connectors)
+    setup = time.perf_counter() - began
+    bus = LocalBus(retention_records=10_000_000)
+    await bus.start()
+    clock = VirtualClock(T_END)
+    engine = Engine(dsn, bus, clock=clock, catalog_refresh=3600)
+    await engine.start(loop=False)
+    t = time.perf_counter()
+    first = await engine.run_tick()
+    first_s = time.perf_counter() - t
+    times, ingest_counts = [], []
+    per_tick = max(1, len(conns) // PERIOD_S)
+    for k in range(ticks):
+        now = clock.advance(timedelta(seconds=1))
+        chunk = [conns[(k * per_tick + j) % len(conns)] for j in range(per_tick)]
+        await bus.publish_many(
+            [
+                Message(topics.METER_VALUES, sid, sample(sid, c, now, 3.0 + (j % 8)))
+                for j, (sid, c) in enumerate(chunk)
+            ]
+        )
+        t = time.perf_counter()
+        await engine.run_tick()
+        times.append(time.perf_counter() - t)
+        ingest_counts.append(len(chunk))
+    idle = []
+    for _ in range(5):
+        clock.advance(timedelta(seconds=1))
+        t = time.perf_counter()
+        await engine.run_tick()
+        idle.append(time.perf_counter() - t)
+    await engine.stop()
+    await bus.stop()
+    times.sort()
+    print(
+        f"{len(conns):>7} connectors | setup {setup:6.1f} s | first tick {first_s * 1000:7.0f} ms "
+        f"({len(first)} records) | steady tick (+{per_tick} samples) median "
+        f"{statistics.median(times) * 1000:6.1f} ms, p95 {times[int(0.95 * (len(times) - 1))] * 1000:6.1f} ms"
+        f" | tick without new samples {statistics.median(idle) * 1000:6.1f} ms",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="1000,10000,50000")
+    ap.add_argument("--ticks", type=int, default=20)
+    ap.add_argument("--database-url")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.database_url:
+        for n in sizes:
+            await run_size(args.database_url, n, args.ticks)
+        return
+    from pipeline.embedded_pg import EmbeddedPostgres
+
+    with tempfile.TemporaryDirectory(prefix="gridctl-bench-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        server.start()
+        try:
+            for n in sizes:
+                await run_size(server.dsn, n, args.ticks)
+        finally:
+            server.destroy()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

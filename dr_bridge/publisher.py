@@ -56,11 +56,16 @@ class Publisher:
             self._task = asyncio.create_task(self.run(), name="dr-publisher")
 
     async def stop(self) -> None:
+        """Stop retrying; unconfirmed records stay in the store for the next start."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        pending = list(self._in_flight.values())
+        for fut in pending:
+            fut.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     async def send(self, records: list[DemandResponseSignal], timeout: float | None) -> None:
         """Publish ``records`` (already in the store) and wait until all are confirmed.

@@ -257,3 +257,28 @@ def test_unset_openadr_settings_fall_back_to_the_environment(
     explicit = BridgeSettings(openadr3_vtn_url="http://vtn3", openadr3_client_id="flag")
     assert explicit.openadr3 is not None and explicit.openadr3.client_id == "flag"
     assert BridgeSettings().openadr3 is None
+
+
+async def test_stopped_during_an_outage_then_sent_by_the_next_start(
+    bus: RecordingBus, tmp_path: Path
+) -> None:
+    await add_stations(bus, ("cs-1", "zone-a"))
+    settings = BridgeSettings(data_dir=tmp_path, tokens=(TOKEN,), confirm_timeout_s=0.2)
+    bus.fail_next = 10**9
+    async with Bridge(bus, settings, serve_api=False) as bridge, httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=bridge.app),
+        base_url="http://b",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ) as client:
+        body = {
+            "signal_id": "s-out",
+            "zone_id": "zone-a",
+            "zone_limit_kw": 9,
+            "duration": "10m",
+        }
+        assert (await client.post("/v1/signals", json=body)).status_code == 503
+    assert bus.published == []
+    bus.fail_next = 0
+    async with Bridge(bus, settings, serve_api=False):
+        await wait_for(lambda: len(bus.published) == 1)
+    assert [(s.signal_id, s.zone_limit_kw) for s in bus.published] == [("s-out", 9.0)]

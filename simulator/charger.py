@@ -137,13 +137,18 @@ class Driver:
         self.state, self.settings, self.obs, self.clock = state, settings, obs, clock
         self._wake = asyncio.Event()
         self.heartbeat_every = settings.heartbeat_interval
+        self.boot_retry = 10.0  # s before re-sending a BootNotification not Accepted
         self.reported: str | None = None
         self.reported_occupancy: str | None = None  # 2.0.1 StatusNotification
         self.triggered: set[str] = set()  # TriggerMessage requests not yet served
 
     # -- version-specific messages (implemented by charger16 / charger201) -----------------
     async def boot(self) -> float | None:
-        """BootNotification; the heartbeat interval once accepted, ``None`` to retry later."""
+        """BootNotification; the heartbeat interval once accepted, ``None`` to retry later.
+
+        On Pending or Rejected, set ``boot_retry`` from the answer's interval (the CSMS
+        throttles a reconnect storm that way).
+        """
         raise NotImplementedError
 
     async def heartbeat(self) -> None:

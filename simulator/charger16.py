@@ -54,6 +54,8 @@ class Charger16(Driver, ChargePoint):
             },
         )
         if result is None or result.get("status") != "Accepted":
+            if result is not None and result.get("interval"):
+                self.boot_retry = float(result["interval"])
             return None
         return float(result.get("interval", 0))
 

@@ -69,6 +69,8 @@ class Charger201(Driver, ChargePoint):
             },
         )
         if result is None or result.get("status") != "Accepted":
+            if result is not None and result.get("interval"):
+                self.boot_retry = float(result["interval"])
             return None
         return float(result.get("interval", 0))
 

@@ -143,8 +143,34 @@ async def run_charger(
         attempt += 1
         delay = min(options.backoff_max, options.backoff_min * 2 ** min(attempt - 1, 16))
         delay *= 0.5 + state.rng(settings.seed, f"backoff{attempt}").random()
+        await offline(state, settings, stop, delay, clock)
+
+
+async def offline(
+    state: ChargerState,
+    settings: ChargerSettings,
+    stop: asyncio.Event,
+    delay: float,
+    clock: Callable[[], float] = time.time,
+) -> None:
+    """Wait ``delay`` s without a CSMS while the car keeps charging under the profiles.
+
+    A real charger does not freeze when the link drops: the energy register runs on and a
+    limit lapses at its ``validTo`` (that is the point of a self-expiring profile), so the
+    state is brought up to date at each lapse and at least once per meter interval.
+    """
+    until = clock() + delay
+    while not stop.is_set():
+        now = clock()
+        state.refresh(now, settings.ac)
+        if now >= until:
+            return
+        wake = min(until, now + settings.meter_interval)
+        lapse = state.next_change(now, wake)
+        if lapse is not None:
+            wake = lapse + 0.001
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
+            async with asyncio.timeout(max(0.0, wake - clock())):
                 await stop.wait()
 
 
@@ -155,7 +181,7 @@ async def _boot(cp: Driver, stop: asyncio.Event, reader: asyncio.Task[None]) -> 
         if interval is not None:
             return interval
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(10.0):
+            async with asyncio.timeout(cp.boot_retry):
                 await stop.wait()
     if reader.done():
         reader.result()

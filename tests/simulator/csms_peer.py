@@ -63,6 +63,7 @@ def _values201(meter_value: list[dict[str, Any]] | None) -> dict[str, float]:
 
 class _Peer16(Cp16):
     station: Station
+    owner: TestCentralSystem
     tx_ids = itertools.count(1)
 
     def _note(self, action: str) -> None:
@@ -70,6 +71,10 @@ class _Peer16(Cp16):
 
     @on(A16.boot_notification)
     def boot(self, **_: Any) -> res16.BootNotification:
+        if self.owner.pending_boots > 0:
+            self.owner.pending_boots -= 1
+            self._note("BootNotification:Pending")
+            return res16.BootNotification(current_time=_now(), interval=1, status="Pending")
         self._note("BootNotification")
         return res16.BootNotification(current_time=_now(), interval=300, status="Accepted")
 
@@ -111,12 +116,17 @@ class _Peer16(Cp16):
 
 class _Peer201(Cp201):
     station: Station
+    owner: TestCentralSystem
 
     def _note(self, action: str) -> None:
         self.station.actions.append(action)
 
     @on(A201.boot_notification)
     def boot(self, **_: Any) -> res201.BootNotification:
+        if self.owner.pending_boots > 0:
+            self.owner.pending_boots -= 1
+            self._note("BootNotification:Pending")
+            return res201.BootNotification(current_time=_now(), interval=1, status="Pending")
         self._note("BootNotification")
         return res201.BootNotification(current_time=_now(), interval=300, status="Accepted")
 
@@ -169,7 +179,9 @@ class TestCentralSystem:
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self) -> None:
+    def __init__(self, *, pending_boots: int = 0) -> None:
+        #: answer this many BootNotifications with Pending (interval 1 s) before accepting
+        self.pending_boots = pending_boots
         self.stations: dict[str, Station] = {}
         self._server: Any = None
         self.url = ""
@@ -198,6 +210,7 @@ class TestCentralSystem:
         cls = _Peer201 if version == "2.0.1" else _Peer16
         cp = cls(sid, ws)
         cp.station = station
+        cp.owner = self
         station.cp = cp
         self.stations[sid] = station
         with contextlib.suppress(Exception):

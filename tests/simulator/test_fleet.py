@@ -6,6 +6,7 @@ nothing asserts on speed: the meter interval is short only to keep the suite qui
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import time
 from collections.abc import AsyncIterator
@@ -189,3 +190,65 @@ async def test_reconnects_after_the_central_system_restarts() -> None:
     finally:
         await fleet.stop()
         await second.__aexit__()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_limit_lapses_at_valid_to_while_the_central_system_is_gone(version: str) -> None:
+    async with TestCentralSystem() as cs:
+        fleet = Fleet(
+            FleetConfig(
+                url=cs.url,
+                chargers=1,
+                stations=[spec(version)],
+                settings=FAST,
+                ramp_up=0,
+                backoff_min=5.0,  # stay offline past validTo
+                backoff_max=5.0,
+            )
+        )
+        await fleet.start()
+        await cs.station("sim-0001")
+        await cs.wait_sample("sim-0001", lambda s: s.power_w > FULL_W)
+        valid_to = time.time() + 1.0
+        assert await cs.set_max_profile("sim-0001", 4200.0, valid_to=valid_to) == "Accepted"
+        await cs.wait_sample("sim-0001", lambda s: s.power_w <= 4200.0, after=time.time())
+    try:
+        # The CSMS is gone; nobody clears the limit, yet the charger drops it at validTo.
+        view = fleet.charger("sim-0001")
+        assert not view.connected or view.power_kw <= 4.2
+        async with asyncio.timeout(10):
+            while fleet.charger("sim-0001").power_kw * 1000 <= FULL_W:
+                await asyncio.sleep(0.05)
+        assert time.time() >= valid_to
+        assert not fleet.charger("sim-0001").connected
+    finally:
+        await fleet.stop()
+
+
+async def test_boot_pending_is_retried_after_the_interval() -> None:
+    async with TestCentralSystem(pending_boots=2) as cs:
+        fleet = await start_one(cs, spec("2.0.1"))
+        try:
+            st = cs.stations["sim-0001"]
+            assert st.actions[:3] == ["BootNotification:Pending"] * 2 + ["BootNotification"]
+            await cs.wait_sample("sim-0001", lambda s: s.power_w > 0)
+        finally:
+            await fleet.stop()
+
+
+def test_same_seed_same_fleet_and_sessions() -> None:
+    def build(seed: int) -> Fleet:
+        return Fleet(
+            FleetConfig(url="ws://unused", chargers=30, zones=3, seed=seed),
+            clock=lambda: 1_700_000_000.0,
+        )
+
+    a, b, c = build(4), build(4), build(5)
+    assert a.specs == b.specs
+    arrivals = [s.next_arrival for s in a.states.values()]
+    assert arrivals == [s.next_arrival for s in b.states.values()]
+    assert arrivals != [s.next_arrival for s in c.states.values()]
+    mix = a.settings.mix
+    sa = [mix.new_session(s.rng(4, "session"), "x", 0.0) for s in a.states.values()]
+    sb = [mix.new_session(s.rng(4, "session"), "x", 0.0) for s in b.states.values()]
+    assert sa == sb

@@ -84,11 +84,17 @@ def _snake_key(key: str) -> str:
 
 def to_snake(data: Any) -> Any:
     """camelCase keys -> snake_case keys, recursively (the library's rule, memoised)."""
-    if isinstance(data, dict):
-        return {_snake_key(k): to_snake(v) for k, v in data.items()}
-    if isinstance(data, list):
-        return [to_snake(v) for v in data]
+    if type(data) is dict:
+        return {
+            _SNAKE_MEMO.get(k) or _snake_key(k): v if type(v) not in _NESTED else to_snake(v)
+            for k, v in data.items()
+        }
+    if type(data) is list:
+        return [v if type(v) not in _NESTED else to_snake(v) for v in data]
     return data
+
+
+_NESTED = (dict, list)
 
 
 class StationBase:

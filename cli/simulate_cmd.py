@@ -190,4 +190,5 @@ def summary_line(fleet: object, elapsed: float) -> str:
         f"limited={snap.limited} load={snap.total_kw:.1f}kW "
         f"calls={sum(obs.calls.values())} ack_p50/p99={ms} errors={errors} "
         f"set={obs.received['SetChargingProfile']} clear={obs.received['ClearChargingProfile']}"
+        + (f" connect_failures={dict(obs.connect_failures)}" if obs.connect_failures else "")
     )

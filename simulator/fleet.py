@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -107,7 +108,7 @@ class Fleet:
             raise ConfigError("no stations to simulate")
         settings = config.settings
         if settings.seed != config.seed:
-            settings = ChargerSettings(**{**_fields(settings), "seed": config.seed})
+            settings = dataclasses.replace(settings, seed=config.seed)
         self.settings = settings
         now = clock()
         self.states: dict[str, ChargerState] = {
@@ -245,7 +246,3 @@ class Fleet:
             total_kw=round(total, 3),
             zone_kw={z: round(v, 3) for z, v in sorted(zone_kw.items())},
         )
-
-
-def _fields(settings: ChargerSettings) -> dict[str, object]:
-    return {name: getattr(settings, name) for name in settings.__dataclass_fields__}

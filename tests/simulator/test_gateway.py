@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -195,4 +196,33 @@ async def test_twenty_chargers_obey_the_gateway(bus: Bus) -> None:
     finally:
         await fleet.stop()
         await readings.close()
+        await gateway.stop()
+
+
+async def test_wrong_password_and_unknown_station_are_refused_and_counted(bus: Bus) -> None:
+    (known,) = st.generate(1, seed=3)
+    cred = StationCredential(station_id=known.station_id, password_hash=hash_password("right"))
+    await bus.publish(topics.STATION_CREDENTIALS, known.station_id, encode(cred))
+    gateway = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=False))
+    await gateway.start()
+    stranger = dataclasses.replace(known, station_id="sim-9999")
+    fleet = Fleet(
+        FleetConfig(
+            url=f"ws://127.0.0.1:{gateway.port}/ocpp",
+            chargers=2,
+            stations=[dataclasses.replace(known, password="wrong"), stranger],
+            settings=SETTINGS,
+            ramp_up=0,
+            backoff_min=0.1,
+            backoff_max=0.2,
+        )
+    )
+    try:
+        await fleet.start()
+        async with asyncio.timeout(20):
+            while not {"HTTP 401", "HTTP 404"} <= set(fleet.observations.connect_failures):
+                await asyncio.sleep(0.05)
+        assert fleet.connected == set() and fleet.observations.connects == 0
+    finally:
+        await fleet.stop()
         await gateway.stop()

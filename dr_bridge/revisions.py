@@ -8,7 +8,8 @@ written here *before* it is published (an outbox), so a failed or interrupted pu
 retried from here and never dropped.
 
 sqlite3 from the standard library, WAL journal with ``synchronous=FULL``: a committed
-revision survives a crash. Calls are short and synchronous; they run on the event loop.
+revision survives a crash (one fsync per revision, about a millisecond here; DR signals
+are rare enough to do it on the event loop). Confirmation marks skip the fsync.
 """
 
 from __future__ import annotations
@@ -203,10 +204,20 @@ class RevisionStore:
         return [decode(DemandResponseSignal, r[0]) for r in rows]
 
     def confirm(self, signal_id: str, modification: int) -> None:
-        self._db.execute(
-            "UPDATE signals SET confirmed = 1 WHERE signal_id = ? AND modification = ?",
-            (signal_id, modification),
-        )
+        """Mark a record as on the bus, without an fsync of its own.
+
+        Losing this mark in a power cut only means the record is published once more
+        after the restart (same revision, which consumers ignore); skipping the fsync
+        halves the store's cost per signal and keeps the event loop free.
+        """
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            self._db.execute(
+                "UPDATE signals SET confirmed = 1 WHERE signal_id = ? AND modification = ?",
+                (signal_id, modification),
+            )
+        finally:
+            self._db.execute("PRAGMA synchronous=FULL")
 
     def is_confirmed(self, signal_id: str, modification: int) -> bool:
         row = self._db.execute(

@@ -61,6 +61,7 @@ class ChargerState:
 
     __slots__ = (
         "index",
+        "interval",
         "meter",
         "next_arrival",
         "profile_at",
@@ -82,6 +83,7 @@ class ChargerState:
         self.sessions = 0
         self.seq_no = 0  # 2.0.1 TransactionEvent seqNo, per transaction
         self.profile_at: float | None = None  # last Set/Clear received (POSIX s)
+        self.interval: float | None = None  # sample interval the CSMS configured, if any
         self.next_arrival = mix.first_arrival(self.rng(seed, "arrival"), now)
 
     def rng(self, seed: int, what: str) -> random.Random:
@@ -207,6 +209,23 @@ class Driver:
         self.obs.ack(action, (time.perf_counter() - started) * 1000.0)
         return response.payload  # type: ignore[no-any-return]
 
+    @property
+    def meter_interval(self) -> float:
+        """The CSMS's MeterValueSampleInterval / TxUpdatedInterval if set, else the fleet's."""
+        return self.state.interval or self.settings.meter_interval
+
+    def configure_interval(self, value: str) -> bool:
+        """Take a sample interval from the CSMS (seconds, > 0); False if unusable."""
+        try:
+            seconds = float(value)
+        except ValueError:
+            return False
+        if not 0 < seconds <= 86400:
+            return False
+        self.state.interval = seconds
+        self._wake.set()
+        return True
+
     def connector_state(self) -> str:
         s = self.state.session
         if s is None:
@@ -305,7 +324,7 @@ class Driver:
                     s.started = True
                     changed = st.refresh(now, cfg.ac) or True
                 else:
-                    retry_at = now + cfg.meter_interval
+                    retry_at = now + self.meter_interval
             elif s is not None and s.started and s.done:
                 await self.end_tx()
                 st.session = None
@@ -315,7 +334,8 @@ class Driver:
             await self._report_if_changed()
             if now >= next_meter:
                 await self.send_meter("periodic")
-                next_meter = max(next_meter + cfg.meter_interval, now + cfg.meter_interval / 2)
+                every = self.meter_interval
+                next_meter = max(next_meter + every, now + every / 2)
                 next_beat = now + self.heartbeat_every  # any message proves we are alive
             elif changed and cfg.report_on_change:
                 await self.send_meter("change")

@@ -23,6 +23,7 @@ from simulator.charger import Driver
 from simulator.errors import ProfileError
 
 SUBPROTOCOL = "ocpp1.6"
+_WRITABLE = frozenset({"MeterValueSampleInterval", "HeartbeatInterval"})
 
 
 def _sv(value: float, measurand: str, unit: str, context: str) -> dict[str, str]:
@@ -209,7 +210,7 @@ class Charger16(Driver, ChargePoint):
         self, key: list[str] | None = None, **_: Any
     ) -> call_result.GetConfiguration:
         known = {
-            "MeterValueSampleInterval": str(int(self.settings.meter_interval)),
+            "MeterValueSampleInterval": f"{self.meter_interval:g}",
             "HeartbeatInterval": str(int(self.heartbeat_every)),
             "ChargeProfileMaxStackLevel": "10",
             "ChargingScheduleAllowedChargingRateUnit": "Current,Power",
@@ -223,7 +224,9 @@ class Charger16(Driver, ChargePoint):
         wanted = key or list(known)
         return call_result.GetConfiguration(
             configuration_key=[
-                {"key": k, "readonly": True, "value": known[k]} for k in wanted if k in known
+                {"key": k, "readonly": k not in _WRITABLE, "value": known[k]}
+                for k in wanted
+                if k in known
             ],
             unknown_key=[k for k in wanted if k not in known] or None,
         )
@@ -232,8 +235,16 @@ class Charger16(Driver, ChargePoint):
     def on_change_configuration(
         self, key: str, value: str, **_: Any
     ) -> call_result.ChangeConfiguration:
-        # The sample interval is fleet-wide here; refusing is honest and spec-conform.
-        return call_result.ChangeConfiguration(status="Rejected")
+        if key == "MeterValueSampleInterval":
+            ok = self.configure_interval(value)
+            return call_result.ChangeConfiguration(status="Accepted" if ok else "Rejected")
+        if key == "HeartbeatInterval":
+            try:
+                self.heartbeat_every = max(1.0, float(value))
+            except ValueError:
+                return call_result.ChangeConfiguration(status="Rejected")
+            return call_result.ChangeConfiguration(status="Accepted")
+        return call_result.ChangeConfiguration(status="NotSupported")
 
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, **_: Any) -> call_result.TriggerMessage:

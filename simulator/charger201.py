@@ -258,7 +258,7 @@ class Charger201(Driver, ChargePoint):
         self, get_variable_data: list[dict[str, Any]], **_: Any
     ) -> call_result.GetVariables:
         known = {
-            ("SampledDataCtrlr", "TxUpdatedInterval"): str(int(self.settings.meter_interval)),
+            ("SampledDataCtrlr", "TxUpdatedInterval"): f"{self.meter_interval:g}",
             ("SmartChargingCtrlr", "Enabled"): "true",
             ("SmartChargingCtrlr", "RateUnit"): "A,W",
             ("SmartChargingCtrlr", "ProfileStackLevel"): "10",
@@ -279,6 +279,29 @@ class Charger201(Driver, ChargePoint):
                 entry["attribute_value"] = value
             out.append(entry)
         return call_result.GetVariables(get_variable_result=out)
+
+    @on(Action.set_variables)
+    def on_set_variables(
+        self, set_variable_data: list[dict[str, Any]], **_: Any
+    ) -> call_result.SetVariables:
+        out = []
+        for item in set_variable_data:
+            component = item.get("component", {})
+            variable = item.get("variable", {})
+            name = (component.get("name"), variable.get("name"))
+            value = str(item.get("attribute_value", ""))
+            if name == ("SampledDataCtrlr", "TxUpdatedInterval"):
+                status = "Accepted" if self.configure_interval(value) else "Rejected"
+            elif name == ("OCPPCommCtrlr", "HeartbeatInterval"):
+                try:
+                    self.heartbeat_every = max(1.0, float(value))
+                    status = "Accepted"
+                except ValueError:
+                    status = "Rejected"
+            else:
+                status = "UnknownVariable"
+            out.append({"attribute_status": status, "component": component, "variable": variable})
+        return call_result.SetVariables(set_variable_result=out)
 
     @on(Action.trigger_message)
     def on_trigger_message(self, requested_message: str, **_: Any) -> call_result.TriggerMessage:

@@ -165,7 +165,7 @@ async def offline(
         state.refresh(now, settings.ac)
         if now >= until:
             return
-        wake = min(until, now + settings.meter_interval)
+        wake = min(until, now + (state.interval or settings.meter_interval))
         lapse = state.next_change(now, wake)
         if lapse is not None:
             wake = lapse + 0.001

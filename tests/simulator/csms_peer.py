@@ -304,3 +304,23 @@ class TestCentralSystem:
         if st.version == "1.6":
             return await st.cp.call(call16.GetCompositeSchedule(connector_id=0, duration=duration))
         return await st.cp.call(call201.GetCompositeSchedule(duration=duration, evse_id=0))
+
+    async def set_interval(self, sid: str, seconds: str) -> tuple[str, str | None]:
+        """Set the sample interval; (status, value read back afterwards)."""
+        st = self.stations[sid]
+        if st.version == "1.6":
+            res = await st.cp.call(
+                call16.ChangeConfiguration(key="MeterValueSampleInterval", value=seconds)
+            )
+            back = await st.cp.call(call16.GetConfiguration(key=["MeterValueSampleInterval"]))
+            keys = back.configuration_key or []
+            return str(res.status), keys[0]["value"] if keys else None
+        var = {"component": {"name": "SampledDataCtrlr"}, "variable": {"name": "TxUpdatedInterval"}}
+        res = await st.cp.call(
+            call201.SetVariables(set_variable_data=[{**var, "attribute_value": seconds}])
+        )
+        back = await st.cp.call(call201.GetVariables(get_variable_data=[var]))
+        return (
+            str(res.set_variable_result[0]["attribute_status"]),
+            back.get_variable_result[0].get("attribute_value"),
+        )

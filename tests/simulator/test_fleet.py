@@ -252,3 +252,14 @@ def test_same_seed_same_fleet_and_sessions() -> None:
     sa = [mix.new_session(s.rng(4, "session"), "x", 0.0) for s in a.states.values()]
     sb = [mix.new_session(s.rng(4, "session"), "x", 0.0) for s in b.states.values()]
     assert sa == sb
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_central_system_sets_the_sample_interval(cs: TestCentralSystem, version: str) -> None:
+    fleet = await start_one(cs, spec(version))
+    try:
+        assert await cs.set_interval("sim-0001", "0.5") == ("Accepted", "0.5")
+        assert fleet.states["sim-0001"].interval == 0.5
+        assert (await cs.set_interval("sim-0001", "-3"))[0] == "Rejected"
+    finally:
+        await fleet.stop()

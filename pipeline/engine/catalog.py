@@ -59,14 +59,31 @@ class View:
 
 
 async def load_views(conn: psycopg.AsyncConnection) -> list[View]:
-    """Materialised views in creation (= dependency) order; rows of views that a CASCADE
-    drop removed are ignored until the view is created again."""
+    """Materialised views in creation (= dependency) order.
+
+    EOWC views are always kept (appending closed windows is incremental and cheap);
+    cached views only when some sink reads them, directly or through other views (caching
+    a dashboard-only view such as a 24 h history would recompute it every tick). Rows of
+    views that a CASCADE drop removed are ignored until the view is created again.
+    """
     async with conn.cursor() as cur:
         await cur.execute(
-            f"SELECT name, kind, sources FROM {SCHEMA}.views "
-            f"WHERE to_regclass(format('%I.%I', '{SCHEMA}', name || CASE kind "
-            "WHEN 'eowc' THEN '__closed' ELSE '__cache' END)) IS NOT NULL "
-            "AND to_regclass(format('%I', name)) IS NOT NULL ORDER BY seq"
+            f"""
+WITH RECURSIVE closure(oid) AS (
+    SELECT to_regclass(view_name)::oid FROM {SCHEMA}.sinks
+        WHERE to_regclass(view_name) IS NOT NULL
+    UNION
+    SELECT d.refobjid FROM closure
+    JOIN pg_rewrite r ON r.ev_class = closure.oid
+    JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
+        AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> closure.oid
+)
+SELECT v.name, v.kind, v.sources FROM {SCHEMA}.views AS v
+WHERE to_regclass(format('%I.%I', '{SCHEMA}', v.name || CASE v.kind
+        WHEN 'eowc' THEN '__closed' ELSE '__cache' END)) IS NOT NULL
+    AND to_regclass(format('%I', v.name)) IS NOT NULL
+    AND (v.kind = 'eowc' OR to_regclass(format('%I', v.name))::oid IN (SELECT oid FROM closure))
+ORDER BY v.seq"""
         )
         return [View(r[0], r[1], tuple(r[2])) for r in await cur.fetchall()]
 

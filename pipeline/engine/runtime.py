@@ -71,6 +71,7 @@ class Engine:
         batch_size: int = 5000,
         max_records_per_tick: int = 500_000,
         catalog_refresh: float = 5.0,
+        work_mem: str = "64MB",
     ) -> None:
         self.dsn = dsn
         self.bus = bus
@@ -80,6 +81,7 @@ class Engine:
         self.batch_size = batch_size
         self.max_records_per_tick = max_records_per_tick
         self.catalog_refresh = catalog_refresh
+        self.work_mem = work_mem
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
@@ -110,7 +112,7 @@ class Engine:
         With ``loop`` (default) a task runs :meth:`run_tick` every ``tick`` seconds;
         without it the caller drives ticks (replay, tests).
         """
-        self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=False)
+        self._conn = await self._connect()
         await self._reload_catalog()
         async with self._conn.cursor() as cur:
             if getattr(self.bus, "_path", "") is None:
@@ -125,6 +127,14 @@ class Engine:
         await self._flush_outbox()
         if loop:
             self._task = asyncio.create_task(self._loop(), name="gridctl-engine")
+
+    async def _connect(self) -> psycopg.AsyncConnection[Any]:
+        conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=False)
+        # Top-N and aggregates over the fresh samples sort ~10^5 rows per tick at 10k
+        # connectors: keep those sorts in memory.
+        await conn.execute(f"SET work_mem = '{self.work_mem}'")  # type: ignore[arg-type]
+        await conn.commit()
+        return conn
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -160,7 +170,7 @@ class Engine:
 
     async def _recover(self) -> None:
         if self._conn is not None and self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=False)
+            self._conn = await self._connect()
         elif self._conn is not None:
             await self._conn.rollback()
 

@@ -265,11 +265,14 @@ async def test_stopped_during_an_outage_then_sent_by_the_next_start(
     await add_stations(bus, ("cs-1", "zone-a"))
     settings = BridgeSettings(data_dir=tmp_path, tokens=(TOKEN,), confirm_timeout_s=0.2)
     bus.fail_next = 10**9
-    async with Bridge(bus, settings, serve_api=False) as bridge, httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=bridge.app),
-        base_url="http://b",
-        headers={"Authorization": f"Bearer {TOKEN}"},
-    ) as client:
+    async with (
+        Bridge(bus, settings, serve_api=False) as bridge,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=bridge.app),
+            base_url="http://b",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as client,
+    ):
         body = {
             "signal_id": "s-out",
             "zone_id": "zone-a",

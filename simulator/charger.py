@@ -309,6 +309,9 @@ class Driver:
         next_beat = now + self.heartbeat_every
         retry_at = 0.0
         while not stop.is_set():
+            # Cleared before this round's awaits: a command that arrives while we are
+            # sending sets it again, and the wait below then returns at once.
+            self._wake.clear()
             now = self.clock()
             changed = st.refresh(now, cfg.ac)
             s = st.session
@@ -354,7 +357,6 @@ class Driver:
             lapse = st.next_change(now, wake)
             if lapse is not None:
                 wake = lapse + 0.001
-            self._wake.clear()
             delay = wake - self.clock()
             if delay > 0:
                 try:

@@ -138,6 +138,9 @@ async def run_charger(
             obs.disconnects += 1
         except (OSError, TimeoutError, websockets.InvalidHandshake, ConnectionError) as exc:
             obs.connect_failures[type(exc).__name__] += 1
+        except Exception as exc:  # a bug must not silently remove a charger from the fleet
+            log.exception("charger %s: unexpected error, reconnecting", spec.station_id)
+            obs.connect_failures[f"error {type(exc).__name__}"] += 1
         if stop.is_set():
             break
         attempt += 1

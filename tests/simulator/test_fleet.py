@@ -118,6 +118,9 @@ async def test_limit_below_six_amps_pauses_and_amps_unit_works(
         assert s.power_w == pytest.approx(5520.0, abs=1.0)
         reply = await cs.composite(sid)
         assert reply.status == "Accepted"
+        schedule = reply.charging_schedule if version == "1.6" else reply.schedule
+        assert schedule["charging_rate_unit"] == "W"
+        assert schedule["charging_schedule_period"][0]["limit"] == pytest.approx(5520.0)
     finally:
         await fleet.stop()
 
@@ -261,5 +264,20 @@ async def test_central_system_sets_the_sample_interval(cs: TestCentralSystem, ve
         assert await cs.set_interval("sim-0001", "0.5") == ("Accepted", "0.5")
         assert fleet.states["sim-0001"].interval == 0.5
         assert (await cs.set_interval("sim-0001", "-3"))[0] == "Rejected"
+    finally:
+        await fleet.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_composite_schedule_steps_up_at_valid_to(cs: TestCentralSystem, version: str) -> None:
+    fleet = await start_one(cs, spec(version))
+    try:
+        valid_to = time.time() + 100
+        assert await cs.set_max_profile("sim-0001", 4200.0, valid_to=valid_to) == "Accepted"
+        reply = await cs.composite("sim-0001", duration=600)
+        schedule = reply.charging_schedule if version == "1.6" else reply.schedule
+        periods = schedule["charging_schedule_period"]
+        assert [p["limit"] for p in periods] == [4200.0, pytest.approx(11040.0)]
+        assert 98 <= periods[1]["start_period"] <= 100
     finally:
         await fleet.stop()

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -33,7 +34,7 @@ from ocpp_gateway.errors import StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.station import now_utc
 from pipeline import topics
-from pipeline.bus import Bus, BusError, Record, Subscription
+from pipeline.bus import Bus, BusError, LocalBus, Record, Subscription
 from pipeline.contracts import (
     CommandResult,
     ContractError,
@@ -68,6 +69,23 @@ _UNSUPPORTED = ("NotImplemented", "NotSupported")
 _now = now_utc
 
 
+async def read_to_end(
+    sub: Subscription, apply: Callable[[Record], object], bus: Bus, first_wait: float
+) -> None:
+    """Apply every record already on the subscribed topics, then return.
+
+    A broker's first fetch takes a moment, so the first poll waits ``first_wait``; later
+    empty polls mean caught up. The in-process bus holds everything in memory already,
+    so it needs no waiting at all.
+    """
+    in_memory = isinstance(bus, LocalBus)
+    wait = 0.0 if in_memory else first_wait
+    while batch := await sub.batch(1000, timeout=wait):
+        wait = 0.0 if in_memory else 0.2
+        for record in batch:
+            apply(record)
+
+
 class CommandDelivery:
     """Desired state per station and the workers that apply it."""
 
@@ -94,9 +112,7 @@ class CommandDelivery:
     async def start(self) -> None:
         """Rebuild desired state from the topic, then follow it in the background."""
         self._sub = self.bus.subscribe([topics.SET_CHARGING_PROFILE], group=None)
-        while batch := await self._sub.batch(1000, timeout=0.2):
-            for record in batch:
-                self._fold(record)
+        await read_to_end(self._sub, self._fold, self.bus, self.config.startup_read_s)
         self._caught_up = True
         self._reader = asyncio.create_task(self._follow(), name="commands-reader")
 

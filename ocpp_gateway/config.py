@@ -27,6 +27,9 @@ class GatewayConfig:
     close_timeout: float = 10.0
     #: seconds a MeterValues/TransactionEvent may wait for the bus before a CallError
     ack_timeout: float = 5.0
+    #: at start, how long to wait for the first records of the config and command topics
+    #: (a Kafka consumer's first fetch takes a moment; an empty topic costs this once)
+    startup_read_s: float = 1.0
     #: heartbeat interval told to chargers in the BootNotification answer
     heartbeat_interval: float = 300.0
     #: publish an ``Offline`` command result for stations not connected here (one instance)

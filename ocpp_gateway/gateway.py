@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway import validation
 from ocpp_gateway.auth import StationRegistry
-from ocpp_gateway.commands import CommandDelivery
+from ocpp_gateway.commands import CommandDelivery, read_to_end
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.server import OcppServer
@@ -60,9 +60,9 @@ class Gateway:
         self._config_sub = self.bus.subscribe(
             [topics.STATION_CREDENTIALS, topics.STATION_ZONES], group=None
         )
-        while batch := await self._config_sub.batch(1000, timeout=0.2):
-            for record in batch:
-                self.registry.apply(record)
+        await read_to_end(
+            self._config_sub, self.registry.apply, self.bus, self.config.startup_read_s
+        )
         self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
         await self.commands.start()
         await self.server.start()

@@ -10,6 +10,7 @@ At the end, the steady charger must have had every call acknowledged.
 from __future__ import annotations
 
 import asyncio
+import collections
 import itertools
 import json
 import threading
@@ -78,6 +79,7 @@ class Harness:
         self.acks = 0
         self.failures: list[BaseException] = []
         self.probes = itertools.count()
+        self.codes: collections.Counter[str] = collections.Counter()
 
     def run(self, coro: Any, timeout: float = 30) -> Any:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -89,9 +91,12 @@ class Harness:
         await self.gw.start()
         self.stop = asyncio.Event()
         self.steady = asyncio.create_task(self._steady())
-        self.ws = await websockets.connect(
-            f"ws://127.0.0.1:{self.gw.port}/ocpp/CP-FUZZ", subprotocols=["ocpp1.6"]
-        )
+        self.ws = {
+            v: await websockets.connect(
+                f"ws://127.0.0.1:{self.gw.port}/ocpp/CP-FUZZ-{v}", subprotocols=[f"ocpp{v}"]
+            )
+            for v in ("1.6", "2.0.1")
+        }
 
     async def _steady(self) -> None:
         async with charger(self.gw.port, "CP-STEADY") as cp:
@@ -107,15 +112,16 @@ class Harness:
                     self.failures.append(exc)
                 await asyncio.sleep(0.01)
 
-    async def send(self, frames_: list[str]) -> list[Any]:
+    async def send(self, version: str, frames_: list[str]) -> list[Any]:
+        ws = self.ws[version]
         answers: list[Any] = []
         for frame in frames_:
-            await self.ws.send(frame)
+            await ws.send(frame)
         probe = f"probe-{next(self.probes)}"
-        await self.ws.send(json.dumps([2, probe, "Heartbeat", {}]))
+        await ws.send(json.dumps([2, probe, "Heartbeat", {}]))
         async with asyncio.timeout(10):
             while True:
-                answer = json.loads(await self.ws.recv())
+                answer = json.loads(await ws.recv())
                 if answer[:2] == [3, probe]:
                     return answers
                 answers.append(answer)
@@ -123,7 +129,8 @@ class Harness:
     async def teardown(self) -> None:
         self.stop.set()
         await self.steady
-        await self.ws.close()
+        for ws in self.ws.values():
+            await ws.close()
         await self.gw.stop()
         await self.bus.stop()
 
@@ -138,17 +145,23 @@ def harness() -> Iterator[Harness]:
     h.thread.join(5)
     assert not h.failures, h.failures[:3]
     assert h.acks > 0
+    # the fuzz reached the interesting paths, not just one kind of refusal
+    assert {"ProtocolError", "FormationViolation", "FormatViolation"} <= set(h.codes), h.codes
 
 
 @settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(batch=st.lists(frames, min_size=1, max_size=8))
-def test_fuzzed_frames_get_wellformed_answers(harness: Harness, batch: list[str]) -> None:
-    answers = harness.run(harness.send(batch))
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_fuzzed_frames_get_wellformed_answers(
+    harness: Harness, version: str, batch: list[str]
+) -> None:
+    answers = harness.run(harness.send(version, batch))
     for answer in answers:
         assert isinstance(answer, list) and answer[0] in (2, 3, 4)  # 2: our own calls
         if answer[0] == 4:
             assert isinstance(answer[2], str) and answer[2]
+            harness.codes[answer[2]] += 1
     assert harness.gw.stations.get("CP-STEADY") is not None
     assert not harness.failures

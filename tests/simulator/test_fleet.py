@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 
@@ -279,5 +280,36 @@ async def test_composite_schedule_steps_up_at_valid_to(cs: TestCentralSystem, ve
         periods = schedule["charging_schedule_period"]
         assert [p["limit"] for p in periods] == [4200.0, pytest.approx(11040.0)]
         assert 98 <= periods[1]["start_period"] <= 100
+    finally:
+        await fleet.stop()
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+async def test_sessions_end_when_the_car_is_full_and_the_next_car_arrives(
+    cs: TestCentralSystem, version: str
+) -> None:
+    short = dataclasses.replace(
+        FAST,
+        mix=dataclasses.replace(FAST.mix, target_kwh=(0.004, 0.004), mean_idle_s=0.3),
+    )
+    fleet = Fleet(
+        FleetConfig(url=cs.url, chargers=1, stations=[spec(version)], settings=short, ramp_up=0)
+    )
+    await fleet.start()
+    try:
+        await cs.station("sim-0001")
+        st = cs.stations["sim-0001"]
+        start, stop = (
+            ("StartTransaction", "StopTransaction")
+            if version == "1.6"
+            else ("TransactionEvent:Started", "TransactionEvent:Ended")
+        )
+        async with asyncio.timeout(20):
+            while st.actions.count(start) < 2:
+                await asyncio.sleep(0.05)
+        starts = [i for i, a in enumerate(st.actions) if a == start]
+        assert starts[0] < st.actions.index(stop) < starts[1]  # the first car left first
+        # 4 Wh per car: the register holds the first car's and part of the second's.
+        assert fleet.states["sim-0001"].meter.energy_wh == pytest.approx(8.0, abs=4.1)
     finally:
         await fleet.stop()

@@ -216,3 +216,26 @@ async def test_disconnect_mid_call_is_offline_not_timeout(gateway: Gateway, bus:
         await boot16(cp)
         await command(bus, "CP-GONE", 3.0)
         assert await results(bus, "CP-GONE", 1, timeout=10) == [("SetChargingProfile", "Offline")]
+
+
+async def test_two_instances_only_the_holder_applies(bus: Bus, gateway_config) -> None:
+    config = replace(gateway_config, report_offline=False)
+    a, b = Gateway(bus, config), Gateway(bus, config)
+    await a.start()
+    await b.start()
+    try:
+        async with charger(a.port, "CP-MULTI") as cp:
+            await boot16(cp)
+            await command(bus, "CP-MULTI", 6.0)
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 6000.0
+            assert await results(bus, "CP-MULTI", 1) == [("SetChargingProfile", "Accepted")]
+            await settle(b, "CP-MULTI")
+            await settle(a, "CP-MULTI")
+        # both rebuilt the same desired state; only the instance holding the socket acted
+        assert b.commands.desired["CP-MULTI"] == a.commands.desired["CP-MULTI"]
+        records = await wait_records(bus, topics.COMMAND_RESULTS, key="CP-MULTI", count=1)
+        assert len(records) == 1
+        assert cp.profiles.empty()
+    finally:
+        await a.stop()
+        await b.stop()

@@ -1,0 +1,21 @@
+"""Settings that cannot work are refused when the config is built, not at first use."""
+
+from __future__ import annotations
+
+import pytest
+
+from ocpp_gateway import ConfigError, GatewayConfig
+
+
+def test_defaults_are_generous_for_chargers() -> None:
+    config = GatewayConfig()
+    assert (config.ping_interval, config.ping_timeout) == (60.0, 60.0)
+    assert not config.tls and not config.allow_unknown_stations
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"certfile": "c.pem"}, {"keyfile": "k.pem"}, {"ack_timeout": 0}]
+)
+def test_impossible_settings_raise(kwargs: dict) -> None:
+    with pytest.raises(ConfigError):
+        GatewayConfig(**kwargs)

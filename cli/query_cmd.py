@@ -13,20 +13,20 @@ from typing import Annotated, Any
 
 import typer
 
-SQL_DIR = Path(__file__).resolve().parents[1] / "sql"
+from cli.paths import project_dir
 
 
-def available(directory: Path = SQL_DIR) -> list[str]:
-    return sorted(p.stem for p in directory.glob("*.sql"))
+def available(directory: Path | None = None) -> list[str]:
+    return sorted(p.stem for p in (directory or project_dir("sql")).glob("*.sql"))
 
 
 def run_query(
-    database_url: str, name: str, directory: Path = SQL_DIR
+    database_url: str, name: str, directory: Path | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Columns and rows of ``sql/<name>.sql``; FileNotFoundError if there is no such query."""
     import psycopg
 
-    path = directory / f"{name}.sql"
+    path = (directory or project_dir("sql")) / f"{name}.sql"
     text = path.read_text(encoding="utf-8")
     with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
         cur = conn.execute(text)  # type: ignore[arg-type]

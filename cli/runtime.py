@@ -13,25 +13,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
 
 log = logging.getLogger("gridctl.run")
 
 
 def default_migrations_dir() -> Path:
-    """``./migrations`` when present, else the folder next to the installed packages."""
-    env = os.environ.get("GRIDCTL_MIGRATIONS")
-    if env:
-        return Path(env)
-    here = Path.cwd() / "migrations"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parent.parent / "migrations"
+    return project_dir("migrations")
 
 
 @dataclass

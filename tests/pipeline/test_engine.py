@@ -1,0 +1,131 @@
+"""The engine runtime: restarts neither repeat nor drop sink records, bad records are
+skipped and counted, upsert tombstones delete, retention trims raw rows, queries run."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import psycopg
+import pytest
+from prometheus_client import REGISTRY
+
+from cli.query_cmd import available, run_query
+from pipeline import metrics_names, topics
+from pipeline.bus.base import PublishError
+from pipeline.engine import Engine
+from tests.pipeline.golden.harness import T0, Harness
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def _capped_zone(h: Harness) -> None:
+    await h.station("A", "Z1")
+    await h.station("B", "Z1")
+    await h.sample("A", 1, 10.0, -5)
+    await h.sample("B", 1, 6.0, -5)
+    await h.signal("sig", "Z1", start=0, end=600, zone_limit_kw=8.0)
+
+
+async def test_restart_neither_repeats_nor_drops(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        await h.tick(1)
+        assert h.targets() == {"A": 5.0, "B": 3.0}
+        await h.engine.stop()
+        # A second engine on the same database: the emitted state was persisted, so
+        # nothing is sent again.
+        h.engine = Engine(postgres, h.bus, clock=h.clock)
+        await h.engine.start(loop=False)
+        assert await h.tick(2) == []
+        # A change after the restart is sent, once.
+        await h.signal("sig", "Z1", start=0, end=600, modification=1, zone_limit_kw=4.0)
+        sent = await h.tick(3)
+        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.5), ("B", 1.5)]
+        assert await h.tick(4) == []
+
+
+async def test_outbox_survives_a_failed_publish_and_is_sent_once(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        await h.tick(1)
+        await h.signal("sig", "Z1", start=0, end=600, modification=1, zone_limit_kw=4.0)
+        await h.bus.stop()  # the bus goes down: publishing fails (a real LocalBus, stopped)
+        h.clock.set(T0 + timedelta(seconds=2))
+        with pytest.raises(PublishError):
+            await h.engine.run_tick()
+        with psycopg.connect(postgres) as conn:
+            pending = conn.execute(
+                "SELECT key, value::jsonb->>'target_power_kw' FROM gridctl_engine.outbox "
+                "ORDER BY seq"
+            ).fetchall()
+        assert pending == [("A", "2.5"), ("B", "1.5")]
+        await h.engine.stop()
+        await h.bus.start()
+        # Restart: the outbox goes out first, exactly once; the next tick adds nothing.
+        h.engine = Engine(postgres, h.bus, clock=h.clock)
+        await h.engine.start(loop=False)
+        sent = await h.tick(3)
+        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.5), ("B", 1.5)]
+        assert await h.tick(4) == []
+
+
+def _dropped(reason: str) -> float:
+    value = REGISTRY.get_sample_value(
+        metrics_names.ENGINE_RECORDS_DROPPED, {"topic": topics.METER_VALUES, "reason": reason}
+    )
+    return value or 0.0
+
+
+async def test_bad_records_are_skipped_and_counted(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        before = _dropped("contract")
+        await h.bus.publish(topics.METER_VALUES, "A", b"{not json")
+        bad = {"station_id": "A", "connector_id": 1, "power_kw": 3.0, "event_ts": "x"}
+        await h.bus.publish(topics.METER_VALUES, "A", json.dumps(bad).encode())
+        await h.sample("A", 1, 7.0, 0)
+        await h.tick(1)
+        assert _dropped("contract") - before == 2  # bad JSON and a bad field, not fatal
+        assert h.query("SELECT station_id, power_kw FROM meter_values") == [("A", 7.0)]
+
+
+async def test_station_tombstone_deletes_and_retention_trims(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await h.station("A", "Z1")
+        await h.station("B", "Z1")
+        await h.sample("A", 1, 7.0, -90_000)  # older than the 24 h retention
+        await h.sample("A", 1, 7.0, 0)
+        await h.tick(1)
+        assert h.query("SELECT count(*) FROM meter_values") == [(1,)]
+        await h.remove_station("A")
+        await h.tick(2)
+        assert h.query("SELECT station_id FROM station_zones") == [("B",)]
+        assert h.query("SELECT zone_id, stations FROM zone_load") == [("Z1", 1)]
+
+
+async def test_noc_queries_run(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        await h.tick(1)
+        assert set(available()) >= {
+            "zone_utilisation",
+            "active_dr",
+            "station_limits",
+            "recent_alerts",
+            "ack_rate",
+        }
+        cols, rows = run_query(postgres, "active_dr")
+        got = dict(zip(cols, rows[0], strict=True))
+        assert (got["zone_id"], got["cap_kw"], got["load_kw"], got["compliance"]) == (
+            "Z1",
+            8.0,
+            16.0,
+            "over cap",
+        )
+        cols, rows = run_query(postgres, "station_limits")
+        assert [(r[0], r[cols.index("target_kw")]) for r in rows] == [("A", 5.0), ("B", 3.0)]
+        cols, rows = run_query(postgres, "zone_utilisation")
+        assert rows[0][cols.index("utilisation_pct")] == pytest.approx(36.4)
+        for name in ("recent_alerts", "ack_rate"):
+            cols, _ = run_query(postgres, name)
+            assert cols

@@ -1,0 +1,306 @@
+"""What the whole-system benchmarks and the reliability drills share.
+
+Why a module: ``bench/dr_latency.py``, ``bench/ingest.py`` and ``tests/drills/`` all run
+``gridctl run`` in a child process (so the load generator does not share the GIL with the
+gateway, the engine and the API), import stations through the API, read figures from the
+process (CPU, RSS, ``/metrics``) and print percentiles. Written once here.
+
+    gw = GridctlProcess(tmp / "data", bus="local", tick=0.5)
+    await gw.start()                       # returns when the API and the OCPP port answer
+    await gw.import_stations(fleet.specs, password="pw")
+    ...
+    gw.kill9(); await gw.start()           # same data dir, same ports
+    await gw.stop()                        # SIGTERM, then the embedded PostgreSQL is stopped
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+TOKEN = "bench-token"
+
+
+class BenchError(RuntimeError):
+    """The system under test did not start, or a peer misbehaved; the message says how."""
+
+
+# -- figures ------------------------------------------------------------------------------
+def pct(samples: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile ``q`` (0-100) of ``samples``; NaN when empty."""
+    if not samples:
+        return float("nan")
+    ordered = sorted(samples)
+    return ordered[max(1, math.ceil(q / 100.0 * len(ordered))) - 1]
+
+
+def p50_p99_max(samples: Sequence[float]) -> tuple[float, float, float]:
+    return pct(samples, 50), pct(samples, 99), (max(samples) if samples else float("nan"))
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of ``pid`` in MiB (Linux /proc); NaN if it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return float("nan")
+
+
+def machine() -> str:
+    """One line for the report: cores, memory, load right now."""
+    mem = "?"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    load = os.getloadavg()[0]
+    return (
+        f"{os.cpu_count()} cores, {mem} RAM, load avg {load:.2f}, python {sys.version.split()[0]}"
+    )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def parse_metrics(text: str) -> dict[str, float]:
+    """Prometheus text format to ``{"name{labels}": value}`` (comments skipped)."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        name, _, value = line.rpartition(" ")
+        with contextlib.suppress(ValueError):
+            out[name] = float(value)
+    return out
+
+
+def metric_sum(metrics: dict[str, float], name: str) -> float:
+    """Sum of every series of ``name`` (all label sets)."""
+    return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
+
+
+# -- gridctl run in a child process -----------------------------------------------------------
+@dataclass
+class GridctlProcess:
+    """``gridctl run`` as a child process on loopback ports fixed for its whole life.
+
+    ``database_url=None`` lets it start its embedded PostgreSQL under ``data_dir``; a URL
+    (e.g. the tests' ``postgres`` fixture) skips initdb. The ports stay the same across
+    ``kill9()`` / ``start()`` so reconnecting chargers find it again.
+    """
+
+    data_dir: Path
+    bus: str = "local"
+    kafka_bootstrap: str | None = None
+    kafka_config: dict[str, Any] = field(default_factory=dict)
+    tick: float = 1.0
+    database_url: str | None = None
+    allow_unknown_stations: bool = False
+    log_level: str = "WARNING"
+    token: str = TOKEN
+    ocpp_port: int = field(default_factory=free_port)
+    api_port: int = field(default_factory=free_port)
+    pg_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+
+    @property
+    def ocpp_url(self) -> str:
+        """The base URL chargers append their station id to."""
+        return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def dsn(self) -> str:
+        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.pg_port}/gridctl"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise BenchError("gridctl is not running")
+        return self.proc.pid
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}-gridctl.log"
+
+    def command(self) -> list[str]:
+        cmd = [
+            sys.executable, "-m", "cli.main", "run",
+            "--data-dir", str(self.data_dir),
+            "--bus", self.bus,
+            "--ocpp-port", str(self.ocpp_port),
+            "--api-port", str(self.api_port),
+            "--pg-port", str(self.pg_port),
+            "--tick", str(self.tick),
+            "--api-tokens", self.token,
+            "--log-level", self.log_level,
+        ]  # fmt: skip
+        if self.database_url:
+            cmd += ["--database-url", self.database_url]
+        if self.kafka_bootstrap:
+            cmd += ["--kafka-bootstrap", self.kafka_bootstrap]
+        for key, value in self.kafka_config.items():
+            cmd += ["--kafka-config", f"{key}={value}"]
+        if self.allow_unknown_stations:
+            cmd.append("--allow-unknown-stations")
+        return cmd
+
+    async def start(self, timeout: float = 180.0) -> None:
+        """Start (or restart after ``kill9``) and wait until the API and OCPP port answer."""
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        self.data_dir.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n=== start {self.starts + 1} at {time.time():.3f}\n".encode())
+            self.proc = subprocess.Popen(
+                self.command(), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+        self.starts += 1
+        await self._wait_ready(timeout)
+
+    async def _wait_ready(self, timeout: float) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self.proc is not None and self.proc.poll() is not None:
+                    raise BenchError(
+                        f"gridctl exited with {self.proc.returncode}:\n{self.log_tail()}"
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    ok = (await client.get(f"{self.api_url}/healthz")).status_code == 200
+                    gw = await client.get(f"http://127.0.0.1:{self.ocpp_port}/healthz")
+                    if ok and gw.status_code == 200:
+                        return
+                await asyncio.sleep(0.2)
+        raise BenchError(f"gridctl not ready within {timeout} s:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 3000) -> str:
+        with contextlib.suppress(OSError):
+            return self.log_path.read_text(errors="replace")[-chars:]
+        return ""
+
+    def kill9(self) -> None:
+        """SIGKILL: no shutdown code runs (the embedded PostgreSQL keeps running)."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    async def stop(self, timeout: float = 60.0) -> None:
+        """SIGTERM and wait; then make sure the embedded PostgreSQL is down too."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            loop = asyncio.get_running_loop()
+            try:
+                await loop.run_in_executor(None, proc.wait, timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        if self.database_url is None:
+            from pipeline.embedded_pg import EmbeddedPostgres
+
+            pg = EmbeddedPostgres(self.data_dir / "postgres", port=self.pg_port)
+            if (pg.data_dir / "pgdata" / "postmaster.pid").exists():
+                await asyncio.get_running_loop().run_in_executor(None, pg.stop)
+
+    # -- API --------------------------------------------------------------------------
+    def api(self) -> Any:
+        import httpx
+
+        return httpx.AsyncClient(
+            base_url=self.api_url,
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=60.0,
+        )
+
+    async def import_stations(self, specs: Iterable[Any], password: str) -> int:
+        """POST every simulated station with one shared password hash (as the demo does)."""
+        from pipeline.secrets import hash_password
+
+        stored = hash_password(password)
+        rows = [
+            {
+                "station_id": s.station_id,
+                "zone_id": s.zone_id,
+                "max_station_kw": s.max_station_kw,
+                "contract_max_kw": s.contract_max_kw,
+                "min_active_kw": s.min_active_kw,
+                "charging_rate_unit": s.charging_rate_unit,
+                "phases": s.phases,
+                "voltage_v": s.voltage_v,
+                "password_hash": stored,
+            }
+            for s in specs
+        ]
+        async with self.api() as api:
+            for i in range(0, len(rows), 1000):
+                response = await api.post("/v1/stations", json=rows[i : i + 1000])
+                if response.status_code != 201:
+                    raise BenchError(f"station import: {response.status_code} {response.text}")
+        return len(rows)
+
+    async def metrics(self) -> dict[str, float]:
+        """The API's ``/metrics`` (process-wide registry: engine and bridge)."""
+        async with self.api() as api:
+            response = await api.get("/metrics")
+            response.raise_for_status()
+            return parse_metrics(response.text)
+
+    async def gateway_metrics(self) -> dict[str, float]:
+        """The gateway's own ``/metrics`` on the OCPP port."""
+        import httpx
+
+        async with httpx.AsyncClient(timeout=10.0) as client:
+            response = await client.get(f"http://127.0.0.1:{self.ocpp_port}/metrics")
+            response.raise_for_status()
+            return parse_metrics(response.text)
+
+
+def start_tansu(log_dir: Path | None = None) -> Any:
+    """A Tansu broker on a free loopback port (the test fixture's launcher)."""
+    from pipeline.bus.tansu import TansuBroker
+
+    broker = TansuBroker(log_path=log_dir / "tansu.log" if log_dir else None)
+    broker.start()
+    return broker
+
+
+#: Group joins on Tansu take session.timeout.ms / 2 (see tests/fixtures/kafka.py).
+TANSU_CLIENT_CONFIG = {
+    "consumer.session.timeout.ms": 1500,
+    "consumer.heartbeat.interval.ms": 300,
+}

@@ -1,0 +1,274 @@
+"""End-to-end DR latency: API 201 -> SetChargingProfile at every charger -> zone under cap.
+
+    .venv/bin/python bench/dr_latency.py --sizes 100,1000,5000 --bus local,kafka
+
+For each bus and fleet size: ``gridctl run`` in a child process (embedded PostgreSQL, the
+engine, the gateway, the API; on ``kafka`` a fresh Tansu broker as a third process), a
+simulated fleet of real OCPP chargers (the ocpp library, half 1.6 and half 2.0.1, schema
+validation off so the load generator stays light) in this process, spread over 10 zones.
+Stations are imported through ``POST /v1/stations``; once every zone reports its load,
+one CURTAIL signal per zone goes to ``POST /v1/signals``, all ten at once. Measured:
+
+- per charger: the charger's receipt of its first SetChargingProfile minus the API's 201
+  for its zone's signal (both wall clock, one machine);
+- per zone: the first poll of the ``zone_load`` view (psql, every 0.2 s) showing the
+  zone's load at or under its cap (``dr_zone_caps``) minus that zone's 201.
+
+Targets (issue 7): p99 <= 1 s to the last charger at 1,000 chargers, <= 3 s at 5,000.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench._common import (
+    TANSU_CLIENT_CONFIG,
+    GridctlProcess,
+    cpu_s,
+    machine,
+    p50_p99_max,
+    rss_mib,
+    start_tansu,
+)
+
+PASSWORD = "bench-password"
+
+
+@dataclass
+class Result:
+    bus: str
+    size: int
+    connect_s: float
+    to_charger: list[float] = field(default_factory=list)
+    missing: int = 0
+    under_cap: dict[str, float] = field(default_factory=dict)
+    zones: int = 0
+    gridctl_cpu_s: float = 0.0
+    gridctl_rss_mib: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+async def zone_rows(conn: object) -> list[tuple[str, int, int, float, float | None, str | None]]:
+    cur = await conn.execute(  # type: ignore[attr-defined]
+        "SELECT l.zone_id, l.stations, l.reporting_stations, l.load_kw, c.cap_kw, c.signal_id "
+        "FROM zone_load AS l LEFT JOIN dr_zone_caps AS c ON c.zone_id = l.zone_id "
+        "ORDER BY l.zone_id"
+    )
+    return await cur.fetchall()  # type: ignore[no-any-return]
+
+
+async def wait_reporting(conn: object, want: int, timeout: float) -> int:
+    """Until every zone reports a fresh sample of (nearly) every station, or ``timeout``."""
+    deadline = time.monotonic() + timeout
+    reporting = 0
+    while time.monotonic() < deadline:
+        rows = await zone_rows(conn)
+        reporting = sum(r[2] for r in rows)
+        if reporting >= want:
+            break
+        await asyncio.sleep(0.5)
+    return reporting
+
+
+async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
+    import psycopg
+
+    from simulator.charger import ChargerSettings
+    from simulator.fleet import Fleet, FleetConfig
+    from simulator.observe import ProfileEvent
+
+    tmp = Path(tempfile.mkdtemp(prefix=f"gridctl-drlat-{bus}-{size}-"))
+    broker = start_tansu(tmp) if bus == "kafka" else None
+    gw = GridctlProcess(
+        tmp / "data",
+        bus=bus,
+        kafka_bootstrap=broker.bootstrap if broker else None,
+        kafka_config=dict(TANSU_CLIENT_CONFIG) if broker else {},
+        tick=args.tick,
+        log_level=args.log_level,
+    )
+    fleet: Fleet | None = None
+    try:
+        await gw.start()
+        fleet = Fleet(
+            FleetConfig(
+                url=gw.ocpp_url,
+                chargers=size,
+                zones=args.zones,
+                seed=args.seed,
+                password=PASSWORD,
+                ramp_up=size / args.connect_rate,
+                settings=ChargerSettings(
+                    meter_interval=args.meter_interval, validate=False, seed=args.seed
+                ),
+            )
+        )
+        await gw.import_stations(fleet.specs, PASSWORD)
+        zone_of = {s.station_id: s.zone_id for s in fleet.specs}
+        sent_at: dict[str, float] = {}  # zone -> POSIX time of its 201
+        first: dict[str, float] = {}  # station -> first SetChargingProfile after the 201
+
+        def on_profile(event: ProfileEvent) -> None:
+            zone = zone_of.get(event.station_id)
+            if event.action != "SetChargingProfile" or zone not in sent_at:
+                return
+            if event.at >= sent_at[zone]:
+                first.setdefault(event.station_id, event.at)
+
+        fleet.observations.listeners.append(on_profile)
+        t0 = time.monotonic()
+        await fleet.start()
+        if not await fleet.wait_connected(timeout=60 + size / 20):
+            print(f"  only {len(fleet.connected)}/{size} connected; measuring those", flush=True)
+        result = Result(bus, size, time.monotonic() - t0)
+        print(f"  {bus} {size}: {len(fleet.connected)} connected in {result.connect_s:.1f} s",
+              flush=True)  # fmt: skip
+
+        async with await psycopg.AsyncConnection.connect(gw.dsn, autocommit=True) as conn:
+            reporting = await wait_reporting(
+                conn, int(size * 0.98), timeout=args.meter_interval * 3 + 30
+            )
+            print(f"  {reporting}/{size} stations report load; sending CURTAIL to "
+                  f"{args.zones} zones", flush=True)  # fmt: skip
+            fleet.observations.reset()
+            cpu0 = cpu_s(gw.pid)
+            zones = sorted({s.zone_id for s in fleet.specs})
+            start = datetime.now(UTC)
+            end = start + timedelta(minutes=10)
+            ids: dict[str, str] = {}
+
+            load = {r[0]: r[3] for r in await zone_rows(conn)}
+
+            async def send(api: object, zone: str) -> None:
+                if args.amount == "limit":
+                    amount = {"zone_limit_kw": round(load[zone] * (1 - args.reduce_pct / 100), 1)}
+                else:
+                    amount = {"target_reduction_pct": args.reduce_pct}
+                body = {
+                    "zone_id": zone,
+                    "signal_type": "CURTAIL",
+                    **amount,
+                    "start_ts": start.isoformat(),
+                    "end_ts": end.isoformat(),
+                    "priority": 2,
+                }
+                response = await api.post("/v1/signals", json=body)  # type: ignore[attr-defined]
+                sent_at[zone] = time.time()
+                response.raise_for_status()
+                ids[zone] = response.json()["signal_id"]
+
+            async with gw.api() as api:
+                await asyncio.gather(*(send(api, z) for z in zones))
+            deadline = time.monotonic() + args.timeout
+            under: dict[str, float] = {}
+            while time.monotonic() < deadline:
+                now = time.time()
+                for zone_id, _, _, load_kw, cap_kw, signal_id in await zone_rows(conn):
+                    if (
+                        zone_id in sent_at
+                        and zone_id not in under
+                        and cap_kw is not None
+                        and signal_id == ids.get(zone_id)
+                        and load_kw <= cap_kw + 1e-6
+                    ):
+                        under[zone_id] = now - sent_at[zone_id]
+                if len(first) >= len(fleet.connected) and len(under) == len(zones):
+                    break
+                await asyncio.sleep(0.2)
+            result.gridctl_cpu_s = cpu_s(gw.pid) - cpu0
+            result.gridctl_rss_mib = rss_mib(gw.pid)
+        result.to_charger = [at - sent_at[zone_of[s]] for s, at in first.items()]
+        result.missing = size - len(first)
+        result.under_cap = under
+        result.zones = len(zones)
+        summary = fleet.observations.summary()
+        if summary["call_errors"] or summary["timeouts"]:
+            result.notes.append(f"call errors {summary['call_errors']}, "
+                                f"timeouts {summary['timeouts']}")  # fmt: skip
+        return result
+    finally:
+        if fleet is not None:
+            await fleet.stop()
+        await gw.stop()
+        if broker is not None:
+            broker.stop()
+        if not args.keep:
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"  kept {tmp}")
+
+
+def fmt(seconds: float) -> str:
+    return f"{seconds:7.3f}" if seconds == seconds else "    n/a"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="100,1000,5000")
+    parser.add_argument("--bus", default="local,kafka")
+    parser.add_argument("--zones", type=int, default=10)
+    parser.add_argument("--tick", type=float, default=1.0, help="engine tick (gridctl default)")
+    parser.add_argument("--meter-interval", type=float, default=10.0)
+    parser.add_argument("--reduce-pct", type=float, default=30.0)
+    parser.add_argument(
+        "--amount",
+        choices=["limit", "pct"],
+        default="limit",
+        help="limit: zone_limit_kw = (1 - pct) x the zone's load now; pct: "
+        "target_reduction_pct (waits for the baseline minute to close, see docstring)",
+    )
+    parser.add_argument("--connect-rate", type=float, default=200.0, help="chargers/s ramp-up")
+    parser.add_argument("--timeout", type=float, default=60.0, help="s to wait after signals")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--log-level", default="WARNING", help="of the gridctl process")
+    parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    buses = args.bus.split(",")
+    print(f"# machine: {machine()}")
+    print(f"# gridctl run (child process, engine tick {args.tick} s) + fleet in this process; "
+          f"{args.zones} zones, CURTAIL -{args.reduce_pct:.0f} % as {args.amount}, meter interval "
+          f"{args.meter_interval:.0f} s", flush=True)  # fmt: skip
+    results: list[Result] = []
+    for bus in buses:
+        for size in sizes:
+            try:
+                results.append(await run_one(bus, size, args))
+            except Exception as exc:  # one failed size must not hide the others
+                print(f"  {bus} {size}: failed: {exc!r}", flush=True)
+    print()
+    print("API 201 -> SetChargingProfile at the charger (s), and -> zone load under cap (s)")
+    print(f"{'bus':6} {'chargers':>8} {'p50':>7} {'p99':>7} {'max':>7} {'missing':>7} | "
+          f"{'cap p50':>7} {'cap max':>7} {'zones':>5} | {'CPU s':>6} {'RSS MiB':>7}")  # fmt: skip
+    for r in results:
+        p50, p99, mx = p50_p99_max(r.to_charger)
+        c50, _, cmax = p50_p99_max(list(r.under_cap.values()))
+        print(f"{r.bus:6} {r.size:>8} {fmt(p50)} {fmt(p99)} {fmt(mx)} {r.missing:>7} | "
+              f"{fmt(c50)} {fmt(cmax)} {len(r.under_cap):>2}/{r.zones:<2} | "
+              f"{r.gridctl_cpu_s:6.1f} {r.gridctl_rss_mib:7.0f}")  # fmt: skip
+        for note in r.notes:
+            print(f"       note: {note}")
+    targets = {1000: 1.0, 5000: 3.0}
+    for r in results:
+        if r.size in targets:
+            p99 = p50_p99_max(r.to_charger)[1]
+            verdict = "met" if p99 <= targets[r.size] and not r.missing else "MISSED"
+            print(f"target {r.bus} {r.size}: p99 {p99:.3f} s <= {targets[r.size]} s: {verdict}")
+
+
+if __name__ == "__main__":
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -64,6 +64,41 @@ METER_PAYLOAD = {
     ],
 }  # fmt: skip
 PAYLOAD_JSON = json.dumps(METER_PAYLOAD, separators=(",", ":"))
+#: the same sample as a 2.0.1 TransactionEvent (Updated), numbers instead of strings
+TX_EVENT_PAYLOAD = {
+    "eventType": "Updated",
+    "timestamp": "2026-11-24T10:00:00Z",
+    "triggerReason": "MeterValuePeriodic",
+    "seqNo": 1,
+    "transactionInfo": {"transactionId": "tx-bench-0001"},
+    "evse": {"id": 1, "connectorId": 1},
+    "meterValue": [
+        {
+            "timestamp": "2026-11-24T10:00:00Z",
+            "sampledValue": [
+                {
+                    "value": float(sv["value"]),
+                    **{k: v for k, v in sv.items() if k in ("measurand", "phase", "context",
+                                                            "location")},
+                    "unitOfMeasure": {"unit": sv["unit"]},
+                }
+                for sv in METER_PAYLOAD["meterValue"][0]["sampledValue"]  # type: ignore[index]
+            ],
+        }
+    ],
+}  # fmt: skip
+
+
+def ocpp_version() -> str:
+    """Chosen with ``--ocpp``; an environment variable so spawned processes see it too."""
+    return os.environ.get("GW_BENCH_OCPP", "1.6")
+
+
+def frame_parts() -> tuple[str, str]:
+    """(action, payload JSON) of the message under test for the chosen OCPP version."""
+    if ocpp_version() == "2.0.1":
+        return "TransactionEvent", json.dumps(TX_EVENT_PAYLOAD, separators=(",", ":"))
+    return "MeterValues", PAYLOAD_JSON
 
 
 # -- servers (child process) ------------------------------------------------------------
@@ -109,24 +144,39 @@ async def _stock_server():
     """A central system as the ocpp library's README writes it (defaults throughout)."""
     import websockets
     from ocpp.routing import on
-    from ocpp.v16 import ChargePoint, call_result
-    from ocpp.v16.enums import Action
 
-    class StockCP(ChargePoint):
-        @on(Action.meter_values)
-        async def on_meter_values(self, connector_id, meter_value, **kwargs):
-            return call_result.MeterValues()
+    if ocpp_version() == "2.0.1":
+        from ocpp.v201 import ChargePoint, call_result
+        from ocpp.v201.enums import Action
 
-        @on(Action.heartbeat)
-        async def on_heartbeat(self):
-            return call_result.Heartbeat(current_time=datetime.now(UTC).isoformat())
+        class StockCP(ChargePoint):
+            @on(Action.transaction_event)
+            async def on_transaction_event(self, **kwargs):
+                return call_result.TransactionEvent()
+
+            @on(Action.heartbeat)
+            async def on_heartbeat(self):
+                return call_result.Heartbeat(current_time=datetime.now(UTC).isoformat())
+
+    else:
+        from ocpp.v16 import ChargePoint, call_result  # type: ignore[assignment]
+        from ocpp.v16.enums import Action  # type: ignore[assignment]
+
+        class StockCP(ChargePoint):  # type: ignore[no-redef]
+            @on(Action.meter_values)
+            async def on_meter_values(self, connector_id, meter_value, **kwargs):
+                return call_result.MeterValues()
+
+            @on(Action.heartbeat)
+            async def on_heartbeat(self):
+                return call_result.Heartbeat(current_time=datetime.now(UTC).isoformat())
 
     async def handler(ws):
         cp = StockCP(ws.request.path.strip("/").split("/")[-1], ws)
         with contextlib.suppress(websockets.ConnectionClosed):
             await cp.start()
 
-    server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=["ocpp1.6"])
+    server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=[f"ocpp{ocpp_version()}"])
     port = server.sockets[0].getsockname()[1]
 
     async def close() -> None:
@@ -185,7 +235,7 @@ class RawWS:
             (f"GET /ocpp/{station} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
              f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-             "Sec-WebSocket-Protocol: ocpp1.6\r\n\r\n").encode()
+             f"Sec-WebSocket-Protocol: ocpp{ocpp_version()}\r\n\r\n").encode()
         )  # fmt: skip
         head = await reader.readuntil(b"\r\n\r\n")
         if b" 101 " not in head.split(b"\r\n", 1)[0]:
@@ -236,6 +286,7 @@ async def _connect(port: int, station: str) -> RawWS:
 async def _charger_loop(ws, idx: int, until: float, lat: list[float], interval: float | None,
                         errors: list[int]) -> None:  # fmt: skip
     n = 0
+    action, payload = frame_parts()
     next_at = time.perf_counter()
     while True:
         now = time.perf_counter()
@@ -247,7 +298,7 @@ async def _charger_loop(ws, idx: int, until: float, lat: list[float], interval: 
             next_at += interval
         n += 1
         t0 = time.perf_counter()
-        await ws.send(f'[2,"{idx}-{n}","MeterValues",{PAYLOAD_JSON}]')
+        await ws.send(f'[2,"{idx}-{n}","{action}",{payload}]')
         answer = await ws.recv()
         lat.append(time.perf_counter() - t0)
         if not answer.startswith("[3"):
@@ -382,7 +433,10 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=5.0)
     ap.add_argument("--no-kafka", action="store_true")
     ap.add_argument("--clients", type=int, default=2, help="load client processes")
+    ap.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6",
+                    help="1.6 MeterValues or 2.0.1 TransactionEvent")  # fmt: skip
     args = ap.parse_args()
+    os.environ["GW_BENCH_OCPP"] = args.ocpp
     parts = args.only or ["throughput", "rate", "rss"]
 
     broker = None
@@ -397,7 +451,8 @@ def main() -> None:
             broker = None
     kinds = ["stock", "ours/local"] + (["ours/kafka"] if broker else [])
     print(f"# host: {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.2f} at start; "
-          f"payload: 1.6 MeterValues, 9 sampled values, {len(PAYLOAD_JSON)} bytes")  # fmt: skip
+          f"payload: {args.ocpp} {frame_parts()[0]}, 9 sampled values, "
+          f"{len(frame_parts()[1])} bytes")  # fmt: skip
     try:
         if "throughput" in parts:
             print(f"\n## closed loop: {args.chargers} chargers, {args.seconds:.0f} s each")

@@ -365,21 +365,13 @@ class Engine:
         emits: list[Emit] = []
         changes: dict[str, dict[str, str | None]] = {}
         async with conn.cursor(row_factory=dict_row) as cur:
-            await cur.execute(
-                f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
-                (None if self._clock is None else now,),
-            )
-            await self._materialise(cur)
+            await self._materialise(cur, now)
             try:
                 results = await self._read_sinks(cur, savepoints=False)
             except psycopg.Error:
                 # A view is missing or broken (e.g. mid-rebuild): read sink by sink.
                 await conn.rollback()
-                await cur.execute(
-                    f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id",
-                    (None if self._clock is None else now,),
-                )
-                await self._materialise(cur)
+                await self._materialise(cur, now)
                 results = await self._read_sinks(cur, savepoints=True)
             for sink, rows in results:
                 sent, changed = diff(sink, rows, self._state.get(sink.name, {}))
@@ -418,51 +410,62 @@ class Engine:
             await self._flush_outbox()
         return emits
 
-    async def _materialise(self, cur: psycopg.AsyncCursor[Any]) -> None:
-        """Bring materialised views up to date, in dependency order, inside the tick's
-        transaction: EOWC views get the windows closed since the last tick appended (their
-        scans start at the window holding the previous watermark), cached views store
-        their result once so the views above read it instead of recomputing it."""
+    async def _materialise(self, cur: psycopg.AsyncCursor[Any], now: datetime) -> None:
+        """Set the clock and bring materialised views up to date, in dependency order,
+        inside the tick's transaction: EOWC views get the windows closed since the last
+        tick appended (their scans start at the window holding the previous watermark),
+        cached views store their result once so the views above read it instead of
+        recomputing it. The statements go in one pipeline: one round trip, not dozens."""
+        marks: dict[str, tuple[datetime | None, datetime | None]] = {}
+        if any(v.kind == "eowc" for v in self._views):
+            await cur.execute(
+                f"SELECT name, emitted_until, {SCHEMA}.watermark(VARIADIC CASE "
+                "WHEN cardinality(sources) = 0 THEN ARRAY['']::TEXT[] ELSE sources END) AS mark "
+                f"FROM {SCHEMA}.views WHERE kind = 'eowc'"
+            )
+            marks = {r["name"]: (r["emitted_until"], r["mark"]) for r in await cur.fetchall()}
+        statements: list[tuple[str, tuple[Any, ...]]] = [
+            (f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id", (None if self._clock is None else now,))
+        ]
         cached: list[str] = []
         for view in self._views:
             if view.kind == "eowc":
-                await cur.execute(
-                    f"SELECT emitted_until, {SCHEMA}.watermark(VARIADIC %s::TEXT[]) "
-                    f"FROM {SCHEMA}.views WHERE name = %s",
-                    (list(view.sources) or [""], view.name),
-                )
-                row = await cur.fetchone()
-                if row is None:
-                    continue
-                done, mark = (row["emitted_until"], row["watermark"])
+                done, mark = marks.get(view.name, (None, None))
                 if mark is None or (done is not None and mark <= done):
                     continue
-                await cur.execute(
-                    "SELECT set_config('gridctl.window_since', %s, true)",
-                    ("" if done is None else done.isoformat(),),
-                )
-                await cur.execute(
-                    f'INSERT INTO {SCHEMA}."{view.name}__closed" '  # type: ignore[arg-type]
-                    f'SELECT * FROM {SCHEMA}."{view.name}__open" AS o '
-                    "WHERE o.window_end > COALESCE(%s::TIMESTAMPTZ, '-infinity') "
-                    "AND o.window_end <= %s",
-                    (done, mark),
-                )
-                await cur.execute(
-                    f"UPDATE {SCHEMA}.views SET emitted_until = %s WHERE name = %s",
-                    (mark, view.name),
-                )
-                await cur.execute("SELECT set_config('gridctl.window_since', '', true)")
+                since = "" if done is None else done.isoformat()
+                statements += [
+                    ("SELECT set_config('gridctl.window_since', %s, true)", (since,)),
+                    (
+                        f'INSERT INTO {SCHEMA}."{view.name}__closed" '
+                        f'SELECT * FROM {SCHEMA}."{view.name}__open" AS o '
+                        "WHERE o.window_end > COALESCE(%s::TIMESTAMPTZ, '-infinity') "
+                        "AND o.window_end <= %s",
+                        (done, mark),
+                    ),
+                    (
+                        f"UPDATE {SCHEMA}.views SET emitted_until = %s WHERE name = %s",
+                        (mark, view.name),
+                    ),
+                    ("SELECT set_config('gridctl.window_since', '', true)", ()),
+                ]
             else:
-                await cur.execute(f'DELETE FROM {SCHEMA}."{view.name}__cache"')  # type: ignore[arg-type]
-                await cur.execute(
-                    f'INSERT INTO {SCHEMA}."{view.name}__cache" '  # type: ignore[arg-type]
-                    f'SELECT * FROM {SCHEMA}."{view.name}__live"'
-                )
                 cached.append(view.name)
-                await cur.execute(
-                    "SELECT set_config('gridctl.cached', %s, true)", ("," + ",".join(cached) + ",",)
-                )
+                statements += [
+                    (f'DELETE FROM {SCHEMA}."{view.name}__cache"', ()),
+                    (
+                        f'INSERT INTO {SCHEMA}."{view.name}__cache" '
+                        f'SELECT * FROM {SCHEMA}."{view.name}__live"',
+                        (),
+                    ),
+                    (
+                        "SELECT set_config('gridctl.cached', %s, true)",
+                        ("," + ",".join(cached) + ",",),
+                    ),
+                ]
+        async with self._require().pipeline():
+            for sql, params in statements:
+                await cur.execute(sql, params or None)  # type: ignore[arg-type]
 
     async def _read_sinks(
         self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool

@@ -141,10 +141,13 @@ async def test_group_without_commit_replays(any_bus: Bus) -> None:
         assert values(await collect(sub, {key}, 1)) == [b"a"]
 
 
-async def test_from_beginning_false_sees_only_new_records(any_bus: Bus) -> None:
+@pytest.mark.parametrize("grouped", [False, True], ids=["no-group", "new-group"])
+async def test_from_beginning_false_sees_only_new_records(any_bus: Bus, grouped: bool) -> None:
     key = unique_key("st")
+    group = unique_key("group") if grouped else None
     await any_bus.publish_many([Message(APPEND, key, b"old%d" % i) for i in range(5)])
-    async with any_bus.subscribe([APPEND], from_beginning=False) as sub:
+    # Published right after subscribe() returns, before any batch(): must still be seen.
+    async with any_bus.subscribe([APPEND], group=group, from_beginning=False) as sub:
         await any_bus.publish(APPEND, key, b"new")
         got = await collect(sub, {key}, 1)
         got += await collect(sub, {key}, 1, rounds=2)
@@ -249,3 +252,24 @@ async def test_local_wal_survives_restart(tmp_path: Path) -> None:
             assert values(await collect(sub, {"s1"}, 1)) == [b"m2"]
     finally:
         await again.stop()
+
+
+async def test_kafka_several_partitions_keep_order_per_key(own_tansu: KafkaBroker) -> None:
+    from pipeline.bus import KafkaBus
+
+    bus = KafkaBus(own_tansu.bootstrap, partitions=3, **own_tansu.bus_config())
+    await bus.start()
+    try:
+        keys = [f"st-{i}" for i in range(6)]
+        await bus.publish_many([Message(APPEND, k, b"%d" % n) for n in range(5) for k in keys])
+        async with bus.subscribe([APPEND], group="g") as sub:
+            got = await collect(sub, set(keys), 30)
+            await sub.commit()
+        assert len({r.partition for r in got}) > 1
+        for k in keys:
+            assert values([r for r in got if r.key == k]) == [b"%d" % n for n in range(5)]
+        await bus.publish(APPEND, keys[0], b"next")
+        async with bus.subscribe([APPEND], group="g") as sub:
+            assert values(await collect(sub, set(keys), 1)) == [b"next"]
+    finally:
+        await bus.stop()

@@ -78,6 +78,9 @@ def simulate(
         str | None, typer.Option(help="Spread connects over this long (default: 200/s).")
     ] = None,
     summary_every: Annotated[str, typer.Option(help="Summary line period.")] = "5s",
+    ca_file: Annotated[
+        Path | None, typer.Option(help="CA certificate to trust for wss:// (security profile 2).")
+    ] = None,
     validate: Annotated[
         bool,
         typer.Option(help="Schema-validate our calls and the answers (off: cheaper load)."),
@@ -129,10 +132,16 @@ def simulate(
         stations=specs,
         settings=settings,
         ramp_up=parse_duration(ramp_up) if ramp_up else None,
+        ca_file=str(ca_file) if ca_file else None,
     )
     stop_after = parse_duration(duration) if duration else None
     every = parse_duration(summary_every)
-    summary = asyncio.run(_run(Fleet(config), stop_after, every))
+    try:
+        fleet = Fleet(config)
+    except (ConfigError, OSError) as exc:  # ssl.SSLError is an OSError
+        typer.echo(f"gridctl simulate: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    summary = asyncio.run(_run(fleet, stop_after, every))
     if json_summary:
         typer.echo(json.dumps(summary, sort_keys=True))
     else:

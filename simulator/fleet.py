@@ -49,6 +49,7 @@ class FleetConfig:
     backoff_min: float = 1.0
     backoff_max: float = 60.0
     ping_interval: float | None = None
+    ca_file: str | None = None  # for wss:// with a private or self-signed certificate
 
     def build_stations(self) -> list[StationSpec]:
         if self.stations is not None:
@@ -122,6 +123,7 @@ class Fleet:
             backoff_min=config.backoff_min,
             backoff_max=config.backoff_max,
             ping_interval=config.ping_interval,
+            ca_file=config.ca_file,
         )
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []

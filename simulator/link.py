@@ -13,6 +13,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from urllib.parse import quote
@@ -50,7 +51,7 @@ def basic_auth(user: str, password: str) -> str:
 class LinkOptions:
     """Connection knobs shared by a fleet."""
 
-    __slots__ = ("backoff_max", "backoff_min", "open_timeout", "ping_interval", "url")
+    __slots__ = ("backoff_max", "backoff_min", "open_timeout", "ping_interval", "ssl", "url")
 
     def __init__(
         self,
@@ -60,8 +61,14 @@ class LinkOptions:
         backoff_max: float = 60.0,
         open_timeout: float = 10.0,
         ping_interval: float | None = None,
+        ca_file: str | None = None,
     ) -> None:
         self.url = url
+        # wss (OCPP security profile 2): one TLS context for the whole fleet; ``ca_file``
+        # trusts a private CA or a self-signed gateway certificate.
+        self.ssl: ssl.SSLContext | None = None
+        if url.startswith("wss://"):
+            self.ssl = ssl.create_default_context(cafile=ca_file)
         self.backoff_min = backoff_min
         self.backoff_max = backoff_max
         self.open_timeout = open_timeout
@@ -96,6 +103,7 @@ async def run_charger(
                 ping_interval=options.ping_interval,
                 max_size=2**16,
                 max_queue=4,
+                ssl=options.ssl,
             ) as ws:
                 if ws.subprotocol != sub:
                     obs.connect_failures["subprotocol"] += 1

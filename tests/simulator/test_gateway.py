@@ -11,9 +11,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import subprocess
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -223,6 +225,40 @@ async def test_wrong_password_and_unknown_station_are_refused_and_counted(bus: B
             while not {"HTTP 401", "HTTP 404"} <= set(fleet.observations.connect_failures):
                 await asyncio.sleep(0.05)
         assert fleet.connected == set() and fleet.observations.connects == 0
+    finally:
+        await fleet.stop()
+        await gateway.stop()
+
+
+async def test_wss_security_profile_2(bus: Bus, tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (spec,) = st.generate(1, seed=4, ratio_201=1.0)
+    cred = StationCredential(
+        station_id=spec.station_id, password_hash=hash_password(spec.password), security_profile=2
+    )
+    await bus.publish(topics.STATION_CREDENTIALS, spec.station_id, encode(cred))
+    gateway = Gateway(bus, GatewayConfig(port=0, certfile=str(cert), keyfile=str(key)))
+    await gateway.start()
+    fleet = Fleet(
+        FleetConfig(
+            url=f"wss://localhost:{gateway.port}/ocpp",
+            chargers=1,
+            stations=[spec],
+            settings=SETTINGS,
+            ramp_up=0,
+            ca_file=str(cert),
+        )
+    )
+    try:
+        await fleet.start()
+        assert await fleet.wait_connected(timeout=20)
+        assert fleet.observations.calls["BootNotification"] == 1
     finally:
         await fleet.stop()
         await gateway.stop()

@@ -273,3 +273,29 @@ async def test_kafka_several_partitions_keep_order_per_key(own_tansu: KafkaBroke
             assert values(await collect(sub, set(keys), 1)) == [b"next"]
     finally:
         await bus.stop()
+
+
+async def test_kafka_start_creates_topics_upsert_compacted(kafka: KafkaBroker) -> None:
+    from confluent_kafka.admin import AdminClient, ConfigResource
+
+    from pipeline.bus import KafkaBus
+
+    async with KafkaBus(kafka.bootstrap, **kafka.bus_config()):
+        pass
+    admin = AdminClient({"bootstrap.servers": kafka.bootstrap})
+    assert set(topics.ALL_TOPICS) <= set(admin.list_topics(timeout=10).topics)
+    resources = [ConfigResource("topic", t) for t in (UPSERT, APPEND)]
+    described = {r.name: f.result(10) for r, f in admin.describe_configs(resources).items()}
+    assert described[UPSERT]["cleanup.policy"].value == "compact"
+    plain = described[APPEND].get("cleanup.policy")  # Tansu lists only what was set
+    assert plain is None or plain.value != "compact"
+
+
+async def test_kafka_start_without_broker_raises_bus_error() -> None:
+    from pipeline.bus import BusError, KafkaBus
+    from pipeline.bus.tansu import free_port
+
+    bus = KafkaBus(f"127.0.0.1:{free_port()}", publish_timeout=0.5)
+    async with asyncio.timeout(15):
+        with pytest.raises(BusError, match="unreachable"):
+            await bus.start()

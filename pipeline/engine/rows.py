@@ -110,19 +110,42 @@ class Emit:
     value: str | None
 
 
+def sink_query(sink: Sink) -> str:
+    """SQL returning ``(key, value)`` per row of the sink's view, both as JSON text built by
+    PostgreSQL (``row_to_json``: timestamps RFC 3339 in the session's UTC, numbers as
+    numbers), so the tick does not decode and re-encode every row in Python."""
+    cols = ", ".join(f'v."{c}"' for c in sink.primary_key)
+    if not sink.primary_key:
+        key = "md5(row_to_json(v)::text)"
+    elif len(sink.primary_key) == 1:
+        key = f"COALESCE(v.\"{sink.primary_key[0]}\"::text, '')"
+    else:
+        key = f"(SELECT row_to_json(k) FROM (SELECT {cols}) AS k)::text"
+    return f"SELECT {key} AS key, row_to_json(v)::text AS value FROM {sink.view_name} AS v"
+
+
 def diff(
     sink: Sink, rows: Iterable[Mapping[str, Any]], state: Mapping[str, str | None]
 ) -> tuple[list[Emit], dict[str, str | None]]:
-    """What ``sink`` must emit given its view's ``rows`` now and its emitted ``state``.
+    """:func:`diff_encoded` for rows as dicts (encoded here)."""
+    pairs = []
+    for row in rows:
+        value = encode_row(row)
+        pairs.append((row_key(sink, row, value), value))
+    return diff_encoded(sink, pairs, state)
+
+
+def diff_encoded(
+    sink: Sink, pairs: Iterable[tuple[str, str]], state: Mapping[str, str | None]
+) -> tuple[list[Emit], dict[str, str | None]]:
+    """What ``sink`` must emit given its view's rows now, as ``(key, value)`` JSON texts,
+    and its emitted ``state``.
 
     Returns the records (sorted by key, tombstones included) and the state changes
     (key -> new value; ``None`` for UPSERT keys to forget). Append-only sinks remember a key
     once emitted and never send it again.
     """
-    current: dict[str, str] = {}
-    for row in rows:
-        value = encode_row(row)
-        current[row_key(sink, row, value)] = value
+    current = dict(pairs)
     emits: list[Emit] = []
     changes: dict[str, str | None] = {}
     if sink.upsert:

@@ -44,11 +44,12 @@ from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Sink, Source, View, load, load_views
 from pipeline.engine.clock import wall_clock
-from pipeline.engine.rows import Emit, Skip, decode_fields, diff, to_row
+from pipeline.engine.rows import Emit, Skip, decode_fields, diff_encoded, sink_query, to_row
 
 log = logging.getLogger(__name__)
 
 GROUP = "gridctl-engine"
+_UTC, _Z = '+00:00"', 'Z"'
 Clock = Callable[[], datetime]
 
 
@@ -133,6 +134,8 @@ class Engine:
         # Top-N and aggregates over the fresh samples sort ~10^5 rows per tick at 10k
         # connectors: keep those sorts in memory.
         await conn.execute(f"SET work_mem = '{self.work_mem}'")  # type: ignore[arg-type]
+        # Sink values are JSON built by PostgreSQL: timestamps in UTC whatever the server.
+        await conn.execute("SET TIME ZONE 'UTC'")
         await conn.commit()
         return conn
 
@@ -374,7 +377,7 @@ class Engine:
                 await self._materialise(cur, now)
                 results = await self._read_sinks(cur, savepoints=True)
             for sink, rows in results:
-                sent, changed = diff(sink, rows, self._state.get(sink.name, {}))
+                sent, changed = diff_encoded(sink, rows, self._state.get(sink.name, {}))
                 emits.extend(sent)
                 if changed:
                     changes[sink.name] = changed
@@ -469,15 +472,24 @@ class Engine:
 
     async def _read_sinks(
         self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool
-    ) -> list[tuple[Sink, list[dict[str, Any]]]]:
-        """Rows of every sink's view (ordered: UPSERT sinks first, then by name)."""
+    ) -> list[tuple[Sink, list[tuple[str, str]]]]:
+        """(key, value) JSON texts of every sink's view, UPSERT sinks first, then by name."""
         conn = self._require()
-        out: list[tuple[Sink, list[dict[str, Any]]]] = []
+        out: list[tuple[Sink, list[tuple[str, str]]]] = []
         for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():
-                    await cur.execute(f"SELECT * FROM {sink.view_name}")  # type: ignore[arg-type]
-                    out.append((sink, await cur.fetchall()))
+                    await cur.execute(sink_query(sink))  # type: ignore[arg-type]
+                    # RFC 3339 with Z for UTC, as RisingWave's JSON sinks write timestamps.
+                    out.append(
+                        (
+                            sink,
+                            [
+                                (r["key"].replace(_UTC, _Z), r["value"].replace(_UTC, _Z))
+                                for r in await cur.fetchall()
+                            ],
+                        )
+                    )
             except psycopg.Error as exc:
                 if not savepoints:
                     raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -60,3 +61,19 @@ def test_bad_input_is_a_config_error(tmp_path: Path) -> None:
     bad.write_text("name,zone\nx,y\n")
     with pytest.raises(ConfigError):
         st.read_csv(bad)
+
+
+def test_exported_csv_is_what_stations_import_reads(tmp_path: Path) -> None:
+    from dr_bridge.stations_csv import read_stations  # the `gridctl stations import` reader
+
+    fleet = st.generate(12, zones=3, seed=2)
+    path = tmp_path / "stations.csv"
+    st.write_csv(fleet, path)
+
+    def fake_hash(pw: str) -> str:  # well-formed, and cheaper than scrypt
+        return "scrypt$" + "00" * 16 + "$" + hashlib.sha256(pw.encode()).hexdigest()
+
+    rows = read_stations(path, hasher=fake_hash)
+    assert [r["station_id"] for r in rows] == [s.station_id for s in fleet]
+    assert [r["password_hash"] for r in rows] == [fake_hash(s.password) for s in fleet]
+    assert {r["zone_id"] for r in rows} == {"zone-01", "zone-02", "zone-03"}

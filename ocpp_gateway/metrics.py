@@ -45,6 +45,13 @@ class GatewayMetrics:
         self.publish_seconds = Histogram(
             names.BUS_PUBLISH_SECONDS, "Bus publish until durable", buckets=_FAST, registry=r
         )
+        self.ack_seconds = Histogram(
+            names.OCPP_ACK_SECONDS,
+            "Time from a charger's Call read to our CallResult written, by action",
+            ["action"],
+            buckets=_FAST,
+            registry=r,
+        )
         self.acks_refused = Counter(
             names.OCPP_ACKS_REFUSED,
             "CallErrors sent because the bus did not confirm in time",

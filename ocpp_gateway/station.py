@@ -123,7 +123,7 @@ class StationBase:
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
         self._after_tasks: set[asyncio.Task[Any]] = set()
-        self._counters: dict[str, Any] = {}  # action -> labelled counter (labels() is slow)
+        self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
 
     async def start(self) -> None:
         """Read frames until the socket closes (raises ``ConnectionClosed`` then)."""
@@ -142,13 +142,13 @@ class StationBase:
         if isinstance(msg, Call):
             self.busy += 1
             try:
-                await self._dispatch(msg)
+                await self._dispatch(msg, time.perf_counter())
             finally:
                 self.busy -= 1
         else:
             self._response_queue.put_nowait(msg)
 
-    async def _dispatch(self, msg: Call) -> None:
+    async def _dispatch(self, msg: Call, t0: float) -> None:
         action = msg.action
         handlers = self.route_map.get(action)
         handler = handlers.get("_on_action") if handlers else None
@@ -156,12 +156,13 @@ class StationBase:
             code = "NotSupported" if action in self.known_actions else "NotImplemented"
             await self._refuse(msg, code, f"action {action[:64]!r} is not handled")
             return
-        counter = self._counters.get(action)
-        if counter is None:
-            counter = self._counters[action] = self.ctx.metrics.messages.labels(
-                action, self.version
+        metrics = self._per_action.get(action)
+        if metrics is None:  # labels() is slow: one lookup per action and connection
+            metrics = self._per_action[action] = (
+                self.ctx.metrics.messages.labels(action, self.version),
+                self.ctx.metrics.ack_seconds.labels(action),
             )
-        counter.inc()
+        metrics[0].inc()
         try:
             if self.ctx.config.validate:
                 validation.validate_request(self.version, action, msg.payload)
@@ -184,6 +185,7 @@ class StationBase:
             return
         payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
         await self._send(frames.encode_call_result(msg.unique_id, payload))
+        metrics[1].observe(time.perf_counter() - t0)
         after = handlers.get("_after_action") if handlers else None
         if after is not None:
             out = after(**kwargs)

@@ -80,6 +80,7 @@ async def test_metrics_endpoint_counts_messages(gateway: Gateway) -> None:
     assert "200 OK" in text
     assert 'gridctl_ocpp_messages_total{action="Heartbeat",version="1.6"} 1.0' in text
     assert "gridctl_ocpp_connected_stations 1.0" in text
+    assert 'gridctl_ocpp_ack_seconds_count{action="Heartbeat"} 1.0' in text
 
 
 async def test_reconnect_replaces_previous_connection(gateway: Gateway) -> None:

@@ -44,12 +44,11 @@ from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Sink, Source, View, load, load_views
 from pipeline.engine.clock import wall_clock
-from pipeline.engine.rows import Emit, Skip, decode_fields, diff_encoded, sink_query, to_row
+from pipeline.engine.rows import Emit, Skip, decode_fields, sink_query, to_row
 
 log = logging.getLogger(__name__)
 
 GROUP = "gridctl-engine"
-_UTC, _Z = '+00:00"', 'Z"'
 Clock = Callable[[], datetime]
 
 
@@ -90,7 +89,6 @@ class Engine:
         self._sources: dict[str, list[Source]] = {}
         self._sinks: list[Sink] = []
         self._views: list[View] = []
-        self._state: dict[str, dict[str, str | None]] = {}
         self._offsets: dict[tuple[str, int], int] = {}
         self._last_tick: datetime | None = None
         self._last_retention: datetime | None = None
@@ -121,9 +119,6 @@ class Engine:
                 await cur.execute(f"DELETE FROM {SCHEMA}.offsets")
             await cur.execute(f"SELECT topic, part, next_offset FROM {SCHEMA}.offsets")
             self._offsets = {(t, p): o for t, p, o in await cur.fetchall()}
-            await cur.execute(f"SELECT sink, key, value FROM {SCHEMA}.sink_state")
-            for sink, key, value in await cur.fetchall():
-                self._state.setdefault(sink, {})[key] = value
         await self._conn.commit()
         await self._flush_outbox()
         if loop:
@@ -377,8 +372,9 @@ class Engine:
                 await self._materialise(cur, now)
                 results = await self._read_sinks(cur, savepoints=True)
             for sink, rows in results:
-                sent, changed = diff_encoded(sink, rows, self._state.get(sink.name, {}))
-                emits.extend(sent)
+                # Keys may repeat if a view breaks its own primary key: the last row wins.
+                changed = dict(rows)
+                emits.extend(Emit(sink.topic, k, v) for k, v in changed.items())
                 if changed:
                     changes[sink.name] = changed
             for name, changed in changes.items():
@@ -402,12 +398,6 @@ class Engine:
                 )
         await conn.commit()
         for name, changed in changes.items():
-            state = self._state.setdefault(name, {})
-            for k, v in changed.items():
-                if v is None:
-                    state.pop(k, None)
-                else:
-                    state[k] = v
             metrics.SINK_RECORDS.labels(name).inc(len(changed))
         if emits:
             await self._flush_outbox()
@@ -479,17 +469,8 @@ class Engine:
         for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():
-                    await cur.execute(sink_query(sink))  # type: ignore[arg-type]
-                    # RFC 3339 with Z for UTC, as RisingWave's JSON sinks write timestamps.
-                    out.append(
-                        (
-                            sink,
-                            [
-                                (r["key"].replace(_UTC, _Z), r["value"].replace(_UTC, _Z))
-                                for r in await cur.fetchall()
-                            ],
-                        )
-                    )
+                    await cur.execute(sink_query(sink), {"sink": sink.name})  # type: ignore[arg-type]
+                    out.append((sink, [(r["key"], r["value"]) for r in await cur.fetchall()]))
             except psycopg.Error as exc:
                 if not savepoints:
                     raise
@@ -534,20 +515,8 @@ class Engine:
                 )
         append_sinks = [s.name for s in self._sinks if not s.upsert]
         if append_sinks:
-            pruned = await conn.execute(
+            await conn.execute(
                 f"DELETE FROM {SCHEMA}.sink_state WHERE sink = ANY(%s) AND emitted_at < %s",
                 (append_sinks, now - 2 * self.retention),
             )
-            if not pruned.rowcount:
-                await conn.commit()
-                return
-            for name in append_sinks:
-                self._state.pop(name, None)
-            async with conn.cursor() as cur:
-                await cur.execute(
-                    f"SELECT sink, key, value FROM {SCHEMA}.sink_state WHERE sink = ANY(%s)",
-                    (append_sinks,),
-                )
-                for sink, key, value in await cur.fetchall():
-                    self._state.setdefault(sink, {})[key] = value
         await conn.commit()

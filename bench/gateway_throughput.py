@@ -327,6 +327,37 @@ async def _load_part(
     return lat, len(errors)
 
 
+def _ack_buckets(port: int, action: str) -> dict[float, float] | None:
+    """Cumulative buckets of our gateway's server-side ack histogram (None: not ours)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except Exception:
+        return None
+    out: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "gridctl_ocpp_ack_seconds_bucket" and (
+                sample.labels.get("action") == action
+            ):
+                out[float(sample.labels["le"])] = sample.value
+    return out or None
+
+
+def _bucket_quantile(before: dict[float, float], after: dict[float, float], q: float) -> float:
+    """Upper bound (ms) of the bucket holding quantile ``q`` of what arrived in between."""
+    diff = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = diff[float("inf")]
+    for le, count in diff.items():
+        if total and count >= q * total:
+            return le * 1000
+    return float("nan")
+
+
 def _load_proc(port, ids, seconds, interval, start_wall, q) -> None:  # type: ignore[no-untyped-def]
     q.put(asyncio.run(_load_part(port, ids, seconds, interval, start_wall)))
 
@@ -363,9 +394,12 @@ def load(
     for p in procs:
         p.start()
     time.sleep(max(0.0, start_wall - time.time()))
+    action = frame_parts()[0]
+    hist0 = _ack_buckets(port, action)
     cpu0 = srv.cpu_s() if srv else 0.0
     time.sleep(seconds)
     cpu = (srv.cpu_s() - cpu0) if srv else float("nan")
+    hist1 = _ack_buckets(port, action)
     lat: list[float] = []
     errors = 0
     for _ in procs:
@@ -383,6 +417,8 @@ def load(
         "errors": errors,
         "cpu_us": cpu / len(lat) * 1e6 if lat else float("nan"),
         "cpu_pct": cpu / seconds * 100,
+        "srv_p50_ms": _bucket_quantile(hist0, hist1, 0.5) if hist0 and hist1 else float("nan"),
+        "srv_p99_ms": _bucket_quantile(hist0, hist1, 0.99) if hist0 and hist1 else float("nan"),
     }
 
 
@@ -474,14 +510,15 @@ def main() -> None:
             print(f"\n## paced: {args.rate:.0f} MeterValues/s over {args.rate_chargers} chargers, "
                   f"{args.seconds:.0f} s")  # fmt: skip
             print(f"{'server':<12} {'achieved/s':>11} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
-                  f" {'server CPU %':>13}")  # fmt: skip
+                  f" {'server CPU %':>13}  server-side ack p50/p99 (bucket bound, ms)")  # fmt: skip
             for kind in kinds[1:]:
                 with Server(kind, broker.bootstrap if broker else None) as srv:
                     r = load(
                         srv.port, args.rate_chargers, args.seconds, args.rate, srv, args.clients
                     )
                 print(f"{kind:<12} {r['rate']:>11.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-                      f"{r['errors']:>7} {r['cpu_pct']:>13.0f}")  # fmt: skip
+                      f"{r['errors']:>7} {r['cpu_pct']:>13.0f}  "
+                      f"<= {r['srv_p50_ms']:g} / <= {r['srv_p99_ms']:g}")  # fmt: skip
         if "rss" in parts:
             steps = [int(s) for s in args.rss_steps.split(",")]
             print(f"\n## connected chargers vs server RSS (heartbeat every {args.heartbeat:.0f} s)")

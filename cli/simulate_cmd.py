@@ -200,4 +200,9 @@ def summary_line(fleet: object, elapsed: float) -> str:
         f"calls={sum(obs.calls.values())} ack_p50/p99={ms} errors={errors} "
         f"set={obs.received['SetChargingProfile']} clear={obs.received['ClearChargingProfile']}"
         + (f" connect_failures={dict(obs.connect_failures)}" if obs.connect_failures else "")
+        + (
+            " zones: " + " ".join(f"{z}={kw:.1f}kW" for z, kw in snap.zone_kw.items())
+            if len(snap.zone_kw) <= 8
+            else ""
+        )
     )

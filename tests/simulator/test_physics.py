@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st_
 
 from simulator import physics
 from simulator import profiles as prof
@@ -97,3 +99,48 @@ def test_session_mix_is_deterministic() -> None:
     b = mix.new_session(random.Random("x"), "id", T0)
     assert a == b
     assert a.target_kwh <= a.capacity_kwh * (100 - a.soc_start) / 100 + 1e-9
+
+
+_profiles = st_.lists(
+    st_.builds(
+        prof.Profile,
+        profile_id=st_.integers(1, 5),
+        stack_level=st_.integers(0, 3),
+        purpose=st_.sampled_from(["StationMax", "TxDefault", "Tx"]),
+        kind=st_.just("Absolute"),
+        unit=st_.sampled_from(["W", "A"]),
+        periods=st_.tuples(st_.builds(prof.Period, st_.just(0.0), st_.floats(0, 30000))),
+        start_schedule=st_.just(T0 - 60),
+        valid_to=st_.one_of(st_.none(), st_.floats(T0 - 10, T0 + 10)),
+    ),
+    max_size=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    profiles=_profiles,
+    dt=st_.floats(-5, 5),
+    station_phases=st_.sampled_from([1, 3]),
+    ev_phases=st_.sampled_from([1, 3]),
+    ev_amps=st_.floats(6, 63),
+)
+def test_draw_never_exceeds_any_applicable_limit(
+    profiles: list[prof.Profile], dt: float, station_phases: int, ev_phases: int, ev_amps: float
+) -> None:
+    spec = physics.StationSpec("s", "z", max_station_kw=22.0, phases=station_phases)
+    store = prof.ProfileStore()
+    for p in profiles:
+        store.install(p)
+    session = car(ev_phases=ev_phases, ev_max_amps=ev_amps, tx_id="7")
+    t = T0 + dt
+    draw = physics.decide(spec, session, physics.limit_for(spec, store, session, t))
+    phases = min(station_phases, ev_phases)
+    assert draw.watts <= spec.max_station_kw * 1000 * phases / station_phases + 1e-6
+    winners = prof.composite(store.profiles, t, transaction_id="7", tx_start=T0)
+    for p in winners.values():
+        limit = p.limit_at(t, T0)
+        assert limit is not None
+        cap_w = limit if p.unit == "W" else limit * spec.voltage_v * phases
+        assert draw.watts <= cap_w + 1e-6
+    assert draw.watts == 0 or draw.amps >= physics.AC_FLOOR_AMPS - 1e-9

@@ -78,6 +78,10 @@ def simulate(
         str | None, typer.Option(help="Spread connects over this long (default: 200/s).")
     ] = None,
     summary_every: Annotated[str, typer.Option(help="Summary line period.")] = "5s",
+    report_on_change: Annotated[
+        bool,
+        typer.Option(help="Send a sample as soon as a new limit changes the draw."),
+    ] = True,
     ca_file: Annotated[
         Path | None, typer.Option(help="CA certificate to trust for wss:// (security profile 2).")
     ] = None,
@@ -123,6 +127,7 @@ def simulate(
         meter_interval=parse_duration(interval),
         seed=seed,
         validate=validate,
+        report_on_change=report_on_change,
         mix=SessionMix(occupancy=occupancy),
     )
     config = FleetConfig(

@@ -5,6 +5,8 @@ zones of 100 stations, 10 minutes of samples every 10 s per connector (loaded wi
 an active CURTAIL signal on every zone (the worst case: every station gets a command).
 Then steady state: each 1 s tick ingests a tenth of the connectors' samples from the
 LocalBus and evaluates every sink. Target: <= 100 ms per tick at 10k connectors.
+Wall time depends on what else runs on the machine, so the CPU time of the engine process
+plus its PostgreSQL backend (from /proc) is printed too.
 
     .venv/bin/python bench/engine_tick.py [--sizes 1000,10000,50000] [--ticks 20]
         [--database-url postgresql://...]   (default: a throw-away embedded PostgreSQL)
@@ -15,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -33,6 +36,15 @@ from pipeline.engine import Engine, VirtualClock, apply_migrations
 T_END = datetime.fromisoformat("2026-01-05T12:10:00+00:00")
 HISTORY_S = 600
 PERIOD_S = 10
+
+
+def backend_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a PostgreSQL backend on this machine, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def create_db(server: str) -> str:
@@ -106,7 +118,8 @@ async def run_size(server: str, connectors: int, ticks: int) -> None:
     t = time.perf_counter()
     first = await engine.run_tick()
     first_s = time.perf_counter() - t
-    times, ingest_counts = [], []
+    times, ingest_counts, cpus = [], [], []
+    pid = engine._require().info.backend_pid
     per_tick = max(1, len(conns) // PERIOD_S)
     for k in range(ticks):
         now = clock.advance(timedelta(seconds=1))
@@ -117,9 +130,10 @@ async def run_size(server: str, connectors: int, ticks: int) -> None:
                 for j, (sid, c) in enumerate(chunk)
             ]
         )
-        t = time.perf_counter()
+        t, c0, b0 = time.perf_counter(), time.process_time(), backend_cpu(pid)
         await engine.run_tick()
         times.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c0 + backend_cpu(pid) - b0)
         ingest_counts.append(len(chunk))
     idle = []
     for _ in range(5):
@@ -135,7 +149,9 @@ async def run_size(server: str, connectors: int, ticks: int) -> None:
         f"{len(conns):>7} connectors | setup {setup:6.1f} s | first tick {first_s * 1000:7.0f} ms "
         f"({len(first)} records) | steady tick (+{per_tick} samples) median "
         f"{statistics.median(times) * 1000:6.1f} ms, p95 {p95 * 1000:6.1f} ms"
-        f" | tick without new samples {statistics.median(idle) * 1000:6.1f} ms",
+        f" | tick without new samples {statistics.median(idle) * 1000:6.1f} ms"
+        f" | CPU per steady tick (engine + PG backend) {statistics.median(cpus) * 1000:6.1f} ms"
+        f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
         flush=True,
     )
 

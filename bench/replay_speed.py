@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import io
+import os
+import time
 import uuid
 from datetime import datetime, timedelta
 
@@ -77,13 +79,16 @@ async def main() -> None:
         params["dbname"] = name
         dsn = make_conninfo(**params)
     out = io.StringIO()
+    cpu = time.process_time()
     stats = await replay(records, out, tick=timedelta(seconds=args.tick), dsn=dsn)
+    cpu = time.process_time() - cpu
     print(
         f"{args.chargers} chargers x {args.minutes} min, tick {args.tick:g} s: "
         f"{stats.records} events, {stats.ticks} ticks, {stats.outputs} sink records in "
         f"{stats.wall_seconds:.1f} s (incl. migrations) -> "
         f"{stats.events_per_second:,.0f} events/s, "
-        f"{stats.speedup:.1f}x real time"
+        f"{stats.speedup:.1f}x real time; Python CPU {cpu:.1f} s "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
 
 

@@ -78,7 +78,13 @@ class KafkaSubscription(Subscription):
         self._topics = topics
         self._group = group
         self._from_beginning = from_beginning
+        # Records stamped at or before this millisecond were published before subscribe().
         self._created_ms = int(time.time() * 1000)
+        if not from_beginning:
+            # Step past this millisecond (at most 1 ms) so that every record published
+            # after subscribe() returns is stamped later than _created_ms: the boundary
+            # between "old" and "new" is then exact, not a tie.
+            time.sleep(max(0.0, (self._created_ms + 1) / 1000 - time.time()))
         try:
             self._consumer = Consumer(config)
         except KafkaException as exc:
@@ -147,7 +153,7 @@ class KafkaSubscription(Subscription):
         # High watermark first: if no record is newer than the subscription yet, every
         # newer one lands at or after it.
         found = self._consumer.offsets_for_times(
-            [TopicPartition(tp.topic, tp.partition, self._created_ms)], timeout=timeout
+            [TopicPartition(tp.topic, tp.partition, self._created_ms + 1)], timeout=timeout
         )
         return found[0].offset if found and found[0].offset >= 0 else high
 
@@ -180,7 +186,7 @@ class KafkaSubscription(Subscription):
                 record = _record(msg)
                 where = (record.topic, record.partition)
                 if where in self._guard:
-                    if record.timestamp_ms < self._created_ms:
+                    if record.timestamp_ms <= self._created_ms:
                         continue  # Tansu's "latest" pointed inside the last batch
                     self._guard.discard(where)
                 records.append(record)

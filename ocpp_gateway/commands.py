@@ -56,6 +56,8 @@ class Target(Protocol):
 
     async def request(self, action: str, kwargs: dict[str, Any]) -> Any: ...
 
+    async def capabilities(self) -> profiles.Capabilities: ...
+
 
 @dataclass(slots=True)
 class _Sent:
@@ -214,6 +216,7 @@ class CommandDelivery:
             log.debug("station %s: %.1f kW within hysteresis, not re-sent", station_id,
                       cmd.target_power_kw)  # fmt: skip
             return
+        caps = await station.capabilities()
         purposes = profiles.MAX_PURPOSES[station.version]
         first = self._purpose.get(station_id, 0)
         for index in range(first, len(purposes)):
@@ -223,6 +226,7 @@ class CommandDelivery:
                 self.registry.zone(station_id),
                 purposes[index],
                 start_offset_s=self.config.start_offset_s,
+                caps=caps,
             )
             status = await self._attempt(station, "SetChargingProfile", kwargs, cmd.signal_id)
             if status == "Accepted":

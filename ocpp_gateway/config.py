@@ -34,6 +34,10 @@ class GatewayConfig:
     heartbeat_interval: float = 300.0
     #: publish an ``Offline`` command result for stations not connected here (one instance)
     report_offline: bool = True
+    #: ask chargers for allowed rate units / max stack level before the first profile
+    query_capabilities: bool = True
+    #: seconds to wait for that answer before using defaults
+    capability_timeout: float = 5.0
     #: seconds to wait for a charger's answer to our calls
     response_timeout: float = 30.0
     #: seconds graceful shutdown lets in-flight calls finish

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,8 +22,11 @@ from pipeline.contracts import SetChargingProfileCommand, StationZone
 
 __all__ = [
     "MAX_PURPOSES",
+    "UNKNOWN",
+    "Capabilities",
     "clear_kwargs",
     "limit_value",
+    "parse_units",
     "profile_id",
     "set_profile_kwargs",
     "stack_level",
@@ -45,26 +49,59 @@ def stack_level(priority: int) -> int:
     return max(1, 4 - priority)
 
 
-def limit_value(target_kw: float, zone: StationZone | None) -> tuple[str, float, int]:
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a charger said it accepts (1.6 GetConfiguration / 2.0.1 GetVariables).
+
+    ``units`` is the set of rate units it allows (``{"A", "W"}`` when unknown);
+    ``max_stack_level`` caps our stack level (None when unknown).
+    """
+
+    units: frozenset[str] = frozenset({"A", "W"})
+    max_stack_level: int | None = None
+
+
+UNKNOWN = Capabilities()
+
+
+def parse_units(value: str) -> frozenset[str]:
+    """``"Current,Power"`` (1.6) or ``"A,W"`` (2.0.1) -> ``{"A", "W"}``; unknown -> both."""
+    names = {"current": "A", "a": "A", "power": "W", "w": "W"}
+    units = frozenset(names[p] for p in value.replace(" ", "").lower().split(",") if p in names)
+    return units or UNKNOWN.units
+
+
+def limit_value(
+    target_kw: float, zone: StationZone | None, caps: Capabilities = UNKNOWN
+) -> tuple[str, float, int]:
     """(charging rate unit, limit, phases) for a station.
 
-    ``W`` is total power; ``A`` is per phase, converted with nominal voltage and phases.
-    Rounded *down* to one decimal (1.6 allows one decimal place), so that the charger
-    never gets a limit above the target.
+    The zone's unit unless the charger said it does not take it. ``W`` is total power;
+    ``A`` is per phase, converted with nominal voltage and phases (3 x 230 V when the
+    station has no zone). Rounded *down* to one decimal (1.6 allows one decimal place),
+    so that the charger never gets a limit above the target.
     """
     phases = zone.phases if zone else 3
-    if zone is not None and zone.charging_rate_unit == "A":
-        amps = target_kw * 1000.0 / (zone.phases * zone.voltage_v)
+    voltage = zone.voltage_v if zone else 230.0
+    unit = zone.charging_rate_unit if zone else "W"
+    if unit not in caps.units:
+        unit = "A" if unit == "W" else "W"
+    if unit == "A":
+        amps = target_kw * 1000.0 / (phases * voltage)
         return "A", math.floor(amps * 10 + 1e-9) / 10, phases
     return "W", math.floor(target_kw * 1000.0 * 10 + 1e-9) / 10, phases
 
 
 def _schedule(
-    cmd: SetChargingProfileCommand, zone: StationZone | None, now: datetime, start_offset_s: int
+    cmd: SetChargingProfileCommand,
+    zone: StationZone | None,
+    now: datetime,
+    start_offset_s: int,
+    caps: Capabilities,
 ) -> dict[str, Any]:
     start = (now - timedelta(seconds=start_offset_s)).replace(microsecond=0)
     duration = max(1, math.ceil((cmd.dr_end_ts - start).total_seconds()))
-    unit, limit, phases = limit_value(cmd.target_power_kw, zone)
+    unit, limit, phases = limit_value(cmd.target_power_kw, zone, caps)
     period: dict[str, Any] = {"start_period": 0, "limit": limit}
     if phases != 3:
         period["number_phases"] = phases  # 3 is the default in both versions
@@ -88,13 +125,17 @@ def set_profile_kwargs(
     *,
     now: datetime | None = None,
     start_offset_s: int = 60,
+    caps: Capabilities = UNKNOWN,
 ) -> dict[str, Any]:
     """Keyword arguments of ``call.SetChargingProfile`` for ``version`` and ``purpose``."""
     now = now or datetime.now(UTC)
     pid = profile_id(cmd.station_id)
-    schedule = _schedule(cmd, zone, now, start_offset_s)
+    schedule = _schedule(cmd, zone, now, start_offset_s, caps)
+    level = stack_level(cmd.priority)
+    if caps.max_stack_level is not None:
+        level = max(0, min(level, caps.max_stack_level))
     profile: dict[str, Any] = {
-        "stack_level": stack_level(cmd.priority),
+        "stack_level": level,
         "charging_profile_purpose": purpose,
         "charging_profile_kind": "Absolute",
         "valid_from": schedule["start_schedule"],

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
 from ocpp.exceptions import InternalError, OCPPError
 from ocpp.messages import Call
+from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway import frames, validation
 from ocpp_gateway.auth import StationRegistry
@@ -35,6 +36,7 @@ from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import FrameError, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.normalise import NormaliseError
+from ocpp_gateway.profiles import UNKNOWN, Capabilities
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Message
 from pipeline.contracts import MeterValue, StationStatus, encode
@@ -123,6 +125,7 @@ class StationBase:
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
         self._after_tasks: set[asyncio.Task[Any]] = set()
+        self._caps: Capabilities | None = None
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
 
     async def start(self) -> None:
@@ -249,6 +252,28 @@ class StationBase:
         await self.ctx.commands.reconcile(self)  # type: ignore[arg-type]
 
     # -- commands (used by CommandDelivery) ------------------------------------------
+    async def capabilities(self) -> Capabilities:
+        """Rate units and stack levels the charger takes, asked once per connection.
+
+        Chargers that do not answer (NotImplemented, a timeout, a disconnect) get the
+        defaults: both units allowed, no stack level cap.
+        """
+        if self._caps is None:
+            caps = UNKNOWN
+            if self.ctx.config.query_capabilities:
+                try:
+                    async with asyncio.timeout(self.ctx.config.capability_timeout):
+                        caps = await self._query_capabilities()
+                except (OCPPError, TimeoutError, StationOffline, ConnectionClosed) as exc:
+                    log.info("station %s: capabilities unknown (%r)", self.id, exc)
+                except (KeyError, TypeError, ValueError) as exc:
+                    log.warning("station %s: unreadable capabilities: %r", self.id, exc)
+            self._caps = caps
+        return self._caps
+
+    async def _query_capabilities(self) -> Capabilities:
+        raise NotImplementedError
+
     async def request(self, action: str, kwargs: dict[str, Any]) -> Any:
         """Send one of our calls and return the typed result (``call(suppress=False)``)."""
         module = self._call_module  # type: ignore[attr-defined]

@@ -11,6 +11,7 @@ from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
 from ocpp_gateway.normalise import meter_values_v16, parse_ts
+from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
 from ocpp_gateway.station import StationBase, StationContext, now_utc
 from pipeline.contracts import MeterValue
 
@@ -35,6 +36,17 @@ class StationV16(StationBase, ChargePoint):
     def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
         ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
         self.setup(ctx)
+
+    async def _query_capabilities(self) -> Capabilities:
+        keys = ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStackLevel"]
+        result = await self.request("GetConfiguration", {"key": keys})
+        values = {k["key"]: k.get("value") for k in result.configuration_key or ()}
+        units = values.get(keys[0])
+        level = values.get(keys[1])
+        return Capabilities(
+            units=parse_units(units) if units else UNKNOWN.units,
+            max_stack_level=int(level) if level else None,
+        )
 
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):

@@ -10,6 +10,7 @@ from ocpp.v201 import ChargePoint, call, call_result
 from ocpp.v201.enums import Action
 
 from ocpp_gateway.normalise import meter_values_v201
+from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
 from ocpp_gateway.station import StationBase, StationContext, now_utc
 
 __all__ = ["StationV201"]
@@ -25,6 +26,23 @@ class StationV201(StationBase, ChargePoint):
     def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
         ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
         self.setup(ctx)
+
+    async def _query_capabilities(self) -> Capabilities:
+        wanted = [
+            {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": name}}
+            for name in ("RateUnit", "ProfileStackLevel")
+        ]
+        result = await self.request("GetVariables", {"get_variable_data": wanted})
+        values = {
+            r["variable"]["name"]: r.get("attribute_value")
+            for r in result.get_variable_result
+            if r.get("attribute_status") == "Accepted"
+        }
+        units, level = values.get("RateUnit"), values.get("ProfileStackLevel")
+        return Capabilities(
+            units=parse_units(units) if units else UNKNOWN.units,
+            max_stack_level=int(level) if level else None,
+        )
 
     @on(Action.boot_notification)
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any):

@@ -13,12 +13,13 @@ from ocpp.v16 import ChargePoint as CP16
 from ocpp.v16 import call
 from ocpp.v16.enums import Action as Action16
 from ocpp.v201 import call as call201
+from ocpp.v201.enums import Action as Action201
 
 from ocpp_gateway import Gateway, GatewayConfig, profiles
 from pipeline import topics
 from pipeline.bus import Bus
 from pipeline.contracts import CommandResult, SetChargingProfileCommand, StationZone, decode, encode
-from tests.ocpp_gateway.chargers import Charger16, charger, wait_records
+from tests.ocpp_gateway.chargers import Charger16, Charger201, charger, wait_records
 
 END = datetime.now(UTC) + timedelta(hours=2)
 
@@ -239,3 +240,59 @@ async def test_two_instances_only_the_holder_applies(bus: Bus, gateway_config) -
     finally:
         await a.stop()
         await b.stop()
+
+
+class CurrentOnly16(Charger16):
+    """A 1.6 charger that takes only Current schedules and one stack level."""
+
+    @on(Action16.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None, **_):
+        from ocpp.v16 import call_result as result16
+
+        return result16.GetConfiguration(
+            configuration_key=[
+                {"key": "ChargingScheduleAllowedChargingRateUnit", "readonly": True,
+                 "value": "Current"},
+                {"key": "ChargeProfileMaxStackLevel", "readonly": True, "value": "1"},
+            ]
+        )  # fmt: skip
+
+
+class PowerOnly201(Charger201):
+    """A 2.0.1 station whose SmartChargingCtrlr.RateUnit is W only."""
+
+    @on(Action201.get_variables)
+    async def on_get_variables(self, get_variable_data: list[dict], **_):
+        from ocpp.v201 import call_result as result201
+
+        answers = {"RateUnit": "W", "ProfileStackLevel": "5"}
+        return result201.GetVariables(
+            get_variable_result=[
+                {"attribute_status": "Accepted", "attribute_value": answers[d["variable"]["name"]],
+                 "component": d["component"], "variable": d["variable"]}
+                for d in get_variable_data
+            ]
+        )  # fmt: skip
+
+
+async def test_charger_capabilities_choose_unit_and_cap_stack(gateway: Gateway, bus: Bus) -> None:
+    async with charger(gateway.port, "CP-CUR", cls=CurrentOnly16) as cp:
+        await boot16(cp)
+        await command(bus, "CP-CUR", 11.0, priority=1)  # no zone: W by default, but A only
+        profile = await asyncio.wait_for(cp.profiles.get(), 10)
+        assert profile["stack_level"] == 1  # priority 1 wants 3; the charger allows 1
+        assert profile["charging_schedule"]["charging_rate_unit"] == "A"
+        assert float(limit16(profile)) == 15.9  # 11 kW over 3 x 230 V
+    zone = StationZone(
+        station_id="CS-POW", zone_id="z", max_station_kw=22, contract_max_kw=22,
+        charging_rate_unit="A",
+    )  # fmt: skip
+    await bus.publish(topics.STATION_ZONES, "CS-POW", encode(zone))
+    async with charger(gateway.port, "CS-POW", "2.0.1", cls=PowerOnly201) as cs:
+        await cs.call(call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"},
+                                               reason="PowerUp"))  # fmt: skip
+        await command(bus, "CS-POW", 7.0)
+        profile = await asyncio.wait_for(cs.profiles.get(), 10)
+        (schedule,) = profile["charging_schedule"]
+        assert schedule["charging_rate_unit"] == "W" and profile["stack_level"] == 2
+        assert schedule["charging_schedule_period"][0]["limit"] == 7000.0

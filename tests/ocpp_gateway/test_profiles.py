@@ -89,3 +89,17 @@ def test_ids_are_stable_and_stack_follows_priority() -> None:
     assert profiles.clear_kwargs("2.0.1", "CP-1") == {
         "charging_profile_id": profiles.profile_id("CP-1")
     }
+
+
+def test_capabilities_override_unit_and_cap_stack() -> None:
+    caps = profiles.Capabilities(units=profiles.parse_units("Current"), max_stack_level=1)
+    kw = profiles.set_profile_kwargs("1.6", cmd(11.0, priority=1), None, "TxDefaultProfile",
+                                     now=NOW, caps=caps)  # fmt: skip
+    p = kw["cs_charging_profiles"]
+    assert p["stack_level"] == 1
+    assert p["charging_schedule"]["charging_rate_unit"] == "A"
+    assert profiles.parse_units("A,W") == {"A", "W"} == profiles.parse_units("bogus")
+    assert profiles.parse_units("Power") == {"W"}
+    assert profiles.limit_value(7.0, zone("A"), profiles.Capabilities(frozenset({"W"}))) == (
+        "W", 7000.0, 3,
+    )  # fmt: skip

@@ -20,6 +20,7 @@ import os
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline import topics as topic_names
@@ -88,6 +89,10 @@ class LocalBus(Bus):
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._file: object | None = None
+        # fsync runs on a thread of its own: in the shared default executor it would queue
+        # behind whatever else uses it (scrypt checks of a reconnect storm, the ocpp
+        # library's schema validation) and acknowledgements would time out under load.
+        self._executor: ThreadPoolExecutor | None = None
         self._running = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -100,6 +105,7 @@ class LocalBus(Bus):
             self._path.mkdir(parents=True, exist_ok=True)
             self._load()
             self._file = open(self._path / "bus.log", "ab")  # noqa: SIM115
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="localbus-wal")
             self._writer = asyncio.create_task(self._write_loop(), name="localbus-wal")
         self._running = True
 
@@ -111,6 +117,9 @@ class LocalBus(Bus):
             self._wake.set()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
         if self._file is not None:
             self._file.close()  # type: ignore[attr-defined]
             self._save_groups()
@@ -152,7 +161,7 @@ class LocalBus(Bus):
                 continue
             data = b"".join(lines for lines, _ in batch)
             try:
-                await loop.run_in_executor(None, self._append_sync, data)
+                await loop.run_in_executor(self._executor, self._append_sync, data)
             except OSError as exc:
                 for _, fut in batch:
                     if not fut.done():

@@ -72,6 +72,7 @@ class Engine:
         max_records_per_tick: int = 500_000,
         catalog_refresh: float = 5.0,
         work_mem: str = "64MB",
+        group: str = GROUP,
     ) -> None:
         self.dsn = dsn
         self.bus = bus
@@ -82,6 +83,7 @@ class Engine:
         self.max_records_per_tick = max_records_per_tick
         self.catalog_refresh = catalog_refresh
         self.work_mem = work_mem
+        self.group = group
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
@@ -210,7 +212,7 @@ class Engine:
             if self._sub is not None:
                 await self._sub.commit()
                 await self._sub.close()
-            self._sub = self.bus.subscribe(list(wanted), group=GROUP) if wanted else None
+            self._sub = self.bus.subscribe(list(wanted), group=self.group) if wanted else None
             self._topics = wanted
 
     # -- ingest --------------------------------------------------------------------------

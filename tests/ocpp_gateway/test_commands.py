@@ -49,10 +49,18 @@ async def boot16(cp) -> None:
     await cp.call(call.BootNotification(charge_point_vendor="V", charge_point_model="M"))
 
 
-async def settle(gw: Gateway, station: str) -> None:
-    """Wait until the command reader saw the latest record and the worker is idle."""
-    await asyncio.sleep(0.3)
-    async with asyncio.timeout(5):
+async def settle(gw: Gateway, station: str, target_kw: float | None = None) -> None:
+    """Wait until the reader folded the latest record in and the station's worker is idle.
+
+    ``target_kw``: the latest published target (None: a tombstone was published last).
+    """
+    async with asyncio.timeout(10):
+        while station not in gw.commands.desired or (
+            (gw.commands.desired[station] is None) != (target_kw is None)
+            or (target_kw is not None
+                and gw.commands.desired[station].target_power_kw != target_kw)  # type: ignore[union-attr]
+        ):  # fmt: skip
+            await asyncio.sleep(0.02)
         while gw.commands._workers.get(station) or station in gw.commands._pending:
             await asyncio.sleep(0.02)
 
@@ -121,7 +129,7 @@ async def test_hysteresis_and_priority_bypass(hyst: Gateway, bus: Bus) -> None:
         await command(bus, "CP-HY", 11.0)
         assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 11000.0
         await command(bus, "CP-HY", 11.5)  # moved less than 1 kW: not re-sent
-        await settle(hyst, "CP-HY")
+        await settle(hyst, "CP-HY", 11.5)
         assert cp.profiles.empty()
         await command(bus, "CP-HY", 12.5)  # moved 1.5 kW from what was sent
         assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 12500.0
@@ -230,8 +238,8 @@ async def test_two_instances_only_the_holder_applies(bus: Bus, gateway_config) -
             await command(bus, "CP-MULTI", 6.0)
             assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 6000.0
             assert await results(bus, "CP-MULTI", 1) == [("SetChargingProfile", "Accepted")]
-            await settle(b, "CP-MULTI")
-            await settle(a, "CP-MULTI")
+            await settle(b, "CP-MULTI", 6.0)
+            await settle(a, "CP-MULTI", 6.0)
         # both rebuilt the same desired state; only the instance holding the socket acted
         assert b.commands.desired["CP-MULTI"] == a.commands.desired["CP-MULTI"]
         records = await wait_records(bus, topics.COMMAND_RESULTS, key="CP-MULTI", count=1)

@@ -34,6 +34,7 @@ from pipeline.contracts import (
 from pipeline.secrets import hash_password
 from simulator import ChargerSettings, Fleet, FleetConfig, SessionMix
 from simulator import stations as st
+from tests.fixtures.kafka import unique_key
 
 N = 20
 LIMIT_KW = 5.0
@@ -83,7 +84,7 @@ class Readings:
                 await asyncio.sleep(0.05)
 
 
-async def results(bus: Bus, count: int, action: str) -> list[CommandResult]:
+async def results(bus: Bus, count: int, action: str, ids: set[str]) -> list[CommandResult]:
     sub = bus.subscribe([topics.COMMAND_RESULTS], group=None, from_beginning=True)
     out: list[CommandResult] = []
     try:
@@ -92,7 +93,7 @@ async def results(bus: Bus, count: int, action: str) -> list[CommandResult]:
                 for record in await sub.batch(500, timeout=0.1):
                     assert record.value is not None
                     res = decode(CommandResult, record.value)
-                    if res.action == action:
+                    if res.action == action and res.station_id in ids:
                         out.append(res)
     finally:
         await sub.close()
@@ -107,8 +108,16 @@ async def bus() -> AsyncIterator[Bus]:
     await b.stop()
 
 
-async def test_twenty_chargers_obey_the_gateway(bus: Bus) -> None:
-    specs = st.generate(N, zones=2, seed=11, ratio_201=0.5, reject_max_profile_fraction=0.25)
+async def test_twenty_chargers_obey_the_gateway(any_bus: Bus) -> None:
+    """On LocalBus and on KafkaBus (the session's broker; topics shared, so ids unique)."""
+    bus = any_bus
+    prefix = unique_key("sim")
+    specs = [
+        dataclasses.replace(s, station_id=f"{prefix}-{i:02d}")
+        for i, s in enumerate(
+            st.generate(N, zones=2, seed=11, ratio_201=0.5, reject_max_profile_fraction=0.25)
+        )
+    ]
     assert any(s.reject_max_profile for s in specs)
     loop = asyncio.get_running_loop()
     hashes = await asyncio.gather(
@@ -163,7 +172,7 @@ async def test_twenty_chargers_obey_the_gateway(bus: Bus) -> None:
             await bus.publish(topics.SET_CHARGING_PROFILE, sid, encode(cmd))
         refusing = {s.station_id for s in specs if s.reject_max_profile}
         # One result per attempt: refusing stations answer Rejected, then the fallback lands.
-        attempts = await results(bus, N + len(refusing), "SetChargingProfile")
+        attempts = await results(bus, N + len(refusing), "SetChargingProfile", set(ids))
         by_station: dict[str, list[str]] = defaultdict(list)
         for r in attempts:
             by_station[r.station_id].append(r.status)

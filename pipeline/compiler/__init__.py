@@ -194,7 +194,9 @@ def _view_row(name: str, kind: str, sources: list[str]) -> str:
     return (
         f"INSERT INTO {SCHEMA}.views (name, kind, sources) VALUES "
         f"({_lit(name)}, {_lit(kind)}, {_array(sources)}) ON CONFLICT (name) DO UPDATE SET "
-        "kind = EXCLUDED.kind, sources = EXCLUDED.sources, emitted_until = NULL"
+        "kind = EXCLUDED.kind, sources = EXCLUDED.sources, emitted_until = NULL, "
+        # Re-created after what it reads: it must come after it in dependency order.
+        f"seq = nextval(pg_get_serial_sequence('{SCHEMA}.views', 'seq'))"
     )
 
 

@@ -91,6 +91,7 @@ class Engine:
         self._sources: dict[str, list[Source]] = {}
         self._sinks: list[Sink] = []
         self._views: list[View] = []
+        self._outbox_dirty = False
         self._offsets: dict[tuple[str, int], int] = {}
         self._last_tick: datetime | None = None
         self._last_retention: datetime | None = None
@@ -401,7 +402,7 @@ class Engine:
         await conn.commit()
         for name, changed in changes.items():
             metrics.SINK_RECORDS.labels(name).inc(len(changed))
-        if emits:
+        if emits or self._outbox_dirty:
             await self._flush_outbox()
         return emits
 
@@ -488,12 +489,16 @@ class Engine:
             pending = await cur.fetchall()
         await conn.commit()
         if not pending:
+            self._outbox_dirty = False
             return
+        # Until the bus acknowledged, every tick retries (even one that decides nothing).
+        self._outbox_dirty = True
         await self.bus.publish_many(
             [Message(t, k, None if v is None else v.encode()) for _, t, k, v in pending]
         )
         await conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE seq <= %s", (pending[-1][0],))
         await conn.commit()
+        self._outbox_dirty = False
 
     # -- retention -----------------------------------------------------------------------
     async def _retention(self, now: datetime) -> None:

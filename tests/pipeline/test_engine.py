@@ -129,3 +129,16 @@ async def test_noc_queries_run(postgres: str) -> None:
         for name in ("recent_alerts", "ack_rate"):
             cols, _ = run_query(postgres, name)
             assert cols
+
+
+async def test_outbox_retried_by_the_next_tick_without_new_decisions(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        await h.bus.stop()  # the bus is down when the first commands are decided
+        with pytest.raises(PublishError):
+            await h.engine.run_tick()
+        await h.bus.start()
+        sent = await h.tick(2)  # nothing new to decide, but the outbox goes out now
+        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 5.0), ("B", 3.0)]
+        assert await h.tick(3) == []
+        assert h.query("SELECT count(*) FROM gridctl_engine.outbox") == [(0,)]

@@ -14,6 +14,7 @@ per phase, voltage, energy register, SoC: 9 sampled values) and timing until the
 CallResult. Servers compared in one run:
 
 - ``ours/local``: :class:`ocpp_gateway.Gateway` on ``LocalBus`` (memory), validation on;
+- ``ours/wal``: the same on ``LocalBus(path)``, fsynced write-ahead log (``gridctl run``);
 - ``ours/kafka``: the same on ``KafkaBus`` against the Tansu broker (a third process);
 - ``stock``: a central system written with the ocpp library's defaults (jsonschema
   validation in a thread, library routing), answering MeterValues with an empty result.
@@ -120,6 +121,11 @@ async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop:
             from pipeline.bus import KafkaBus
 
             bus = KafkaBus(bootstrap, config={"consumer.session.timeout.ms": 1500})  # type: ignore[arg-type]
+        elif kind == "ours/wal":
+            import tempfile
+
+            # what `gridctl run` uses by default: the fsynced write-ahead log (group commit)
+            bus = LocalBus(tempfile.mkdtemp(prefix="gw-bench-wal-"))
         else:
             bus = LocalBus()
         await bus.start()
@@ -485,7 +491,7 @@ def main() -> None:
         except Exception as exc:  # report and go on without Kafka
             print(f"(no Tansu broker: {exc}; skipping KafkaBus)")
             broker = None
-    kinds = ["stock", "ours/local"] + (["ours/kafka"] if broker else [])
+    kinds = ["stock", "ours/local", "ours/wal"] + (["ours/kafka"] if broker else [])
     print(f"# host: {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.2f} at start; "
           f"payload: {args.ocpp} {frame_parts()[0]}, 9 sampled values, "
           f"{len(frame_parts()[1])} bytes")  # fmt: skip

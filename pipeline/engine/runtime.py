@@ -1,8 +1,12 @@
 """The embedded engine: ingest from the bus into PostgreSQL, evaluate sinks, keep retention.
 
-One tick is: set the engine clock, ingest every record waiting on the bus, evaluate every
-sink, publish what changed, and (once a minute of engine time) delete raw rows older than
-the retention. ``start()`` runs ticks every ``tick`` seconds; replay and tests call
+One tick is: ingest every record waiting on the bus (one transaction per batch); then, in
+one transaction, set the engine clock, bring the materialised views up to date (windows of
+EMIT ON WINDOW CLOSE views closed since the last tick are appended; aggregating views that
+sinks read are computed once), compare each sink's view with what it emitted before (in
+PostgreSQL, so only changes cross the wire) and record the changes with the records to
+send; then publish them; and, once a minute of engine time, delete raw rows older than the
+retention. ``start()`` runs ticks every ``tick`` seconds; replay and tests call
 ``run_tick()`` themselves on a virtual clock.
 
 Delivery guarantees, argued:

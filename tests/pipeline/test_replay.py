@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -57,3 +58,54 @@ def test_bad_input_line_names_line_and_field(line: str, field: str) -> None:
     assert err.value.line == 3
     assert err.value.field == field
     assert str(err.value).startswith(f"line 3: {field}: ")
+
+
+def test_cli_replay_until_writes_the_prefix_of_the_full_run(postgres: str, tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from cli.replay_cmd import parse_duration, register
+
+    assert parse_duration("500ms") == timedelta(milliseconds=500)
+    assert parse_duration("2m") == timedelta(minutes=2)
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)  # a second command keeps `replay` a subcommand
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        app,
+        [
+            "replay",
+            str(GOLDEN / "scenario_basic.jsonl"),
+            "--out",
+            str(out),
+            "--until",
+            "2026-01-05T12:05:00Z",
+            "--database-url",
+            postgres,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    expected = [
+        line
+        for line in (GOLDEN / "scenario_basic.expected.jsonl").read_text().splitlines()
+        if json.loads(line)["ts"] <= "2026-01-05T12:05:00Z"
+    ]
+    assert out.read_text().splitlines() == expected
+    assert len(expected) == 10
+
+
+def test_cli_replay_bad_line_exits_1_naming_line_and_field(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from cli.replay_cmd import register
+
+    app = typer.Typer()
+    register(app)
+    app.command("noop")(lambda: None)
+    bad = tmp_path / "in.jsonl"
+    bad.write_text('{"topic": "x", "key": null, "value": [], "ts": "2026-01-05T12:00:00Z"}\n')
+    result = CliRunner().invoke(app, ["replay", str(bad), "--out", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 1
+    assert "line 1: value: expected an object or null" in result.output

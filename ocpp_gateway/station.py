@@ -148,8 +148,12 @@ class StationBase:
                 await self._dispatch(msg, time.perf_counter())
             finally:
                 self.busy -= 1
-        else:
+        elif self._call_lock.locked():  # type: ignore[attr-defined]
             self._response_queue.put_nowait(msg)
+        else:
+            # Nothing of ours is waiting: queueing it would let a confused (or hostile)
+            # charger grow the queue without bound.
+            log.warning("station %s: unexpected answer %s ignored", self.id, msg.unique_id[:36])
 
     async def _dispatch(self, msg: Call, t0: float) -> None:
         action = msg.action

@@ -136,3 +136,15 @@ async def test_graceful_shutdown_finishes_in_flight_calls() -> None:
             assert cp._connection.close_code == 1001
     finally:
         await bus.stop()
+
+
+async def test_stray_answers_are_not_queued(gateway: Gateway) -> None:
+    async with websockets.connect(
+        f"ws://127.0.0.1:{gateway.port}/ocpp/CP-STRAY", subprotocols=["ocpp1.6"]
+    ) as ws:
+        for i in range(50):
+            await ws.send(f'[3, "stray-{i}", {{}}]')
+            await ws.send(f'[4, "stray-e{i}", "GenericError", "", {{}}]')
+        await ws.send('[2, "ok", "Heartbeat", {}]')
+        assert (await ws.recv()).startswith('[3,"ok"')
+        assert gateway.stations["CP-STRAY"]._response_queue.qsize() == 0

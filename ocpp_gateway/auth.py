@@ -8,7 +8,8 @@ auth, OCPP security profiles 1 and 2) and raises :class:`AuthError` with the HTT
 
 scrypt is deliberately slow (~50 ms); checks run in a thread and a successful
 (station, password) pair is remembered against the stored hash, so a reconnect storm after
-a network blip costs one hash per station, not one per attempt.
+a network blip costs one hash per station, not one per attempt; at most
+``max_pending_verifications`` hashes wait at once, further handshakes get 503.
 """
 
 from __future__ import annotations
@@ -48,10 +49,12 @@ def parse_basic_auth(header: str | None) -> tuple[str, str] | None:
 class StationRegistry:
     """Credentials and zone limits of every known station."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_pending_verifications: int = 64) -> None:
         self.credentials: dict[str, StationCredential] = {}
         self.zones: dict[str, StationZone] = {}
         self._verified: dict[tuple[str, bytes], str] = {}
+        self._max_pending = max_pending_verifications
+        self._pending = 0
 
     def apply(self, record: Record) -> None:
         """Fold one upsert record (or tombstone) of the two config topics in."""
@@ -84,7 +87,7 @@ class StationRegistry:
         tls: bool,
         allow_unknown: bool = False,
     ) -> None:
-        """Accept the handshake, or raise :class:`AuthError` (401, 403 or 404)."""
+        """Accept the handshake, or raise :class:`AuthError` (401, 403, 404 or 503)."""
         cred = self.credentials.get(station_id)
         if cred is None:
             if allow_unknown:
@@ -106,7 +109,16 @@ class StationRegistry:
         key = (station_id, hashlib.sha256(password.encode()).digest())
         if self._verified.get(key) == cred.password_hash:
             return
-        ok = await asyncio.to_thread(verify_password, password, cred.password_hash)
+        if self._pending >= self._max_pending:
+            # After a restart every station reconnects at once and each hash costs ~40 ms
+            # of CPU; refusing early makes chargers back off instead of timing out in a
+            # queue and retrying on top of it.
+            raise AuthError(503, "busy verifying credentials; retry later")
+        self._pending += 1
+        try:
+            ok = await asyncio.to_thread(verify_password, password, cred.password_hash)
+        finally:
+            self._pending -= 1
         if not ok:
             raise AuthError(401, "wrong password")
         self._verified[key] = cred.password_hash

@@ -133,3 +133,17 @@ async def test_wss_security_profile_2(bus: Bus, tmp_path) -> None:
         assert info.value.response.status_code == 403  # profile 1 station over TLS
     finally:
         await gw.stop()
+
+
+async def test_verification_backlog_is_refused_with_503() -> None:
+    reg = StationRegistry(max_pending_verifications=2)
+    for sid in ("A", "B", "C"):
+        reg.credentials[sid] = StationCredential(station_id=sid, password_hash=HASH)
+    checks = [
+        asyncio.create_task(reg.check(sid, basic(sid, "s3cret")["Authorization"], tls=False))
+        for sid in ("A", "B", "C")
+    ]
+    outcomes = await asyncio.gather(*checks, return_exceptions=True)
+    assert outcomes[:2] == [None, None]
+    assert isinstance(outcomes[2], AuthError) and outcomes[2].status == 503
+    await reg.check("C", basic("C", "s3cret")["Authorization"], tls=False)  # later: fine

@@ -90,7 +90,7 @@ async def test_profile_limits_clear_restores_and_valid_to_lapses(
         assert await cs.set_max_profile(sid, 16.0 * 230 * 2, valid_to=valid_to) == "Accepted"
         await cs.wait_sample(sid, lambda s: 0 < s.power_w <= 7360.0, after=time.time())
         back = await cs.wait_sample(sid, lambda s: s.power_w > FULL_W, after=time.time())
-        assert back.at >= valid_to
+        assert back.at >= valid_to - 0.002  # validTo travels with millisecond precision
         assert fleet.observations.received["SetChargingProfile"] == 2
         assert fleet.observations.received["ClearChargingProfile"] == 1
     finally:
@@ -215,7 +215,7 @@ async def test_limit_lapses_at_valid_to_while_the_central_system_is_gone(version
         await cs.wait_sample("sim-0001", lambda s: s.power_w > FULL_W)
         valid_to = time.time() + 1.0
         assert await cs.set_max_profile("sim-0001", 4200.0, valid_to=valid_to) == "Accepted"
-        await cs.wait_sample("sim-0001", lambda s: s.power_w <= 4200.0, after=time.time())
+        await cs.wait_sample("sim-0001", lambda s: 0 < s.power_w <= 4200.0, after=time.time())
     try:
         # The CSMS is gone; nobody clears the limit, yet the charger drops it at validTo.
         view = fleet.charger("sim-0001")
@@ -223,7 +223,8 @@ async def test_limit_lapses_at_valid_to_while_the_central_system_is_gone(version
         async with asyncio.timeout(10):
             while fleet.charger("sim-0001").power_kw * 1000 <= FULL_W:
                 await asyncio.sleep(0.05)
-        assert time.time() >= valid_to
+        # validTo travels with millisecond precision: allow for the truncated digits.
+        assert time.time() >= valid_to - 0.002
         assert not fleet.charger("sim-0001").connected
     finally:
         await fleet.stop()

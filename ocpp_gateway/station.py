@@ -183,10 +183,11 @@ class StationBase:
         except NormaliseError as exc:
             await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
             return
-        except TypeError as exc:  # unexpected or missing keyword: only with validation off
-            await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
-            return
         except Exception as exc:
+            if isinstance(exc, TypeError) and not self.ctx.config.validate:
+                # an unexpected or missing keyword: the schema would have caught it
+                await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
+                return
             log.exception("station %s: %s handler failed", self.id, action)
             await self._refuse(msg, "InternalError", f"{type(exc).__name__}")
             return
@@ -202,8 +203,8 @@ class StationBase:
                 task.add_done_callback(self._after_tasks.discard)
 
     async def _refuse(self, msg: Call, code: str, reason: str) -> None:
-        log.warning("station %s: %s %s refused: %s: %s", self.id, msg.action, msg.unique_id,
-                    code, reason)  # fmt: skip
+        log.warning("station %s: %s %s refused: %s: %s", self.id, msg.action[:64],
+                    msg.unique_id, code, reason)  # fmt: skip
         self.ctx.metrics.frame_errors.labels(code).inc()
         await self._send(frames.encode_call_error(msg.unique_id, code, reason))
 

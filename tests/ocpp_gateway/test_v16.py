@@ -133,3 +133,18 @@ async def test_session_survives_a_reconnect(gateway: Gateway, bus: Bus) -> None:
         )
     records = await wait_records(bus, topics.METER_VALUES, key="CP16-R", count=2)
     assert decode(MeterValue, records[1].value).session_id == str(start.transaction_id)
+
+
+async def test_without_validation_missing_fields_still_get_a_callerror(bus: Bus) -> None:
+    from ocpp_gateway import GatewayConfig
+
+    gw = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=True, validate=False))
+    await gw.start()
+    try:
+        async with websockets.connect(
+            f"ws://127.0.0.1:{gw.port}/ocpp/CP16-NV", subprotocols=["ocpp1.6"]
+        ) as ws:
+            await ws.send('[2, "u1", "MeterValues", {"connectorId": 1}]')
+            assert '"FormationViolation"' in await ws.recv()
+    finally:
+        await gw.stop()

@@ -266,7 +266,7 @@ class KafkaBus(Bus):
         if not self._running:
             raise PublishError("bus is stopped")
         loop = asyncio.get_running_loop()
-        waits: list[tuple[asyncio.Future[None], float]] = []
+        waits: list[tuple[asyncio.Future[None], float, str]] = []
         first_error: BaseException | None = None
         for m in messages:
             deadline = loop.time() + self._timeout
@@ -283,14 +283,14 @@ class KafkaBus(Bus):
                 self._slots.release()
                 first_error = exc
                 break
-            waits.append((fut, deadline))
-        for fut, deadline in waits:
+            waits.append((fut, deadline, m.topic))
+        for fut, deadline, topic in waits:
             try:
                 async with asyncio.timeout_at(deadline):
                     await asyncio.shield(fut)
             except TimeoutError:
                 first_error = first_error or PublishError(
-                    f"not acknowledged within {self._timeout} s"
+                    f"{topic}: not acknowledged within {self._timeout} s"
                 )
             except PublishError as exc:
                 first_error = first_error or exc

@@ -53,6 +53,7 @@ class Target(Protocol):
 
     id: str
     version: str
+    reconciled: bool  # False until the charger spoke on this connection
 
     async def request(self, action: str, kwargs: dict[str, Any]) -> Any: ...
 
@@ -202,6 +203,8 @@ class CommandDelivery:
         station = self.stations.get(station_id)
         if station is None or station_id not in self.desired:
             return
+        if not station.reconciled:
+            return  # not spoken yet (maybe not booted): reconcile() will bring it up to date
         cmd = self.desired[station_id]
         if cmd is None:
             last = self._sent.pop(station_id, None)

@@ -198,9 +198,16 @@ class StationBase:
         if after is not None:
             out = after(**kwargs)
             if inspect.isawaitable(out):
-                task = asyncio.ensure_future(out)
-                self._after_tasks.add(task)
-                task.add_done_callback(self._after_tasks.discard)
+                self._background(out)
+        elif not self.reconciled and self.ctx.commands is not None:
+            # A charger that reconnects without a BootNotification (common in 1.6) is
+            # brought to the desired state after its first message instead.
+            self._background(self.reconcile())
+
+    def _background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._after_tasks.add(task)
+        task.add_done_callback(self._after_tasks.discard)
 
     async def _refuse(self, msg: Call, code: str, reason: str) -> None:
         log.warning("station %s: %s %s refused: %s: %s", self.id, msg.action[:64],

@@ -66,21 +66,12 @@ class StationV16(StationBase, ChargePoint):
     async def on_heartbeat(self, **_: Any):
         return call_result.Heartbeat(current_time=now_utc().isoformat())
 
-    @after(Action.heartbeat)
-    async def after_heartbeat(self, **_: Any) -> None:
-        # 1.6 chargers often reconnect without a new BootNotification.
-        await self.reconcile()
-
     @on(Action.status_notification)
     async def on_status(self, connector_id: int, error_code: str, status: str, **_: Any):
         await self.publish_status(
             "StatusNotification", connector_id=connector_id, status=status, error_code=error_code
         )
         return call_result.StatusNotification()
-
-    @after(Action.status_notification)
-    async def after_status(self, **_: Any) -> None:
-        await self.reconcile()
 
     @on(Action.authorize)
     async def on_authorize(self, id_tag: str, **_: Any):

@@ -62,10 +62,6 @@ class StationV201(StationBase, ChargePoint):
     async def on_heartbeat(self, **_: Any):
         return call_result.Heartbeat(current_time=now_utc().isoformat())
 
-    @after(Action.heartbeat)
-    async def after_heartbeat(self, **_: Any) -> None:
-        await self.reconcile()
-
     @on(Action.status_notification)
     async def on_status(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
@@ -74,10 +70,6 @@ class StationV201(StationBase, ChargePoint):
             "StatusNotification", connector_id=evse_id, status=connector_status
         )
         return call_result.StatusNotification()
-
-    @after(Action.status_notification)
-    async def after_status(self, **_: Any) -> None:
-        await self.reconcile()
 
     @on(Action.authorize)
     async def on_authorize(self, id_token: dict[str, Any], **_: Any):

@@ -304,3 +304,15 @@ async def test_charger_capabilities_choose_unit_and_cap_stack(gateway: Gateway, 
         (schedule,) = profile["charging_schedule"]
         assert schedule["charging_rate_unit"] == "W" and profile["stack_level"] == 2
         assert schedule["charging_schedule_period"][0]["limit"] == 7000.0
+
+
+async def test_nothing_sent_before_the_charger_speaks(gateway: Gateway, bus: Bus) -> None:
+    async with charger(gateway.port, "CP-QUIET") as cp:
+        async with asyncio.timeout(5):
+            while "CP-QUIET" not in gateway.commands.stations:
+                await asyncio.sleep(0.02)
+        await command(bus, "CP-QUIET", 8.0)
+        await settle(gateway, "CP-QUIET", 8.0)
+        assert cp.profiles.empty()  # connected, but it has not booted or said anything
+        await boot16(cp)
+        assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 8000.0

@@ -42,15 +42,17 @@ def values(records: list[Record]) -> list[bytes | None]:
 async def make_bus(request: pytest.FixtureRequest) -> AsyncIterator[MakeBus]:
     """A factory of started buses with custom settings, stopped after the test."""
     made: list[Bus] = []
+    broker: KafkaBroker | None = None
+    if request.param == "kafka":
+        broker = request.getfixturevalue("kafka")
 
     async def make(**kwargs: Any) -> Bus:
         bus: Bus
-        if request.param == "local":
+        if broker is None:
             bus = LocalBus(**kwargs)
         else:
             from pipeline.bus import KafkaBus
 
-            broker: KafkaBroker = request.getfixturevalue("kafka")
             bus = KafkaBus(broker.bootstrap, **broker.bus_config(), **kwargs)
         await bus.start()
         made.append(bus)

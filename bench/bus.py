@@ -9,7 +9,8 @@ the test fixture does (:class:`pipeline.bus.tansu.TansuBroker`), or on ``KAFKA_B
 Method: one publisher awaits each ``publish`` in turn (the acknowledgement latency), while
 one subscriber (no group, started before the clock runs) stamps each record on arrival;
 the value carries the send time, so produce -> consume is measured in one process on one
-clock. Then ``publish_many`` of ``--batch`` records gives a throughput figure.
+clock. A new consumer group then times subscribe -> first record (the group join), and
+``publish_many`` of ``--batch`` records gives a throughput figure.
 Figures depend on the machine's load; print them, never assert them.
 """
 
@@ -72,6 +73,15 @@ async def measure(bus: Bus, n: int, batch: int, pace: float) -> dict[str, float]
     reader.cancel()
     await sub.close()
 
+    # A new group: subscribe -> first record (the group join on Kafka).
+    await bus.publish(TOPIC, key, b"join")
+    t0 = time.perf_counter()
+    async with bus.subscribe([TOPIC], group=f"{key}-group") as grouped:
+        while not any(r.key == key for r in await grouped.batch(timeout=0.2)):
+            if time.perf_counter() - t0 > 60:
+                break
+        join = time.perf_counter() - t0
+
     messages = [Message(TOPIC, f"{key}-{i % 100}", b"y" * 200) for i in range(batch)]
     t0 = time.perf_counter()
     await bus.publish_many(messages)
@@ -83,6 +93,7 @@ async def measure(bus: Bus, n: int, batch: int, pace: float) -> dict[str, float]
         "e2e_p99": pct(arrivals, 0.99) * 1e3 if arrivals else float("nan"),
         "mean_ack": statistics.fmean(acks) * 1e3,
         "many_rps": batch / elapsed,
+        "join_s": join,
     }
 
 
@@ -135,7 +146,7 @@ async def main() -> None:
     )
     print(f"machine: {os.cpu_count()} cores, load {os.getloadavg()[0]:.2f}")
     header = f"{'transport':<28}{'ack p50':>9}{'ack p99':>9}{'e2e p50':>9}{'e2e p99':>9}"
-    print(header + f"{'many rec/s':>12}")
+    print(header + f"{'many rec/s':>12}{'join':>8}")
     for name in args.only.split(","):
         label, factory = TRANSPORTS[name]
         kwargs = {"fetch_wait_ms": args.fetch_wait_ms} if name == "kafka" else {}
@@ -144,6 +155,7 @@ async def main() -> None:
         print(
             f"{label:<28}{r['ack_p50']:>7.3f}ms{r['ack_p99']:>7.3f}ms"
             f"{r['e2e_p50']:>7.3f}ms{r['e2e_p99']:>7.3f}ms{r['many_rps']:>12,.0f}"
+            f"{r['join_s']:>7.2f}s"
         )
 
 

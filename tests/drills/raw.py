@@ -45,7 +45,7 @@ class Ledger:
     timeouts: int = 0
     disconnects: int = 0
     connects: int = 0
-    connect_failures: int = 0
+    connect_failures: Counter[str] = field(default_factory=Counter)  # reason -> count
     ack_ms: list[float] = field(default_factory=list)
     server_calls: Counter[str] = field(default_factory=Counter)
 
@@ -53,7 +53,7 @@ class Ledger:
         return (
             f"readings created {self.created}, frames sent {self.sent}, acked {len(self.acked)}, "
             f"CallErrors {dict(self.call_errors)}, timeouts {self.timeouts}, "
-            f"connects {self.connects} (failed {self.connect_failures}), disconnects "
+            f"connects {self.connects} (failed {dict(self.connect_failures)}), disconnects "
             f"{self.disconnects}, calls from gridctl {dict(self.server_calls)}, ack p50 "
             f"{pct(self.ack_ms, 50):.1f} ms p99 {pct(self.ack_ms, 99):.1f} ms"
         )
@@ -203,8 +203,9 @@ class MeterCharger:
             ws = await asyncio.wait_for(
                 connect(self.port, self.id, self.password), self.connect_timeout
             )
-        except _CONNECT_ERRORS:
-            self.ledger.connect_failures += 1
+        except _CONNECT_ERRORS as exc:
+            reason = str(exc)[:40] if isinstance(exc, RuntimeError) else type(exc).__name__
+            self.ledger.connect_failures[reason] += 1
             return False
         self._ws = ws
         self._reader = asyncio.create_task(self._read(ws))

@@ -135,14 +135,18 @@ class TansuBroker:
             time.sleep(0.05)
         raise TansuError(f"tansu on {self.bootstrap} not ready within {timeout} s")
 
-    def stop(self) -> None:
-        """Terminate the process (memory storage: every topic is lost)."""
+    def stop(self, grace: float = 0.5) -> None:
+        """End the process (memory storage: every topic is lost).
+
+        Tansu waits for connected clients before it exits on SIGTERM, so after
+        ``grace`` seconds it is killed; with nothing on disk, that loses nothing more.
+        """
         proc, self._proc = self._proc, None
         if proc is None or proc.poll() is not None:
             return
         proc.terminate()
         try:
-            proc.wait(5)
+            proc.wait(grace)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)

@@ -26,6 +26,7 @@ from cli.dr_cmd import (
 from dr_bridge.client import ApiError
 from dr_bridge.errors import SignalInvalid
 from dr_bridge.stations_csv import line_of, read_stations
+from pipeline.contracts import StationZone
 
 __all__ = ["register"]
 
@@ -77,16 +78,7 @@ def register(app: typer.Typer) -> None:
         except ApiError as exc:
             raise fail(exc) from exc
         table = Table(title=f"stations ({len(stations)})")
-        cols = (
-            "station_id",
-            "zone_id",
-            "max_station_kw",
-            "contract_max_kw",
-            "min_active_kw",
-            "charging_rate_unit",
-            "phases",
-            "voltage_v",
-        )
+        cols = StationZone.__struct_fields__
         for col in cols:
             table.add_column(col)
         for s in stations:

@@ -19,19 +19,11 @@ from pydantic import ValidationError
 
 from dr_bridge.errors import SignalInvalid
 from dr_bridge.models import StationIn
+from pipeline.contracts import StationZone
 from pipeline.secrets import hash_password
 
-COLUMNS = (
-    "station_id",
-    "zone_id",
-    "max_station_kw",
-    "contract_max_kw",
-    "min_active_kw",
-    "charging_rate_unit",
-    "phases",
-    "voltage_v",
-    "password",
-)
+#: The station contract's fields, then the password the CLI hashes.
+COLUMNS = (*StationZone.__struct_fields__, "password")
 REQUIRED = ("station_id", "zone_id", "max_station_kw", "contract_max_kw", "password")
 _PLACEHOLDER_HASH = "scrypt$" + "0" * 32 + "$" + "0" * 64  # validates the rest before hashing
 

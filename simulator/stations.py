@@ -22,20 +22,12 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from pipeline.contracts import StationZone
 from simulator.errors import ConfigError
 from simulator.physics import AC_FLOOR_AMPS, StationSpec
 
-COLUMNS = (
-    "station_id",
-    "zone_id",
-    "max_station_kw",
-    "contract_max_kw",
-    "min_active_kw",
-    "charging_rate_unit",
-    "phases",
-    "voltage_v",
-    "password",
-)
+#: ``gridctl stations import`` columns: the station contract's fields, then the password.
+COLUMNS = (*StationZone.__struct_fields__, "password")
 
 #: (share, max kW, phases): a typical AC mix of wallboxes and public posts.
 _HARDWARE = ((0.60, 11.0, 3), (0.25, 22.0, 3), (0.15, 7.4, 1))

@@ -26,6 +26,7 @@ from pipeline.compiler.bootstrap import BOOTSTRAP_SQL, SCHEMA
 from pipeline.compiler.ddl import Relation, parse_relation, parse_sink, strip_comments, unquote
 from pipeline.compiler.errors import CompileError, first_line
 from pipeline.compiler.query import QueryError, compile_query, output_columns
+from pipeline.compiler.top1 import INGEST_SEQ, top1_refresh_sql
 
 __all__ = [
     "BOOTSTRAP_SQL",
@@ -71,10 +72,16 @@ def _array(values: list[str]) -> str:
 
 def _relation_sql(rel: Relation, sql: str) -> list[str]:
     cols = [f'"{c.name}" {c.type}' for c in rel.columns]
+    append_only = rel.kind == "SOURCE" or rel.append_only or not rel.primary_key
+    if append_only:
+        # Ingest order, so latest-per-key views can be refreshed from the new rows only.
+        cols.append(f'"{INGEST_SEQ}" BIGINT GENERATED ALWAYS AS IDENTITY')
     if rel.primary_key:
         cols.append("PRIMARY KEY (" + ", ".join(f'"{c}"' for c in rel.primary_key) + ")")
     out = [f'CREATE TABLE IF NOT EXISTS "{rel.name}" (\n    ' + ",\n    ".join(cols) + "\n)"]
     index_cols = list(rel.indexes)
+    if append_only:
+        index_cols.append([INGEST_SEQ])
     if rel.watermark_column:
         index_cols.append([rel.watermark_column])
     for cols_ in index_cols:
@@ -97,7 +104,6 @@ def _relation_sql(rel: Relation, sql: str) -> list[str]:
         raise CompileError(first_line(sql), f"FORMAT {fmt} is not compiled (PLAIN, UPSERT)")
     if fmt == "UPSERT" and rel.key_column and rel.primary_key != [rel.key_column]:
         raise CompileError(first_line(sql), "FORMAT UPSERT: the primary key must be the key column")
-    append_only = rel.kind == "SOURCE" or rel.append_only or not rel.primary_key
     columns = json.dumps([[c.name, c.type] for c in rel.columns])
     out.append(
         f"INSERT INTO {SCHEMA}.sources (name, kind, topic, format, primary_key, version_column, "
@@ -177,6 +183,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
         ]
     if materialized and compiled.aggregating and not compiled.windowed:
         live, cache = f'{SCHEMA}."{name}__live"', f'{SCHEMA}."{name}__cache"'
+        refresh = top1_refresh_sql(name, sqlglot.parse_one(query, read="risingwave"))
         return [
             f"DROP VIEW IF EXISTS {live} CASCADE",
             f"DROP TABLE IF EXISTS {cache} CASCADE",
@@ -184,17 +191,18 @@ def _view_sql(sql: str, text: str) -> list[str]:
             f"CREATE TABLE {cache} AS SELECT * FROM {live} WITH NO DATA",
             f'CREATE VIEW "{name}" AS SELECT * FROM {cache} WHERE {SCHEMA}.cached({_lit(name)}) '
             f"UNION ALL SELECT * FROM {live} WHERE NOT {SCHEMA}.cached({_lit(name)})",
-            _view_row(name, "cached", compiled.sources),
+            _view_row(name, "top1" if refresh else "cached", compiled.sources, refresh),
         ]
     verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"
     return [f'{verb} "{name}" AS\n{body}']
 
 
-def _view_row(name: str, kind: str, sources: list[str]) -> str:
+def _view_row(name: str, kind: str, sources: list[str], refresh: str | None = None) -> str:
     return (
-        f"INSERT INTO {SCHEMA}.views (name, kind, sources) VALUES "
-        f"({_lit(name)}, {_lit(kind)}, {_array(sources)}) ON CONFLICT (name) DO UPDATE SET "
-        "kind = EXCLUDED.kind, sources = EXCLUDED.sources, emitted_until = NULL, "
+        f"INSERT INTO {SCHEMA}.views (name, kind, sources, refresh_sql) VALUES "
+        f"({_lit(name)}, {_lit(kind)}, {_array(sources)}, {_lit(refresh)}) "
+        "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, sources = EXCLUDED.sources, "
+        "refresh_sql = EXCLUDED.refresh_sql, last_seq = NULL, emitted_until = NULL, "
         # Re-created after what it reads: it must come after it in dependency order.
         f"seq = nextval(pg_get_serial_sequence('{SCHEMA}.views', 'seq'))"
     )

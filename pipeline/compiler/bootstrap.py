@@ -77,6 +77,9 @@ $$""",
     sources TEXT[] NOT NULL DEFAULT '{{}}',
     emitted_until TIMESTAMPTZ
 )""",
+    # kind 'top1': a latest-row-per-key view refreshed incrementally (see compiler.top1).
+    f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS refresh_sql TEXT",
+    f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS last_seq BIGINT",
     # Whether view ``name`` reads its per-tick cache: only inside the engine's tick, after
     # the cache was refreshed (gridctl.cached lists those views); dashboards read live.
     f"""CREATE OR REPLACE FUNCTION {SCHEMA}.cached(name TEXT)

@@ -56,6 +56,7 @@ class View:
     name: str
     kind: str
     sources: tuple[str, ...]
+    refresh_sql: str | None = None
 
 
 async def load_views(conn: psycopg.AsyncConnection) -> list[View]:
@@ -78,14 +79,14 @@ WITH RECURSIVE closure(oid) AS (
     JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
         AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> closure.oid
 )
-SELECT v.name, v.kind, v.sources FROM {SCHEMA}.views AS v
+SELECT v.name, v.kind, v.sources, v.refresh_sql FROM {SCHEMA}.views AS v
 WHERE to_regclass(format('%I.%I', '{SCHEMA}', v.name || CASE v.kind
         WHEN 'eowc' THEN '__closed' ELSE '__cache' END)) IS NOT NULL
     AND to_regclass(format('%I', v.name)) IS NOT NULL
     AND (v.kind = 'eowc' OR to_regclass(format('%I', v.name))::oid IN (SELECT oid FROM closure))
 ORDER BY v.seq"""
         )
-        return [View(r[0], r[1], tuple(r[2])) for r in await cur.fetchall()]
+        return [View(r[0], r[1], tuple(r[2]), r[3]) for r in await cur.fetchall()]
 
 
 async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]:

@@ -449,6 +449,15 @@ class Engine:
                     ),
                     ("SELECT set_config('gridctl.window_since', '', true)", ()),
                 ]
+            elif view.kind == "top1" and view.refresh_sql and self._append_only(view):
+                cached.append(view.name)
+                statements += [
+                    (view.refresh_sql, ()),
+                    (
+                        "SELECT set_config('gridctl.cached', %s, true)",
+                        ("," + ",".join(cached) + ",",),
+                    ),
+                ]
             else:
                 cached.append(view.name)
                 statements += [
@@ -466,6 +475,13 @@ class Engine:
         async with self._require().pipeline():
             for sql, params in statements:
                 await cur.execute(sql, params or None)  # type: ignore[arg-type]
+
+    def _append_only(self, view: View) -> bool:
+        """An incremental top-1 is exact only over one append-only source table."""
+        names = {s.name: s for sources in self._sources.values() for s in sources}
+        return len(view.sources) == 1 and (
+            view.sources[0] in names and names[view.sources[0]].append_only
+        )
 
     async def _read_sinks(
         self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool

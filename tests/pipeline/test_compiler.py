@@ -194,3 +194,22 @@ def test_hop_windows_on_postgres(postgres: str) -> None:
         ("12:00:30", "12:01:30"),
     ]
     assert all(isinstance(a, datetime) for a, _ in rows)
+
+
+def test_latest_per_key_views_are_refreshed_incrementally_only_when_exact() -> None:
+    top1 = (
+        "CREATE MATERIALIZED VIEW l AS SELECT k, v, ts FROM (SELECT k, v, ts, ROW_NUMBER() "
+        "OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM src "
+        "WHERE v IS NOT NULL AND ts > NOW() - INTERVAL '2 MINUTES') AS x WHERE rn = 1"
+    )
+    row = compile_statement(top1)[-1]
+    assert "'top1'" in row and "_ingest_seq > COALESCE" in row
+    # A time bound on another column, or an ascending order, is not incremental: cached.
+    other = top1.replace("ts > NOW()", "v > 0 AND k > 'a' AND ts2 > NOW()").replace(
+        "SELECT k, v, ts,", "SELECT k, v, ts, ts2,"
+    )
+    assert "'cached'" in compile_statement(other)[-1]
+    asc = top1.replace("ts DESC", "ts ASC")
+    assert "'cached'" in compile_statement(asc)[-1]
+    appended = compile_statement(SOURCE)[0]
+    assert '"_ingest_seq" BIGINT GENERATED ALWAYS AS IDENTITY' in appended

@@ -142,3 +142,26 @@ async def test_outbox_retried_by_the_next_tick_without_new_decisions(postgres: s
         assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 5.0), ("B", 3.0)]
         assert await h.tick(3) == []
         assert h.query("SELECT count(*) FROM gridctl_engine.outbox") == [(0,)]
+
+
+async def test_incremental_latest_per_connector_equals_full_recomputation(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await h.station("A", "Z1")
+        await h.sample("A", 1, 1.0, 0)
+        await h.sample("B", 1, 2.0, 5)
+        await h.tick(6)
+        await h.sample("A", 1, 3.0, 3)  # late, newer than A's latest, older than B's
+        await h.sample("A", 1, 9.0, -10)  # late and older than A's latest: no effect
+        await h.sample("A", 2, 4.0, 8)
+        latest = (
+            "SELECT station_id, connector_id, power_kw FROM gridctl_engine.connector_latest__{} "
+            "ORDER BY 1, 2"
+        )
+        seen = {}
+        for t in (10, 60, 124, 126, 200):  # samples expire after 120 s
+            await h.tick(t)
+            seen[t] = h.query(latest.format("cache"))
+            assert seen[t] == h.query(latest.format("live")), t
+        assert seen[10] == [("A", 1, 3.0), ("A", 2, 4.0), ("B", 1, 2.0)]
+        assert seen[124] == [("A", 2, 4.0), ("B", 1, 2.0)]  # A/1 stamped 3 s is stale now
+        assert seen[200] == []

@@ -36,6 +36,9 @@ def decode(raw: str | bytes, version: str) -> Call | CallResult | CallError:
         msg = _DECODER.decode(raw)
     except (msgspec.DecodeError, UnicodeDecodeError) as exc:
         raise FrameError(format_violation_code(version), f"not valid JSON: {exc}") from None
+    except RecursionError:
+        # msgspec recurses per nesting level: "[" * 50_000 must not kill the connection.
+        raise FrameError(format_violation_code(version), "JSON nested too deeply") from None
     if not isinstance(msg, list) or not msg:
         raise FrameError("ProtocolError", "a frame must be a non-empty JSON array")
     kind = msg[0]

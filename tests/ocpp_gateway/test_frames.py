@@ -54,3 +54,12 @@ def test_encoders_produce_ocpp_j() -> None:
     decoded = frames.decode(text, "1.6")
     assert isinstance(decoded, CallError)
     assert decoded.error_code == "InternalError" and len(decoded.error_description) == 255
+
+
+@pytest.mark.parametrize("depth", [10_000, 100_000])
+def test_deeply_nested_frame_is_a_format_violation_not_a_crash(depth: int) -> None:
+    # Found by tests/drills/test_fuzz_load.py: msgspec raised RecursionError, which
+    # escaped decode() and ended the connection's handler with a traceback.
+    with pytest.raises(FrameError) as info:
+        frames.decode("[2," + "[" * depth + "]" * depth + "]", "1.6")
+    assert info.value.code == "FormationViolation"

@@ -73,14 +73,15 @@ def _array(values: list[str]) -> str:
 def _relation_sql(rel: Relation, sql: str) -> list[str]:
     cols = [f'"{c.name}" {c.type}' for c in rel.columns]
     append_only = rel.kind == "SOURCE" or rel.append_only or not rel.primary_key
-    if append_only:
+    fed = append_only and "connector" in rel.options  # appended to by the engine's ingest
+    if fed:
         # Ingest order, so latest-per-key views can be refreshed from the new rows only.
         cols.append(f'"{INGEST_SEQ}" BIGINT GENERATED ALWAYS AS IDENTITY')
     if rel.primary_key:
         cols.append("PRIMARY KEY (" + ", ".join(f'"{c}"' for c in rel.primary_key) + ")")
     out = [f'CREATE TABLE IF NOT EXISTS "{rel.name}" (\n    ' + ",\n    ".join(cols) + "\n)"]
     index_cols = list(rel.indexes)
-    if append_only:
+    if fed:
         index_cols.append([INGEST_SEQ])
     if rel.watermark_column:
         index_cols.append([rel.watermark_column])

@@ -34,6 +34,7 @@ from pipeline.secrets import hash_password
 from simulator.charger import ChargerSettings
 from simulator.fleet import Fleet, FleetConfig
 from simulator.observe import ProfileEvent
+from simulator.stations import api_rows
 
 
 @dataclass
@@ -161,20 +162,7 @@ class Demo:
             )
         )
         stored = hash_password(password)  # one hash: every simulated station shares it
-        stations = [
-            {
-                "station_id": s.station_id,
-                "zone_id": s.zone_id,
-                "max_station_kw": s.max_station_kw,
-                "contract_max_kw": s.contract_max_kw,
-                "min_active_kw": s.min_active_kw,
-                "charging_rate_unit": s.charging_rate_unit,
-                "phases": s.phases,
-                "voltage_v": s.voltage_v,
-                "password_hash": stored,
-            }
-            for s in fleet.specs
-        ]
+        stations = api_rows(fleet.specs, stored)
         async with self._api(endpoints) as api:
             response = await api.post("/v1/stations", json=stations)
             response.raise_for_status()

@@ -185,3 +185,18 @@ def apply_passwords(stations: list[StationSpec], path: str | Path) -> list[Stati
             raise ConfigError(f"{path}: expected station_id,password, got {ln!r}")
         table[sid.strip()] = pw.strip()
     return [replace(s, password=table.get(s.station_id, s.password)) for s in stations]
+
+
+def api_rows(stations: Iterable[StationSpec], password_hash: str) -> list[dict[str, object]]:
+    """``POST /v1/stations`` bodies for simulated stations sharing one password hash.
+
+    One hash for the whole fleet: scrypt costs ~50 ms per password by design, which is
+    right for real stations and pointless for thousands of simulated ones.
+    """
+    return [
+        {
+            **{name: getattr(spec, name) for name in StationZone.__struct_fields__},
+            "password_hash": password_hash,
+        }
+        for spec in stations
+    ]

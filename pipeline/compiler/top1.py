@@ -22,8 +22,14 @@ from pipeline.compiler.query import rewrite
 INGEST_SEQ = "_ingest_seq"
 
 
-def top1_refresh_sql(name: str, tree: exp.Expression) -> str | None:
-    """The refresh statement of view ``name`` if ``tree`` is an incremental top-1, else None."""
+def top1_refresh_sql(name: str, tree: exp.Expression) -> list[str] | None:
+    """Statements keeping the cache of view ``name`` up to date, if ``tree`` is an
+    incremental top-1 (see the module docstring); None otherwise.
+
+    The first statement creates the unique index on the keys the refresh needs; the rest
+    are the refresh, run by the engine each tick: upsert the newest new row per key (newer
+    rows win), then delete the rows the time bound no longer admits.
+    """
     if not isinstance(tree, exp.Select) or tree.args.get("group") or tree.args.get("joins"):
         return None
     sub = tree.args.get("from_")
@@ -64,34 +70,48 @@ def top1_refresh_sql(name: str, tree: exp.Expression) -> str | None:
     used = {c.name for c in inner.find_all(exp.Column)} - {rn_name}
     if not used <= set(plain) or any(c.table for c in inner.find_all(exp.Column)):
         return None
-    order = window.args.get("order")
-    keys = order.expressions if order is not None else []
-    if len(keys) != 1 or not keys[0].args.get("desc") or not isinstance(keys[0].this, exp.Column):
+    keys = window.args.get("partition_by") or []
+    if not keys or not all(isinstance(k, exp.Column) for k in keys):
         return None
-    order_col = keys[0].this.name
+    order = window.args.get("order")
+    ordered = order.expressions if order is not None else []
+    if (
+        len(ordered) != 1
+        or not ordered[0].args.get("desc")
+        or not isinstance(ordered[0].this, exp.Column)
+    ):
+        return None
+    ts = ordered[0].this.name
     inner_where = inner.args.get("where")
+    bounded = False
     for part in _conjuncts(inner_where.this if inner_where else None):
-        if _uses_now(part) and not (
-            isinstance(part, exp.GT | exp.GTE)
-            and isinstance(part.this, exp.Column)
-            and part.this.name == order_col
-        ):
-            return None  # only a lower bound on the ordering column may depend on time
-    window_sql = rewrite(window.copy()).sql(dialect="postgres")
-    pred = rewrite(inner_where.this.copy()).sql(dialect="postgres") if inner_where else "TRUE"
+        if _uses_now(part):
+            if not (
+                isinstance(part, exp.GT | exp.GTE)
+                and isinstance(part.this, exp.Column)
+                and part.this.name == ts
+            ):
+                return None  # only a lower bound on the ordering column may depend on time
+            bounded = True
+    if not bounded:
+        return None  # without a time bound NULL timestamps would sort first: not handled
+    pred = rewrite(inner_where.this.copy()).sql(dialect="postgres")  # type: ignore[union-attr]
+    key_cols = ", ".join(k.name for k in keys)
     cols = ", ".join(plain)
     src = table.sql(dialect="postgres")
     cache = f'{SCHEMA}."{name}__cache"'
     last = f"COALESCE((SELECT last_seq FROM {SCHEMA}.views WHERE name = '{name}'), 0)"
-    return (
-        f"WITH cand AS (SELECT {cols} FROM {cache} "
-        f"UNION ALL SELECT {cols} FROM {src} WHERE {INGEST_SEQ} > {last}), "
-        f"ranked AS (SELECT {cols}, {window_sql} AS {rn_name} FROM cand WHERE {pred}), "
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in plain if c not in {k.name for k in keys})
+    return [
+        f'CREATE UNIQUE INDEX "{name}__cache__key" ON {cache} ({key_cols}) NULLS NOT DISTINCT',
+        f"WITH fresh AS (SELECT DISTINCT ON ({key_cols}) {cols} FROM {src} "
+        f"WHERE {INGEST_SEQ} > {last} AND ({pred}) ORDER BY {key_cols}, {ts} DESC), "
         f"mark AS (UPDATE {SCHEMA}.views SET last_seq = COALESCE("
-        f"(SELECT max({INGEST_SEQ}) FROM {src}), last_seq) WHERE name = '{name}'), "
-        f"gone AS (DELETE FROM {cache}) "
-        f"INSERT INTO {cache} SELECT {cols} FROM ranked WHERE {rn_name} = 1"
-    )
+        f"(SELECT max({INGEST_SEQ}) FROM {src}), last_seq) WHERE name = '{name}') "
+        f"INSERT INTO {cache} AS c SELECT {cols} FROM fresh ON CONFLICT ({key_cols}) "
+        f"DO UPDATE SET {updates or f'{ts} = EXCLUDED.{ts}'} WHERE c.{ts} < EXCLUDED.{ts}",
+        f"DELETE FROM {cache} WHERE NOT ({pred})",
+    ]
 
 
 def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:

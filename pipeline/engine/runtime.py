@@ -452,7 +452,7 @@ class Engine:
             elif view.kind == "top1" and view.refresh_sql and self._append_only(view):
                 cached.append(view.name)
                 statements += [
-                    (view.refresh_sql, ()),
+                    *((sql, ()) for sql in view.refresh_sql.split(";\n")),
                     (
                         "SELECT set_config('gridctl.cached', %s, true)",
                         ("," + ",".join(cached) + ",",),

@@ -498,7 +498,8 @@ def main() -> None:
     try:
         if "throughput" in parts:
             print(f"\n## closed loop: {args.chargers} chargers, {args.seconds:.0f} s each")
-            print(f"{'server':<12} {'MeterValues/s':>14} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+            per_s = f"{frame_parts()[0]}/s"
+            print(f"{'server':<12} {per_s:>14} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
                   f" {'server CPU µs/msg':>18} {'server CPU %':>13}")  # fmt: skip
             results = {}
             for kind in kinds:
@@ -510,8 +511,8 @@ def main() -> None:
             for kind in kinds[1:]:
                 ratio = results[kind]["rate"] / results["stock"]["rate"]
                 cpu_ratio = results["stock"]["cpu_us"] / results[kind]["cpu_us"]
-                print(f"{kind} vs stock: {ratio:.2f}x MeterValues/s, "
-                      f"{cpu_ratio:.2f}x less server CPU per MeterValues")  # fmt: skip
+                print(f"{kind} vs stock: {ratio:.2f}x {per_s}, "
+                      f"{cpu_ratio:.2f}x less server CPU per message")  # fmt: skip
         if "rate" in parts:
             print(f"\n## paced: {args.rate:.0f} MeterValues/s over {args.rate_chargers} chargers, "
                   f"{args.seconds:.0f} s")  # fmt: skip

@@ -37,7 +37,7 @@ class GatewayMetrics:
             registry=r,
         )
         self.frame_errors = Counter(
-            "gridctl_ocpp_frame_errors_total",
+            names.OCPP_CALL_ERRORS,
             "Incoming frames answered with a CallError, by code",
             ["code"],
             registry=r,

@@ -192,12 +192,12 @@ def _view_sql(sql: str, text: str) -> list[str]:
             f"CREATE TABLE {cache} AS SELECT * FROM {live} WITH NO DATA",
             f'CREATE VIEW "{name}" AS SELECT * FROM {cache} WHERE {SCHEMA}.cached({_lit(name)}) '
             f"UNION ALL SELECT * FROM {live} WHERE NOT {SCHEMA}.cached({_lit(name)})",
-            *(refresh[:1] if refresh else []),
+            *(refresh[:2] if refresh else []),
             _view_row(
                 name,
                 "top1" if refresh else "cached",
                 compiled.sources,
-                ";\n".join(refresh[1:]) if refresh else None,
+                ";\n".join(refresh[2:]) if refresh else None,
             ),
         ]
     verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"

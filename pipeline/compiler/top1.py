@@ -83,7 +83,7 @@ def top1_refresh_sql(name: str, tree: exp.Expression) -> list[str] | None:
         return None
     ts = ordered[0].this.name
     inner_where = inner.args.get("where")
-    bounded = False
+    expired: list[str] = []
     for part in _conjuncts(inner_where.this if inner_where else None):
         if _uses_now(part):
             if not (
@@ -92,8 +92,9 @@ def top1_refresh_sql(name: str, tree: exp.Expression) -> list[str] | None:
                 and part.this.name == ts
             ):
                 return None  # only a lower bound on the ordering column may depend on time
-            bounded = True
-    if not bounded:
+            bound = rewrite(part.expression.copy()).sql(dialect="postgres")
+            expired.append(f"{ts} {'<=' if isinstance(part, exp.GT) else '<'} {bound}")
+    if not expired:
         return None  # without a time bound NULL timestamps would sort first: not handled
     pred = rewrite(inner_where.this.copy()).sql(dialect="postgres")  # type: ignore[union-attr]
     key_cols = ", ".join(k.name for k in keys)
@@ -102,15 +103,21 @@ def top1_refresh_sql(name: str, tree: exp.Expression) -> list[str] | None:
     cache = f'{SCHEMA}."{name}__cache"'
     last = f"COALESCE((SELECT last_seq FROM {SCHEMA}.views WHERE name = '{name}'), 0)"
     updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in plain if c not in {k.name for k in keys})
+    top = f"(SELECT max({INGEST_SEQ}) FROM {src})"
     return [
         f'CREATE UNIQUE INDEX "{name}__cache__key" ON {cache} ({key_cols}) NULLS NOT DISTINCT',
+        f'CREATE INDEX "{name}__cache__ts" ON {cache} ({ts})',
+        # A range on the ingest sequence (not just a lower bound) makes the planner pick
+        # its index: only the rows ingested since the last refresh are read.
         f"WITH fresh AS (SELECT DISTINCT ON ({key_cols}) {cols} FROM {src} "
-        f"WHERE {INGEST_SEQ} > {last} AND ({pred}) ORDER BY {key_cols}, {ts} DESC), "
+        f"WHERE {INGEST_SEQ} > {last} AND {INGEST_SEQ} <= {top} AND ({pred}) "
+        f"ORDER BY {key_cols}, {ts} DESC), "
         f"mark AS (UPDATE {SCHEMA}.views SET last_seq = COALESCE("
         f"(SELECT max({INGEST_SEQ}) FROM {src}), last_seq) WHERE name = '{name}') "
         f"INSERT INTO {cache} AS c SELECT {cols} FROM fresh ON CONFLICT ({key_cols}) "
         f"DO UPDATE SET {updates or f'{ts} = EXCLUDED.{ts}'} WHERE c.{ts} < EXCLUDED.{ts}",
-        f"DELETE FROM {cache} WHERE NOT ({pred})",
+        # Rows in the cache passed the static conditions; only the time bound expires them.
+        f"DELETE FROM {cache} WHERE {' OR '.join(expired)}",
     ]
 
 

@@ -190,6 +190,8 @@ class Engine:
             await self._ingest(now)
             sent = await self._evaluate_sinks(now)
             await self._retention(now)
+            if self.ticks % 30 == 29:
+                await self._vacuum()
             self._last_tick = now
             self.ticks += 1
             metrics.TICK.observe(time.perf_counter() - started)
@@ -461,7 +463,9 @@ class Engine:
             else:
                 cached.append(view.name)
                 statements += [
-                    (f'DELETE FROM {SCHEMA}."{view.name}__cache"', ()),
+                    # TRUNCATE, not DELETE: a cache rewritten every second would bloat
+                    # faster than autovacuum cleans it, and every scan would pay for that.
+                    (f'TRUNCATE {SCHEMA}."{view.name}__cache"', ()),
                     (
                         f'INSERT INTO {SCHEMA}."{view.name}__cache" '
                         f'SELECT * FROM {SCHEMA}."{view.name}__live"',
@@ -519,6 +523,21 @@ class Engine:
         await conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE seq <= %s", (pending[-1][0],))
         await conn.commit()
         self._outbox_dirty = False
+
+    async def _vacuum(self) -> None:
+        """Vacuum the incrementally updated caches: each tick updates a row per connector
+        that reported, and between autovacuum runs the dead versions would slow every
+        scan of the cache."""
+        conn = self._require()
+        names = [v.name for v in self._views if v.kind == "top1"]
+        if not names:
+            return
+        await conn.set_autocommit(True)
+        try:
+            for name in names:
+                await conn.execute(f'VACUUM {SCHEMA}."{name}__cache"')  # type: ignore[arg-type]
+        finally:
+            await conn.set_autocommit(False)
 
     # -- retention -----------------------------------------------------------------------
     async def _retention(self, now: datetime) -> None:

@@ -463,9 +463,9 @@ class Engine:
             else:
                 cached.append(view.name)
                 statements += [
-                    # TRUNCATE, not DELETE: a cache rewritten every second would bloat
-                    # faster than autovacuum cleans it, and every scan would pay for that.
-                    (f'TRUNCATE {SCHEMA}."{view.name}__cache"', ()),
+                    # DELETE, not TRUNCATE: TRUNCATE invalidates every cached plan that
+                    # reads the table, and replanning the views each tick costs more.
+                    (f'DELETE FROM {SCHEMA}."{view.name}__cache"', ()),
                     (
                         f'INSERT INTO {SCHEMA}."{view.name}__cache" '
                         f'SELECT * FROM {SCHEMA}."{view.name}__live"',
@@ -525,11 +525,10 @@ class Engine:
         self._outbox_dirty = False
 
     async def _vacuum(self) -> None:
-        """Vacuum the incrementally updated caches: each tick updates a row per connector
-        that reported, and between autovacuum runs the dead versions would slow every
-        scan of the cache."""
+        """Vacuum the caches: each tick rewrites them (or updates a row per connector that
+        reported), and between autovacuum runs the dead versions would slow every scan."""
         conn = self._require()
-        names = [v.name for v in self._views if v.kind == "top1"]
+        names = [v.name for v in self._views if v.kind in ("top1", "cached")]
         if not names:
             return
         await conn.set_autocommit(True)

@@ -118,6 +118,7 @@ class GridctlProcess:
 
     data_dir: Path
     bus: str = "local"
+    engine: str = "embedded"
     kafka_bootstrap: str | None = None
     kafka_config: dict[str, Any] = field(default_factory=dict)
     tick: float = 1.0
@@ -159,6 +160,7 @@ class GridctlProcess:
             sys.executable, "-m", "cli.main", "run",
             "--data-dir", str(self.data_dir),
             "--bus", self.bus,
+            "--engine", self.engine,
             "--ocpp-port", str(self.ocpp_port),
             "--api-port", str(self.api_port),
             "--pg-port", str(self.pg_port),
@@ -230,7 +232,7 @@ class GridctlProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
-        if self.database_url is None:
+        if self.database_url is None and self.engine == "embedded":
             from pipeline.embedded_pg import EmbeddedPostgres
 
             pg = EmbeddedPostgres(self.data_dir / "postgres", port=self.pg_port)

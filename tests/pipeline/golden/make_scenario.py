@@ -46,12 +46,24 @@ def main() -> None:
                 })  # fmt: skip
     sig = {"signal_id": "dr-1", "zone_id": "Z1", "signal_type": "CURTAIL",
            "start_ts": ts(120), "end_ts": ts(1800), "priority": 2, "source": "api"}  # fmt: skip
-    add(60, "grid.demand_response", "dr-1",
-        {**sig, "modification": 0, "target_reduction_pct": 30.0, "received_ts": ts(60)})
-    add(300, "grid.demand_response", "dr-1",
-        {**sig, "modification": 1, "target_reduction_pct": 50.0, "received_ts": ts(300)})
-    add(600, "grid.demand_response", "dr-1",
-        {**sig, "modification": 2, "signal_type": "RESTORE", "received_ts": ts(600)})
+    add(
+        60,
+        "grid.demand_response",
+        "dr-1",
+        {**sig, "modification": 0, "target_reduction_pct": 30.0, "received_ts": ts(60)},
+    )
+    add(
+        300,
+        "grid.demand_response",
+        "dr-1",
+        {**sig, "modification": 1, "target_reduction_pct": 50.0, "received_ts": ts(300)},
+    )
+    add(
+        600,
+        "grid.demand_response",
+        "dr-1",
+        {**sig, "modification": 2, "signal_type": "RESTORE", "received_ts": ts(600)},
+    )
     add(100, "grid.demand_response", "dr-2", {
         "signal_id": "dr-2", "zone_id": "Z2", "signal_type": "SHED", "modification": 0,
         "zone_limit_kw": 5.0, "start_ts": ts(150), "end_ts": ts(450), "priority": 1,

@@ -93,6 +93,20 @@ class DemoState:
         return max(self.profiles_received.values()) - self.signal_at
 
 
+def baseline_wait(now: float, *, least: float = 20.0, margin: float = 12.0) -> float:
+    """Seconds to wait before sending the signal, so that its baseline exists at once.
+
+    A reduction is taken from the zone's load over the last closed minute before the
+    signal starts (``dr_station_baseline``), so the fleet must have reported through a
+    whole-minute boundary first: at least ``least`` seconds of samples, then the next
+    minute boundary, then ``margin``: the minute closes once the watermark (10 s by
+    default, ``watermark_seconds``) has passed its end.
+    """
+    ready = now + least
+    boundary = (int(ready) // 60 + 1) * 60
+    return boundary + margin - now
+
+
 class Demo:
     """Run the scenario; ``state`` is safe to read from the view at any time."""
 
@@ -182,9 +196,11 @@ class Demo:
     # -- the scenario -------------------------------------------------------------------------
     async def _scenario(self, endpoints: Endpoints, fleet: Fleet) -> None:
         cfg = self.config
-        warmup = min(30.0, max(10.0, cfg.duration / 4))
+        began = time.monotonic()
+        warmup = baseline_wait(time.time())
         self.state.phase = f"measuring the baseline ({warmup:.0f} s)"
         await asyncio.sleep(warmup)
+        warmup = time.monotonic() - began
         zone = fleet.specs[0].zone_id
         self.state.event_zone = zone
         self.state.zone_stations = {s.station_id for s in fleet.specs if s.zone_id == zone}

@@ -34,6 +34,10 @@ class GatewayConfig:
     heartbeat_interval: float = 300.0
     #: publish an ``Offline`` command result for stations not connected here (one instance)
     report_offline: bool = True
+    #: accept at most this many BootNotifications per second (None: no limit); the rest
+    #: are answered Pending, to retry after ``boot_retry_s`` .. 2 x ``boot_retry_s``
+    boot_rate_per_s: float | None = None
+    boot_retry_s: float = 30.0
     #: ask chargers for allowed rate units / max stack level before the first profile
     query_capabilities: bool = True
     #: seconds to wait for that answer before using defaults

@@ -21,7 +21,7 @@ from ocpp_gateway.commands import CommandDelivery, read_to_end
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.server import OcppServer
-from ocpp_gateway.station import StationBase, StationContext
+from ocpp_gateway.station import BootThrottle, StationBase, StationContext
 from ocpp_gateway.v16 import StationV16
 from ocpp_gateway.v201 import StationV201
 from pipeline import topics
@@ -47,6 +47,8 @@ class Gateway:
         self.registry = StationRegistry()
         self.commands = CommandDelivery(bus, self.config, self.metrics, self.registry)
         self.ctx = StationContext(bus, self.config, self.metrics, self.registry, self.commands)
+        if self.config.boot_rate_per_s:
+            self.ctx.boots = BootThrottle(self.config.boot_rate_per_s)
         self.stations: dict[str, StationBase] = {}
         self.server = OcppServer(self.config, self.registry, self.metrics, self._serve_station)
         self._config_sub: Subscription | None = None

@@ -18,9 +18,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import random
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -53,6 +54,30 @@ def now_utc() -> datetime:
     return datetime.now(UTC)
 
 
+class BootThrottle:
+    """Token bucket for BootNotifications: at most ``rate`` accepted per second.
+
+    After a gateway restart every charger boots at once; answering the surplus ``Pending``
+    with a spread-out retry interval turns the storm into a queue the chargers keep
+    themselves (the spec's intended use of Pending).
+    """
+
+    def __init__(self, rate: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.tokens = rate
+        self.clock = clock
+        self.last = clock()
+
+    def admit(self) -> bool:
+        now = self.clock()
+        self.tokens = min(self.rate, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
+
+
 @dataclass(slots=True)
 class StationContext:
     """What a station connection needs from the gateway (injected, so tests can build one)."""
@@ -65,6 +90,7 @@ class StationContext:
     #: station -> connector/EVSE id -> running session id; kept across reconnects, since a
     #: 1.6 charger that reconnects mid-session sends MeterValues without transactionId
     sessions: dict[str, dict[int, str]] = field(default_factory=dict)
+    boots: BootThrottle | None = None
 
 
 _SNAKE_1 = re.compile("(.)([A-Z][a-z]+)")
@@ -255,6 +281,14 @@ class StationBase:
                 await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))
         except (BusError, TimeoutError) as exc:
             log.warning("station %s: status %s not published: %r", self.id, event, exc)
+
+    def boot_decision(self) -> tuple[str, int]:
+        """("Accepted", heartbeat interval) or, when throttled, ("Pending", retry after)."""
+        config = self.ctx.config
+        if self.ctx.boots is None or self.ctx.boots.admit():
+            self.booted = True
+            return "Accepted", int(config.heartbeat_interval)
+        return "Pending", int(config.boot_retry_s * (1 + random.random()))
 
     async def reconcile(self) -> None:
         """Bring the charger to the desired state (once per connection)."""

@@ -46,17 +46,16 @@ class StationV201(StationBase, ChargePoint):
 
     @on(Action.boot_notification)
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any):
-        self.booted = True
-        await self.publish_status("BootNotification", status="Accepted")
+        status, interval = self.boot_decision()
+        await self.publish_status("BootNotification", status=status)
         return call_result.BootNotification(
-            current_time=now_utc().isoformat(),
-            interval=int(self.ctx.config.heartbeat_interval),
-            status="Accepted",
+            current_time=now_utc().isoformat(), interval=interval, status=status
         )
 
     @after(Action.boot_notification)
     async def after_boot(self, **_: Any) -> None:
-        await self.reconcile()
+        if self.booted:  # a Pending charger gets nothing until it is accepted
+            await self.reconcile()
 
     @on(Action.heartbeat)
     async def on_heartbeat(self, **_: Any):

@@ -59,6 +59,8 @@ async def test_stopped_kafka_broker_refuses_ack_then_retry_lands(own_tansu: Kafk
                 await cp.call(reading("2000"), suppress=False)
             assert gw.metrics.acks_refused._value.get() >= 1
             await asyncio.to_thread(own_tansu.start)
+            # Tansu keeps topics in memory only; a real broker restarts with its topics
+            await asyncio.to_thread(bus.create_topics)
             # the charger retries (as OCPP chargers do) until the gateway acknowledges
             async with asyncio.timeout(60):
                 while True:

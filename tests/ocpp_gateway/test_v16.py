@@ -148,3 +148,31 @@ async def test_without_validation_missing_fields_still_get_a_callerror(bus: Bus)
             assert '"FormationViolation"' in await ws.recv()
     finally:
         await gw.stop()
+
+
+async def test_boot_storm_answered_pending_beyond_the_rate(bus: Bus) -> None:
+    from ocpp_gateway import GatewayConfig
+
+    config = GatewayConfig(port=0, allow_unknown_stations=True, boot_rate_per_s=1.0,
+                           boot_retry_s=30)  # fmt: skip
+    gw = Gateway(bus, config)
+    await gw.start()
+    try:
+        async with charger(gw.port, "CP16-S1") as a, charger(gw.port, "CP16-S2") as b:
+            boot = call.BootNotification(charge_point_vendor="V", charge_point_model="M")
+            first, second = await a.call(boot), await b.call(boot)
+            assert first.status == "Accepted"
+            assert second.status == "Pending" and 30 <= second.interval <= 60
+            assert not gw.stations["CP16-S2"].booted
+    finally:
+        await gw.stop()
+
+
+def test_boot_throttle_refills_over_time() -> None:
+    from ocpp_gateway.station import BootThrottle
+
+    now = [0.0]
+    bucket = BootThrottle(2.0, clock=lambda: now[0])
+    assert [bucket.admit() for _ in range(3)] == [True, True, False]
+    now[0] += 0.5  # one token back
+    assert [bucket.admit() for _ in range(2)] == [True, False]

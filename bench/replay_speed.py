@@ -85,7 +85,7 @@ async def main() -> None:
     print(
         f"{args.chargers} chargers x {args.minutes} min, tick {args.tick:g} s: "
         f"{stats.records} events, {stats.ticks} ticks, {stats.outputs} sink records in "
-        f"{stats.wall_seconds:.1f} s (incl. migrations) -> "
+        f"{stats.wall_seconds:.1f} s (after server start and migrations) -> "
         f"{stats.events_per_second:,.0f} events/s, "
         f"{stats.speedup:.1f}x real time; Python CPU {cpu:.1f} s "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"

@@ -48,6 +48,8 @@ class DemoConfig:
     bus: str = "local"
     kafka_bootstrap: str | None = None
     data_dir: Path | None = None
+    #: seconds of samples before the baseline minute may close (see baseline_wait)
+    baseline_least: float = 20.0
 
 
 @dataclass
@@ -197,7 +199,7 @@ class Demo:
     async def _scenario(self, endpoints: Endpoints, fleet: Fleet) -> None:
         cfg = self.config
         began = time.monotonic()
-        warmup = baseline_wait(time.time())
+        warmup = baseline_wait(time.time(), least=cfg.baseline_least)
         self.state.phase = f"measuring the baseline ({warmup:.0f} s)"
         await asyncio.sleep(warmup)
         warmup = time.monotonic() - began

@@ -35,20 +35,20 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
 
-from pipeline import topics as topic_names
-from pipeline.bus.base import Bus, Message, Record, Subscription
+from pipeline.bus.base import Bus, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Sink, Source, View, load, load_views
 from pipeline.engine.clock import wall_clock
-from pipeline.engine.rows import Emit, Skip, decode_fields, sink_query, to_row
+from pipeline.engine.ingest import IngestMixin
+from pipeline.engine.rows import Emit
+from pipeline.engine.sinks import SinkMixin
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,7 @@ GROUP = "gridctl-engine"
 Clock = Callable[[], datetime]
 
 
-class Engine:
+class Engine(IngestMixin, SinkMixin):
     """Run the compiled pipeline of the database at ``dsn`` against ``bus``.
 
     ``clock`` is a callable returning the engine time (e.g. a
@@ -221,322 +221,6 @@ class Engine:
                 await self._sub.close()
             self._sub = self.bus.subscribe(list(wanted), group=self.group) if wanted else None
             self._topics = wanted
-
-    # -- ingest --------------------------------------------------------------------------
-    async def _ingest(self, now: datetime) -> None:
-        if self._sub is None:
-            return
-        total = 0
-        while total < self.max_records_per_tick:
-            batch = await self._sub.batch(max_records=self.batch_size, timeout=0)
-            if not batch:
-                break
-            total += len(batch)
-            await self._write_batch(batch, now)
-            await self._sub.commit()
-            if len(batch) < self.batch_size:
-                break
-        metrics.LAG.set(self.batch_size if total >= self.max_records_per_tick else 0)
-
-    async def _write_batch(self, batch: Sequence[Record], now: datetime) -> None:
-        conn = self._require()
-        appends: dict[str, list[tuple[Any, ...]]] = {}
-        upserts: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
-        marks: dict[str, datetime] = {}
-        offsets: dict[tuple[str, int], int] = {}
-        for record in batch:
-            pos = (record.topic, record.partition)
-            if record.offset < self._offsets.get(pos, 0):
-                continue  # ingested before a crash, redelivered by the bus
-            offsets[pos] = max(offsets.get(pos, 0), record.offset + 1)
-            for source in self._sources.get(record.topic, ()):
-                try:
-                    self._route(source, record, appends, upserts, marks, now)
-                except Skip as exc:
-                    metrics.DROPPED.labels(record.topic, exc.reason).inc()
-                    log.warning("skipped %s@%s: %s", record.topic, record.offset, exc)
-        async with conn.cursor() as cur:
-            for name, rows in appends.items():
-                source = self._source(name)
-                cols = ", ".join(f'"{c}"' for c in source.column_names)
-                async with cur.copy(f'COPY "{name}" ({cols}) FROM STDIN') as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-            for name, by_key in upserts.items():
-                await self._upsert(cur, self._source(name), by_key)
-            for name, mark in marks.items():
-                await cur.execute(
-                    f"UPDATE {SCHEMA}.sources SET watermark_ts = GREATEST("
-                    "COALESCE(watermark_ts, '-infinity'::TIMESTAMPTZ), "
-                    "%s::TIMESTAMPTZ - COALESCE(watermark_delay, INTERVAL '0 SECONDS')) "
-                    "WHERE name = %s",
-                    (mark, name),
-                )
-            if offsets:
-                await cur.executemany(
-                    f"INSERT INTO {SCHEMA}.offsets (topic, part, next_offset) VALUES (%s, %s, %s) "
-                    "ON CONFLICT (topic, part) DO UPDATE SET next_offset = EXCLUDED.next_offset",
-                    [(t, p, o) for (t, p), o in offsets.items()],
-                )
-        await conn.commit()
-        self._offsets.update(offsets)
-        for name, rows in appends.items():
-            metrics.INGESTED.labels(self._source(name).topic).inc(len(rows))
-        for name, by_key in upserts.items():
-            metrics.INGESTED.labels(self._source(name).topic).inc(len(by_key))
-
-    def _source(self, name: str) -> Source:
-        for sources in self._sources.values():
-            for s in sources:
-                if s.name == name:
-                    return s
-        raise KeyError(name)
-
-    def _route(
-        self,
-        source: Source,
-        record: Record,
-        appends: dict[str, list[tuple[Any, ...]]],
-        upserts: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]],
-        marks: dict[str, datetime],
-        now: datetime,
-    ) -> None:
-        """Place one record: a row to append, a row to upsert, or a key to delete."""
-        if record.value is None:
-            if source.format != "UPSERT" or source.append_only:
-                return  # a null message means nothing to a PLAIN source (RisingWave skips it)
-            key = self._tombstone_key(source, record)
-            upserts.setdefault(source.name, {})[key] = None
-            return
-        fields = decode_fields(record.topic, record.value)
-        row = to_row(source, record.key, fields)
-        if source.watermark_column:
-            ts = fields.get(source.watermark_column)
-            if isinstance(ts, datetime):
-                if source.name not in marks or ts > marks[source.name]:
-                    marks[source.name] = ts
-                if record.topic.endswith(topic_names.METER_VALUES):
-                    metrics.METER_AGE.observe(max(0.0, (now - ts).total_seconds()))
-        if source.append_only:
-            appends.setdefault(source.name, []).append(row)
-            return
-        names = source.column_names
-        key = tuple(row[names.index(c)] for c in source.primary_key)
-        if any(k is None for k in key):
-            raise Skip("no_key", f"primary key {source.primary_key} is null")
-        pending = upserts.setdefault(source.name, {})
-        if source.version_column and pending.get(key) is not None:
-            vi = names.index(source.version_column)
-            old = pending[key]
-            if old is not None and (row[vi] or 0) < (old[vi] or 0):
-                return  # an older revision arrived after a newer one in the same batch
-        pending[key] = row
-
-    def _tombstone_key(self, source: Source, record: Record) -> tuple[Any, ...]:
-        if source.key_column and source.primary_key == (source.key_column,):
-            if record.key is None:
-                raise Skip("no_key", "tombstone without a key")
-            return (record.key.encode(),)
-        if len(source.primary_key) == 1:
-            return (record.key,)
-        raise Skip("tombstone", "cannot map a key to a composite primary key")
-
-    async def _upsert(
-        self,
-        cur: psycopg.AsyncCursor[Any],
-        source: Source,
-        by_key: dict[tuple[Any, ...], tuple[Any, ...] | None],
-    ) -> None:
-        names = source.column_names
-        cols = ", ".join(f'"{c}"' for c in names)
-        pk = ", ".join(f'"{c}"' for c in source.primary_key)
-        updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in names if c not in source.primary_key)
-        sql = (
-            f'INSERT INTO "{source.name}" ({cols}) VALUES ({", ".join(["%s"] * len(names))}) '
-            f"ON CONFLICT ({pk}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
-        )
-        if source.version_column and updates:
-            v = source.version_column
-            sql += f' WHERE COALESCE("{source.name}"."{v}", 0) <= COALESCE(EXCLUDED."{v}", 0)'
-        rows = [r for r in by_key.values() if r is not None]
-        deletes = [k for k, r in by_key.items() if r is None]
-        if deletes:
-            cond = " AND ".join(f'"{c}" = %s' for c in source.primary_key)
-            await cur.executemany(f'DELETE FROM "{source.name}" WHERE {cond}', deletes)
-        if rows:
-            await cur.executemany(sql, rows)
-
-    # -- sinks ---------------------------------------------------------------------------
-    async def _evaluate_sinks(self, now: datetime) -> list[Emit]:
-        conn = self._require()
-        emits: list[Emit] = []
-        changes: dict[str, dict[str, str | None]] = {}
-        async with conn.cursor(row_factory=dict_row) as cur:
-            await self._materialise(cur, now)
-            try:
-                results = await self._read_sinks(cur, savepoints=False)
-            except psycopg.Error:
-                # A view is missing or broken (e.g. mid-rebuild): read sink by sink.
-                await conn.rollback()
-                await self._materialise(cur, now)
-                results = await self._read_sinks(cur, savepoints=True)
-            for sink, rows in results:
-                # Keys may repeat if a view breaks its own primary key: the last row wins.
-                changed = dict(rows)
-                emits.extend(Emit(sink.topic, k, v) for k, v in changed.items())
-                if changed:
-                    changes[sink.name] = changed
-            for name, changed in changes.items():
-                gone = [(name, k) for k, v in changed.items() if v is None]
-                kept = [(name, k, v, now) for k, v in changed.items() if v is not None]
-                if gone:
-                    await cur.executemany(
-                        f"DELETE FROM {SCHEMA}.sink_state WHERE sink = %s AND key = %s", gone
-                    )
-                if kept:
-                    await cur.executemany(
-                        f"INSERT INTO {SCHEMA}.sink_state (sink, key, value, emitted_at) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (sink, key) DO UPDATE SET "
-                        "value = EXCLUDED.value, emitted_at = EXCLUDED.emitted_at",
-                        kept,
-                    )
-            if emits:
-                await cur.executemany(
-                    f"INSERT INTO {SCHEMA}.outbox (topic, key, value, ts) VALUES (%s, %s, %s, %s)",
-                    [(e.topic, e.key, e.value, now) for e in emits],
-                )
-        await conn.commit()
-        for name, changed in changes.items():
-            metrics.SINK_RECORDS.labels(name).inc(len(changed))
-        if emits or self._outbox_dirty:
-            await self._flush_outbox()
-        return emits
-
-    async def _materialise(self, cur: psycopg.AsyncCursor[Any], now: datetime) -> None:
-        """Set the clock and bring materialised views up to date, in dependency order,
-        inside the tick's transaction: EOWC views get the windows closed since the last
-        tick appended (their scans start at the window holding the previous watermark),
-        cached views store their result once so the views above read it instead of
-        recomputing it. The statements go in one pipeline: one round trip, not dozens."""
-        marks: dict[str, tuple[datetime | None, datetime | None]] = {}
-        if any(v.kind == "eowc" for v in self._views):
-            await cur.execute(
-                f"SELECT name, emitted_until, {SCHEMA}.watermark(VARIADIC CASE "
-                "WHEN cardinality(sources) = 0 THEN ARRAY['']::TEXT[] ELSE sources END) AS mark "
-                f"FROM {SCHEMA}.views WHERE kind = 'eowc'"
-            )
-            marks = {r["name"]: (r["emitted_until"], r["mark"]) for r in await cur.fetchall()}
-        statements: list[tuple[str, tuple[Any, ...]]] = [
-            (f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id", (None if self._clock is None else now,))
-        ]
-        cached: list[str] = []
-        for view in self._views:
-            if view.kind == "eowc":
-                done, mark = marks.get(view.name, (None, None))
-                if mark is None or (done is not None and mark <= done):
-                    continue
-                since = "" if done is None else done.isoformat()
-                statements += [
-                    ("SELECT set_config('gridctl.window_since', %s, true)", (since,)),
-                    (
-                        f'INSERT INTO {SCHEMA}."{view.name}__closed" '
-                        f'SELECT * FROM {SCHEMA}."{view.name}__open" AS o '
-                        "WHERE o.window_end > COALESCE(%s::TIMESTAMPTZ, '-infinity') "
-                        "AND o.window_end <= %s",
-                        (done, mark),
-                    ),
-                    (
-                        f"UPDATE {SCHEMA}.views SET emitted_until = %s WHERE name = %s",
-                        (mark, view.name),
-                    ),
-                    ("SELECT set_config('gridctl.window_since', '', true)", ()),
-                ]
-            elif view.kind == "top1" and view.refresh_sql and self._append_only(view):
-                cached.append(view.name)
-                statements += [
-                    *((sql, ()) for sql in view.refresh_sql.split(";\n")),
-                    (
-                        "SELECT set_config('gridctl.cached', %s, true)",
-                        ("," + ",".join(cached) + ",",),
-                    ),
-                ]
-            else:
-                cached.append(view.name)
-                statements += [
-                    # DELETE, not TRUNCATE: TRUNCATE invalidates every cached plan that
-                    # reads the table, and replanning the views each tick costs more.
-                    (f'DELETE FROM {SCHEMA}."{view.name}__cache"', ()),
-                    (
-                        f'INSERT INTO {SCHEMA}."{view.name}__cache" '
-                        f'SELECT * FROM {SCHEMA}."{view.name}__live"',
-                        (),
-                    ),
-                    (
-                        "SELECT set_config('gridctl.cached', %s, true)",
-                        ("," + ",".join(cached) + ",",),
-                    ),
-                ]
-        async with self._require().pipeline():
-            for sql, params in statements:
-                await cur.execute(sql, params or None)  # type: ignore[arg-type]
-
-    def _append_only(self, view: View) -> bool:
-        """An incremental top-1 is exact only over one append-only source table."""
-        names = {s.name: s for sources in self._sources.values() for s in sources}
-        return len(view.sources) == 1 and (
-            view.sources[0] in names and names[view.sources[0]].append_only
-        )
-
-    async def _read_sinks(
-        self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool
-    ) -> list[tuple[Sink, list[tuple[str, str]]]]:
-        """(key, value) JSON texts of every sink's view, UPSERT sinks first, then by name."""
-        conn = self._require()
-        out: list[tuple[Sink, list[tuple[str, str]]]] = []
-        for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
-            try:
-                async with conn.transaction() if savepoints else contextlib.nullcontext():
-                    await cur.execute(sink_query(sink), {"sink": sink.name})  # type: ignore[arg-type]
-                    out.append((sink, [(r["key"], r["value"]) for r in await cur.fetchall()]))
-            except psycopg.Error as exc:
-                if not savepoints:
-                    raise
-                log.error("sink %s: cannot read %s: %s", sink.name, sink.view_name, exc)
-        await cur.execute("SELECT set_config('gridctl.cached', '', true)")
-        return out
-
-    async def _flush_outbox(self) -> None:
-        """Publish the outbox in order; delete what the bus acknowledged."""
-        conn = self._require()
-        async with conn.cursor() as cur:
-            await cur.execute(f"SELECT seq, topic, key, value FROM {SCHEMA}.outbox ORDER BY seq")
-            pending = await cur.fetchall()
-        await conn.commit()
-        if not pending:
-            self._outbox_dirty = False
-            return
-        # Until the bus acknowledged, every tick retries (even one that decides nothing).
-        self._outbox_dirty = True
-        await self.bus.publish_many(
-            [Message(t, k, None if v is None else v.encode()) for _, t, k, v in pending]
-        )
-        await conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE seq <= %s", (pending[-1][0],))
-        await conn.commit()
-        self._outbox_dirty = False
-
-    async def _vacuum(self) -> None:
-        """Vacuum the caches: each tick rewrites them (or updates a row per connector that
-        reported), and between autovacuum runs the dead versions would slow every scan."""
-        conn = self._require()
-        names = [v.name for v in self._views if v.kind in ("top1", "cached")]
-        if not names:
-            return
-        await conn.set_autocommit(True)
-        try:
-            for name in names:
-                await conn.execute(f'VACUUM {SCHEMA}."{name}__cache"')  # type: ignore[arg-type]
-        finally:
-            await conn.set_autocommit(False)
 
     # -- retention -----------------------------------------------------------------------
     async def _retention(self, now: datetime) -> None:

@@ -109,3 +109,22 @@ def test_cli_replay_bad_line_exits_1_naming_line_and_field(tmp_path: Path) -> No
     result = CliRunner().invoke(app, ["replay", str(bad), "--out", str(tmp_path / "o.jsonl")])
     assert result.exit_code == 1
     assert "line 1: value: expected an object or null" in result.output
+
+
+def test_golden_output_follows_the_topic_contracts() -> None:
+    from pipeline import contracts
+
+    lines = (GOLDEN / "scenario_basic.expected.jsonl").read_text().splitlines()
+    topics_seen = set()
+    for line in lines:
+        record = json.loads(line)
+        topics_seen.add(record["topic"])
+        if record["value"] is not None:
+            # What the gateway and the NOC read: every field the contract declares.
+            decoded = contracts.decode_topic(record["topic"], json.dumps(record["value"]))
+            assert decoded is not None
+    assert topics_seen == {
+        "ocpp.commands.set_charging_profile",
+        "alerts.grid.overload",
+        "alerts.grid.dr",
+    }

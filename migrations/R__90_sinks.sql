@@ -1,7 +1,9 @@
 -- Sinks: what the pipeline tells the rest of gridctl.
 
 -- Each capped station's limit, keyed by station; a vanished row (signal ended, expired or
--- restored) becomes a tombstone and the gateway clears the profile.
+-- restored) becomes a tombstone and the gateway clears the profile. KEY ENCODE TEXT writes
+-- the bare station id as the Kafka key (by default RisingWave writes {"station_id": ...}),
+-- which is the key the gateway and compaction expect.
 CREATE SINK set_charging_profile_sink FROM dr_commands
 WITH (
     connector = 'kafka',
@@ -9,7 +11,8 @@ WITH (
     topic = '${topic_prefix}ocpp.commands.set_charging_profile',
     primary_key = 'station_id'
 )
-FORMAT UPSERT ENCODE JSON;
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT;
 
 -- Station contract overloads, one per station and window.
 CREATE SINK overload_alerts_sink FROM station_overload_alerts

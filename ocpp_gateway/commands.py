@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -46,6 +47,22 @@ from pipeline.contracts import (
 __all__ = ["CommandDelivery", "Target"]
 
 log = logging.getLogger("ocpp_gateway.commands")
+
+
+def station_key(key: str | None) -> str | None:
+    """The station id of a command record's key.
+
+    Our sinks write the bare id (``KEY ENCODE TEXT``); a RisingWave UPSERT sink created
+    without it writes ``{"station_id": "..."}``. Accept both, so a sink someone recreated
+    without the clause still drives the right charger (and its tombstones still clear).
+    """
+    if key is None or not key.startswith("{"):
+        return key
+    try:
+        value = json.loads(key).get("station_id")
+    except (ValueError, AttributeError):
+        return key
+    return str(value) if value is not None else key
 
 
 class Target(Protocol):
@@ -148,18 +165,19 @@ class CommandDelivery:
                     self._spawn(self._offline(station_id))
 
     def _fold(self, record: Record) -> str | None:
-        if record.key is None:
+        station_id = station_key(record.key)
+        if station_id is None:
             return None
         if record.value is None:
-            self.desired[record.key] = None
-            return record.key
+            self.desired[station_id] = None
+            return station_id
         try:
             cmd = decode(SetChargingProfileCommand, record.value, topic=record.topic)
         except ContractError as exc:
-            log.warning("skipping bad command for %s: %s", record.key, exc)
+            log.warning("skipping bad command for %s: %s", station_id, exc)
             return None
-        self.desired[record.key] = cmd
-        return record.key
+        self.desired[station_id] = cmd
+        return station_id
 
     # -- stations --------------------------------------------------------------------
     def attach(self, station: Target) -> None:

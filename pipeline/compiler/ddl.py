@@ -163,7 +163,12 @@ class Sink:
     options: dict[str, str]
     format: str
     format_options: dict[str, str]
+    #: ``KEY ENCODE TEXT``: the Kafka key is the bare primary-key value (the embedded
+    #: engine always writes it so; RisingWave's default is a JSON object of the key)
+    key_encode: str | None = None
 
+
+_KEY_ENCODE = re.compile(r"\bKEY\s+ENCODE\s+(?P<enc>\w+)\s*$", re.I)
 
 _REL_HEAD = re.compile(
     rf"^\s*CREATE\s+(?P<kind>SOURCE|TABLE)\s+(?P<ine>IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})\s*",
@@ -319,12 +324,22 @@ def parse_sink(sql: str) -> Sink:
             if m is None:
                 raise ValueError("a sink needs WITH (...)")
             query, rest = rest[: m.start()], rest[m.start() :]
+        key_encode = None
+        tail = _KEY_ENCODE.search(rest.rstrip().rstrip(";"))
+        if tail is not None:
+            key_encode = tail.group("enc").upper()
+            if key_encode != "TEXT":
+                raise ValueError(f"KEY ENCODE {key_encode}: only TEXT exists")
+            rest = rest[: tail.start()]
         options, fmt, fmt_options, rest = _tail_clauses(rest)
     except ValueError as exc:
         raise CompileError(first_line(sql), str(exc)) from exc
     if rest.strip():
         raise CompileError(first_line(sql), f"unexpected clause {rest.strip()[:60]!r}")
+    if key_encode and len([k for k in options.get("primary_key", "").split(",") if k]) != 1:
+        raise CompileError(first_line(sql), "KEY ENCODE TEXT needs exactly one primary_key column")
     return Sink(
+        key_encode=key_encode,
         name=unquote(head.group("name")),
         view=unquote(head.group("view")) if head.group("view") else None,
         query=query,

@@ -316,3 +316,12 @@ async def test_nothing_sent_before_the_charger_speaks(gateway: Gateway, bus: Bus
         assert cp.profiles.empty()  # connected, but it has not booted or said anything
         await boot16(cp)
         assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 8000.0
+
+
+def test_command_keys_from_risingwave_json_keys_map_to_the_station() -> None:
+    from ocpp_gateway.commands import station_key
+
+    assert station_key("CP-1") == "CP-1"
+    assert station_key('{"station_id": "CP-1"}') == "CP-1"
+    assert station_key("{not json") == "{not json"
+    assert station_key(None) is None

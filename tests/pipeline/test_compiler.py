@@ -213,3 +213,18 @@ def test_latest_per_key_views_are_refreshed_incrementally_only_when_exact() -> N
     assert "'cached'" in compile_statement(asc)[-1]
     appended = compile_statement(SOURCE)[0]
     assert '"_ingest_seq" BIGINT GENERATED ALWAYS AS IDENTITY' in appended
+
+
+def test_sink_key_encode_text_is_understood_and_checked() -> None:
+    from pipeline.compiler import CompileError, compile_statement
+
+    base = (
+        "CREATE SINK s FROM v WITH (connector = 'kafka', properties.bootstrap.server = 'k:9', "
+        "topic = 't', primary_key = '{pk}') FORMAT UPSERT ENCODE JSON KEY ENCODE {enc}"
+    )
+    compiled = compile_statement(base.format(pk="station_id", enc="TEXT"))
+    assert any("gridctl_engine.sinks" in s for s in compiled)
+    with pytest.raises(CompileError, match="exactly one primary_key"):
+        compile_statement(base.format(pk="a,b", enc="TEXT"))
+    with pytest.raises(CompileError, match="only TEXT"):
+        compile_statement(base.format(pk="station_id", enc="AVRO"))

@@ -66,6 +66,12 @@ class GatewayMetrics:
         self.readings = Counter(
             names.READINGS_INGESTED, "Meter value records published", registry=r
         )
+        self.readings_refused = Counter(
+            names.READINGS_REFUSED,
+            "Meter value records answered with a CallError (the charger retries them)",
+            ["reason"],
+            registry=r,
+        )
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this gateway's metrics."""

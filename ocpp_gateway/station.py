@@ -261,6 +261,7 @@ class StationBase:
                 await ctx.bus.publish_many(messages)
         except (BusError, TimeoutError) as exc:
             ctx.metrics.acks_refused.inc()
+            ctx.metrics.readings_refused.labels("not_durable").inc(len(records))
             log.warning("station %s: %d readings not durable, refusing ack: %s",
                         self.id, len(records), exc or type(exc).__name__)  # fmt: skip
             raise InternalError(description="readings not stored yet; retry later") from None

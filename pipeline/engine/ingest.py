@@ -8,6 +8,7 @@ honoured, deleted by tombstones) and the offsets they came from are recorded wit
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -117,6 +118,8 @@ class IngestMixin:
         now: datetime,
     ) -> None:
         """Place one record: a row to append, a row to upsert, or a key to delete."""
+        if record.timestamp_ms:
+            metrics.INGEST_LATENCY.observe(max(0.0, time.time() - record.timestamp_ms / 1000))
         if record.value is None:
             if source.format != "UPSERT" or source.append_only:
                 return  # a null message means nothing to a PLAIN source (RisingWave skips it)

@@ -35,6 +35,12 @@ SINK_RECORDS = _get(
 )
 LAG = _get(Gauge, names.ENGINE_LAG_RECORDS, "Records left on the bus after the last ingest.")
 TICK = _get(Histogram, names.ENGINE_TICK_SECONDS, "Duration of one engine tick.")
+INGEST_LATENCY = _get(
+    Histogram,
+    names.INGEST_LATENCY_SECONDS,
+    "Time from a record's append to the bus to its ingest by the engine (wall clock).",
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)
 METER_AGE = _get(
     Histogram,
     names.METER_DATA_AGE_SECONDS,

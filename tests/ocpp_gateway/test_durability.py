@@ -34,6 +34,7 @@ async def test_stopped_local_bus_refuses_ack_then_retry_lands() -> None:
             with pytest.raises(InternalError):
                 await cp.call(reading("1000"), suppress=False)
             assert gw.metrics.acks_refused._value.get() == 1
+            assert gw.metrics.readings_refused.labels("not_durable")._value.get() >= 1
             await bus.start()
             assert await cp.call(reading("1000"), suppress=False) is not None
         (record,) = await wait_records(bus, topics.METER_VALUES, key="CP-DUR")

@@ -310,6 +310,7 @@ class CommandDelivery:
         )
 
     async def _publish(self, result: CommandResult) -> None:
+        self.metrics.command_outcome(result.signal_id, result.action, result.status)
         try:
             await self.bus.publish(topics.COMMAND_RESULTS, result.station_id, encode(result))
         except BusError as exc:

@@ -66,12 +66,29 @@ class GatewayMetrics:
         self.readings = Counter(
             names.READINGS_INGESTED, "Meter value records published", registry=r
         )
+        self.ack_rate = Gauge(
+            names.COMMAND_ACK_RATE,
+            "Share of SetChargingProfile attempts Accepted, per signal, since this gateway started",
+            ["signal_id"],
+            registry=r,
+        )
+        self._acks: dict[str, list[int]] = {}
         self.readings_refused = Counter(
             names.READINGS_REFUSED,
             "Meter value records answered with a CallError (the charger retries them)",
             ["reason"],
             registry=r,
         )
+
+    def command_outcome(self, signal_id: str | None, action: str, status: str) -> None:
+        """Count one profile attempt towards its signal's acknowledgement rate."""
+        if signal_id is None or action != "SetChargingProfile":
+            return
+        accepted, total = self._acks.setdefault(signal_id, [0, 0])
+        accepted += status == "Accepted"
+        total += 1
+        self._acks[signal_id] = [accepted, total]
+        self.ack_rate.labels(signal_id).set(accepted / total)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of this gateway's metrics."""

@@ -325,3 +325,17 @@ def test_command_keys_from_risingwave_json_keys_map_to_the_station() -> None:
     assert station_key('{"station_id": "CP-1"}') == "CP-1"
     assert station_key("{not json") == "{not json"
     assert station_key(None) is None
+
+
+def test_ack_rate_per_signal_counts_profile_attempts() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from ocpp_gateway.metrics import GatewayMetrics
+
+    m = GatewayMetrics(CollectorRegistry())
+    m.command_outcome("sig-1", "SetChargingProfile", "Accepted")
+    m.command_outcome("sig-1", "SetChargingProfile", "Rejected")
+    m.command_outcome("sig-1", "ClearChargingProfile", "Rejected")  # clears are not acks
+    m.command_outcome(None, "SetChargingProfile", "Timeout")
+    assert m.ack_rate.labels("sig-1")._value.get() == 0.5
+    assert b'gridctl_command_ack_rate{signal_id="sig-1"} 0.5' in m.render()

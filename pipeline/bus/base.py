@@ -74,6 +74,13 @@ class Subscription(abc.ABC):
     async def close(self) -> None:
         """Leave the group and release resources."""
 
+    async def lag(self) -> int | None:
+        """Records on the subscribed topics not yet returned, or None when unknown.
+
+        What a NOC watches as "engine lag behind the bus"; cheap enough to call per tick.
+        """
+        return None
+
     async def __aiter__(self) -> AsyncIterator[Record]:
         while True:
             for record in await self.batch(timeout=0.5):

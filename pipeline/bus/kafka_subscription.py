@@ -219,6 +219,27 @@ class KafkaSubscription(Subscription):
         except KafkaException as exc:
             raise BusError(f"commit failed: {exc}") from exc
 
+    async def lag(self) -> int | None:
+        """High watermark minus position over the assigned partitions (librdkafka's cached
+        watermarks, refreshed by every fetch, so no broker round trip)."""
+        if self._closed or not self._started:
+            return None
+
+        def measure() -> int:
+            total = 0
+            for tp in self._consumer.assignment():
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                position = self._positions.get((tp.topic, tp.partition))
+                if position is None or high < 0:
+                    continue
+                total += max(0, high - position)
+            return total
+
+        try:
+            return int(await self._run(measure))
+        except Exception:  # a consumer mid-rebalance: unknown this time
+            return None
+
     async def close(self) -> None:
         if self._closed:
             return

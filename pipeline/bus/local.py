@@ -276,5 +276,11 @@ class _LocalSubscription(Subscription):
         if self._group_offsets is not None:
             self._bus._commit(self._group_offsets, dict(self._positions))
 
+    async def lag(self) -> int | None:
+        # Exact for append-only topics; for compacted ones it counts superseded offsets too.
+        return sum(
+            max(0, self._bus._log(t).next_offset - self._positions[t]) for t in self._topics
+        )
+
     async def close(self) -> None:
         self._closed = True

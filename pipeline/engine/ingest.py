@@ -52,7 +52,10 @@ class IngestMixin:
             await self._sub.commit()
             if len(batch) < self.batch_size:
                 break
-        metrics.LAG.set(self.batch_size if total >= self.max_records_per_tick else 0)
+        lag = await self._sub.lag()
+        if lag is None:  # transport cannot tell: at least a full batch is waiting, or none
+            lag = self.batch_size if total >= self.max_records_per_tick else 0
+        metrics.LAG.set(lag)
 
     async def _write_batch(self, batch: Sequence[Record], now: datetime) -> None:
         conn = self._require()

@@ -301,3 +301,31 @@ async def test_kafka_start_without_broker_raises_bus_error() -> None:
     async with asyncio.timeout(15):
         with pytest.raises(BusError, match="unreachable"):
             await bus.start()
+
+
+async def test_subscription_lag_counts_what_is_not_read_yet(any_bus: Bus) -> None:
+    key = unique_key()
+    sub = any_bus.subscribe([topics.METER_VALUES], group=f"lag-{key}", from_beginning=False)
+    try:
+        await sub.batch(timeout=0.5)  # joined, positioned at the end
+        for i in range(5):
+            await any_bus.publish(topics.METER_VALUES, key, f"{i}".encode())
+        got: list[Record] = []
+        async with asyncio.timeout(20):
+            while len(got) < 5:
+                got += [r for r in await sub.batch(timeout=1.0) if r.key == key]
+        assert await sub.lag() == 0
+    finally:
+        await sub.close()
+
+
+async def test_local_subscription_lag_is_exact() -> None:
+    bus = LocalBus()
+    await bus.start()
+    sub = bus.subscribe([topics.METER_VALUES], from_beginning=True)
+    for i in range(5):
+        await bus.publish(topics.METER_VALUES, "k", f"{i}".encode())
+    assert await sub.lag() == 5
+    assert len(await sub.batch(max_records=3, timeout=0)) == 3
+    assert await sub.lag() == 2
+    await bus.stop()

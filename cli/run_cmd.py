@@ -74,6 +74,10 @@ def run(
     api_port: Annotated[int, typer.Option(envvar="GRIDCTL_API_PORT")] = 8080,
     pg_port: Annotated[int, typer.Option(envvar="GRIDCTL_PG_PORT")] = 54329,
     tick: Annotated[float, typer.Option(envvar="GRIDCTL_TICK", help="engine tick, s")] = 1.0,
+    tls_cert: Annotated[
+        Path | None, typer.Option(envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)")
+    ] = None,
+    tls_key: Annotated[Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY")] = None,
     allow_unknown_stations: Annotated[
         bool, typer.Option(envvar="GRIDCTL_ALLOW_UNKNOWN_STATIONS")
     ] = False,
@@ -96,6 +100,8 @@ def run(
         raise typer.BadParameter("local or kafka", param_hint="--bus")
     if engine == "risingwave" and not database_url:
         raise typer.BadParameter("--engine risingwave needs --database-url", param_hint="--engine")
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
     if bus == "kafka" and not kafka_bootstrap:
         raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
     logging.basicConfig(
@@ -120,6 +126,9 @@ def run(
         openadr2_vtn_url=openadr2_vtn_url,
         openadr2_ven_name=openadr2_ven_name,
         openadr3_vtn_url=openadr3_vtn_url,
+        gateway_options=(
+            {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
+        ),
     )
     asyncio.run(serve(settings, Console()))
 

@@ -145,7 +145,10 @@ class Runtime:
 
         shown_host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
         self.endpoints = Endpoints(
-            ocpp_url=f"ws://{shown_host}:{self._gateway.port}/ocpp/{{station_id}}",
+            ocpp_url=(
+                f"{'wss' if s.gateway_options.get('certfile') else 'ws'}://"
+                f"{shown_host}:{self._gateway.port}/ocpp/{{station_id}}"
+            ),
             api_url=f"http://{shown_host}:{self._bridge.port}",
             token_file=getattr(self._bridge, "token_file", None),
             token=getattr(self._bridge, "token", None),

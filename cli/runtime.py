@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,6 +157,10 @@ class Runtime:
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
         )
+        # What was imported and built so far lives as long as the process: keep it out of
+        # the cyclic GC's full collections, which otherwise stop the event loop for tens
+        # of ms and set the gateway's ack p99 (tests/drills/test_fuzz_load.py).
+        gc.freeze()
         return self.endpoints
 
     async def stop(self) -> None:

@@ -225,18 +225,28 @@ class KafkaSubscription(Subscription):
         if self._closed or not self._started:
             return None
 
-        def measure() -> int:
+        def measure() -> int | None:
+            parts = self._consumer.assignment()
+            if not parts:
+                return None  # not joined (or not assigned) yet: unknown, not zero
             total = 0
-            for tp in self._consumer.assignment():
+            for tp in parts:
                 _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if high < 0:
+                    return None  # no fetch answered yet
                 position = self._positions.get((tp.topic, tp.partition))
-                if position is None or high < 0:
-                    continue
+                if position is None:
+                    position = self._consumer.position([tp])[0].offset
+                    if position < 0:
+                        if high == 0:
+                            continue  # an empty partition
+                        return None
                 total += max(0, high - position)
             return total
 
         try:
-            return int(await self._run(measure))
+            lag = await self._run(measure)
+            return None if lag is None else int(lag)
         except Exception:  # a consumer mid-rebalance: unknown this time
             return None
 

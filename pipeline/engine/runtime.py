@@ -79,6 +79,7 @@ class Engine(IngestMixin, SinkMixin):
         work_mem: str = "64MB",
         group: str = GROUP,
         bell_settle: float = 0.02,
+        catch_up_timeout: float = 30.0,
     ) -> None:
         self.dsn = dsn
         self.bus = bus
@@ -91,6 +92,7 @@ class Engine(IngestMixin, SinkMixin):
         self.work_mem = work_mem
         self.group = group
         self.bell_settle = bell_settle
+        self.catch_up_timeout = catch_up_timeout
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
@@ -174,7 +176,31 @@ class Engine(IngestMixin, SinkMixin):
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    async def _catch_up(self) -> None:
+        """Ingest until the bus has nothing older for us, before the first evaluation.
+
+        After a restart on Kafka the consumer group joins seconds later; evaluating sinks
+        before then would run on stale tables (a signal extended while we were down looks
+        ended: a tombstone would clear limits that should stay). The same rule as in the
+        control law: never act on stale data. Bounded by ``catch_up_timeout``, after
+        which the engine proceeds and says so.
+        """
+        if self._sub is None:
+            return
+        deadline = time.monotonic() + self.catch_up_timeout
+        while time.monotonic() < deadline:
+            lag = await self._sub.lag()
+            if lag == 0:
+                return
+            async with self._lock:
+                await self._ingest(self.now())
+            await asyncio.sleep(0.05)
+        log.warning(
+            "engine: bus not caught up after %.0f s; evaluating anyway", self.catch_up_timeout
+        )
+
     async def _loop(self) -> None:
+        await self._catch_up()
         while True:
             started = time.monotonic()
             try:

@@ -329,3 +329,17 @@ async def test_local_subscription_lag_is_exact() -> None:
     assert len(await sub.batch(max_records=3, timeout=0)) == 3
     assert await sub.lag() == 2
     await bus.stop()
+
+
+async def test_lag_is_never_zero_while_records_wait(any_bus: Bus) -> None:
+    """The engine waits for ``lag() == 0`` before its first evaluation: a consumer that
+    has not joined yet must say "unknown", never "caught up"."""
+    key = unique_key()
+    for i in range(3):
+        await any_bus.publish(topics.COMMAND_RESULTS, key, f"{i}".encode())
+    sub = any_bus.subscribe([topics.COMMAND_RESULTS], group=f"lag0-{key}", from_beginning=True)
+    try:
+        lag = await sub.lag()
+        assert lag is None or lag >= 3
+    finally:
+        await sub.close()

@@ -18,9 +18,6 @@ import pytest
 from bench._common import GridctlProcess
 from pipeline.contracts import MeterValue, decode
 
-pytestmark = pytest.mark.drill
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/drills is a drill, marked or not."""
     for item in items:

@@ -18,6 +18,7 @@ import pytest
 from bench._common import GridctlProcess
 from pipeline.contracts import MeterValue, decode
 
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Everything under tests/drills is a drill, marked or not."""
     for item in items:

@@ -95,6 +95,7 @@ class KafkaSubscription(Subscription):
         self._buffer: list[Record] = []  # filled by the worker thread, under _lock
         self._lock = threading.Lock()
         self._positions: dict[tuple[str, int], int] = {}
+        self._committed: dict[tuple[str, int], int] = {}
         # Where partitions without a committed offset start.
         self._starts: dict[tuple[str, int], int] = {}
         # Partitions still skipping records older than the subscription (Tansu, latest).
@@ -237,10 +238,15 @@ class KafkaSubscription(Subscription):
                 position = self._positions.get((tp.topic, tp.partition))
                 if position is None:
                     position = self._consumer.position([tp])[0].offset
-                    if position < 0:
-                        if high == 0:
-                            continue  # an empty partition
-                        return None
+                if position < 0:
+                    # Nothing returned from this partition yet: an idle partition keeps an
+                    # invalid position, so fall back on where the group committed.
+                    position = self._committed_offset(tp)
+                if position < 0:
+                    low, _ = self._consumer.get_watermark_offsets(tp, cached=True)
+                    if high <= max(low, 0):
+                        continue  # an empty partition
+                    return None
                 total += max(0, high - position)
             return total
 
@@ -249,6 +255,17 @@ class KafkaSubscription(Subscription):
             return None if lag is None else int(lag)
         except Exception:  # a consumer mid-rebalance: unknown this time
             return None
+
+    def _committed_offset(self, tp: TopicPartition) -> int:
+        """The group's committed offset of ``tp`` (one broker round trip, then cached)."""
+        key = (tp.topic, tp.partition)
+        cached = self._committed.get(key)
+        if cached is None:
+            if self._group is None:
+                return -1
+            (found,) = self._consumer.committed([TopicPartition(tp.topic, tp.partition)], 5.0)
+            cached = self._committed[key] = found.offset
+        return cached
 
     async def close(self) -> None:
         if self._closed:

@@ -333,7 +333,9 @@ class StationBase:
         module = self._call_module  # type: ignore[attr-defined]
         payload = getattr(module, action)(**kwargs)
         if self.ctx.config.validate:
-            body = snake_to_camel_case(remove_nones(serialize_as_dict(payload)))
+            # kwargs are plain JSON values (profiles.py, the capability queries), so they
+            # convert without dataclasses.asdict(), which the library's call() runs again.
+            body = snake_to_camel_case(remove_nones(kwargs))
             try:
                 validation.validate_request(self.version, action, body)
             except OCPPError as exc:

@@ -42,6 +42,9 @@ __all__ = ["KafkaSubscription"]
 log = logging.getLogger(__name__)
 
 # Consumer errors that only say "the broker is away for now"; librdkafka reconnects.
+#: seconds between metadata looks of a group-less subscription for new partitions
+PARTITION_REFRESH_S = 5.0
+
 _TRANSIENT = {
     KafkaError._TRANSPORT,
     KafkaError._ALL_BROKERS_DOWN,
@@ -100,6 +103,12 @@ class KafkaSubscription(Subscription):
         self._starts: dict[tuple[str, int], int] = {}
         # Partitions still skipping records older than the subscription (Tansu, latest).
         self._guard: set[tuple[str, int]] = set()
+        # Without a group nobody tells us about partitions added later (an operator's
+        # --alter --partitions, a broker re-creating lost topics with its default
+        # count); look at the metadata now and then and read new ones from the start.
+        self._assigned: set[tuple[str, int]] = set()
+        self._refresh_every = PARTITION_REFRESH_S
+        self._refreshed_at = 0.0
         self._pool.submit(self._start_quietly)
 
     def _start_quietly(self) -> None:
@@ -138,6 +147,8 @@ class KafkaSubscription(Subscription):
             )
         if self._group is None:
             self._consumer.assign([TopicPartition(t, p, o) for (t, p), o in self._starts.items()])
+            self._assigned = set(self._starts)
+            self._refreshed_at = time.monotonic()
         else:
             self._consumer.subscribe(self._topics, on_assign=self._on_assign)
         self._started = True
@@ -166,9 +177,31 @@ class KafkaSubscription(Subscription):
                 tp.offset = start
         consumer.assign(partitions)
 
+    def _refresh_partitions(self) -> None:
+        """Group-less only: assign partitions that appeared since the last look."""
+        self._refreshed_at = time.monotonic()
+        try:
+            md = self._consumer.list_topics(timeout=min(self._timeout, 2.0))
+        except KafkaException as exc:
+            log.debug("consumer: metadata refresh failed: %s", exc)
+            return
+        new = [
+            TopicPartition(t, p, OFFSET_BEGINNING)
+            for t in self._topics
+            if t in md.topics
+            for p in sorted(md.topics[t].partitions)
+            if (t, p) not in self._assigned
+        ]
+        if new:
+            log.info("consumer: new partitions %s", [(tp.topic, tp.partition) for tp in new])
+            self._consumer.incremental_assign(new)
+            self._assigned.update((tp.topic, tp.partition) for tp in new)
+
     def _fetch_sync(self, max_records: int, timeout: float) -> None:
         if not self._started:
             self._start_sync()
+        if self._group is None and time.monotonic() - self._refreshed_at >= self._refresh_every:
+            self._refresh_partitions()
         # consume(n, t) waits for n messages or all of t; batch() promises to return as
         # soon as the first record is there, so wait with poll() and drain without waiting.
         first = self._consumer.poll(timeout)

@@ -252,22 +252,9 @@ class GridctlProcess:
     async def import_stations(self, specs: Iterable[Any], password: str) -> int:
         """POST every simulated station with one shared password hash (as the demo does)."""
         from pipeline.secrets import hash_password
+        from simulator.stations import api_rows
 
-        stored = hash_password(password)
-        rows = [
-            {
-                "station_id": s.station_id,
-                "zone_id": s.zone_id,
-                "max_station_kw": s.max_station_kw,
-                "contract_max_kw": s.contract_max_kw,
-                "min_active_kw": s.min_active_kw,
-                "charging_rate_unit": s.charging_rate_unit,
-                "phases": s.phases,
-                "voltage_v": s.voltage_v,
-                "password_hash": stored,
-            }
-            for s in specs
-        ]
+        rows = api_rows(specs, hash_password(password))
         async with self.api() as api:
             for i in range(0, len(rows), 1000):
                 response = await api.post("/v1/stations", json=rows[i : i + 1000])

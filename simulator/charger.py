@@ -145,16 +145,25 @@ class Driver:
         self.triggered: set[str] = set()  # TriggerMessage requests not yet served
 
     # -- version-specific messages (implemented by charger16 / charger201) -----------------
+    def boot_payload(self) -> dict[str, Any]:
+        """The BootNotification request of this OCPP version."""
+        raise NotImplementedError
+
     async def boot(self) -> float | None:
         """BootNotification; the heartbeat interval once accepted, ``None`` to retry later.
 
         On Pending or Rejected, set ``boot_retry`` from the answer's interval (the CSMS
-        throttles a reconnect storm that way).
+        throttles a reconnect storm that way). Both versions answer with the same fields.
         """
-        raise NotImplementedError
+        result = await self.send("BootNotification", self.boot_payload())
+        if result is None or result.get("status") != "Accepted":
+            if result is not None and result.get("interval"):
+                self.boot_retry = float(result["interval"])
+            return None
+        return float(result.get("interval", 0))
 
     async def heartbeat(self) -> None:
-        raise NotImplementedError
+        await self.send("Heartbeat", {})
 
     async def report_state(self, connector_state: str) -> None:
         """Tell the CSMS the connector state (1.6 ChargePointStatus vocabulary)."""

@@ -45,23 +45,12 @@ class Charger16(Driver, ChargePoint):
     version = "1.6"
 
     # -- messages out --------------------------------------------------------------------
-    async def boot(self) -> float | None:
-        result = await self.send(
-            "BootNotification",
-            {
-                "chargePointModel": self.settings.model,
-                "chargePointVendor": self.settings.vendor,
-                "firmwareVersion": "sim-1",
-            },
-        )
-        if result is None or result.get("status") != "Accepted":
-            if result is not None and result.get("interval"):
-                self.boot_retry = float(result["interval"])
-            return None
-        return float(result.get("interval", 0))
-
-    async def heartbeat(self) -> None:
-        await self.send("Heartbeat", {})
+    def boot_payload(self) -> dict[str, Any]:
+        return {
+            "chargePointModel": self.settings.model,
+            "chargePointVendor": self.settings.vendor,
+            "firmwareVersion": "sim-1",
+        }
 
     async def report_state(self, connector_state: str) -> None:
         await self.send(

@@ -56,26 +56,15 @@ class Charger201(Driver, ChargePoint):
         return {"idToken": f"EV{rng.randrange(16**8):08X}", "type": "ISO14443"}
 
     # -- messages out --------------------------------------------------------------------
-    async def boot(self) -> float | None:
-        result = await self.send(
-            "BootNotification",
-            {
-                "chargingStation": {
-                    "vendorName": self.settings.vendor,
-                    "model": self.settings.model,
-                    "firmwareVersion": "sim-1",
-                },
-                "reason": "PowerUp",
+    def boot_payload(self) -> dict[str, Any]:
+        return {
+            "chargingStation": {
+                "vendorName": self.settings.vendor,
+                "model": self.settings.model,
+                "firmwareVersion": "sim-1",
             },
-        )
-        if result is None or result.get("status") != "Accepted":
-            if result is not None and result.get("interval"):
-                self.boot_retry = float(result["interval"])
-            return None
-        return float(result.get("interval", 0))
-
-    async def heartbeat(self) -> None:
-        await self.send("Heartbeat", {})
+            "reason": "PowerUp",
+        }
 
     async def report_state(self, connector_state: str) -> None:
         occupied = "Available" if connector_state == "Available" else "Occupied"

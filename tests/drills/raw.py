@@ -22,8 +22,10 @@ import os
 import random
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from bench._common import pct
@@ -285,6 +287,25 @@ class MeterCharger:
 
     def profiles(self, since: float = 0.0) -> list[Received]:
         return [r for r in self.received if r.action == "SetChargingProfile" and r.at >= since]
+
+
+def stations(
+    count: int, station_id: Callable[[int], str], zone_id: Callable[[int], str]
+) -> list[SimpleNamespace]:
+    """``count`` identical 11 kW three-phase stations, as ``import_stations`` takes them."""
+    return [
+        SimpleNamespace(
+            station_id=station_id(i),
+            zone_id=zone_id(i),
+            max_station_kw=11.0,
+            contract_max_kw=11.0,
+            min_active_kw=1.4,
+            charging_rate_unit="W",
+            phases=3,
+            voltage_v=230.0,
+        )
+        for i in range(count)
+    ]
 
 
 async def run_fleet(

@@ -27,7 +27,6 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -37,7 +36,7 @@ from bench._common import GridctlProcess
 from pipeline import topics
 from pipeline.bus import BusError, KafkaBus
 from pipeline.contracts import MeterValue, decode
-from tests.drills.raw import Ledger, MeterCharger, finish, run_fleet, wait_for
+from tests.drills.raw import Ledger, MeterCharger, finish, run_fleet, stations, wait_for
 
 CHARGERS = 200
 ZONES = ("kout-zone-a", "kout-zone-b")
@@ -89,19 +88,7 @@ async def test_broker_outage_loses_no_acknowledged_reading_and_delivers_late_com
     bootstrap, config = own_tansu.bootstrap, dict(own_tansu.client_config)
     gw = gridctl(database_url=postgres, bus="kafka", kafka_bootstrap=bootstrap, kafka_config=config)
     await gw.start()
-    specs = [
-        SimpleNamespace(
-            station_id=f"kout-{i:03d}",
-            zone_id=ZONES[i % 2],
-            max_station_kw=11.0,
-            contract_max_kw=11.0,
-            min_active_kw=1.4,
-            charging_rate_unit="W",
-            phases=3,
-            voltage_v=230.0,
-        )
-        for i in range(CHARGERS)
-    ]
+    specs = stations(CHARGERS, lambda i: f"kout-{i:03d}", lambda i: ZONES[i % 2])
     await gw.import_stations(specs, PASSWORD)
     checker = Checker(bootstrap, config)
     checking = asyncio.create_task(checker.run())

@@ -24,7 +24,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
@@ -34,7 +33,7 @@ from bench._common import ROOT, GridctlProcess
 from pipeline import topics
 from pipeline.bus import KafkaBus
 from pipeline.contracts import SetChargingProfileCommand, decode
-from tests.drills.raw import Ledger, MeterCharger, finish, run_fleet, wait_for
+from tests.drills.raw import Ledger, MeterCharger, finish, run_fleet, stations, wait_for
 
 CHARGERS = 20
 ZONES = ("eng-zone-a", "eng-zone-b")
@@ -103,19 +102,7 @@ async def test_engine_restart_during_dr_repeats_nothing_and_reapplies_lapsed_lim
     tasks: list[asyncio.Task[None]] = []
     async with engine_process(postgres, bootstrap, log) as first_engine:
         await gw.start()
-        specs = [
-            SimpleNamespace(
-                station_id=f"eng-{i:03d}",
-                zone_id=ZONES[i % 2],
-                max_station_kw=11.0,
-                contract_max_kw=11.0,
-                min_active_kw=1.4,
-                charging_rate_unit="W",
-                phases=3,
-                voltage_v=230.0,
-            )
-            for i in range(CHARGERS)
-        ]
+        specs = stations(CHARGERS, lambda i: f"eng-{i:03d}", lambda i: ZONES[i % 2])
         await gw.import_stations(specs, PASSWORD)
         chargers = [
             MeterCharger(

@@ -28,7 +28,7 @@ import psycopg
 import pytest
 
 from bench._common import GridctlProcess, p50_p99_max, rss_mib
-from tests.drills.raw import Ledger, MeterCharger, finish, run_fleet, wait_for
+from tests.drills.raw import Ledger, MeterCharger, finish, run_fleet, stations, wait_for
 
 CHARGERS = 2000
 ZONES = 10
@@ -40,20 +40,8 @@ RSS_TARGET_MIB = 1536.0
 pytestmark = [pytest.mark.drill, pytest.mark.timeout(420)]
 
 
-def stations() -> list[SimpleNamespace]:
-    return [
-        SimpleNamespace(
-            station_id=f"storm-{i:04d}",
-            zone_id=f"storm-zone-{i % ZONES:02d}",
-            max_station_kw=11.0,
-            contract_max_kw=11.0,
-            min_active_kw=1.4,
-            charging_rate_unit="W",
-            phases=3,
-            voltage_v=230.0,
-        )
-        for i in range(CHARGERS)
-    ]
+def storm_stations() -> list[SimpleNamespace]:
+    return stations(CHARGERS, lambda i: f"storm-{i:04d}", lambda i: f"storm-zone-{i % ZONES:02d}")
 
 
 async def storm(chargers: list[MeterCharger], since: float, bound: float) -> tuple[bool, str]:
@@ -83,7 +71,7 @@ async def test_reconnect_storm_all_back_and_reconciled(
 ) -> None:
     gw = gridctl(database_url=postgres, tick=1.0)
     await gw.start()
-    specs = stations()
+    specs = storm_stations()
     await gw.import_stations(specs, PASSWORD)
     start = datetime.now(UTC)
     async with gw.api() as api:

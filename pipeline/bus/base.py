@@ -96,6 +96,10 @@ class Subscription(abc.ABC):
 class Bus(abc.ABC):
     """Publish and subscribe, with durability promised by ``publish``."""
 
+    #: Whether offsets survive a restart of this process (a broker, or an on-disk log).
+    #: A consumer that stores offsets itself must forget them when they do not.
+    keeps_offsets: bool = True
+
     @abc.abstractmethod
     async def start(self) -> None:
         """Connect; create missing topics (upsert topics compacted)."""

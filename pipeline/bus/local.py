@@ -80,6 +80,7 @@ class LocalBus(Bus):
         publish_timeout: float = 5.0,
     ) -> None:
         self._path = Path(path) if path else None
+        self.keeps_offsets = self._path is not None
         self._retention = retention_records
         self._logs: dict[str, _Log] = {}
         self._groups: dict[str, dict[str, int]] = {}

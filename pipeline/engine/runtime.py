@@ -129,7 +129,7 @@ class Engine(IngestMixin, SinkMixin):
         self._conn = await self._connect()
         await self._reload_catalog()
         async with self._conn.cursor() as cur:
-            if getattr(self.bus, "_path", "") is None:
+            if not self.bus.keeps_offsets:
                 # A memory-only bus starts its offsets at 0 again: stored ones are stale.
                 await cur.execute(f"DELETE FROM {SCHEMA}.offsets")
             await cur.execute(f"SELECT topic, part, next_offset FROM {SCHEMA}.offsets")

@@ -20,18 +20,31 @@ def available(directory: Path | None = None) -> list[str]:
     return sorted(p.stem for p in (directory or project_dir("sql")).glob("*.sql"))
 
 
+def run_queries(
+    database_url: str, names: list[str], directory: Path | None = None
+) -> list[tuple[list[str], list[tuple[Any, ...]]]]:
+    """Columns and rows of each ``sql/<name>.sql``, over one connection.
+
+    FileNotFoundError if there is no such query. ``prepare_threshold=None``: RisingWave
+    takes no server-side prepared statements.
+    """
+    import psycopg
+
+    folder = directory or project_dir("sql")
+    texts = [(folder / f"{name}.sql").read_text(encoding="utf-8") for name in names]
+    out = []
+    with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
+        for text in texts:
+            cur = conn.execute(text)  # type: ignore[arg-type]
+            out.append(([d.name for d in cur.description or []], cur.fetchall()))
+    return out
+
+
 def run_query(
     database_url: str, name: str, directory: Path | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """Columns and rows of ``sql/<name>.sql``; FileNotFoundError if there is no such query."""
-    import psycopg
-
-    path = (directory or project_dir("sql")) / f"{name}.sql"
-    text = path.read_text(encoding="utf-8")
-    with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
-        cur = conn.execute(text)  # type: ignore[arg-type]
-        columns = [d.name for d in cur.description or []]
-        return columns, cur.fetchall()
+    """Columns and rows of ``sql/<name>.sql``."""
+    return run_queries(database_url, [name], directory)[0]
 
 
 def _cell(value: Any) -> str:

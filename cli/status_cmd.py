@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from cli.query_cmd import _cell, run_query
+from cli.query_cmd import _cell, run_queries
 
 #: (query in sql/, title)
 SECTIONS = (
@@ -45,13 +45,13 @@ def status(
             err=True,
         )
         raise typer.Exit(2)
+    try:
+        results = run_queries(dsn, [name for name, _ in SECTIONS])
+    except Exception as exc:  # a connection or SQL error: one line, exit 1
+        typer.echo(f"error: {exc}".splitlines()[0], err=True)
+        raise typer.Exit(1) from exc
     console = Console()
-    for name, title in SECTIONS:
-        try:
-            columns, rows = run_query(dsn, name)
-        except Exception as exc:  # a connection or SQL error: one line, exit 1
-            typer.echo(f"error: {name}: {exc}".splitlines()[0], err=True)
-            raise typer.Exit(1) from exc
+    for (_, title), (columns, rows) in zip(SECTIONS, results, strict=True):
         table = Table(title=f"{title} ({len(rows)})", title_justify="left")
         for column in columns:
             table.add_column(column)

@@ -9,11 +9,14 @@ import signal
 from pathlib import Path
 from typing import Annotated
 
+import psycopg
 import typer
 from rich.console import Console
 from rich.panel import Panel
 
 from cli.runtime import Endpoints, RunSettings, Runtime, default_migrations_dir
+from pipeline.bus import BusError
+from pipeline.migrate.errors import MigrateError
 
 
 def parse_vars(pairs: list[str], option: str = "--var") -> dict[str, str]:
@@ -130,7 +133,13 @@ def run(
             {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
         ),
     )
-    asyncio.run(serve(settings, Console()))
+    try:
+        asyncio.run(serve(settings, Console()))
+    except (OSError, RuntimeError, ValueError, MigrateError, BusError, psycopg.Error) as exc:
+        # A port in use, a database or broker out of reach, a bad migration: say which,
+        # in one line; everything started so far has been stopped by serve().
+        typer.echo(f"gridctl run: cannot start: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ import contextlib
 import tempfile
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -45,9 +46,6 @@ class DemoConfig:
     reduce_pct: float = 40.0
     meter_interval: float = 2.0
     seed: int = 7
-    bus: str = "local"
-    kafka_bootstrap: str | None = None
-    data_dir: Path | None = None
     #: seconds of samples before the baseline minute may close (see baseline_wait)
     baseline_least: float = 20.0
 
@@ -112,27 +110,20 @@ def baseline_wait(now: float, *, least: float = 20.0, margin: float = 12.0) -> f
 class Demo:
     """Run the scenario; ``state`` is safe to read from the view at any time."""
 
-    def __init__(self, config: DemoConfig, on_line: object | None = None) -> None:
+    def __init__(self, config: DemoConfig, on_line: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.state = DemoState()
         self._on_line = on_line
 
     def _say(self, line: str) -> None:
         self.state.note(line)
-        if callable(self._on_line):
+        if self._on_line is not None:
             self._on_line(line)
 
     async def run(self) -> DemoState:
-        cfg = self.config
-        tmp = None
-        data_dir = cfg.data_dir
-        if data_dir is None:
-            tmp = tempfile.TemporaryDirectory(prefix="gridctl-demo-")
-            data_dir = Path(tmp.name)
+        tmp = tempfile.TemporaryDirectory(prefix="gridctl-demo-")
         settings = RunSettings(
-            data_dir=data_dir,
-            bus="kafka" if cfg.bus == "kafka" else "local",
-            kafka_bootstrap=cfg.kafka_bootstrap,
+            data_dir=Path(tmp.name),
             ocpp_port=free_port(),
             api_port=free_port(),
             pg_port=free_port(),
@@ -158,8 +149,7 @@ class Demo:
             if fleet is not None:
                 await fleet.stop()
             await runtime.stop()
-            if tmp is not None:
-                tmp.cleanup()
+            tmp.cleanup()
         self.state.phase = "done"
         return self.state
 

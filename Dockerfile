@@ -13,8 +13,11 @@ WORKDIR /app
 # The whole build context (.dockerignore keeps it to the packages, migrations/ and sql/):
 # migrations/ and sql/ are read at run time from the working directory (`gridctl
 # migrate` and `gridctl query` look in ./migrations and ./sql), the packages installed.
+# Dependencies come from requirements/runtime.txt, exported from uv.lock with hashes, so the
+# image holds the versions the suite passed with; gridctl itself is installed without deps.
 COPY . .
-RUN pip install . \
+RUN pip install --require-hashes --no-deps -r requirements/runtime.txt \
+    && pip install --no-deps . \
     && rm -rf build ./*.egg-info
 
 # Run as an unprivileged user; only the data directory (API token file, local state) is

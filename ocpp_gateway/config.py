@@ -54,12 +54,21 @@ class GatewayConfig:
     min_interval_s: float = 300.0
     #: how far in the past a profile's startSchedule lies (clock skew on chargers)
     start_offset_s: int = 60
+    #: a charger timestamp further than this from our clock is replaced by the received
+    #: time (the charger's is kept in ``charger_ts``): ``--max-clock-skew``
+    max_clock_skew_s: float = 300.0
+    #: readings above a station's ``max_station_kw`` times this are refused as impossible
+    max_power_factor: float = 1.5
 
     def __post_init__(self) -> None:
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("wss needs both certfile and keyfile")
         if self.ack_timeout <= 0:
             raise ConfigError("ack_timeout must be positive")
+        if not self.max_clock_skew_s > 0:
+            raise ConfigError("max_clock_skew_s must be positive")
+        if not self.max_power_factor >= 1:
+            raise ConfigError("max_power_factor must be at least 1")
 
     @property
     def tls(self) -> bool:

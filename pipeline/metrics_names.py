@@ -26,3 +26,4 @@ DR_CONFIRM_SECONDS = "gridctl_dr_confirm_seconds"  # histogram: signal accepted 
 ENGINE_RECORDS_INGESTED = "gridctl_engine_records_ingested_total"  # counter {topic}
 ENGINE_RECORDS_DROPPED = "gridctl_engine_records_dropped_total"  # counter {topic, reason}
 ENGINE_SINK_RECORDS = "gridctl_engine_sink_records_total"  # counter {sink}
+BUS_OFFSETS_BEYOND_LOG = "gridctl_bus_offsets_beyond_log_records_total"  # counter {topic, reader}

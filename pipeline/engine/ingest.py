@@ -17,6 +17,7 @@ import psycopg
 
 from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, Record, Subscription
+from pipeline.bus.metrics import OFFSETS_BEYOND_LOG
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Source
@@ -38,6 +39,42 @@ class IngestMixin:
     _sources: dict[str, list[Source]]
     _offsets: dict[tuple[str, int], int]
     _require: Callable[[], psycopg.AsyncConnection[Any]]
+
+    async def _reconcile_offsets(self) -> None:
+        """Move stored offsets beyond the end of the bus's log back to its end.
+
+        They are there when the log lost its tail (a disk restored from backup, a log cut
+        short): records at the lost offsets never come back, and the new ones the bus
+        appends there would be skipped as "already ingested". Warn, count what was lost.
+        """
+        ends = await self.bus.end_offsets(sorted({t for t, _ in self._offsets}))
+        if not ends:
+            return
+        moved = {}
+        for pos, stored in self._offsets.items():
+            end = ends.get(pos)
+            if end is not None and stored > end:
+                moved[pos] = end
+                OFFSETS_BEYOND_LOG.labels(pos[0], "engine").inc(stored - end)
+                log.warning(
+                    "engine: stored offset %d of %s is beyond the end of the bus (%d): "
+                    "%d records were lost with the log's tail; ingesting from %d",
+                    stored,
+                    pos[0],
+                    end,
+                    stored - end,
+                    end,
+                )
+        if not moved:
+            return
+        conn = self._require()
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                f"UPDATE {SCHEMA}.offsets SET next_offset = %s WHERE topic = %s AND part = %s",
+                [(o, t, p) for (t, p), o in moved.items()],
+            )
+        await conn.commit()
+        self._offsets.update(moved)
 
     async def _ingest(self, now: datetime) -> None:
         if self._sub is None:

@@ -135,6 +135,7 @@ class Engine(IngestMixin, SinkMixin):
             await cur.execute(f"SELECT topic, part, next_offset FROM {SCHEMA}.offsets")
             self._offsets = {(t, p): o for t, p, o in await cur.fetchall()}
         await self._conn.commit()
+        await self._reconcile_offsets()
         await self._flush_outbox()
         if loop:
             self._bell = self.bus.subscribe(

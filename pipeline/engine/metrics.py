@@ -13,10 +13,11 @@ from pipeline import metrics_names as names
 from pipeline.prometheus import metric as _get
 
 INGESTED = _get(Counter, names.ENGINE_RECORDS_INGESTED, "Records ingested.", labelnames=["topic"])
-DROPPED = _get(
+REJECTED = _get(
     Counter,
-    names.ENGINE_RECORDS_DROPPED,
-    "Records skipped by the engine (contract violations, unknown topics).",
+    names.ENGINE_RECORDS_REJECTED,
+    "Records the engine could not ingest (contract violations, values out of a column's "
+    "range), each sent to ingest.rejected.",
     labelnames=["topic", "reason"],
 )
 SINK_RECORDS = _get(

@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
@@ -60,11 +62,41 @@ class Endpoints:
 
     ocpp_url: str
     api_url: str
+    #: where the generated API token is kept (None: tokens were configured)
     token_file: Path | None
+    #: the API token, for in-process clients (the demo); never printed
     token: str | None
+    #: a DSN for dashboards: the embedded server's read-only role, or the configured URL
+    #: without its password
     database_url: str | None
+    #: the libpq password file of ``database_url`` (embedded server)
+    database_password_file: Path | None
     engine: str
     bus: str
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (0700); tighten an existing one we own to 0700.
+
+    The data dir holds the API token, the bus log (station password hashes), the DR
+    revisions and the database's password files.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
+
+
+def redact(url: str | None) -> str | None:
+    """``url`` without the password, for printing (``postgresql://u:***@host/db``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Runtime:
@@ -82,7 +114,7 @@ class Runtime:
 
     async def start(self) -> Endpoints:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)
         loop = asyncio.get_running_loop()
 
         if s.engine == "embedded" and not s.database_url:
@@ -145,6 +177,7 @@ class Runtime:
         await self._bridge.start()
 
         shown_host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+        tokens = getattr(self._bridge, "tokens", ())
         self.endpoints = Endpoints(
             ocpp_url=(
                 f"{'wss' if s.gateway_options.get('certfile') else 'ws'}://"
@@ -152,8 +185,11 @@ class Runtime:
             ),
             api_url=f"http://{shown_host}:{self._bridge.port}",
             token_file=getattr(self._bridge, "token_file", None),
-            token=getattr(self._bridge, "token", None),
-            database_url=self.database_url,
+            token=tokens[0] if tokens else None,
+            database_url=(
+                self._pg.reader_dsn if self._pg is not None else redact(self.database_url)
+            ),
+            database_password_file=self._pg.reader_passfile if self._pg is not None else None,
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
         )

@@ -33,6 +33,7 @@ __all__ = [
     "ContractError",
     "DemandResponseSignal",
     "MeterValue",
+    "RejectedRecord",
     "SetChargingProfileCommand",
     "StationCredential",
     "StationStatus",
@@ -206,6 +207,25 @@ class Alert(_Record, kw_only=True):
     window_end: TzDatetime | None = None
 
 
+class RejectedRecord(_Record, kw_only=True):
+    """A record the engine could not ingest (``ingest.rejected``, key ``topic:offset``).
+
+    ``value`` is the original record as text (invalid UTF-8 replaced), so that it can be
+    inspected, fixed and published again; ``reason`` is a short label (the one the metric
+    counts), ``detail`` the full error.
+    """
+
+    topic: str
+    partition: int = 0
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+    key: str | None = None
+    value: str | None = None
+    table: str | None = None
+    reason: str
+    detail: str
+    rejected_ts: TzDatetime
+
+
 #: The contract of each topic.
 MODELS: dict[str, type[_Record]] = {
     topics.METER_VALUES: MeterValue,
@@ -217,6 +237,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.STATION_STATUS: StationStatus,
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
+    topics.INGEST_REJECTED: RejectedRecord,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

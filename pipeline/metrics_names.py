@@ -24,5 +24,7 @@ DR_SIGNALS = "gridctl_dr_signals_total"  # counter {source, signal_type}
 DR_PUBLISH_RETRIES = "gridctl_dr_publish_retries_total"  # counter: failed publishes, retried
 DR_CONFIRM_SECONDS = "gridctl_dr_confirm_seconds"  # histogram: signal accepted -> on the bus
 ENGINE_RECORDS_INGESTED = "gridctl_engine_records_ingested_total"  # counter {topic}
-ENGINE_RECORDS_DROPPED = "gridctl_engine_records_dropped_total"  # counter {topic, reason}
+#: counter {topic, reason}: records not ingested, each published to ``ingest.rejected``
+ENGINE_RECORDS_REJECTED = "gridctl_engine_records_rejected_total"
 ENGINE_SINK_RECORDS = "gridctl_engine_sink_records_total"  # counter {sink}
+BUS_OFFSETS_BEYOND_LOG = "gridctl_bus_offsets_beyond_log_records_total"  # counter {topic, reader}

@@ -155,6 +155,10 @@ class Runtime:
                 host=s.host,
                 port=s.ocpp_port,
                 allow_unknown_stations=s.allow_unknown_stations,
+                # /metrics on the OCPP port names signal ids: the API's tokens read it
+                # (asked per scrape: a generated token exists once the bridge started)
+                metrics_tokens=lambda: self._bridge.tokens if self._bridge is not None else (),
+                state_dir=str(s.data_dir / "gateway"),
                 **s.gateway_options,
             ),
         )

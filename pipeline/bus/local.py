@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline import topics as topic_names
-from pipeline.bus.base import Bus, BusClosed, Message, PublishError, Record, Subscription
+from pipeline.bus.base import Bus, BusClosed, BusError, Message, PublishError, Record, Subscription
 
 
 class _Log:
@@ -126,6 +126,13 @@ class LocalBus(Bus):
             self._save_groups()
         for log in self._logs.values():
             log.changed.set()
+
+    async def ping(self, timeout: float = 2.0) -> str:
+        if not self._running:
+            raise BusError("in-process bus is stopped")
+        if self._writer is not None and self._writer.done():
+            raise BusError("the write-ahead log writer has stopped")
+        return "in-process" + (f", log in {self._path}" if self._path else ", memory only")
 
     # -- publish -----------------------------------------------------------------------
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
@@ -279,9 +286,7 @@ class _LocalSubscription(Subscription):
 
     async def lag(self) -> int | None:
         # Exact for append-only topics; for compacted ones it counts superseded offsets too.
-        return sum(
-            max(0, self._bus._log(t).next_offset - self._positions[t]) for t in self._topics
-        )
+        return sum(max(0, self._bus._log(t).next_offset - self._positions[t]) for t in self._topics)
 
     async def close(self) -> None:
         self._closed = True

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
 
@@ -111,10 +112,12 @@ class Runtime:
         self._gateway: Any = None
         self._bridge: Any = None
         self.endpoints: Endpoints | None = None
+        self._lock = DataDirLock(settings.data_dir)
 
     async def start(self) -> Endpoints:
         s = self.settings
         private_dir(s.data_dir)
+        self._lock.acquire()  # before anything touches the data dir's cluster or bus log
         loop = asyncio.get_running_loop()
 
         if s.engine == "embedded" and not s.database_url:
@@ -164,8 +167,17 @@ class Runtime:
         )
         await self._gateway.start()
 
+        from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
 
+        health = build_health(
+            bus=self.bus,
+            engine=self._engine,
+            tick=s.tick,
+            database_url=self.database_url,
+            gateway_host=s.host,
+            gateway_port=self._gateway.port,
+        )
         self._bridge = Bridge(
             self.bus,
             BridgeSettings(
@@ -177,6 +189,7 @@ class Runtime:
                 openadr2_ven_name=s.openadr2_ven_name,
                 openadr3_vtn_url=s.openadr3_vtn_url,
             ),
+            health=health,
         )
         await self._bridge.start()
 
@@ -197,6 +210,15 @@ class Runtime:
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
         )
+        write_state(
+            s.data_dir,
+            {
+                "database_url": without_password(self.database_url) if self.database_url else None,
+                "api_url": self.endpoints.api_url,
+                "ocpp_url": self.endpoints.ocpp_url,
+                "engine": s.engine,
+            },
+        )
         # What was imported and built so far lives as long as the process: keep it out of
         # the cyclic GC's full collections, which otherwise stop the event loop for tens
         # of ms and set the gateway's ack p99 (tests/drills/test_fuzz_load.py).
@@ -213,3 +235,4 @@ class Runtime:
         if self._pg is not None:
             end = self._pg.destroy if discard_database else self._pg.stop
             await asyncio.get_running_loop().run_in_executor(None, end)
+        self._lock.release()

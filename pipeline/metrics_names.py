@@ -11,6 +11,7 @@ READINGS_REFUSED = "gridctl_readings_refused_total"  # counter {reason}
 INGEST_LATENCY_SECONDS = "gridctl_ingest_latency_seconds"  # histogram: bus -> engine table
 ENGINE_LAG_RECORDS = "gridctl_engine_lag_records"  # gauge: records on the bus not yet ingested
 ENGINE_TICK_SECONDS = "gridctl_engine_tick_seconds"  # histogram
+ENGINE_LAST_TICK = "gridctl_engine_last_tick_timestamp_seconds"  # gauge: unix time
 COMMAND_RESULTS = "gridctl_command_results_total"  # counter {status}
 COMMAND_ACK_RATE = "gridctl_command_ack_rate"  # gauge {signal_id}
 COMMAND_LATENCY_SECONDS = "gridctl_command_latency_seconds"  # histogram

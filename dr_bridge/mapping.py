@@ -59,6 +59,8 @@ def make_signal(
     priority: int,
     source: str,
     now: datetime,
+    event_id: str | None = None,
+    event_priority: int | None = None,
 ) -> DemandResponseSignal:
     return DemandResponseSignal(
         signal_id=signal_id,
@@ -73,4 +75,6 @@ def make_signal(
         priority=priority,
         source=source,
         received_ts=now,
+        event_id=event_id,
+        event_priority=event_priority,
     )

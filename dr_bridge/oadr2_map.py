@@ -124,6 +124,15 @@ def signal_amount(
     return None
 
 
+def _event_priority(descriptor: dict[str, Any]) -> int | None:
+    """2.0b priority as sent (0 = none, 1 = highest); None when absent or unusable."""
+    try:
+        value = int(descriptor.get("priority"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return value if value >= 0 else None
+
+
 def _kw_factor(measurement: Any) -> float:
     if isinstance(measurement, dict):
         scale = measurement.get("scale")
@@ -195,6 +204,8 @@ def map_event(
                     priority=priority,
                     source=SOURCE,
                     now=now,
+                    event_id=f"{SOURCE}:{event_id}",
+                    event_priority=_event_priority(descriptor),
                 )
             )
     return Mapped(signals=out, zones=found, reason=None if out else "every interval is level 0")

@@ -119,6 +119,12 @@ def _amount(
     return None
 
 
+def _event_priority(event: dict[str, Any]) -> int | None:
+    """3.x priority as sent (0 = most urgent); None when absent or unusable."""
+    value = event.get("priority")
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
 def map_event(
     event: dict[str, Any],
     *,
@@ -173,6 +179,8 @@ def map_event(
                         priority=priority,
                         source=SOURCE,
                         now=now,
+                        event_id=f"{SOURCE}:{event_id}",
+                        event_priority=_event_priority(event),
                     )
                 )
             break  # one curtailment payload per interval

@@ -119,3 +119,13 @@ def test_cancelled_maps_to_nothing_and_opts_in() -> None:
     ev["event_descriptor"]["event_status"] = "cancelled"
     m = run(ev)
     assert (m.cancelled, m.signals, m.opt) == (True, [], "optIn")
+
+
+def test_intervals_of_one_event_share_its_identity_and_keep_its_priority() -> None:
+    ev = event("SIMPLE", "level", [2, 1])
+    ev["event_descriptor"]["priority"] = 3
+    mapped = run(ev)
+    assert [(s.signal_id, s.event_id, s.event_priority) for s in mapped.signals] == [
+        ("oadr2:e1:zone-a:0", "openadr2:e1", 3),
+        ("oadr2:e1:zone-a:1", "openadr2:e1", 3),
+    ]

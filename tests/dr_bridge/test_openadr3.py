@@ -102,11 +102,13 @@ async def test_capacity_limit_change_restart_and_deletion(stack: Ven3Stack) -> N
     assert await ven.poll_once() == 1
     [first] = stack.bus.published
     assert summary([first]) == [("oadr3:ev-1:zone-a:0", 0, "CURTAIL", 150.0, None)]
-    assert (first.start_ts, first.end_ts, first.source) == (
+    assert (first.start_ts, first.end_ts, first.source, first.event_id) == (
         START,
         START + timedelta(hours=1),
         "openadr3",
+        "openadr3:ev-1",
     )
+    assert first.event_priority == 0  # the VTN's own number, kept
 
     # Same event again: nothing new.
     assert await ven.poll_once() == 0

@@ -34,9 +34,12 @@ class Bridge:
         *,
         serve_api: bool = True,
         openadr3_transport: Any = None,
+        load: Any = None,
     ) -> None:
         """``serve_api=False`` builds the app without serving it (tests use ASGI);
-        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests)."""
+        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests); ``load``
+        a :class:`dr_bridge.telemetry.ZoneLoadReader` (default: the engine's views at
+        ``settings.database_url``)."""
         self.bus = bus
         self.settings = settings
         self._serve_api = serve_api
@@ -53,6 +56,8 @@ class Bridge:
         #: where the generated token is kept (None when tokens are configured)
         self.token_file: Path | None = None
         self.vens: list[Any] = []
+        #: measured load per zone (a ZoneLoadReader): from ``database_url``, or injected
+        self.load: Any = load
 
     @property
     def api_url(self) -> str | None:
@@ -82,6 +87,10 @@ class Bridge:
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
             await self.server.start()
+        if self.load is None and s.database_url:
+            from dr_bridge.telemetry import PgZoneLoad
+
+            self.load = PgZoneLoad(s.database_url)
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven
 
@@ -97,6 +106,7 @@ class Bridge:
                 self.zones,
                 s.simple_levels,
                 transport=self._openadr3_transport,
+                load=self.load,
             )
             await ven3.start()
             self.vens.append(ven3)

@@ -44,6 +44,12 @@ def limit_amount(kw: float) -> Amount:
     return Amount("CURTAIL", zone_limit_kw=max(0.0, kw))
 
 
+def reduction_pct_amount(pct: float) -> Amount | None:
+    """A reduction in % of the baseline (0..100); None when there is nothing to reduce."""
+    pct = round(max(0.0, min(100.0, pct)), 6)
+    return Amount("CURTAIL", target_reduction_pct=pct) if pct > 0 else None
+
+
 def reduction_kw_amount(kw: float) -> Amount | None:
     return Amount("CURTAIL", target_reduction_kw=abs(kw)) if kw else None
 

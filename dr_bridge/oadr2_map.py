@@ -33,6 +33,8 @@ class ZoneView:
     is_zone: Callable[[str], bool]
     zone_of: Callable[[str], str | None]
     all_zones: Callable[[], Iterable[str]]
+    #: kW the zone's stations can draw together; None when unknown
+    capacity_kw: Callable[[str], float | None] = lambda _zone: None
 
 
 @dataclass

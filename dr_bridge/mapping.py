@@ -2,7 +2,6 @@
 
 - SIMPLE level L (0-3): a row of the configured table (``config.DEFAULT_SIMPLE_LEVELS``:
   1 -> CURTAIL 20 %, 2 -> CURTAIL 50 %, 3 -> SHED 100 %); level 0 means "normal", no signal.
-- a capacity fraction v (2.0b ``x-loadControlCapacity``): CURTAIL by (1 - v) x 100 %.
 - a power limit or setpoint in kW: ``zone_limit_kw``; a delta in kW: ``target_reduction_kw``.
 """
 
@@ -31,13 +30,6 @@ def simple_amount(level: float, table: dict[int, tuple[str, float]]) -> Amount |
         return None
     signal_type, pct = row
     return Amount(signal_type, target_reduction_pct=pct)
-
-
-def capacity_fraction_amount(value: float) -> Amount | None:
-    """A fraction of capacity to keep (0..1; > 1 read as %) -> % reduction; None if nothing."""
-    fraction = value / 100 if value > 1 else value
-    pct = round((1 - max(0.0, min(1.0, fraction))) * 100, 6)
-    return Amount("CURTAIL", target_reduction_pct=pct) if pct > 0 else None
 
 
 def limit_amount(kw: float) -> Amount:

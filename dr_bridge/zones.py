@@ -96,9 +96,18 @@ class ZoneDirectory:
         ]
         return sum(caps) if caps else None
 
+    def floor_kw(self, zone_id: str) -> float:
+        """The least the zone draws under CURTAIL with every station charging: Σ of each
+        station's min_active_kw (within its limits), as the engine's floors."""
+        return sum(
+            min(s.min_active_kw or 0.0, s.max_station_kw, s.contract_max_kw)
+            for s in self._stations.values()
+            if s.zone_id == zone_id
+        )
+
     def view(self) -> ZoneView:
         """What the OpenADR mappings need, as plain callables (they stay pure)."""
-        return ZoneView(self.is_zone, self.zone_of, self.zones, self.capacity_kw)
+        return ZoneView(self.is_zone, self.zone_of, self.zones, self.capacity_kw, self.floor_kw)
 
     def stations(self) -> list[StationZone]:
         return sorted(self._stations.values(), key=lambda s: s.station_id)

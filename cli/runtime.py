@@ -54,6 +54,8 @@ class RunSettings:
     openadr2_vtn_url: str | None = None
     openadr2_ven_name: str | None = None
     openadr3_vtn_url: str | None = None
+    #: further BridgeSettings fields of the OpenADR VENs (``openadr3_client_id``, ...)
+    openadr_options: dict[str, Any] = field(default_factory=dict)
     gateway_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -188,6 +190,8 @@ class Runtime:
                 openadr2_vtn_url=s.openadr2_vtn_url,
                 openadr2_ven_name=s.openadr2_ven_name,
                 openadr3_vtn_url=s.openadr3_vtn_url,
+                database_url=self.database_url,
+                **s.openadr_options,
             ),
             health=health,
         )

@@ -134,6 +134,15 @@ class DemandResponseSignal(_Record, kw_only=True):
     priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
     source: Text = "api"
     received_ts: TzDatetime
+    #: The utility event this signal is part of, qualified by its source (for example
+    #: ``openadr2:evt-7``). Every interval and revision of one event carries the same
+    #: id, so the engine takes one baseline per event, not one per interval. Null: the
+    #: signal is an event of its own (an API signal).
+    event_id: Id | None = None
+    #: The event's priority as the utility sent it (OpenADR 3: lower is more urgent;
+    #: OpenADR 2.0b: 0 means none). Kept for reports and tie-breaks; ``priority`` is
+    #: the program's class in our terms.
+    event_priority: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
     def __post_init__(self) -> None:
         amounts = [

@@ -36,6 +36,7 @@ __all__ = [
     "ContractError",
     "DemandResponseSignal",
     "MeterValue",
+    "RejectedRecord",
     "SetChargingProfileCommand",
     "StationCredential",
     "StationStatus",
@@ -133,6 +134,15 @@ class DemandResponseSignal(_Record, kw_only=True):
     priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
     source: Text = "api"
     received_ts: TzDatetime
+    #: The utility event this signal is part of, qualified by its source (for example
+    #: ``openadr2:evt-7``). Every interval and revision of one event carries the same
+    #: id, so the engine takes one baseline per event, not one per interval. Null: the
+    #: signal is an event of its own (an API signal).
+    event_id: Id | None = None
+    #: The event's priority as the utility sent it (OpenADR 3: lower is more urgent;
+    #: OpenADR 2.0b: 0 means none). Kept for reports and tie-breaks; ``priority`` is
+    #: the program's class in our terms.
+    event_priority: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
     def __post_init__(self) -> None:
         amounts = [
@@ -235,6 +245,25 @@ class Alert(_Record, kw_only=True):
     window_end: TzDatetime | None = None
 
 
+class RejectedRecord(_Record, kw_only=True):
+    """A record the engine could not ingest (``ingest.rejected``, key ``topic:offset``).
+
+    ``value`` is the original record as text (invalid UTF-8 replaced), so that it can be
+    inspected, fixed and published again; ``reason`` is a short label (the one the metric
+    counts), ``detail`` the full error.
+    """
+
+    topic: str
+    partition: int = 0
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+    key: str | None = None
+    value: str | None = None
+    table: str | None = None
+    reason: str
+    detail: str
+    rejected_ts: TzDatetime
+
+
 #: The contract of each topic.
 MODELS: dict[str, type[_Record]] = {
     topics.METER_VALUES: MeterValue,
@@ -246,6 +275,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.STATION_STATUS: StationStatus,
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
+    topics.INGEST_REJECTED: RejectedRecord,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

@@ -11,6 +11,7 @@ READINGS_REFUSED = "gridctl_readings_refused_total"  # counter {reason}
 INGEST_LATENCY_SECONDS = "gridctl_ingest_latency_seconds"  # histogram: bus -> engine table
 ENGINE_LAG_RECORDS = "gridctl_engine_lag_records"  # gauge: records on the bus not yet ingested
 ENGINE_TICK_SECONDS = "gridctl_engine_tick_seconds"  # histogram
+ENGINE_LAST_TICK = "gridctl_engine_last_tick_timestamp_seconds"  # gauge: unix time
 COMMAND_RESULTS = "gridctl_command_results_total"  # counter {status}
 COMMAND_ACK_RATE = "gridctl_command_ack_rate"  # gauge {signal_id}
 COMMAND_LATENCY_SECONDS = "gridctl_command_latency_seconds"  # histogram
@@ -26,5 +27,7 @@ DR_SIGNALS = "gridctl_dr_signals_total"  # counter {source, signal_type}
 DR_PUBLISH_RETRIES = "gridctl_dr_publish_retries_total"  # counter: failed publishes, retried
 DR_CONFIRM_SECONDS = "gridctl_dr_confirm_seconds"  # histogram: signal accepted -> on the bus
 ENGINE_RECORDS_INGESTED = "gridctl_engine_records_ingested_total"  # counter {topic}
-ENGINE_RECORDS_DROPPED = "gridctl_engine_records_dropped_total"  # counter {topic, reason}
+#: counter {topic, reason}: records not ingested, each published to ``ingest.rejected``
+ENGINE_RECORDS_REJECTED = "gridctl_engine_records_rejected_total"
 ENGINE_SINK_RECORDS = "gridctl_engine_sink_records_total"  # counter {sink}
+BUS_OFFSETS_BEYOND_LOG = "gridctl_bus_offsets_beyond_log_records_total"  # counter {topic, reader}

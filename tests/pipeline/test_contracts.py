@@ -99,6 +99,17 @@ VALID: dict[type[msgspec.Struct], dict[str, Any]] = {
         "window_start": T0,
         "window_end": T1,
     },
+    contracts.RejectedRecord: {
+        "topic": "ocpp.meter_values",
+        "partition": 0,
+        "offset": 41,
+        "key": "st-1",
+        "value": '{"station_id": "st-1"}',
+        "table": "meter_values",
+        "reason": "contract",
+        "detail": "ocpp.meter_values: $: required field is missing",
+        "rejected_ts": T0,
+    },
 }
 
 CASES = [pytest.param(topic, model, id=topic) for topic, model in contracts.MODELS.items()]

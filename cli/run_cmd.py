@@ -135,10 +135,10 @@ def run(
     ocpp_msgs_per_s: Annotated[
         float,
         typer.Option(envvar="GRIDCTL_OCPP_MSGS_PER_S", help="per-charger budget, messages/s"),
-    ] = 50.0,
+    ] = 20.0,
     ocpp_bytes_per_s: Annotated[
         float, typer.Option(envvar="GRIDCTL_OCPP_BYTES_PER_S", help="per-charger budget, bytes/s")
-    ] = 256 * 1024,
+    ] = 64 * 1024,
     ocpp_max_frame: Annotated[
         int, typer.Option(envvar="GRIDCTL_OCPP_MAX_FRAME", help="largest OCPP frame, bytes")
     ] = 64 * 1024,

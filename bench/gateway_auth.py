@@ -54,6 +54,8 @@ async def _handshake(port: int, station: str, password: str) -> tuple[int, float
             status = 101
     except InvalidStatus as exc:
         status = exc.response.status_code
+    except (OSError, TimeoutError, websockets.InvalidHandshake):
+        status = 0  # no HTTP answer at all
     return status, (time.perf_counter() - t0) * 1000
 
 

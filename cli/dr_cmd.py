@@ -71,6 +71,12 @@ def signals_table(signals: list[dict[str, Any]], title: str) -> Table:
     for col in ("signal", "mod", "zone", "type", "amount", "start", "end", "prio", "source"):
         table.add_column(col, no_wrap=col in ("start", "end"))
     for s in signals:
+        if "unreadable" in s:  # a stored revision that no longer decodes: say so, by id
+            table.add_row(
+                s["signal_id"], str(s.get("modification", "")), "", "UNREADABLE", "", "", "", "",
+                s["unreadable"][:60],
+            )  # fmt: skip
+            continue
         table.add_row(
             s["signal_id"],
             str(s["modification"]),

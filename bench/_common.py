@@ -286,7 +286,10 @@ class GridctlProcess:
         import httpx
 
         async with httpx.AsyncClient(timeout=10.0) as client:
-            response = await client.get(f"http://127.0.0.1:{self.ocpp_port}/metrics")
+            response = await client.get(
+                f"http://127.0.0.1:{self.ocpp_port}/metrics",
+                headers={"Authorization": f"Bearer {self.token}"},  # the API's token
+            )
             response.raise_for_status()
             return parse_metrics(response.text)
 

@@ -148,7 +148,7 @@ class Demo:
                     await task
             if fleet is not None:
                 await fleet.stop()
-            await runtime.stop()
+            await runtime.stop(discard_database=True)
             tmp.cleanup()
         self.state.phase = "done"
         return self.state

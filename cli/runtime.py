@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
 
@@ -53,6 +54,8 @@ class RunSettings:
     openadr2_vtn_url: str | None = None
     openadr2_ven_name: str | None = None
     openadr3_vtn_url: str | None = None
+    #: further BridgeSettings fields of the OpenADR VENs (``openadr3_client_id``, ...)
+    openadr_options: dict[str, Any] = field(default_factory=dict)
     gateway_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -111,10 +114,12 @@ class Runtime:
         self._gateway: Any = None
         self._bridge: Any = None
         self.endpoints: Endpoints | None = None
+        self._lock = DataDirLock(settings.data_dir)
 
     async def start(self) -> Endpoints:
         s = self.settings
         private_dir(s.data_dir)
+        self._lock.acquire()  # before anything touches the data dir's cluster or bus log
         loop = asyncio.get_running_loop()
 
         if s.engine == "embedded" and not s.database_url:
@@ -155,13 +160,26 @@ class Runtime:
                 host=s.host,
                 port=s.ocpp_port,
                 allow_unknown_stations=s.allow_unknown_stations,
+                # /metrics on the OCPP port names signal ids: the API's tokens read it
+                # (asked per scrape: a generated token exists once the bridge started)
+                metrics_tokens=lambda: self._bridge.tokens if self._bridge is not None else (),
+                state_dir=str(s.data_dir / "gateway"),
                 **s.gateway_options,
             ),
         )
         await self._gateway.start()
 
+        from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
 
+        health = build_health(
+            bus=self.bus,
+            engine=self._engine,
+            tick=s.tick,
+            database_url=self.database_url,
+            gateway_host=s.host,
+            gateway_port=self._gateway.port,
+        )
         self._bridge = Bridge(
             self.bus,
             BridgeSettings(
@@ -172,7 +190,10 @@ class Runtime:
                 openadr2_vtn_url=s.openadr2_vtn_url,
                 openadr2_ven_name=s.openadr2_ven_name,
                 openadr3_vtn_url=s.openadr3_vtn_url,
+                database_url=self.database_url,
+                **s.openadr_options,
             ),
+            health=health,
         )
         await self._bridge.start()
 
@@ -193,16 +214,29 @@ class Runtime:
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
         )
+        write_state(
+            s.data_dir,
+            {
+                "database_url": without_password(self.database_url) if self.database_url else None,
+                "api_url": self.endpoints.api_url,
+                "ocpp_url": self.endpoints.ocpp_url,
+                "engine": s.engine,
+            },
+        )
         # What was imported and built so far lives as long as the process: keep it out of
         # the cyclic GC's full collections, which otherwise stop the event loop for tens
         # of ms and set the gateway's ack p99 (tests/drills/test_fuzz_load.py).
         gc.freeze()
         return self.endpoints
 
-    async def stop(self) -> None:
+    async def stop(self, *, discard_database: bool = False) -> None:
+        """Stop every component; ``discard_database`` also deletes the embedded cluster,
+        which may live outside the data dir (relocated for root), for throw-away runs."""
         for component in (self._bridge, self._gateway, self._engine, self.bus):
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()
         if self._pg is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._pg.stop)
+            end = self._pg.destroy if discard_database else self._pg.stop
+            await asyncio.get_running_loop().run_in_executor(None, end)
+        self._lock.release()

@@ -83,6 +83,8 @@ def restore_of(signal: DemandResponseSignal, modification: int) -> DemandRespons
         priority=signal.priority,
         source=signal.source,
         received_ts=datetime.now(UTC),
+        event_id=signal.event_id,
+        event_priority=signal.event_priority,
     )
 
 

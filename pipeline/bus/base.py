@@ -135,6 +135,11 @@ class Bus(abc.ABC):
         """
         return None
 
+    async def ping(self, timeout: float = 2.0) -> str:
+        """A one-line detail when the bus can take records now; raises :class:`BusError`
+        when it cannot (``/healthz`` calls this). The default knows nothing better."""
+        return "up"
+
     @abc.abstractmethod
     def subscribe(
         self,

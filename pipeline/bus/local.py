@@ -36,6 +36,7 @@ from pipeline.bus import wal
 from pipeline.bus.base import (
     Bus,
     BusClosed,
+    BusError,
     Message,
     PublishError,
     Record,
@@ -168,6 +169,13 @@ class LocalBus(Bus):
             self._save_groups()
         for log_ in self._logs.values():
             log_.changed.set()
+
+    async def ping(self, timeout: float = 2.0) -> str:
+        if not self._running:
+            raise BusError("in-process bus is stopped")
+        if self._writer is not None and self._writer.done():
+            raise BusError("the write-ahead log writer has stopped")
+        return "in-process" + (f", log in {self._path}" if self._path else ", memory only")
 
     # -- publish -----------------------------------------------------------------------
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:

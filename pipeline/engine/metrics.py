@@ -37,3 +37,8 @@ METER_AGE = _get(
     "Age of meter samples (engine clock - event_ts) when ingested.",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
 )
+LAST_TICK = _get(
+    Gauge,
+    names.ENGINE_LAST_TICK,
+    "Unix time at which the engine last completed a tick (a stalled engine stops it).",
+)

@@ -173,6 +173,13 @@ def test_engine_lag_behind_the_bus(rules: list[dict[str, Any]]) -> None:
     assert op == ">" and threshold > 0
 
 
+def test_a_stalled_engine_is_alerted_by_tick_age(rules: list[dict[str, Any]]) -> None:
+    rule = _alert_using(rules, metrics_names.ENGINE_LAST_TICK)
+    assert "time()" in rule["expr"]
+    assert _comparison(rule["expr"]) == (">", 60.0)
+    assert rule["labels"]["severity"] == "critical"
+
+
 def test_gridctl_down_is_alerted(rules: list[dict[str, Any]]) -> None:
     rule = _alert_using(rules, "up")
     assert 'job=~"gridctl|gridctl-ocpp"' in rule["expr"]
@@ -307,6 +314,20 @@ SCENARIOS: dict[str, tuple[list[dict], list[dict]]] = {
     "GridctlRisingWaveBarrierSlow": (
         _histogram(BARRIER, BARRIER_BOUNDS, "30"),
         _histogram(BARRIER, BARRIER_BOUNDS, "1"),
+    ),
+    "GridctlEngineStalled": (
+        [  # ticked until minute 20 (Unix time 1200 s), then stopped: 300 s old at minute 25
+            {
+                "series": 'gridctl_engine_last_tick_timestamp_seconds{instance="g:8080"}',
+                "values": f"0+60x20 {_flat(1200, 11)}",
+            }
+        ],
+        [  # ticking: the stamp follows the clock (promtool's time starts at 0)
+            {
+                "series": 'gridctl_engine_last_tick_timestamp_seconds{instance="g:8080"}',
+                "values": _ramp(60),
+            }
+        ],
     ),
     "GridctlDown": (
         [{"series": 'up{job="gridctl", instance="gridctl:8080"}', "values": _flat(0)}],

@@ -23,8 +23,8 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_DEPTH = 32
 #: A signal is a few hundred bytes.
 MAX_SIGNAL_BYTES = 64 * 1024
-#: A stations import of 10,000 stations is about 3 MB.
-MAX_BODY_BYTES = 8 * 1024 * 1024
+#: A stations import of 10,000 stations is about 3 MB: room for some 50,000 in one request.
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 class _TooLarge(Exception):

@@ -94,7 +94,7 @@ class Bridge:
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven
 
-            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels)
+            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels, load=self.load)
             await ven2.start()
             self.vens.append(ven2)
         if s.openadr3 is not None:

@@ -35,12 +35,15 @@ def banner(endpoints: Endpoints) -> Panel:
         f"[b]OCPP[/b]      {endpoints.ocpp_url}  (1.6J and 2.0.1)",
         f"[b]API[/b]       {endpoints.api_url}  (docs: {endpoints.api_url}/docs)",
     ]
-    if endpoints.token and endpoints.token_file:
-        lines.append(f"[b]API token[/b] {endpoints.token}  (kept in {endpoints.token_file})")
-    elif endpoints.token_file:
+    # Never the token or a password itself: a banner ends up in logs and screenshots.
+    if endpoints.token_file:
         lines.append(f"[b]API token[/b] in {endpoints.token_file}")
+    else:
+        lines.append("[b]API token[/b] as configured (--api-tokens / GRIDCTL_API_TOKENS)")
     if endpoints.database_url:
-        lines.append(f"[b]Postgres[/b]  psql {endpoints.database_url}")
+        lines.append(f"[b]Postgres[/b]  psql '{endpoints.database_url}'")
+    if endpoints.database_password_file:
+        lines.append(f"          read-only; password in {endpoints.database_password_file} (0600)")
     lines.append(f"[b]engine[/b]    {endpoints.engine}    [b]bus[/b] {endpoints.bus}")
     return Panel("\n".join(lines), title="gridctl is running", subtitle="Ctrl-C stops")
 

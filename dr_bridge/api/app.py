@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from dr_bridge.api import signals, stations
+from dr_bridge.api import reports, signals, stations
 from dr_bridge.api.auth import require_token
 from dr_bridge.config import BridgeSettings
 from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleRevision
@@ -47,6 +47,7 @@ def create_app(
     app.state.zones = zones
     auth = [Depends(require_token(tokens))]
 
+    app.include_router(reports.router, dependencies=auth)
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
 

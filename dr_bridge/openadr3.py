@@ -116,7 +116,7 @@ class OpenADR3Ven:
         self._client = httpx.AsyncClient(transport=transport, timeout=10.0)
         self._tokens = _TokenSource(self._client, settings)
         self._task: asyncio.Task[None] | None = None
-        self._reports = ReportLog(intake.store.path.parent)
+        self._reports = ReportLog(intake.store.path)
         self._warned: set[str] = set()
         #: our VEN object's id on the VTN, once registered
         self.ven_id: str | None = None

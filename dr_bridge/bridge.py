@@ -121,6 +121,8 @@ class Bridge:
                 transport=self._openadr3_transport,
                 load=self.load,
             )
+            if ven3.settings.callback_url:
+                self.app.state.openadr3_webhook = ven3  # wakes it on the VTN's callbacks
             await ven3.start()
             self.vens.append(ven3)
 

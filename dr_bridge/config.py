@@ -68,6 +68,9 @@ class OpenADR3Settings:
     register: bool = True
     #: wait this long after an interval ends before reporting it (the last samples land)
     report_delay_s: float = 10.0
+    #: where the VTN can reach our ``/v1/openadr3/notifications`` (subscriptions); None:
+    #: polling only
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,7 @@ class BridgeSettings:
     openadr3_version: str = "3.0.1"
     openadr3_register: bool = True
     openadr3_report_delay_s: float = 10.0
+    openadr3_callback_url: str | None = None
     #: the engine's database, for the measured load that reports carry (None: no reports)
     database_url: str | None = None
 
@@ -178,6 +182,7 @@ class BridgeSettings:
             version=self.openadr3_version,
             register=self.openadr3_register,
             report_delay_s=self.openadr3_report_delay_s,
+            callback_url=self._get("openadr3_callback_url"),
         )
 
 

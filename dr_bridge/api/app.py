@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from dr_bridge.api import reports, signals, stations
+from dr_bridge.api import reports, signals, stations, webhooks
 from dr_bridge.api.auth import require_token
 from dr_bridge.config import BridgeSettings
 from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleRevision
@@ -48,6 +48,7 @@ def create_app(
     auth = [Depends(require_token(tokens))]
 
     app.include_router(reports.router, dependencies=auth)
+    app.include_router(webhooks.router)  # its own token: the one the VTN was given
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
 

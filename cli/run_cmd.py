@@ -122,6 +122,13 @@ def run(
     openadr3_poll_interval: Annotated[
         float, typer.Option(envvar="GRIDCTL_OPENADR3_POLL_INTERVAL", help="seconds between polls")
     ] = 30.0,
+    openadr3_callback_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_CALLBACK_URL",
+            help="URL where the VTN reaches our /v1/openadr3/notifications (subscriptions)",
+        ),
+    ] = None,
     openadr3_priority: Annotated[
         int, typer.Option(envvar="GRIDCTL_OPENADR3_PRIORITY", help="program class 1-3")
     ] = 2,
@@ -196,6 +203,7 @@ def run(
             "openadr3_version": openadr3_version,
             "openadr3_poll_interval_s": openadr3_poll_interval,
             "openadr3_priority": openadr3_priority,
+            "openadr3_callback_url": openadr3_callback_url,
         },
         gateway_options={
             **(

@@ -1,4 +1,8 @@
-"""OCPP 1.6J central-system handlers: one ``@on`` method per action a charger sends."""
+"""OCPP 1.6J central-system handlers: one ``@on`` method per action a charger sends.
+
+Handlers take snake_case keyword arguments and return the ocpp library's typed
+``call_result``; errors they raise carry their CallError code (see ``station.Station``).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,14 @@ import itertools
 import time
 from typing import Any
 
-from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from ocpp_gateway.normalise import bound_time, meter_values_v16, parse_ts
-from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
-from ocpp_gateway.station import StationBase, StationContext, check_id, now_utc
+from ocpp_gateway.clock import now_utc
+from ocpp_gateway.normalise import bound_time, parse_ts
+from ocpp_gateway.routing import after, on
+from ocpp_gateway.station import Station, check_id
+from ocpp_gateway.v16.normalise import meter_values
 from pipeline.contracts import MeterValue
 
 __all__ = ["StationV16"]
@@ -26,27 +31,8 @@ def _next_tx_id() -> int:
     return next(_TX_IDS) % 2_147_483_647 or 1
 
 
-class StationV16(StationBase, ChargePoint):
+class StationV16(Station):
     """One connected 1.6 charger."""
-
-    version = "1.6"
-    known_actions = frozenset(a.value for a in Action)
-    _call_module = call
-
-    def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
-        ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
-        self.setup(ctx)
-
-    async def _query_capabilities(self) -> Capabilities:
-        keys = ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStackLevel"]
-        result = await self.request("GetConfiguration", {"key": keys})
-        values = {k["key"]: k.get("value") for k in result.configuration_key or ()}
-        units = values.get(keys[0])
-        level = values.get(keys[1])
-        return Capabilities(
-            units=parse_units(units) if units else UNKNOWN.units,
-            max_stack_level=int(level) if level else None,
-        )
 
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
@@ -115,7 +101,7 @@ class StationV16(StationBase, ChargePoint):
         session = str(transaction_id)
         connector = self.connector_of(session)
         received = now_utc()
-        records = meter_values_v16(
+        records = meter_values(
             self.id,
             connector,
             transaction_data or (),
@@ -155,7 +141,7 @@ class StationV16(StationBase, ChargePoint):
         check_id("connectorId", connector_id)
         session = str(transaction_id) if transaction_id is not None else None
         session = session or self.sessions.get(connector_id)
-        records = meter_values_v16(
+        records = meter_values(
             self.id, connector_id, meter_value, session_id=session, bounds=self.bounds()
         )
         await self.publish_durable(records)

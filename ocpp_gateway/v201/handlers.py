@@ -1,48 +1,27 @@
-"""OCPP 2.0.1 CSMS handlers: one ``@on`` method per action a charging station sends."""
+"""OCPP 2.0.1 CSMS handlers: one ``@on`` method per action a charging station sends.
+
+Handlers take snake_case keyword arguments and return the ocpp library's typed
+``call_result``; errors they raise carry their CallError code (see ``station.Station``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
-from ocpp.routing import after, on
-from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from ocpp_gateway.normalise import meter_values_v201
-from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
-from ocpp_gateway.station import StationBase, StationContext, check_id, now_utc
+from ocpp_gateway.clock import now_utc
+from ocpp_gateway.routing import after, on
+from ocpp_gateway.station import Station, check_id
+from ocpp_gateway.v201.normalise import meter_values
 
 __all__ = ["StationV201"]
 
 
-class StationV201(StationBase, ChargePoint):
+class StationV201(Station):
     """One connected 2.0.1 charging station."""
-
-    version = "2.0.1"
-    known_actions = frozenset(a.value for a in Action)
-    _call_module = call
-
-    def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
-        ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
-        self.setup(ctx)
-
-    async def _query_capabilities(self) -> Capabilities:
-        wanted = [
-            {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": name}}
-            for name in ("RateUnit", "ProfileStackLevel")
-        ]
-        result = await self.request("GetVariables", {"get_variable_data": wanted})
-        values = {
-            r["variable"]["name"]: r.get("attribute_value")
-            for r in result.get_variable_result
-            if r.get("attribute_status") == "Accepted"
-        }
-        units, level = values.get("RateUnit"), values.get("ProfileStackLevel")
-        return Capabilities(
-            units=parse_units(units) if units else UNKNOWN.units,
-            max_stack_level=int(level) if level else None,
-        )
 
     @on(Action.boot_notification)
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any):
@@ -94,7 +73,7 @@ class StationV201(StationBase, ChargePoint):
         if event_type != "Ended":
             self.sessions[evse_id] = tx
         check_id("evse.id", evse_id)
-        records = meter_values_v201(
+        records = meter_values(
             self.id, evse_id, meter_value or (), session_id=tx, bounds=self.bounds()
         )
         if event_type == "Ended" and records:
@@ -112,7 +91,7 @@ class StationV201(StationBase, ChargePoint):
     async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any):
         check_id("evseId", evse_id)
         session = self.sessions.get(evse_id)
-        records = meter_values_v201(
+        records = meter_values(
             self.id, evse_id, meter_value, session_id=session, bounds=self.bounds()
         )
         await self.publish_durable(records)

@@ -36,8 +36,10 @@ class GatewayConfig:
     #: together cost less CPU than 100 chargers sampling every 0.2 s (the fuzz drill).
     budget_msgs_per_s: float = 20.0
     budget_msgs_burst: float = 80.0
-    budget_bytes_per_s: float = 64 * 1024
-    budget_bytes_burst: float = 256 * 1024
+    #: a MeterValues every 10 s is < 1 KB/s; work grows with bytes (one reading per
+    #: sample), so a flood of valid 60 KB frames is bounded by this, not by messages/s
+    budget_bytes_per_s: float = 16 * 1024
+    budget_bytes_burst: float = 64 * 1024
     #: long enough for a charger flushing ~1,000 queued messages to finish slowed
     budget_disconnect_s: float = 60.0
     #: bearer tokens that may read ``/metrics`` on this port (it names signal ids): the

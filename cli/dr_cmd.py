@@ -1,4 +1,4 @@
-"""``gridctl dr send|cancel|list``: demand-response signals through the bridge's API.
+"""``gridctl dr send|cancel|list|report``: demand-response signals through the bridge's API.
 
 Thin: parses, calls :class:`dr_bridge.client.ApiClient`, prints. The API validates; its
 422 names each bad field and this prints them one per line.
@@ -184,4 +184,7 @@ def register(app: typer.Typer) -> None:
         title = "active DR signals" if active else "DR signals"
         Console(width=160).print(signals_table(signals, f"{title} ({len(signals)})"))
 
+    from cli.dr_report_cmd import add_report_command
+
+    add_report_command(group)
     app.add_typer(group, name="dr")

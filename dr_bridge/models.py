@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from dr_bridge.errors import SignalInvalid
-from pipeline.contracts import DemandResponseSignal
+from pipeline.contracts import STATION_ID_MAX, DemandResponseSignal
 
 AMOUNTS = ("target_reduction_kw", "target_reduction_pct", "zone_limit_kw")
 _NUM = r"\d+(?:\.\d+)?"
@@ -42,6 +42,9 @@ MAX_MODIFICATION = 2**53 - 1
 MAX_DURATION = timedelta(days=31)
 #: Latest start: beyond that no utility schedules, and dates near year 9999 overflow.
 MAX_LEAD = timedelta(days=365)
+#: a station id the gateway can serve (pipeline.contracts.STATION_ID_PATTERN, narrowed to
+#: SAFE_ID's characters): no ':' or '/', no control characters, at most 48 characters
+STATION_ID = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -222,7 +225,13 @@ class StationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    station_id: str = Field(min_length=1, max_length=128, pattern=SAFE_ID)
+    station_id: str = Field(
+        min_length=1,
+        max_length=STATION_ID_MAX,
+        pattern=STATION_ID,
+        description="the charger's OCPP identity, the last segment of its URL: at most 48 "
+        "characters, no ':' (it ends the Basic-auth username) or '/'",
+    )
     zone_id: str = Field(min_length=1, max_length=128, pattern=SAFE_ID)
     max_station_kw: float = Field(gt=0)
     contract_max_kw: float = Field(gt=0)

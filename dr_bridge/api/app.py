@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from dr_bridge.api import signals, stations
+from dr_bridge.api import reports, signals, stations, webhooks
 from dr_bridge.api.auth import FailureLimiter, require_token
 from dr_bridge.api.body import MAX_SIGNAL_BYTES, BodyLimit
 from dr_bridge.config import BridgeSettings
@@ -55,6 +55,8 @@ def create_app(
     auth = [Depends(require_token(tokens, FailureLimiter()))]
     app.add_middleware(BodyLimit, limits={"/v1/signals": MAX_SIGNAL_BYTES})
 
+    app.include_router(reports.router, dependencies=auth)
+    app.include_router(webhooks.router)  # its own token: the one the VTN was given
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
 

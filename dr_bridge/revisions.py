@@ -196,6 +196,15 @@ class RevisionStore:
 
     # -- signals -----------------------------------------------------------------------
     def latest(self, signal_id: str) -> StoredSignal | None:
+        """The latest revision, or None; one that does not decode counts as none (with a
+        warning), so that a new revision can replace it."""
+        try:
+            return self.latest_checked(signal_id)
+        except StoredRecordInvalid as exc:
+            log.warning("revision store: %s", exc)
+            return None
+
+    def latest_checked(self, signal_id: str) -> StoredSignal | None:
         """The latest revision; :class:`StoredRecordInvalid` when it does not decode."""
         row = self._db.execute(
             "SELECT record, confirmed, ext_id, signal_id, modification FROM signals "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -20,7 +20,14 @@ from pipeline.bus.base import Bus, Record, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Source
-from pipeline.engine.rows import Skip, decode_fields, to_row
+from pipeline.engine.rows import (
+    Skip,
+    decode_fields,
+    has_field,
+    is_late,
+    newer_version,
+    to_row,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -37,6 +44,9 @@ class IngestMixin:
     _sub: Subscription | None
     _sources: dict[str, list[Source]]
     _offsets: dict[tuple[str, int], int]
+    #: each append-only source's watermark (newest event time seen minus the delay), as
+    #: RisingWave's watermark filter keeps it; rows below it are dropped at ingest
+    _watermarks: dict[str, datetime]
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
     async def _ingest(self, now: datetime) -> None:
@@ -99,6 +109,10 @@ class IngestMixin:
                 )
         await conn.commit()
         self._offsets.update(offsets)
+        for name, mark in marks.items():
+            delay = self._source(name).watermark_delay or timedelta(0)
+            old = self._watermarks.get(name)
+            self._watermarks[name] = mark - delay if old is None else max(old, mark - delay)
         for name, rows in appends.items():
             metrics.INGESTED.labels(self._source(name).topic).inc(len(rows))
         for name, by_key in upserts.items():
@@ -133,6 +147,9 @@ class IngestMixin:
         row = to_row(source, record.key, fields)
         if source.watermark_column:
             ts = fields.get(source.watermark_column)
+            if source.append_only and is_late(ts, self._watermarks.get(source.name)):
+                # RisingWave's watermark filter drops it before any view sees it: emulate.
+                raise Skip("late", f"{source.watermark_column} {ts} is below the watermark")
             if isinstance(ts, datetime):
                 if source.name not in marks or ts > marks[source.name]:
                     marks[source.name] = ts
@@ -142,6 +159,10 @@ class IngestMixin:
             appends.setdefault(source.name, []).append(row)
             return
         names = source.column_names
+        if source.version_column and not has_field(record.value, source.version_column):
+            # The contract defaults a missing version; RisingWave reads it as NULL (lowest).
+            vi = names.index(source.version_column)
+            row = (*row[:vi], None, *row[vi + 1 :])
         key = tuple(row[names.index(c)] for c in source.primary_key)
         if any(k is None for k in key):
             raise Skip("no_key", f"primary key {source.primary_key} is null")
@@ -149,7 +170,7 @@ class IngestMixin:
         if source.version_column and pending.get(key) is not None:
             vi = names.index(source.version_column)
             old = pending[key]
-            if old is not None and (row[vi] or 0) < (old[vi] or 0):
+            if old is not None and not newer_version(old[vi], row[vi]):
                 return  # an older revision arrived after a newer one in the same batch
         pending[key] = row
 
@@ -178,7 +199,9 @@ class IngestMixin:
         )
         if source.version_column and updates:
             v = source.version_column
-            sql += f' WHERE COALESCE("{source.name}"."{v}", 0) <= COALESCE(EXCLUDED."{v}", 0)'
+            # RisingWave: NULL versions sort first; an equal version overwrites.
+            old_v, new_v = f'"{source.name}"."{v}"', f'EXCLUDED."{v}"'
+            sql += f" WHERE {old_v} IS NULL OR ({new_v} IS NOT NULL AND {new_v} >= {old_v})"
         rows = [r for r in by_key.values() if r is not None]
         deletes = [k for k, r in by_key.items() if r is None]
         if deletes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -53,6 +54,37 @@ def decode_fields(topic: str, value: bytes) -> dict[str, Any]:
     except ValueError as exc:
         raise Skip("json", str(exc)) from exc
     return {k.lower(): v for k, v in data.items()}
+
+
+def has_field(value: bytes, name: str) -> bool:
+    """Whether the JSON object ``value`` has key ``name`` (case-insensitively, as matched)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and any(k.lower() == name for k in data)
+
+
+def is_late(ts: object, watermark: datetime | None) -> bool:
+    """RisingWave's watermark filter (``executor/watermark_filter.rs``, v3.0.2): once a
+    source has a watermark, a row passes only if its watermark column is ``>=`` it; a NULL
+    column fails the comparison and is dropped. Before the first watermark every row passes.
+    The watermark is advanced after each chunk (here: each ingest batch), so rows of one
+    batch are not filtered against each other."""
+    if watermark is None:
+        return False
+    return not isinstance(ts, datetime) or ts < watermark
+
+
+def newer_version(old: object, new: object) -> bool:
+    """``ON CONFLICT OVERWRITE WITH VERSION COLUMN``: does ``new`` replace ``old``?
+    RisingWave compares versions with NULLs first and overwrites on equal
+    (``mview/cache.rs``, ``versions_are_newer_or_equal``)."""
+    if old is None:
+        return True
+    if new is None:
+        return False
+    return bool(new >= old)  # type: ignore[operator]
 
 
 def to_row(source: Source, key: str | None, fields: Mapping[str, Any]) -> tuple[Any, ...]:

@@ -45,7 +45,7 @@ from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, BusError, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
-from pipeline.engine.catalog import Sink, Source, View, load, load_views
+from pipeline.engine.catalog import Sink, Source, View, load, load_views, load_watermarks
 from pipeline.engine.clock import wall_clock
 from pipeline.engine.ingest import IngestMixin
 from pipeline.engine.rows import Emit
@@ -102,6 +102,7 @@ class Engine(IngestMixin, SinkMixin):
         self._views: list[View] = []
         self._outbox_dirty = False
         self._offsets: dict[tuple[str, int], int] = {}
+        self._watermarks: dict[str, datetime] = {}
         self._last_tick: datetime | None = None
         self._last_retention: datetime | None = None
         self._lock = asyncio.Lock()
@@ -271,6 +272,7 @@ class Engine(IngestMixin, SinkMixin):
         self._catalog_at = time.monotonic()
         sources, sinks = await load(self._require())
         self._views = await load_views(self._require())
+        self._watermarks = await load_watermarks(self._require())
         await self._require().commit()
         by_topic: dict[str, list[Source]] = {}
         for s in sources:

@@ -37,6 +37,7 @@ from pipeline.migrate.files import (
     substitute,
 )
 from pipeline.migrate.history import History, HistoryRow, encode_objects
+from pipeline.migrate.lint_state import REFUSED, StateRules
 from pipeline.migrate.planner import (
     REBUILD,
     RESUME,
@@ -153,7 +154,24 @@ class Migrator:
 
     def _plan(self, history: History) -> tuple[list[MigrationFile], Plan]:
         files = discover(self.directory)
+        self._refuse(files)
         return files, make_plan(files, history.latest())
+
+    def _refuse(self, files: list[MigrationFile]) -> None:
+        """Statements RisingWave would reject although each parses on its own (a PLAIN sink
+        over a view that updates): refused on both engines before anything changes, so the
+        embedded engine does not accept a pipeline production cannot run."""
+        state = StateRules()
+        for f in files:
+            for stmt in f.statements:
+                text = substitute(stmt, self.vars, f.script)
+                problems: list[tuple[str, str]] = []
+                state.check(text, lambda rule, msg, out=problems: out.append((rule, msg)))
+                state.learn(text)
+                refused = [msg for rule, msg in problems if rule == REFUSED]
+                if refused:
+                    where = f"{f.script}: statement {stmt.number} ({stmt.first_line!r})"
+                    raise ValidationError(f"{where}: [{REFUSED}] {refused[0]}")
 
     # -- public API --------------------------------------------------------------------------
 

@@ -67,6 +67,8 @@ def query(
             help="postgresql:// URL of the engine (env GRIDCTL_DATABASE_URL).",
         ),
     ] = None,
+    data_dir: Annotated[Path, typer.Option(envvar="GRIDCTL_DATA_DIR")] = Path(".gridctl"),
+    pg_port: Annotated[int, typer.Option(envvar="GRIDCTL_PG_PORT")] = 54329,
 ) -> None:
     """Run a NOC query from sql/ and print its rows."""
     from rich.console import Console
@@ -76,7 +78,16 @@ def query(
         typer.echo(f"error: no query {name!r}; available: {', '.join(available())}", err=True)
         raise typer.Exit(2)
     if not database_url:
-        typer.echo("error: no database: pass --database-url or set GRIDCTL_DATABASE_URL", err=True)
+        # The read-only role of the embedded engine `gridctl run --data-dir` started.
+        from pipeline.embedded_pg_auth import embedded_reader_dsn
+
+        database_url = embedded_reader_dsn(data_dir, pg_port)
+    if not database_url:
+        typer.echo(
+            "error: no database: pass --database-url, set GRIDCTL_DATABASE_URL, "
+            f"or start `gridctl run` with --data-dir {data_dir}",
+            err=True,
+        )
         raise typer.Exit(2)
     try:
         columns, rows = run_query(database_url, name)

@@ -14,10 +14,13 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
+from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
 
@@ -51,6 +54,8 @@ class RunSettings:
     openadr2_vtn_url: str | None = None
     openadr2_ven_name: str | None = None
     openadr3_vtn_url: str | None = None
+    #: further BridgeSettings fields of the OpenADR VENs (``openadr3_client_id``, ...)
+    openadr_options: dict[str, Any] = field(default_factory=dict)
     gateway_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,11 +65,41 @@ class Endpoints:
 
     ocpp_url: str
     api_url: str
+    #: where the generated API token is kept (None: tokens were configured)
     token_file: Path | None
+    #: the API token, for in-process clients (the demo); never printed
     token: str | None
+    #: a DSN for dashboards: the embedded server's read-only role, or the configured URL
+    #: without its password
     database_url: str | None
+    #: the libpq password file of ``database_url`` (embedded server)
+    database_password_file: Path | None
     engine: str
     bus: str
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (0700); tighten an existing one we own to 0700.
+
+    The data dir holds the API token, the bus log (station password hashes), the DR
+    revisions and the database's password files.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
+
+
+def redact(url: str | None) -> str | None:
+    """``url`` without the password, for printing (``postgresql://u:***@host/db``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Runtime:
@@ -79,10 +114,12 @@ class Runtime:
         self._gateway: Any = None
         self._bridge: Any = None
         self.endpoints: Endpoints | None = None
+        self._lock = DataDirLock(settings.data_dir)
 
     async def start(self) -> Endpoints:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)
+        self._lock.acquire()  # before anything touches the data dir's cluster or bus log
         loop = asyncio.get_running_loop()
 
         if s.engine == "embedded" and not s.database_url:
@@ -123,13 +160,26 @@ class Runtime:
                 host=s.host,
                 port=s.ocpp_port,
                 allow_unknown_stations=s.allow_unknown_stations,
+                # /metrics on the OCPP port names signal ids: the API's tokens read it
+                # (asked per scrape: a generated token exists once the bridge started)
+                metrics_tokens=lambda: self._bridge.tokens if self._bridge is not None else (),
+                state_dir=str(s.data_dir / "gateway"),
                 **s.gateway_options,
             ),
         )
         await self._gateway.start()
 
+        from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
 
+        health = build_health(
+            bus=self.bus,
+            engine=self._engine,
+            tick=s.tick,
+            database_url=self.database_url,
+            gateway_host=s.host,
+            gateway_port=self._gateway.port,
+        )
         self._bridge = Bridge(
             self.bus,
             BridgeSettings(
@@ -140,11 +190,15 @@ class Runtime:
                 openadr2_vtn_url=s.openadr2_vtn_url,
                 openadr2_ven_name=s.openadr2_ven_name,
                 openadr3_vtn_url=s.openadr3_vtn_url,
+                database_url=self.database_url,
+                **s.openadr_options,
             ),
+            health=health,
         )
         await self._bridge.start()
 
         shown_host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+        tokens = getattr(self._bridge, "tokens", ())
         self.endpoints = Endpoints(
             ocpp_url=(
                 f"{'wss' if s.gateway_options.get('certfile') else 'ws'}://"
@@ -152,10 +206,22 @@ class Runtime:
             ),
             api_url=f"http://{shown_host}:{self._bridge.port}",
             token_file=getattr(self._bridge, "token_file", None),
-            token=getattr(self._bridge, "token", None),
-            database_url=self.database_url,
+            token=tokens[0] if tokens else None,
+            database_url=(
+                self._pg.reader_dsn if self._pg is not None else redact(self.database_url)
+            ),
+            database_password_file=self._pg.reader_passfile if self._pg is not None else None,
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
+        )
+        write_state(
+            s.data_dir,
+            {
+                "database_url": without_password(self.database_url) if self.database_url else None,
+                "api_url": self.endpoints.api_url,
+                "ocpp_url": self.endpoints.ocpp_url,
+                "engine": s.engine,
+            },
         )
         # What was imported and built so far lives as long as the process: keep it out of
         # the cyclic GC's full collections, which otherwise stop the event loop for tens
@@ -173,3 +239,4 @@ class Runtime:
         if self._pg is not None:
             end = self._pg.destroy if discard_database else self._pg.stop
             await asyncio.get_running_loop().run_in_executor(None, end)
+        self._lock.release()

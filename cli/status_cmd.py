@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.query_cmd import _cell, run_queries
+from pipeline.embedded_pg_auth import embedded_reader_dsn
 
 #: (query in sql/, title)
 SECTIONS = (
@@ -25,10 +26,8 @@ SECTIONS = (
 
 
 def embedded_dsn(data_dir: Path, pg_port: int) -> str | None:
-    """The embedded engine's DSN when ``gridctl run`` uses ``data_dir``."""
-    if (data_dir / "postgres" / "pgdata").is_dir():
-        return f"postgresql://postgres@127.0.0.1:{pg_port}/gridctl"
-    return None
+    """The embedded engine's read-only DSN when ``gridctl run`` uses ``data_dir``."""
+    return embedded_reader_dsn(data_dir, pg_port)
 
 
 def status(

@@ -20,6 +20,7 @@ from dr_bridge.server import ApiServer
 from dr_bridge.token import ensure_token, token_path
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
+from pipeline.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,15 @@ class Bridge:
         *,
         serve_api: bool = True,
         openadr3_transport: Any = None,
+        health: Health | None = None,
+        load: Any = None,
     ) -> None:
         """``serve_api=False`` builds the app without serving it (tests use ASGI);
-        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests)."""
+        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests);
+        ``health``: the probes of the other components of this process, which
+        ``/healthz`` reports next to the bridge's own; ``load`` a
+        :class:`dr_bridge.telemetry.ZoneLoadReader` (default: the engine's views at
+        ``settings.database_url``)."""
         self.bus = bus
         self.settings = settings
         self._serve_api = serve_api
@@ -53,6 +60,10 @@ class Bridge:
         #: where the generated token is kept (None when tokens are configured)
         self.token_file: Path | None = None
         self.vens: list[Any] = []
+        self.health = health or Health()
+        self.health.add("bridge", self.probe)
+        #: measured load per zone (a ZoneLoadReader): from ``database_url``, or injected
+        self.load: Any = load
 
     @property
     def api_url(self) -> str | None:
@@ -78,10 +89,21 @@ class Bridge:
             self.token_file = token_path(s.data_dir)
             # The caller prints it once, at first start; afterwards it is only in the file.
             self.token = token if created else None
-        self.app = create_app(self.bus, s, intake=self.intake, zones=self.zones, tokens=self.tokens)
+        self.app = create_app(
+            self.bus,
+            s,
+            intake=self.intake,
+            zones=self.zones,
+            tokens=self.tokens,
+            health=self.health,
+        )
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
             await self.server.start()
+        if self.load is None and s.database_url:
+            from dr_bridge.telemetry import PgZoneLoad
+
+            self.load = PgZoneLoad(s.database_url)
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven
 
@@ -97,9 +119,19 @@ class Bridge:
                 self.zones,
                 s.simple_levels,
                 transport=self._openadr3_transport,
+                load=self.load,
             )
             await ven3.start()
             self.vens.append(ven3)
+
+    async def probe(self) -> str:
+        """Health: the publisher still retries, and how many revisions await the bus."""
+        if self.publisher is None or self.store is None:
+            raise RuntimeError("not started")
+        if not self.publisher.running:
+            raise RuntimeError("the DR publisher has stopped")
+        waiting = len(self.store.pending())
+        return f"API up; {waiting} signal revision(s) awaiting bus confirmation"
 
     async def stop(self) -> None:
         for ven in reversed(self.vens):

@@ -20,6 +20,7 @@ from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleR
 from dr_bridge.intake import Intake
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
+from pipeline.health import Health
 
 
 def create_app(
@@ -29,8 +30,10 @@ def create_app(
     intake: Intake,
     zones: ZoneDirectory,
     tokens: Sequence[str],
+    health: Health | None = None,
 ) -> FastAPI:
-    """The API app. ``tokens``: accepted bearer tokens (at least one)."""
+    """The API app. ``tokens``: accepted bearer tokens (at least one); ``health``: the
+    probes ``/healthz`` runs (none: it answers for the API alone)."""
     if not tokens:
         raise ValueError("the API needs at least one token")
     app = FastAPI(
@@ -47,10 +50,21 @@ def create_app(
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
 
-    @app.get("/healthz", tags=["ops"])
-    async def healthz() -> dict[str, str]:
-        """Liveness; no token needed."""
-        return {"status": "ok"}
+    probes = health or Health()
+
+    @app.get(
+        "/healthz",
+        tags=["ops"],
+        responses={
+            200: {"description": "every component up"},
+            503: {"description": "a component is down or stale; see `components`"},
+        },
+    )
+    async def healthz() -> JSONResponse:
+        """Each component's state (engine tick age, database, bus, gateway, bridge);
+        503 when any is down or stale. No token needed; the details hold no secrets."""
+        ok, body = await probes.report()
+        return JSONResponse(body, status_code=200 if ok else 503)
 
     @app.get("/metrics", tags=["ops"], dependencies=auth, response_class=PlainTextResponse)
     async def metrics() -> Response:

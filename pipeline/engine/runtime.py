@@ -42,7 +42,7 @@ from typing import Any
 import psycopg
 
 from pipeline import topics as topic_names
-from pipeline.bus.base import Bus, BusError, Subscription
+from pipeline.bus.base import Bus, BusError, Record, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Sink, Source, View, load, load_views, load_watermarks
@@ -103,6 +103,7 @@ class Engine(IngestMixin, SinkMixin):
         self._outbox_dirty = False
         self._offsets: dict[tuple[str, int], int] = {}
         self._watermarks: dict[str, datetime] = {}
+        self._unwritten: list[Record] = []
         self._last_tick: datetime | None = None
         self._last_retention: datetime | None = None
         self._lock = asyncio.Lock()
@@ -111,6 +112,8 @@ class Engine(IngestMixin, SinkMixin):
         #: ticks early (see _wait_next); its records are ingested by ``_sub`` as usual
         self._bell: Subscription | None = None
         self.ticks = 0
+        #: ``time.monotonic()`` at the end of the last tick that completed (None: none yet)
+        self.last_tick_at: float | None = None
 
     # -- clock ---------------------------------------------------------------------------
     def set_clock(self, clock: Clock | None) -> None:
@@ -136,6 +139,7 @@ class Engine(IngestMixin, SinkMixin):
             await cur.execute(f"SELECT topic, part, next_offset FROM {SCHEMA}.offsets")
             self._offsets = {(t, p): o for t, p, o in await cur.fetchall()}
         await self._conn.commit()
+        await self._reconcile_offsets()
         await self._flush_outbox()
         if loop:
             self._bell = self.bus.subscribe(
@@ -203,16 +207,33 @@ class Engine(IngestMixin, SinkMixin):
         )
 
     async def _loop(self) -> None:
-        await self._catch_up()
+        try:
+            await self._catch_up()
+        except Exception as exc:  # the database is away at start: the loop below recovers
+            log.warning("engine: catch-up failed (%s); ticking anyway", _one_line(exc))
+            await self._recover()
+        failing_since: float | None = None
         while True:
             started = time.monotonic()
             try:
                 await self.run_tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("engine tick failed; retrying next tick")
+            except Exception as exc:
+                # One line per outage, not a traceback per tick: /healthz and the
+                # tick-age alert say it is down; the log says why and when it is back.
+                if failing_since is None:
+                    failing_since = started
+                    log.warning("engine tick failed, retrying each tick: %s", _one_line(exc))
+                    log.debug("engine tick failure", exc_info=True)
                 await self._recover()
+            else:
+                if failing_since is not None:
+                    log.warning(
+                        "engine ticking again after %.1f s of failed ticks",
+                        time.monotonic() - failing_since,
+                    )
+                    failing_since = None
             await self._wait_next(max(0.0, self.tick - (time.monotonic() - started)))
 
     async def _wait_next(self, delay: float) -> None:
@@ -238,10 +259,32 @@ class Engine(IngestMixin, SinkMixin):
             await asyncio.sleep(self.bell_settle)
 
     async def _recover(self) -> None:
-        if self._conn is not None and self._conn.closed:
-            self._conn = await self._connect()
-        elif self._conn is not None:
-            await self._conn.rollback()
+        """Get a usable connection back and rewind the bus to what is durably ingested.
+
+        A lost connection (PostgreSQL restarted, ``AdminShutdown``) is replaced; a live
+        one is rolled back. Either way the subscription is reopened from the group's
+        committed offsets: a batch taken from the bus whose transaction failed would
+        otherwise be skipped (records already ingested are recognised by their offsets).
+        Never raises: if the database is still away, the next tick tries again.
+        """
+        try:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                self._conn = None
+                self._conn = await self._connect()
+            else:
+                await conn.rollback()
+        except Exception as exc:
+            log.debug("engine: database still unavailable: %s", _one_line(exc))
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.close()
+        self._sub = None
+        self._topics = ()
+        self._catalog_at = 0.0  # the next tick re-reads the catalog and resubscribes
 
     # -- one tick ------------------------------------------------------------------------
     async def run_tick(self) -> list[Emit]:
@@ -258,12 +301,14 @@ class Engine(IngestMixin, SinkMixin):
                 await self._vacuum()
             self._last_tick = now
             self.ticks += 1
+            self.last_tick_at = time.monotonic()
+            metrics.LAST_TICK.set(time.time())
             metrics.TICK.observe(time.perf_counter() - started)
             return sent
 
     def _require(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
-            raise RuntimeError("Engine.start() first")
+            raise RuntimeError("no database connection (Engine.start() first, or reconnecting)")
         return self._conn
 
     async def _reload_catalog(self) -> None:
@@ -314,3 +359,8 @@ class Engine(IngestMixin, SinkMixin):
                 (append_sinks, now - 2 * self.retention),
             )
         await conn.commit()
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"

@@ -25,7 +25,12 @@ async def test_healthz_needs_no_token(bridge: Bridge) -> None:
     ) as anon:
         r = await anon.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["components"]["bridge"] == {
+        "ok": True,
+        "detail": "API up; 0 signal revision(s) awaiting bus confirmation",
+    }
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer "])

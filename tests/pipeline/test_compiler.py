@@ -172,6 +172,8 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
             "grid.demand_response",
             "ocpp.command_results",
             "ocpp.meter_values",
+            "ocpp.station_status",  # station_status (append-only) and station_presence
+            "ocpp.station_status",
         ]
 
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.timeout(120)
 
 def _late_drops() -> float:
     value = REGISTRY.get_sample_value(
-        metrics_names.ENGINE_RECORDS_DROPPED, {"topic": topics.METER_VALUES, "reason": "late"}
+        metrics_names.ENGINE_RECORDS_REJECTED, {"topic": topics.METER_VALUES, "reason": "late"}
     )
     return value or 0.0
 
@@ -51,6 +51,10 @@ async def test_sample_older_than_the_watermark_is_ignored_by_every_view(postgres
         await h.sample("A", 2, 7.0, 90)  # at the watermark: kept
         await h.tick(102)
         assert _late_drops() - before == 1
+        # Dropped for the views, not lost: it is on the dead-letter topic with its reason.
+        letters = h.bus.subscribe([topics.INGEST_REJECTED])
+        dead = [json.loads(r.value) for r in await letters.batch(100, timeout=0) if r.value]
+        assert [(d["reason"], json.loads(d["value"])["power_kw"]) for d in dead] == [("late", 50.0)]
         assert h.query("SELECT connector_id, power_kw FROM meter_values ORDER BY 1, 2") == [
             (1, 5.0),
             (1, 5.0),

@@ -84,6 +84,7 @@ class IngestMixin:
     #: RisingWave's watermark filter keeps it; rows below it are dropped at ingest
     _watermarks: dict[str, datetime]
     _unwritten: list[Record]
+    topic_prefix: str
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
     async def _reconcile_offsets(self) -> None:
@@ -226,7 +227,11 @@ class IngestMixin:
 
     async def _dead_letter(self, rejected: list[RejectedRecord]) -> None:
         messages = [
-            Message(topic_names.INGEST_REJECTED, f"{r.topic}:{r.partition}:{r.offset}", encode(r))
+            Message(
+                self.topic_prefix + topic_names.INGEST_REJECTED,
+                f"{r.topic}:{r.partition}:{r.offset}",
+                encode(r),
+            )
             for r in rejected
         ]
         await self.bus.publish_many(messages)
@@ -237,7 +242,7 @@ class IngestMixin:
                 r.topic,
                 r.offset,
                 r.reason,
-                topic_names.INGEST_REJECTED,
+                self.topic_prefix + topic_names.INGEST_REJECTED,
                 r.detail,
             )
 

@@ -80,6 +80,7 @@ class Engine(IngestMixin, SinkMixin):
         group: str = GROUP,
         bell_settle: float = 0.02,
         catch_up_timeout: float = 30.0,
+        topic_prefix: str = "",
     ) -> None:
         self.dsn = dsn
         self.bus = bus
@@ -93,6 +94,9 @@ class Engine(IngestMixin, SinkMixin):
         self.group = group
         self.bell_settle = bell_settle
         self.catch_up_timeout = catch_up_timeout
+        #: the deployment's ``${topic_prefix}``: the catalog's topics carry it already;
+        #: the engine's own topics (dead letters) and the DR doorbell get it here
+        self.topic_prefix = topic_prefix
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
@@ -143,7 +147,7 @@ class Engine(IngestMixin, SinkMixin):
         await self._flush_outbox()
         if loop:
             self._bell = self.bus.subscribe(
-                [topic_names.DEMAND_RESPONSE], group=None, from_beginning=False
+                [self.topic_prefix + topic_names.DEMAND_RESPONSE], group=None, from_beginning=False
             )
             self._task = asyncio.create_task(self._loop(), name="gridctl-engine")
 

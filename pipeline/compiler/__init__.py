@@ -25,7 +25,7 @@ import sqlglot
 from pipeline.compiler.bootstrap import BOOTSTRAP_SQL, SCHEMA
 from pipeline.compiler.ddl import Relation, parse_relation, parse_sink, strip_comments, unquote
 from pipeline.compiler.errors import CompileError, first_line
-from pipeline.compiler.query import QueryError, compile_query, output_columns
+from pipeline.compiler.query import QueryError, Read, compile_query, output_columns
 from pipeline.compiler.top1 import INGEST_SEQ, top1_refresh_sql
 
 __all__ = [
@@ -160,7 +160,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
     if eowc:
         query = _EOWC.sub("", query)
     try:
-        compiled = compile_query(query)
+        compiled = compile_query(query, eowc=eowc)
         if eowc and "window_end" not in output_columns(query):
             raise QueryError("EMIT ON WINDOW CLOSE needs window_end among the output columns")
     except QueryError as exc:
@@ -170,6 +170,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
         raise CompileError(first_line(sql), "a column list on a view is not compiled")
     materialized = bool(m.group("mat"))
     body = compiled.sql
+    reads = _reads_sql(name, compiled.reads)
     if eowc:
         open_, closed = f'{SCHEMA}."{name}__open"', f'{SCHEMA}."{name}__closed"'
         return [
@@ -181,6 +182,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
             f'CREATE INDEX "{name}__closed__end" ON {closed} (window_end)',
             f'CREATE VIEW "{name}" AS SELECT * FROM {closed}',
             _view_row(name, "eowc", compiled.sources),
+            *reads,
         ]
     if materialized and compiled.aggregating and not compiled.windowed:
         live, cache = f'{SCHEMA}."{name}__live"', f'{SCHEMA}."{name}__cache"'
@@ -199,9 +201,22 @@ def _view_sql(sql: str, text: str) -> list[str]:
                 compiled.sources,
                 ";\n".join(refresh[2:]) if refresh else None,
             ),
+            *reads,
         ]
     verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"
-    return [f'{verb} "{name}" AS\n{body}']
+    return [f'{verb} "{name}" AS\n{body}', *reads]
+
+
+def _reads_sql(name: str, reads: list[Read]) -> list[str]:
+    """Record how far back view ``name`` reads each relation (retention follows them)."""
+    out = [f"DELETE FROM {SCHEMA}.reads WHERE view = {_lit(name)}"]
+    for r in reads:
+        seconds = "NULL" if r.seconds is None else str(int(r.seconds))
+        out.append(
+            f"INSERT INTO {SCHEMA}.reads (view, relation, col, seconds, basis) VALUES "
+            f"({_lit(name)}, {_lit(r.relation)}, {_lit(r.column)}, {seconds}, {_lit(r.basis)})"
+        )
+    return out
 
 
 def _view_row(name: str, kind: str, sources: list[str], refresh: str | None = None) -> str:
@@ -271,6 +286,7 @@ def compile_drop(kind: str, name: str) -> list[str]:
             f'DROP TABLE IF EXISTS {SCHEMA}."{name}__closed" CASCADE',
             f'DROP TABLE IF EXISTS {SCHEMA}."{name}__cache" CASCADE',
             f"DELETE FROM {SCHEMA}.views WHERE name = {_lit(name)}",
+            f"DELETE FROM {SCHEMA}.reads WHERE view = {_lit(name)}",
             *_orphan_sinks(),
         ]
     if kind == "SINK":

@@ -110,6 +110,18 @@ class Emit:
     value: str | None
 
 
+def sink_key_sql(sink: Sink) -> str:
+    """The key text of a row ``v`` of a sink's view, as the sink emits it."""
+    cols = ", ".join(f'v."{c}"' for c in sink.primary_key)
+    if not sink.primary_key:
+        key = "md5(row_to_json(v)::text)"
+    elif len(sink.primary_key) == 1:
+        key = f"COALESCE(v.\"{sink.primary_key[0]}\"::text, '')"
+    else:
+        key = f"(SELECT row_to_json(k) FROM (SELECT {cols}) AS k)::text"
+    return f"replace({key}, '+00:00\"', 'Z\"')"
+
+
 def sink_query(sink: Sink) -> str:
     """SQL returning what ``sink`` must emit now, as ``(key, value)`` JSON texts, in key order.
 
@@ -119,16 +131,9 @@ def sink_query(sink: Sink) -> str:
     UPSERT sinks get changed rows and, for keys that vanished, ``value`` NULL (tombstones);
     append-only sinks get rows whose key was never emitted.
     """
-    cols = ", ".join(f'v."{c}"' for c in sink.primary_key)
-    if not sink.primary_key:
-        key = "md5(row_to_json(v)::text)"
-    elif len(sink.primary_key) == 1:
-        key = f"COALESCE(v.\"{sink.primary_key[0]}\"::text, '')"
-    else:
-        key = f"(SELECT row_to_json(k) FROM (SELECT {cols}) AS k)::text"
     utc = "'+00:00\"', 'Z\"'"
     cur = (
-        f"SELECT replace({key}, {utc}) AS key, replace(row_to_json(v)::text, {utc}) AS value "
+        f"SELECT {sink_key_sql(sink)} AS key, replace(row_to_json(v)::text, {utc}) AS value "
         f"FROM {sink.view_name} AS v"
     )
     state = "SELECT key, value FROM gridctl_engine.sink_state WHERE sink = %(sink)s"

@@ -245,9 +245,10 @@ def compile_statement(sql: str) -> list[str]:
         return _view_sql(sql, text)
     if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
         try:
-            return [sqlglot.transpile(text, read="risingwave", write="postgres")[0]]
+            plain = sqlglot.transpile(text, read="risingwave", write="postgres")[0]
         except sqlglot.errors.ParseError as exc:
             raise CompileError(first_line(sql), f"does not parse: {exc}") from exc
+        return [_index_sql(text, plain)]
     drop = _DROP.match(text)
     if drop:
         kind = " ".join(drop.group("kind").upper().split())
@@ -262,6 +263,32 @@ def compile_statement(sql: str) -> list[str]:
             ]
         return [f'DROP INDEX IF EXISTS "{name}"']
     raise CompileError(first_line(sql), "statement kind is not compiled")
+
+
+_INDEX = re.compile(
+    rf"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})\s+ON\s+"
+    rf"(?P<rel>{_IDENT})\s*\((?P<cols>[^)]*)\)\s*$",
+    re.I | re.S,
+)
+
+
+def _index_sql(text: str, plain: str) -> str:
+    """An index as RisingWave allows it on a table or a materialized view (temporal joins
+    look MVs up by one). On PostgreSQL a table gets it as written; a materialised view
+    its per-tick cache; a plain view (evaluated from its tables' indexes) none."""
+    m = _INDEX.match(text)
+    if m is None:
+        return plain
+    name, rel, cols = unquote(m.group("name")), unquote(m.group("rel")), m.group("cols")
+    cache = f"{SCHEMA}.{rel}__cache"
+    on_cache = f'CREATE INDEX IF NOT EXISTS "{name}" ON {SCHEMA}."{rel}__cache" ({cols})'
+    return (
+        "DO $gridctl$ BEGIN\n"
+        f"  IF to_regclass({_lit(cache)}) IS NOT NULL THEN EXECUTE {_lit(on_cache)};\n"
+        f"  ELSIF (SELECT relkind FROM pg_class WHERE oid = to_regclass({_lit(rel)})) "
+        f"IN ('r', 'p', 'm') THEN EXECUTE {_lit(plain)};\n"
+        "  END IF;\nEND $gridctl$"
+    )
 
 
 def _orphan_sinks() -> list[str]:

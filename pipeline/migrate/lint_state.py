@@ -140,6 +140,8 @@ class StateRules:
                 continue
             inputs = self._inputs(select, eowc)
             plain_joins = any(not i.temporal_join for i in inputs[1:])
+            if not plain_joins and not _aggregating(select):
+                continue  # only process-time lookups: no state for the stream side
             for i in inputs:
                 if not i.growing or i.temporal_join or _filtered(select, i, len(inputs)):
                     continue
@@ -280,6 +282,10 @@ def _time_keyed(select: exp.Select) -> bool:
 
 def _aggregates(select: exp.Select) -> bool:
     return any(_scope_of(n) is select for n in select.find_all(exp.AggFunc, exp.Window))
+
+
+def _aggregating(select: exp.Select) -> bool:
+    return bool(select.args.get("group") or select.args.get("distinct") or _aggregates(select))
 
 
 def _stateful(select: exp.Select) -> bool:

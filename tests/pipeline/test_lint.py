@@ -92,6 +92,12 @@ SOURCE = (
         "AVG(w.power_kw) AS kw FROM TUMBLE(m, event_ts, INTERVAL '1 MINUTE') AS w "
         "JOIN z FOR SYSTEM_TIME AS OF PROCTIME() ON z.station_id = w.station_id "
         "GROUP BY z.zone_id, w.window_start, w.window_end EMIT ON WINDOW CLOSE",
+        # a process-time lookup of each closed window: no state for the stream side
+        "CREATE MATERIALIZED VIEW w AS SELECT station_id, window_start, window_end, "
+        "AVG(power_kw) AS kw FROM TUMBLE(m, event_ts, INTERVAL '1 MINUTE') "
+        "GROUP BY station_id, window_start, window_end EMIT ON WINDOW CLOSE;\n"
+        "CREATE MATERIALIZED VIEW a AS SELECT w.station_id, z.zone_id, w.kw FROM w "
+        "JOIN z FOR SYSTEM_TIME AS OF PROCTIME() ON z.station_id = w.station_id",
         # keyed by station, not time: one state row per station (append-only input)
         "CREATE MATERIALIZED VIEW a AS SELECT station_id, AVG(power_kw) AS kw FROM m "
         "GROUP BY station_id",

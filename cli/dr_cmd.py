@@ -13,9 +13,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import DEFAULT_DATA_DIR, DataDirOption
+from cli.output import CsvOption, JsonOption, choose, console, emit
 from dr_bridge.client import ApiClient, ApiError, resolve_token
+from pipeline.contracts import DemandResponseSignal
 
-__all__ = ["ApiOption", "DataDirOption", "TokenOption", "client_from", "fail", "register"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "ApiOption",
+    "DataDirOption",
+    "TokenOption",
+    "client_from",
+    "fail",
+    "register",
+]
 
 ApiOption = Annotated[
     str, typer.Option("--api", envvar="GRIDCTL_API", help="Base URL of the gridctl API.")
@@ -28,12 +39,7 @@ TokenOption = Annotated[
         help="API token; default: the token file in --data-dir.",
     ),
 ]
-DataDirOption = Annotated[
-    Path,
-    typer.Option("--data-dir", envvar="GRIDCTL_DATA_DIR", help="Data directory of `gridctl run`."),
-]
 DEFAULT_API = "http://127.0.0.1:8080"
-DEFAULT_DATA_DIR = Path(".gridctl")
 
 
 def client_from(api: str, token: str | None, data_dir: Path) -> ApiClient:
@@ -67,9 +73,10 @@ def _ts(text: str) -> str:
 
 
 def signals_table(signals: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+    """Signal ids are never cut: on a narrow terminal they fold onto the next line."""
+    table = Table(title=title, title_justify="left")
     for col in ("signal", "mod", "zone", "type", "amount", "start", "end", "prio", "source"):
-        table.add_column(col, no_wrap=col in ("start", "end"))
+        table.add_column(col, no_wrap=col in ("start", "end"), overflow="fold")
     for s in signals:
         table.add_row(
             s["signal_id"],
@@ -168,14 +175,21 @@ def register(app: typer.Typer) -> None:
         api: ApiOption = DEFAULT_API,
         token: TokenOption = None,
         data_dir: DataDirOption = DEFAULT_DATA_DIR,
+        json_out: JsonOption = False,
+        csv_out: CsvOption = False,
     ) -> None:
-        """List signals as a table."""
+        """List signals (a table; --json or --csv for scripts)."""
+        fmt = choose(json_out, csv_out)
         try:
             with client_from(api, token, data_dir) as client:
                 signals = client.list_signals(active=active)
         except ApiError as exc:
             raise fail(exc) from exc
+        if fmt != "table":
+            columns = list(DemandResponseSignal.__struct_fields__)
+            emit(fmt, "", columns, [[s.get(c) for c in columns] for s in signals])
+            return
         title = "active DR signals" if active else "DR signals"
-        Console(width=160).print(signals_table(signals, f"{title} ({len(signals)})"))
+        console().print(signals_table(signals, f"{title} ({len(signals)})"))
 
     app.add_typer(group, name="dr")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated
@@ -14,20 +13,12 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from cli.durations import duration_option
+from cli.logs import setup_logging
+from cli.migration_vars import parse_vars
 from cli.runtime import Endpoints, RunSettings, Runtime, default_migrations_dir
 from pipeline.bus import BusError
 from pipeline.migrate.errors import MigrateError
-
-
-def parse_vars(pairs: list[str], option: str = "--var") -> dict[str, str]:
-    """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming it."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
-        out[key.strip()] = value
-    return out
 
 
 def banner(endpoints: Endpoints) -> Panel:
@@ -76,11 +67,23 @@ def run(
     ocpp_port: Annotated[int, typer.Option(envvar="GRIDCTL_OCPP_PORT")] = 9000,
     api_port: Annotated[int, typer.Option(envvar="GRIDCTL_API_PORT")] = 8080,
     pg_port: Annotated[int, typer.Option(envvar="GRIDCTL_PG_PORT")] = 54329,
-    tick: Annotated[float, typer.Option(envvar="GRIDCTL_TICK", help="engine tick, s")] = 1.0,
+    tick: Annotated[
+        str,
+        typer.Option(
+            envvar="GRIDCTL_TICK",
+            help="Engine tick: 1s, 500ms.",
+            callback=duration_option("--tick", minimum=0.01),
+        ),
+    ] = "1s",
     tls_cert: Annotated[
-        Path | None, typer.Option(envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)")
+        Path | None,
+        typer.Option(
+            envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)", exists=True, dir_okay=False
+        ),
     ] = None,
-    tls_key: Annotated[Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY")] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY", exists=True, dir_okay=False)
+    ] = None,
     allow_unknown_stations: Annotated[
         bool, typer.Option(envvar="GRIDCTL_ALLOW_UNKNOWN_STATIONS")
     ] = False,
@@ -95,6 +98,9 @@ def run(
     ),
     openadr3_vtn_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_OPENADR3_VTN_URL")] = None,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
+    log_format: Annotated[
+        str, typer.Option(envvar="GRIDCTL_LOG_FORMAT", help="text | json (one object a line)")
+    ] = "text",
 ) -> None:
     """Run the controller: OCPP gateway, DR API and bridge, and the embedded engine."""
     if engine not in ("embedded", "risingwave"):
@@ -103,29 +109,39 @@ def run(
         raise typer.BadParameter("local or kafka", param_hint="--bus")
     if engine == "risingwave" and not database_url:
         raise typer.BadParameter("--engine risingwave needs --database-url", param_hint="--engine")
+    if engine == "risingwave" and bus == "local":
+        raise typer.BadParameter(
+            "--engine risingwave reads Kafka, not the in-process bus: add --bus kafka "
+            "--kafka-bootstrap HOST:PORT",
+            param_hint="--engine",
+        )
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
     if bus == "kafka" and not kafka_bootstrap:
         raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    try:
+        setup_logging(log_level, log_format)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
+    migrations_dir = migrations or default_migrations_dir()
     settings = RunSettings(
         data_dir=data_dir,
         engine=engine,  # type: ignore[arg-type]
         database_url=database_url,
         bus=bus,  # type: ignore[arg-type]
         kafka_bootstrap=kafka_bootstrap,
-        kafka_config=dict(parse_vars(kafka_config or [], "--kafka-config")),
+        kafka_config=dict(parse_vars(kafka_config, None, "--kafka-config")),
         host=host,
         ocpp_port=ocpp_port,
         api_port=api_port,
         pg_port=pg_port,
-        tick=tick,
+        tick=float(tick),
         allow_unknown_stations=allow_unknown_stations,
         api_tokens=[t for t in (api_tokens or "").split(",") if t],
-        migrations_dir=migrations or default_migrations_dir(),
-        migration_vars=parse_vars(var or []),
+        migrations_dir=migrations_dir,
+        migration_vars=parse_vars(var, migrations_dir),
         openadr2_vtn_url=openadr2_vtn_url,
         openadr2_ven_name=openadr2_ven_name,
         openadr3_vtn_url=openadr3_vtn_url,

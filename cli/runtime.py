@@ -79,6 +79,7 @@ class Runtime:
         self._engine: Any = None
         self._gateway: Any = None
         self._bridge: Any = None
+        self._events: Any = None
         self.endpoints: Endpoints | None = None
         self._lock = DataDirLock(settings.data_dir)
 
@@ -110,6 +111,10 @@ class Runtime:
         else:
             self.bus = LocalBus(s.data_dir / "bus")
         await self.bus.start()
+        from cli.event_log import EventLog
+
+        self._events = EventLog(self.bus)
+        await self._events.start()
 
         if s.engine == "embedded":
             from pipeline.engine import Engine
@@ -133,6 +138,7 @@ class Runtime:
 
         from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
+        from dr_bridge.views import ViewReader
 
         health = build_health(
             bus=self.bus,
@@ -154,6 +160,7 @@ class Runtime:
                 openadr3_vtn_url=s.openadr3_vtn_url,
             ),
             health=health,
+            views=ViewReader(self.database_url, project_dir("sql")) if self.database_url else None,
         )
         await self._bridge.start()
 
@@ -188,7 +195,7 @@ class Runtime:
     async def stop(self, *, discard_database: bool = False) -> None:
         """Stop every component; ``discard_database`` also deletes the embedded cluster,
         which may live outside the data dir (relocated for root), for throw-away runs."""
-        for component in (self._bridge, self._gateway, self._engine, self.bus):
+        for component in (self._bridge, self._gateway, self._engine, self._events, self.bus):
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()

@@ -14,10 +14,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from dr_bridge.api import signals, stations
+from dr_bridge.api import zones as zones_api
 from dr_bridge.api.auth import require_token
 from dr_bridge.config import BridgeSettings
 from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleRevision
 from dr_bridge.intake import Intake
+from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
 from pipeline.health import Health
@@ -31,6 +33,7 @@ def create_app(
     zones: ZoneDirectory,
     tokens: Sequence[str],
     health: Health | None = None,
+    views: ViewReader | None = None,
 ) -> FastAPI:
     """The API app. ``tokens``: accepted bearer tokens (at least one); ``health``: the
     probes ``/healthz`` runs (none: it answers for the API alone)."""
@@ -45,10 +48,12 @@ def create_app(
     app.state.settings = settings
     app.state.intake = intake
     app.state.zones = zones
+    app.state.views = views
     auth = [Depends(require_token(tokens))]
 
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
+    app.include_router(zones_api.router, dependencies=auth)
 
     probes = health or Health()
 

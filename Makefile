@@ -17,7 +17,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: demo test lint lock lock-check bench drills clean
+.PHONY: demo test test-pythons lint lock lock-check bench drills clean
 
 $(UV): requirements/uv.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,6 +58,10 @@ lock-check: | $(UV)
 		--output-file $(TOOLS)/runtime.txt
 	@cmp -s $(TOOLS)/runtime.txt requirements/runtime.txt \
 		|| { echo "requirements/runtime.txt is stale: run make lock" >&2; exit 1; }
+
+# The checked-in generated files must come out the same on Python 3.11 to 3.13.
+test-pythons: | $(UV)
+	scripts/test-pythons $(UV) $(abspath $(TOOLS))
 
 drills: $(VENV)/.installed-dev
 	$(BIN)/pytest -m drill tests/drills -s $(ARGS)

@@ -64,6 +64,7 @@ METER_PAYLOAD = {
         }
     ],
 }  # fmt: skip
+_METRICS_TOKEN = "bench-metrics"  # our gateway's /metrics needs a bearer token
 PAYLOAD_JSON = json.dumps(METER_PAYLOAD, separators=(",", ":"))
 #: the same sample as a 2.0.1 TransactionEvent (Updated), numbers instead of strings
 TX_EVENT_PAYLOAD = {
@@ -131,7 +132,7 @@ async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop:
         await bus.start()
         gw = Gateway(
             bus, GatewayConfig(port=0, allow_unknown_stations=True, max_size=1 << 20,
-                               ping_interval=None)
+                               ping_interval=None, metrics_tokens=(_METRICS_TOKEN,))
         )  # fmt: skip
         await gw.start()
         port = gw.port
@@ -340,7 +341,11 @@ def _ack_buckets(port: int, action: str) -> dict[float, float] | None:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {_METRICS_TOKEN}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
             text = r.read().decode()
     except Exception:
         return None

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.database import DatabaseUrlOption, dsn_or_exit
+from cli.database import DEFAULT_PG_PORT, DatabaseUrlOption, PgPortOption, dsn_or_exit
 from cli.options import DEFAULT_DATA_DIR, DataDirOption
 from cli.output import CsvOption, JsonOption, choose, emit
 from cli.paths import project_dir
@@ -55,6 +55,7 @@ def query(
     name: Annotated[str, typer.Argument(help="Query name: a file sql/NAME.sql.")],
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    pg_port: PgPortOption = DEFAULT_PG_PORT,
     json_out: JsonOption = False,
     csv_out: CsvOption = False,
 ) -> None:
@@ -63,7 +64,7 @@ def query(
     if name not in available():
         typer.echo(f"error: no query {name!r}; available: {', '.join(available())}", err=True)
         raise typer.Exit(2)
-    dsn = dsn_or_exit(database_url, data_dir)
+    dsn = dsn_or_exit(database_url, data_dir, pg_port)
     try:
         columns, rows = run_query(dsn, name)
     except Exception as exc:  # psycopg errors: one line, exit 1

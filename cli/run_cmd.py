@@ -26,12 +26,15 @@ def banner(endpoints: Endpoints) -> Panel:
         f"[b]OCPP[/b]      {endpoints.ocpp_url}  (1.6J and 2.0.1)",
         f"[b]API[/b]       {endpoints.api_url}  (docs: {endpoints.api_url}/docs)",
     ]
-    if endpoints.token and endpoints.token_file:
-        lines.append(f"[b]API token[/b] {endpoints.token}  (kept in {endpoints.token_file})")
-    elif endpoints.token_file:
+    # Never the token or a password itself: a banner ends up in logs and screenshots.
+    if endpoints.token_file:
         lines.append(f"[b]API token[/b] in {endpoints.token_file}")
+    else:
+        lines.append("[b]API token[/b] as configured (--api-tokens / GRIDCTL_API_TOKENS)")
     if endpoints.database_url:
-        lines.append(f"[b]Postgres[/b]  psql {endpoints.database_url}")
+        lines.append(f"[b]Postgres[/b]  psql '{endpoints.database_url}'")
+    if endpoints.database_password_file:
+        lines.append(f"          read-only; password in {endpoints.database_password_file} (0600)")
     lines.append(f"[b]engine[/b]    {endpoints.engine}    [b]bus[/b] {endpoints.bus}")
     return Panel("\n".join(lines), title="gridctl is running", subtitle="Ctrl-C stops")
 
@@ -97,6 +100,34 @@ def run(
         None
     ),
     openadr3_vtn_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_OPENADR3_VTN_URL")] = None,
+    openadr3_client_id: Annotated[
+        str | None, typer.Option(envvar="GRIDCTL_OPENADR3_CLIENT_ID", help="OAuth2 client id")
+    ] = None,
+    openadr3_client_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_CLIENT_SECRET_FILE",
+            help="file holding the OAuth2 client secret (or set GRIDCTL_OPENADR3_CLIENT_SECRET)",
+        ),
+    ] = None,
+    openadr3_token_url: Annotated[
+        str | None, typer.Option(envvar="GRIDCTL_OPENADR3_TOKEN_URL", help="default VTN/auth/token")
+    ] = None,
+    openadr3_token_auth: Annotated[
+        str, typer.Option(envvar="GRIDCTL_OPENADR3_TOKEN_AUTH", help="form (the spec) | basic")
+    ] = "form",
+    openadr3_ven_name: Annotated[
+        str, typer.Option(envvar="GRIDCTL_OPENADR3_VEN_NAME", help="our VEN's name on the VTN")
+    ] = "gridctl",
+    openadr3_version: Annotated[
+        str, typer.Option(envvar="GRIDCTL_OPENADR3_VERSION", help="3.0.1 | 3.1.0")
+    ] = "3.0.1",
+    openadr3_poll_interval: Annotated[
+        float, typer.Option(envvar="GRIDCTL_OPENADR3_POLL_INTERVAL", help="seconds between polls")
+    ] = 30.0,
+    openadr3_priority: Annotated[
+        int, typer.Option(envvar="GRIDCTL_OPENADR3_PRIORITY", help="program class 1-3")
+    ] = 2,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
     log_format: Annotated[
         str, typer.Option(envvar="GRIDCTL_LOG_FORMAT", help="text | json (one object a line)")
@@ -119,6 +150,14 @@ def run(
         raise typer.BadParameter("text or json", param_hint="--log-format")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
+    if openadr3_token_auth not in ("form", "basic"):
+        raise typer.BadParameter("form or basic", param_hint="--openadr3-token-auth")
+    if openadr3_version not in ("3.0.1", "3.1.0"):
+        raise typer.BadParameter("3.0.1 or 3.1.0", param_hint="--openadr3-version")
+    if openadr3_poll_interval <= 0:
+        raise typer.BadParameter("must be positive", param_hint="--openadr3-poll-interval")
+    if not 1 <= openadr3_priority <= 3:
+        raise typer.BadParameter("1, 2 or 3", param_hint="--openadr3-priority")
     if bus == "kafka" and not kafka_bootstrap:
         raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
     try:
@@ -145,6 +184,18 @@ def run(
         openadr2_vtn_url=openadr2_vtn_url,
         openadr2_ven_name=openadr2_ven_name,
         openadr3_vtn_url=openadr3_vtn_url,
+        openadr_options={
+            "openadr3_client_id": openadr3_client_id,
+            "openadr3_client_secret_file": (
+                str(openadr3_client_secret_file) if openadr3_client_secret_file else None
+            ),
+            "openadr3_token_url": openadr3_token_url,
+            "openadr3_token_auth": openadr3_token_auth,
+            "openadr3_ven_name": openadr3_ven_name,
+            "openadr3_version": openadr3_version,
+            "openadr3_poll_interval_s": openadr3_poll_interval,
+            "openadr3_priority": openadr3_priority,
+        },
         gateway_options=(
             {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
         ),

@@ -14,9 +14,11 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
@@ -52,6 +54,8 @@ class RunSettings:
     openadr2_vtn_url: str | None = None
     openadr2_ven_name: str | None = None
     openadr3_vtn_url: str | None = None
+    #: further BridgeSettings fields of the OpenADR VENs (``openadr3_client_id``, ...)
+    openadr_options: dict[str, Any] = field(default_factory=dict)
     gateway_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,11 +65,41 @@ class Endpoints:
 
     ocpp_url: str
     api_url: str
+    #: where the generated API token is kept (None: tokens were configured)
     token_file: Path | None
+    #: the API token, for in-process clients (the demo); never printed
     token: str | None
+    #: a DSN for dashboards: the embedded server's read-only role, or the configured URL
+    #: without its password
     database_url: str | None
+    #: the libpq password file of ``database_url`` (embedded server)
+    database_password_file: Path | None
     engine: str
     bus: str
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (0700); tighten an existing one we own to 0700.
+
+    The data dir holds the API token, the bus log (station password hashes), the DR
+    revisions and the database's password files.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
+
+
+def redact(url: str | None) -> str | None:
+    """``url`` without the password, for printing (``postgresql://u:***@host/db``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Runtime:
@@ -85,7 +119,7 @@ class Runtime:
 
     async def start(self) -> Endpoints:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)
         self._lock.acquire()  # before anything touches the data dir's cluster or bus log
         loop = asyncio.get_running_loop()
 
@@ -131,6 +165,10 @@ class Runtime:
                 host=s.host,
                 port=s.ocpp_port,
                 allow_unknown_stations=s.allow_unknown_stations,
+                # /metrics on the OCPP port names signal ids: the API's tokens read it
+                # (asked per scrape: a generated token exists once the bridge started)
+                metrics_tokens=lambda: self._bridge.tokens if self._bridge is not None else (),
+                state_dir=str(s.data_dir / "gateway"),
                 **s.gateway_options,
             ),
         )
@@ -138,7 +176,6 @@ class Runtime:
 
         from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
-        from dr_bridge.views import ViewReader
 
         health = build_health(
             bus=self.bus,
@@ -158,13 +195,16 @@ class Runtime:
                 openadr2_vtn_url=s.openadr2_vtn_url,
                 openadr2_ven_name=s.openadr2_ven_name,
                 openadr3_vtn_url=s.openadr3_vtn_url,
+                database_url=self.database_url,
+                **s.openadr_options,
             ),
             health=health,
-            views=ViewReader(self.database_url, project_dir("sql")) if self.database_url else None,
+            views=self._views(),
         )
         await self._bridge.start()
 
         shown_host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+        tokens = getattr(self._bridge, "tokens", ())
         self.endpoints = Endpoints(
             ocpp_url=(
                 f"{'wss' if s.gateway_options.get('certfile') else 'ws'}://"
@@ -172,15 +212,20 @@ class Runtime:
             ),
             api_url=f"http://{shown_host}:{self._bridge.port}",
             token_file=getattr(self._bridge, "token_file", None),
-            token=getattr(self._bridge, "token", None),
-            database_url=self.database_url,
+            token=tokens[0] if tokens else None,
+            database_url=(
+                self._pg.reader_dsn if self._pg is not None else redact(self.database_url)
+            ),
+            database_password_file=self._pg.reader_passfile if self._pg is not None else None,
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
         )
         write_state(
             s.data_dir,
             {
-                "database_url": without_password(self.database_url) if self.database_url else None,
+                # the read-only role for status, query and dashboards (a passfile, no
+                # password); a configured URL without its password
+                "database_url": self._reader_dsn(),
                 "api_url": self.endpoints.api_url,
                 "ocpp_url": self.endpoints.ocpp_url,
                 "engine": s.engine,
@@ -191,6 +236,18 @@ class Runtime:
         # of ms and set the gateway's ack p99 (tests/drills/test_fuzz_load.py).
         gc.freeze()
         return self.endpoints
+
+    def _views(self) -> Any:
+        """The engine's views for the API's read endpoints, as the read-only role."""
+        from dr_bridge.views import ViewReader
+
+        reader = self._reader_dsn()
+        return ViewReader(reader, project_dir("sql")) if reader else None
+
+    def _reader_dsn(self) -> str | None:
+        if self._pg is not None:
+            return str(self._pg.reader_dsn)
+        return without_password(self.database_url) if self.database_url else None
 
     async def stop(self, *, discard_database: bool = False) -> None:
         """Stop every component; ``discard_database`` also deletes the embedded cluster,

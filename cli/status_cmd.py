@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from cli.database import DatabaseUrlOption, dsn_or_exit
+from cli.database import DEFAULT_PG_PORT, DatabaseUrlOption, PgPortOption, dsn_or_exit
 from cli.durations import duration_option
 from cli.options import DEFAULT_DATA_DIR, DataDirOption
 from cli.output import JsonOption, console, records, table
@@ -65,6 +65,7 @@ def _print(
 def status(
     database_url: DatabaseUrlOption = None,
     data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    pg_port: PgPortOption = DEFAULT_PG_PORT,
     json_out: JsonOption = False,
     watch: Annotated[bool, typer.Option("--watch", help="Repeat every --interval.")] = False,
     interval: Annotated[
@@ -78,7 +79,7 @@ def status(
 ) -> None:
     """Zones, stations, loads, caps, active signals and alerts (default: the `gridctl run`
     of --data-dir)."""
-    dsn = dsn_or_exit(database_url, data_dir)
+    dsn = dsn_or_exit(database_url, data_dir, pg_port)
     period = float(interval)
     if not watch:
         _print(_collect(dsn), json_out)

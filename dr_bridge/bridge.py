@@ -38,12 +38,15 @@ class Bridge:
         openadr3_transport: Any = None,
         health: Health | None = None,
         views: ViewReader | None = None,
+        load: Any = None,
     ) -> None:
         """``serve_api=False`` builds the app without serving it (tests use ASGI);
         ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests);
         ``health``: the probes of the other components of this process, which
         ``/healthz`` reports next to the bridge's own; ``views``: the engine's views,
-        for the read endpoints (zones' load, station state, the status page)."""
+        for the read endpoints (zones' load, station state, the status page); ``load`` a
+        :class:`dr_bridge.telemetry.ZoneLoadReader` (default: the engine's views at
+        ``settings.database_url``)."""
         self.bus = bus
         self.settings = settings
         self._serve_api = serve_api
@@ -63,6 +66,8 @@ class Bridge:
         self.health = health or Health()
         self.views = views
         self.health.add("bridge", self.probe)
+        #: measured load per zone (a ZoneLoadReader): from ``database_url``, or injected
+        self.load: Any = load
 
     @property
     def api_url(self) -> str | None:
@@ -100,6 +105,10 @@ class Bridge:
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
             await self.server.start()
+        if self.load is None and s.database_url:
+            from dr_bridge.telemetry import PgZoneLoad
+
+            self.load = PgZoneLoad(s.database_url)
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven
 
@@ -115,6 +124,7 @@ class Bridge:
                 self.zones,
                 s.simple_levels,
                 transport=self._openadr3_transport,
+                load=self.load,
             )
             await ven3.start()
             self.vens.append(ven3)

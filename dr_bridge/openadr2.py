@@ -23,7 +23,7 @@ from openleadr import OpenADRClient  # type: ignore[import-untyped]
 from dr_bridge.config import OpenADR2Settings
 from dr_bridge.errors import NotConfirmed
 from dr_bridge.intake import Intake
-from dr_bridge.oadr2_map import SOURCE, ZoneView, map_event
+from dr_bridge.oadr2_map import SOURCE, map_event
 from dr_bridge.zones import ZoneDirectory
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class OpenADR2Ven:
     ) -> None:
         self.settings = settings
         self._intake = intake
-        self._zones = ZoneView(zones.is_zone, zones.zone_of, zones.zones)
+        self._zones = zones.view()
         self._levels = levels
         self._retry = retry_interval_s
         self._task: asyncio.Task[None] | None = None

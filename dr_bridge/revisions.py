@@ -15,6 +15,7 @@ are rare enough to do it on the event loop). Confirmation marks skip the fsync.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -78,6 +79,8 @@ def restore_of(signal: DemandResponseSignal, modification: int) -> DemandRespons
         priority=signal.priority,
         source=signal.source,
         received_ts=datetime.now(UTC),
+        event_id=signal.event_id,
+        event_priority=signal.event_priority,
     )
 
 
@@ -88,6 +91,11 @@ class RevisionStore:
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
         self.path = path / "dr-revisions.sqlite3"
+        # 0600 from the first byte (SQLite gives its -wal and -shm files the same mode):
+        # signals and their sources are the operator's business only.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        if self.path.stat().st_uid == os.geteuid():
+            self.path.chmod(0o600)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")

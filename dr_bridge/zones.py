@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 
+from dr_bridge.oadr2_map import ZoneView
 from pipeline import topics
 from pipeline.bus import Bus, BusClosed, LocalBus, Record, Subscription
 from pipeline.contracts import ContractError, StationZone, decode
@@ -84,6 +85,29 @@ class ZoneDirectory:
     def zone_of(self, station_id: str) -> str | None:
         station = self._stations.get(station_id)
         return None if station is None else station.zone_id
+
+    def capacity_kw(self, zone_id: str) -> float | None:
+        """What the zone's stations can draw together (min of hardware and contract per
+        station, as ``zone_load.capacity_kw``); None for a zone without stations."""
+        caps = [
+            min(s.max_station_kw, s.contract_max_kw)
+            for s in self._stations.values()
+            if s.zone_id == zone_id
+        ]
+        return sum(caps) if caps else None
+
+    def floor_kw(self, zone_id: str) -> float:
+        """The least the zone draws under CURTAIL with every station charging: Σ of each
+        station's min_active_kw (within its limits), as the engine's floors."""
+        return sum(
+            min(s.min_active_kw or 0.0, s.max_station_kw, s.contract_max_kw)
+            for s in self._stations.values()
+            if s.zone_id == zone_id
+        )
+
+    def view(self) -> ZoneView:
+        """What the OpenADR mappings need, as plain callables (they stay pure)."""
+        return ZoneView(self.is_zone, self.zone_of, self.zones, self.capacity_kw, self.floor_kw)
 
     def stations(self) -> list[StationZone]:
         return sorted(self._stations.values(), key=lambda s: s.station_id)

@@ -44,7 +44,11 @@ class Gateway:
         self.bus = bus
         self.config = config or GatewayConfig()
         self.metrics = GatewayMetrics()
-        self.registry = StationRegistry()
+        self.registry = StationRegistry(
+            self.config.verify_slots,
+            verify_wait_s=self.config.verify_wait_s,
+            state_dir=self.config.state_dir,
+        )
         self.commands = CommandDelivery(bus, self.config, self.metrics, self.registry)
         self.ctx = StationContext(bus, self.config, self.metrics, self.registry, self.commands)
         if self.config.boot_rate_per_s:
@@ -56,6 +60,7 @@ class Gateway:
         self._closing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        self.registry.load()
         for cls in (StationV16, StationV201):
             for action in cls.route_map_actions():
                 validation.compile_validator(cls.version, action)
@@ -83,6 +88,7 @@ class Gateway:
                 await self._config_task
         if self._config_sub is not None:
             await self._config_sub.close()
+        await self.registry.flush()
 
     async def _follow_config(self) -> None:
         assert self._config_sub is not None

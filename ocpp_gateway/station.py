@@ -27,7 +27,12 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import FormatViolationError, InternalError, OCPPError
+from ocpp.exceptions import (
+    FormatViolationError,
+    InternalError,
+    OCPPError,
+    PropertyConstraintViolationError,
+)
 from ocpp.messages import Call
 from websockets.exceptions import ConnectionClosed
 
@@ -36,22 +41,40 @@ from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import FrameError, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
-from ocpp_gateway.normalise import NormaliseError
+from ocpp_gateway.normalise import Bounds, NormaliseError
 from ocpp_gateway.profiles import UNKNOWN, Capabilities
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Message
-from pipeline.contracts import MeterValue, StationStatus, encode
+from pipeline.contracts import (
+    INT32_MAX,
+    ContractError,
+    MeterValue,
+    StationStatus,
+    decode,
+    encode,
+)
 
 if TYPE_CHECKING:
     from ocpp_gateway.commands import CommandDelivery
 
-__all__ = ["StationBase", "StationContext", "now_utc"]
+__all__ = ["StationBase", "StationContext", "check_id", "now_utc"]
 
 log = logging.getLogger("ocpp_gateway")
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def check_id(name: str, value: int) -> int:
+    """A connector/EVSE id within the contract's int32 >= 0, else the CallError to send.
+
+    The schemas allow any integer; the engine's column is an int32, and one id beyond it
+    once failed a whole batch of other stations' readings.
+    """
+    if not 0 <= value <= INT32_MAX:
+        raise PropertyConstraintViolationError(description=f"{name} {value} is outside 0..2^31-1")
+    return value
 
 
 class BootThrottle:
@@ -207,7 +230,12 @@ class StationBase:
             await self._refuse(msg, exc.code, exc.description)
             return
         except NormaliseError as exc:
-            await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
+            code = exc.code
+            if code == "FormatViolation":
+                code = frames.format_violation_code(self.version)
+            else:
+                self.ctx.metrics.readings_refused.labels("implausible").inc()
+            await self._refuse(msg, code, str(exc))
             return
         except Exception as exc:
             if isinstance(exc, TypeError) and not self.ctx.config.validate:
@@ -249,12 +277,48 @@ class StationBase:
         """The connector/EVSE a running session is on (0 when unknown, e.g. after restart)."""
         return next((c for c, s in self.sessions.items() if s == session), 0)
 
+    def bounds(self) -> Bounds:
+        """What a plausible reading of this station is (its maximum, when known)."""
+        config = self.ctx.config
+        zone = self.ctx.registry.zone(self.id)
+        if zone is None:
+            return Bounds(max_skew_s=config.max_clock_skew_s)
+        return Bounds(
+            max_skew_s=config.max_clock_skew_s,
+            max_power_kw=zone.max_station_kw * config.max_power_factor,
+        )
+
+    def _encode_checked(self, records: Sequence[MeterValue]) -> list[Message]:
+        """Encode each record and decode it back with the contract: what the engine will
+        read is checked here, before the charger is acknowledged, so no reading is
+        acknowledged that a consumer must refuse."""
+        messages = []
+        for record in records:
+            data = encode(record)
+            try:
+                decode(MeterValue, data, topic=topics.METER_VALUES)
+            except ContractError as exc:
+                self.ctx.metrics.readings_refused.labels("contract").inc(len(records))
+                field = exc.field.removeprefix("$.")
+                raise PropertyConstraintViolationError(
+                    description=f"{field}: {exc.reason}"[:255]
+                ) from None
+            messages.append(Message(topics.METER_VALUES, self.id, data))
+        return messages
+
     async def publish_durable(self, records: Sequence[MeterValue]) -> None:
-        """Publish readings and return only once durable; else raise ``InternalError``."""
+        """Publish readings and return only once durable; else raise ``InternalError``.
+
+        Records that break the contract raise ``PropertyConstraintViolationError`` and
+        none of the call's records is published (a charger retries a call as a whole).
+        """
         if not records:
             return
         ctx = self.ctx
-        messages = [Message(topics.METER_VALUES, self.id, encode(r)) for r in records]
+        messages = self._encode_checked(records)
+        skewed = sum(r.charger_ts is not None for r in records)
+        if skewed:
+            ctx.metrics.clock_skew.labels(self.id).inc(skewed)
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(ctx.config.ack_timeout):

@@ -20,10 +20,13 @@ OCPP_MESSAGES = "gridctl_ocpp_messages_total"  # counter {action, version}
 BUS_PUBLISH_SECONDS = "gridctl_bus_publish_seconds"  # histogram
 OCPP_ACKS_REFUSED = "gridctl_ocpp_acks_refused_total"  # counter: CallError because not durable
 OCPP_ACK_SECONDS = "gridctl_ocpp_ack_seconds"  # histogram {action}: Call in -> CallResult out
+OCPP_CLOCK_SKEW = "gridctl_ocpp_clock_skew_readings_total"  # counter {station_id}
 OCPP_CALL_ERRORS = "gridctl_ocpp_frame_errors_total"  # counter {code}: CallErrors we answered
 DR_SIGNALS = "gridctl_dr_signals_total"  # counter {source, signal_type}
 DR_PUBLISH_RETRIES = "gridctl_dr_publish_retries_total"  # counter: failed publishes, retried
 DR_CONFIRM_SECONDS = "gridctl_dr_confirm_seconds"  # histogram: signal accepted -> on the bus
 ENGINE_RECORDS_INGESTED = "gridctl_engine_records_ingested_total"  # counter {topic}
-ENGINE_RECORDS_DROPPED = "gridctl_engine_records_dropped_total"  # counter {topic, reason}
+#: counter {topic, reason}: records not ingested, each published to ``ingest.rejected``
+ENGINE_RECORDS_REJECTED = "gridctl_engine_records_rejected_total"
 ENGINE_SINK_RECORDS = "gridctl_engine_sink_records_total"  # counter {sink}
+BUS_OFFSETS_BEYOND_LOG = "gridctl_bus_offsets_beyond_log_records_total"  # counter {topic, reader}

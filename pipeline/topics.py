@@ -16,6 +16,9 @@ STATION_ZONES = "config.station_zones"
 STATION_CREDENTIALS = "config.station_credentials"
 ALERTS_OVERLOAD = "alerts.grid.overload"
 ALERTS_DR = "alerts.grid.dr"
+#: Dead letters: records the engine could not ingest, with the reason and where they came
+#: from, so that an acknowledged reading is in the engine or here, never nowhere.
+INGEST_REJECTED = "ingest.rejected"
 
 #: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
 UPSERT_TOPICS: frozenset[str] = frozenset(
@@ -32,6 +35,7 @@ ALL_TOPICS: tuple[str, ...] = (
     STATION_CREDENTIALS,
     ALERTS_OVERLOAD,
     ALERTS_DR,
+    INGEST_REJECTED,
 )
 
 

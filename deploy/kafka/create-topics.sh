@@ -27,6 +27,7 @@ config.station_zones                  compact
 config.station_credentials            compact
 alerts.grid.overload                  delete
 alerts.grid.dr                        delete
+ingest.rejected                       delete
 EOF
 )
 

@@ -10,14 +10,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
 from pipeline import topics as topic_names
-from pipeline.bus.base import Bus, Record, Subscription
+from pipeline.bus.base import Bus, Message, Record, Subscription
+from pipeline.bus.metrics import OFFSETS_BEYOND_LOG
 from pipeline.compiler.bootstrap import SCHEMA
+from pipeline.contracts import RejectedRecord, encode
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Source
 from pipeline.engine.rows import Skip, decode_fields, to_row
@@ -26,6 +29,39 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
 log = logging.getLogger("pipeline.engine.runtime")
+
+#: SQLSTATE classes of errors a record's own data causes, as dead-letter reasons.
+_SQLSTATE_NAMES = {"22": "data_exception", "23": "integrity_violation"}
+
+
+@dataclass
+class _Plan:
+    """What a batch writes: rows to append, rows to upsert (None: delete), watermarks."""
+
+    appends: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+    upserts: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = field(default_factory=dict)
+    marks: dict[str, datetime] = field(default_factory=dict)
+
+    @property
+    def empty(self) -> bool:
+        return not (self.appends or self.upserts or self.marks)
+
+
+def _rejection(
+    record: Record, table: str | None, reason: str, detail: str, now: datetime
+) -> RejectedRecord:
+    value = None if record.value is None else record.value.decode("utf-8", "replace")
+    return RejectedRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=value,
+        table=table,
+        reason=reason,
+        detail=detail[:2000],
+        rejected_ts=now,
+    )
 
 
 class IngestMixin:
@@ -37,18 +73,59 @@ class IngestMixin:
     _sub: Subscription | None
     _sources: dict[str, list[Source]]
     _offsets: dict[tuple[str, int], int]
+    _unwritten: list[Record]
     _require: Callable[[], psycopg.AsyncConnection[Any]]
+
+    async def _reconcile_offsets(self) -> None:
+        """Move stored offsets beyond the end of the bus's log back to its end.
+
+        They are there when the log lost its tail (a disk restored from backup, a log cut
+        short): records at the lost offsets never come back, and the new ones the bus
+        appends there would be skipped as "already ingested". Warn, count what was lost.
+        """
+        ends = await self.bus.end_offsets(sorted({t for t, _ in self._offsets}))
+        if not ends:
+            return
+        moved = {}
+        for pos, stored in self._offsets.items():
+            end = ends.get(pos)
+            if end is not None and stored > end:
+                moved[pos] = end
+                OFFSETS_BEYOND_LOG.labels(pos[0], "engine").inc(stored - end)
+                log.warning(
+                    "engine: stored offset %d of %s is beyond the end of the bus (%d): "
+                    "%d records were lost with the log's tail; ingesting from %d",
+                    stored,
+                    pos[0],
+                    end,
+                    stored - end,
+                    end,
+                )
+        if not moved:
+            return
+        conn = self._require()
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                f"UPDATE {SCHEMA}.offsets SET next_offset = %s WHERE topic = %s AND part = %s",
+                [(o, t, p) for (t, p), o in moved.items()],
+            )
+        await conn.commit()
+        self._offsets.update(moved)
 
     async def _ingest(self, now: datetime) -> None:
         if self._sub is None:
             return
         total = 0
         while total < self.max_records_per_tick:
-            batch = await self._sub.batch(max_records=self.batch_size, timeout=0)
+            # A batch whose write failed (database or bus down) is retried before anything
+            # newer: the subscription has moved past it, so dropping it would lose it.
+            batch = self._unwritten or await self._sub.batch(max_records=self.batch_size, timeout=0)
             if not batch:
                 break
+            self._unwritten = batch
             total += len(batch)
             await self._write_batch(batch, now)
+            self._unwritten = []
             await self._sub.commit()
             if len(batch) < self.batch_size:
                 break
@@ -58,51 +135,127 @@ class IngestMixin:
         metrics.LAG.set(lag)
 
     async def _write_batch(self, batch: Sequence[Record], now: datetime) -> None:
+        """Write a batch and its offsets in one transaction; bad records to dead letters.
+
+        The whole batch goes in one statement per table. Should the database refuse it (a
+        value out of a column's range), the batch is written again record by record, each
+        under a savepoint, and the records it refuses become dead letters. Dead letters
+        are durable on the bus before the offsets past them are committed, so a crash in
+        between publishes them again rather than losing them.
+        """
         conn = self._require()
-        appends: dict[str, list[tuple[Any, ...]]] = {}
-        upserts: dict[str, dict[tuple[Any, ...], tuple[Any, ...] | None]] = {}
-        marks: dict[str, datetime] = {}
+        fresh: list[Record] = []
         offsets: dict[tuple[str, int], int] = {}
         for record in batch:
             pos = (record.topic, record.partition)
             if record.offset < self._offsets.get(pos, 0):
                 continue  # ingested before a crash, redelivered by the bus
             offsets[pos] = max(offsets.get(pos, 0), record.offset + 1)
-            for source in self._sources.get(record.topic, ()):
-                try:
-                    self._route(source, record, appends, upserts, marks, now)
-                except Skip as exc:
-                    metrics.DROPPED.labels(record.topic, exc.reason).inc()
-                    log.warning("skipped %s@%s: %s", record.topic, record.offset, exc)
+            fresh.append(record)
+        rejected: list[RejectedRecord] = []
+        plan = self._plan(fresh, now, rejected)
+        try:
+            async with conn.cursor() as cur:
+                await self._apply(cur, plan)
+        except psycopg.Error as exc:
+            if isinstance(exc, psycopg.OperationalError):
+                raise  # the connection, not the data: retried whole next tick
+            await conn.rollback()
+            rejected = await self._write_one_by_one(fresh, now)
+            plan = _Plan()
         async with conn.cursor() as cur:
-            for name, rows in appends.items():
-                source = self._source(name)
-                cols = ", ".join(f'"{c}"' for c in source.column_names)
-                async with cur.copy(f'COPY "{name}" ({cols}) FROM STDIN') as copy:
-                    for row in rows:
-                        await copy.write_row(row)
-            for name, by_key in upserts.items():
-                await self._upsert(cur, self._source(name), by_key)
-            for name, mark in marks.items():
-                await cur.execute(
-                    f"UPDATE {SCHEMA}.sources SET watermark_ts = GREATEST("
-                    "COALESCE(watermark_ts, '-infinity'::TIMESTAMPTZ), "
-                    "%s::TIMESTAMPTZ - COALESCE(watermark_delay, INTERVAL '0 SECONDS')) "
-                    "WHERE name = %s",
-                    (mark, name),
-                )
             if offsets:
                 await cur.executemany(
                     f"INSERT INTO {SCHEMA}.offsets (topic, part, next_offset) VALUES (%s, %s, %s) "
                     "ON CONFLICT (topic, part) DO UPDATE SET next_offset = EXCLUDED.next_offset",
                     [(t, p, o) for (t, p), o in offsets.items()],
                 )
+        if rejected:
+            await self._dead_letter(rejected)
         await conn.commit()
         self._offsets.update(offsets)
-        for name, rows in appends.items():
+        for name, rows in plan.appends.items():
             metrics.INGESTED.labels(self._source(name).topic).inc(len(rows))
-        for name, by_key in upserts.items():
+        for name, by_key in plan.upserts.items():
             metrics.INGESTED.labels(self._source(name).topic).inc(len(by_key))
+
+    async def _write_one_by_one(
+        self, records: Sequence[Record], now: datetime
+    ) -> list[RejectedRecord]:
+        """Write each record under a savepoint; the ones the database refuses are returned."""
+        conn = self._require()
+        rejected: list[RejectedRecord] = []
+        async with conn.cursor() as cur:
+            for record in records:
+                plan = self._plan([record], now, rejected)
+                if plan.empty:
+                    continue
+                await cur.execute("SAVEPOINT ingest_record")
+                try:
+                    await self._apply(cur, plan)
+                except psycopg.Error as exc:
+                    if isinstance(exc, psycopg.OperationalError):
+                        raise
+                    await cur.execute("ROLLBACK TO SAVEPOINT ingest_record")
+                    reason = exc.diag.sqlstate or "database"
+                    reason = _SQLSTATE_NAMES.get(reason[:2], reason)
+                    rejected.append(_rejection(record, None, reason, str(exc).strip(), now))
+                    continue
+                await cur.execute("RELEASE SAVEPOINT ingest_record")
+                for name, rows in plan.appends.items():
+                    metrics.INGESTED.labels(self._source(name).topic).inc(len(rows))
+                for name, by_key in plan.upserts.items():
+                    metrics.INGESTED.labels(self._source(name).topic).inc(len(by_key))
+        return rejected
+
+    async def _dead_letter(self, rejected: list[RejectedRecord]) -> None:
+        messages = [
+            Message(topic_names.INGEST_REJECTED, f"{r.topic}:{r.partition}:{r.offset}", encode(r))
+            for r in rejected
+        ]
+        await self.bus.publish_many(messages)
+        for r in rejected:
+            metrics.REJECTED.labels(r.topic, r.reason).inc()
+            log.warning(
+                "engine: %s@%d rejected (%s), sent to %s: %s",
+                r.topic,
+                r.offset,
+                r.reason,
+                topic_names.INGEST_REJECTED,
+                r.detail,
+            )
+
+    def _plan(
+        self, records: Sequence[Record], now: datetime, rejected: list[RejectedRecord]
+    ) -> _Plan:
+        """Rows, keys and watermarks of ``records``; records that cannot be rows are
+        added to ``rejected``."""
+        plan = _Plan()
+        for record in records:
+            for source in self._sources.get(record.topic, ()):
+                try:
+                    self._route(source, record, plan.appends, plan.upserts, plan.marks, now)
+                except Skip as exc:
+                    rejected.append(_rejection(record, source.name, exc.reason, str(exc), now))
+        return plan
+
+    async def _apply(self, cur: psycopg.AsyncCursor[Any], plan: _Plan) -> None:
+        for name, rows in plan.appends.items():
+            source = self._source(name)
+            cols = ", ".join(f'"{c}"' for c in source.column_names)
+            async with cur.copy(f'COPY "{name}" ({cols}) FROM STDIN') as copy:
+                for row in rows:
+                    await copy.write_row(row)
+        for name, by_key in plan.upserts.items():
+            await self._upsert(cur, self._source(name), by_key)
+        for name, mark in plan.marks.items():
+            await cur.execute(
+                f"UPDATE {SCHEMA}.sources SET watermark_ts = GREATEST("
+                "COALESCE(watermark_ts, '-infinity'::TIMESTAMPTZ), "
+                "%s::TIMESTAMPTZ - COALESCE(watermark_delay, INTERVAL '0 SECONDS')) "
+                "WHERE name = %s",
+                (mark, name),
+            )
 
     def _source(self, name: str) -> Source:
         for sources in self._sources.values():

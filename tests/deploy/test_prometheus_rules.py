@@ -145,7 +145,7 @@ def test_readings_dropped_over_a_tenth_of_a_percent(rules: list[dict[str, Any]])
     rule = _alert_using(rules, metrics_names.READINGS_REFUSED)
     names = metric_names(rule["expr"])
     assert metrics_names.READINGS_INGESTED in names
-    assert metrics_names.ENGINE_RECORDS_DROPPED in names
+    assert metrics_names.ENGINE_RECORDS_REJECTED in names
     assert _comparison(rule["expr"]) == (">", 0.001)
 
 
@@ -277,7 +277,7 @@ SCENARIOS: dict[str, tuple[list[dict], list[dict]]] = {
         [  # 0.2 % dropped by the engine; the gateway exports no refused series at all
             {"series": "gridctl_readings_ingested_total", "values": _ramp(1000)},
             {
-                "series": 'gridctl_engine_records_dropped_total{topic="ocpp.meter_values"}',
+                "series": 'gridctl_engine_records_rejected_total{topic="ocpp.meter_values"}',
                 "values": _ramp(2),
             },
         ],

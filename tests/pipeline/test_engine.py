@@ -72,7 +72,7 @@ async def test_outbox_survives_a_failed_publish_and_is_sent_once(postgres: str) 
 
 def _dropped(reason: str) -> float:
     value = REGISTRY.get_sample_value(
-        metrics_names.ENGINE_RECORDS_DROPPED, {"topic": topics.METER_VALUES, "reason": reason}
+        metrics_names.ENGINE_RECORDS_REJECTED, {"topic": topics.METER_VALUES, "reason": reason}
     )
     return value or 0.0
 

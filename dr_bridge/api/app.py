@@ -13,7 +13,7 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from dr_bridge.api import signals, stations
+from dr_bridge.api import docs, signals, stations, status_page
 from dr_bridge.api import zones as zones_api
 from dr_bridge.api.auth import require_token
 from dr_bridge.config import BridgeSettings
@@ -42,8 +42,15 @@ def create_app(
     app = FastAPI(
         title="gridctl DR bridge",
         version="1",
-        description="Demand-response signals in; stations; health and metrics.",
+        description=(
+            "Demand-response signals in; stations and zones with their live state; "
+            "health and metrics. Every /v1 call needs `Authorization: Bearer <token>` "
+            "(the token file `gridctl run` names)."
+        ),
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.bus = bus
     app.state.settings = settings
     app.state.intake = intake
@@ -54,6 +61,8 @@ def create_app(
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
     app.include_router(zones_api.router, dependencies=auth)
+    app.include_router(status_page.router, dependencies=auth)
+    status_page.install(app)
 
     probes = health or Health()
 

@@ -6,6 +6,7 @@ Thin: parses, calls :class:`dr_bridge.client.ApiClient`, prints. The API validat
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -46,13 +47,36 @@ def client_from(api: str, token: str | None, data_dir: Path) -> ApiClient:
     return ApiClient(api, resolve_token(token, data_dir))
 
 
-def fail(exc: ApiError) -> typer.Exit:
-    """Print an API error (each bad field on its own line); the exit to raise."""
-    err = Console(stderr=True)
+#: the API's field -> the flag of ``dr send`` that sets it (422s name what was typed)
+SEND_FLAGS = {
+    "zone_id": "--zone",
+    "signal_type": "--type",
+    "target_reduction_kw": "--reduce-kw",
+    "target_reduction_pct": "--reduce-pct",
+    "zone_limit_kw": "--limit-kw",
+    "start_ts": "--start",
+    "end_ts": "--end",
+    "duration": "--duration",
+    "priority": "--priority",
+    "signal_id": "--id",
+}
+_FIELD = re.compile(r"\b(" + "|".join(SEND_FLAGS) + r")\b")
+
+
+def as_flags(text: str, flags: dict[str, str]) -> str:
+    """``text`` with each API field name replaced by its flag."""
+    return _FIELD.sub(lambda m: flags.get(m.group(1), m.group(1)), text)
+
+
+def fail(exc: ApiError, flags: dict[str, str] | None = None) -> typer.Exit:
+    """Print an API error (each bad field on its own line, named by its flag when
+    ``flags`` maps it); the exit to raise."""
+    err = Console(stderr=True, highlight=False)
     if exc.fields:
         err.print(f"[red]refused (HTTP {exc.status}):[/red]")
         for field, msg in exc.fields:
-            err.print(f"  {field}: {msg}")
+            name = flags.get(field, field) if flags else field
+            err.print(f"  {name}: {as_flags(msg, flags) if flags else msg}", markup=False)
     else:
         err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
@@ -142,7 +166,7 @@ def register(app: typer.Typer) -> None:
             with client_from(api, token, data_dir) as client:
                 signal = client.send_signal(body)
         except ApiError as exc:
-            raise fail(exc) from exc
+            raise fail(exc, SEND_FLAGS) from exc
         Console(soft_wrap=True).print(
             f"sent [b]{signal['signal_id']}[/b] (modification {signal['modification']}): "
             f"{signal['signal_type']} {signal['zone_id']} {_amount(signal)}, "

@@ -25,6 +25,7 @@ def banner(endpoints: Endpoints) -> Panel:
     lines = [
         f"[b]OCPP[/b]      {endpoints.ocpp_url}  (1.6J and 2.0.1)",
         f"[b]API[/b]       {endpoints.api_url}  (docs: {endpoints.api_url}/docs)",
+        f"[b]status[/b]    {endpoints.api_url}/  (asks for the API token)",
     ]
     # Never the token or a password itself: a banner ends up in logs and screenshots.
     if endpoints.token_file:
@@ -123,8 +124,13 @@ def run(
         str, typer.Option(envvar="GRIDCTL_OPENADR3_VERSION", help="3.0.1 | 3.1.0")
     ] = "3.0.1",
     openadr3_poll_interval: Annotated[
-        float, typer.Option(envvar="GRIDCTL_OPENADR3_POLL_INTERVAL", help="seconds between polls")
-    ] = 30.0,
+        str,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_POLL_INTERVAL",
+            help="time between polls: 30s, 1m",
+            callback=duration_option("--openadr3-poll-interval", minimum=0.1),
+        ),
+    ] = "30s",
     openadr3_priority: Annotated[
         int, typer.Option(envvar="GRIDCTL_OPENADR3_PRIORITY", help="program class 1-3")
     ] = 2,
@@ -154,8 +160,6 @@ def run(
         raise typer.BadParameter("form or basic", param_hint="--openadr3-token-auth")
     if openadr3_version not in ("3.0.1", "3.1.0"):
         raise typer.BadParameter("3.0.1 or 3.1.0", param_hint="--openadr3-version")
-    if openadr3_poll_interval <= 0:
-        raise typer.BadParameter("must be positive", param_hint="--openadr3-poll-interval")
     if not 1 <= openadr3_priority <= 3:
         raise typer.BadParameter("1, 2 or 3", param_hint="--openadr3-priority")
     if bus == "kafka" and not kafka_bootstrap:
@@ -193,7 +197,7 @@ def run(
             "openadr3_token_auth": openadr3_token_auth,
             "openadr3_ven_name": openadr3_ven_name,
             "openadr3_version": openadr3_version,
-            "openadr3_poll_interval_s": openadr3_poll_interval,
+            "openadr3_poll_interval_s": float(openadr3_poll_interval),
             "openadr3_priority": openadr3_priority,
         },
         gateway_options=(

@@ -151,13 +151,6 @@ class GridctlProcess:
         return dsn(self.data_dir / "postgres", OWNER, "127.0.0.1", self.pg_port)
 
     @property
-    def reader_dsn(self) -> str:
-        """The read-only role that ``gridctl run`` prints."""
-        from pipeline.embedded_pg_auth import READER, dsn
-
-        return dsn(self.data_dir / "postgres", READER, "127.0.0.1", self.pg_port)
-
-    @property
     def pid(self) -> int:
         if self.proc is None:
             raise BenchError("gridctl is not running")

@@ -132,7 +132,11 @@ async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop:
         await bus.start()
         gw = Gateway(
             bus, GatewayConfig(port=0, allow_unknown_stations=True, max_size=1 << 20,
-                               ping_interval=None, metrics_tokens=(_METRICS_TOKEN,))
+                               ping_interval=None, metrics_tokens=(_METRICS_TOKEN,),
+                               # the closed loop sends ~20-40 calls/s per charger: the
+                               # budget is checked on every frame but must not throttle
+                               budget_msgs_per_s=10_000, budget_msgs_burst=10_000,
+                               budget_bytes_per_s=1e9, budget_bytes_burst=1e9)
         )  # fmt: skip
         await gw.start()
         port = gw.port

@@ -1,4 +1,4 @@
-"""``gridctl dr send|cancel|list``: demand-response signals through the bridge's API.
+"""``gridctl dr send|cancel|list|report``: demand-response signals through the bridge's API.
 
 Thin: parses, calls :class:`dr_bridge.client.ApiClient`, prints. The API validates; its
 422 names each bad field and this prints them one per line.
@@ -102,6 +102,12 @@ def signals_table(signals: list[dict[str, Any]], title: str) -> Table:
     for col in ("signal", "mod", "zone", "type", "amount", "start", "end", "prio", "source"):
         table.add_column(col, no_wrap=col in ("start", "end"), overflow="fold")
     for s in signals:
+        if "unreadable" in s:  # a stored revision that no longer decodes: say so, by id
+            table.add_row(
+                s["signal_id"], str(s.get("modification", "")), "", "UNREADABLE", "", "", "", "",
+                s["unreadable"][:60],
+            )  # fmt: skip
+            continue
         table.add_row(
             s["signal_id"],
             str(s["modification"]),
@@ -216,4 +222,7 @@ def register(app: typer.Typer) -> None:
         title = "active DR signals" if active else "DR signals"
         console().print(signals_table(signals, f"{title} ({len(signals)})"))
 
+    from cli.dr_report_cmd import add_report_command
+
+    add_report_command(group)
     app.add_typer(group, name="dr")

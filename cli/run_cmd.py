@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 import typer
@@ -131,9 +131,34 @@ def run(
             callback=duration_option("--openadr3-poll-interval", minimum=0.1),
         ),
     ] = "30s",
+    openadr3_callback_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_CALLBACK_URL",
+            help="URL where the VTN reaches our /v1/openadr3/notifications (subscriptions)",
+        ),
+    ] = None,
     openadr3_priority: Annotated[
         int, typer.Option(envvar="GRIDCTL_OPENADR3_PRIORITY", help="program class 1-3")
     ] = 2,
+    max_clock_skew: Annotated[
+        str,
+        typer.Option(
+            envvar="GRIDCTL_MAX_CLOCK_SKEW",
+            help="how far a charger's clock may be off (5m); beyond: the received time",
+            callback=duration_option("--max-clock-skew"),
+        ),
+    ] = "5m",
+    ocpp_msgs_per_s: Annotated[
+        float,
+        typer.Option(envvar="GRIDCTL_OCPP_MSGS_PER_S", help="per-charger budget, messages/s"),
+    ] = 20.0,
+    ocpp_bytes_per_s: Annotated[
+        float, typer.Option(envvar="GRIDCTL_OCPP_BYTES_PER_S", help="per-charger budget, bytes/s")
+    ] = 64 * 1024,
+    ocpp_max_frame: Annotated[
+        int, typer.Option(envvar="GRIDCTL_OCPP_MAX_FRAME", help="largest OCPP frame, bytes")
+    ] = 64 * 1024,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
     log_format: Annotated[
         str, typer.Option(envvar="GRIDCTL_LOG_FORMAT", help="text | json (one object a line)")
@@ -199,11 +224,22 @@ def run(
             "openadr3_version": openadr3_version,
             "openadr3_poll_interval_s": float(openadr3_poll_interval),
             "openadr3_priority": openadr3_priority,
+            "openadr3_callback_url": openadr3_callback_url,
         },
-        gateway_options=(
-            {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
-        ),
+        gateway_options={
+            **(
+                {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
+            ),
+            "max_clock_skew_s": float(max_clock_skew),
+            "budget_msgs_per_s": ocpp_msgs_per_s,
+            "budget_bytes_per_s": ocpp_bytes_per_s,
+            "max_size": ocpp_max_frame,
+            # the bursts follow the rates (4 s worth), never below one frame
+            "budget_msgs_burst": 4 * ocpp_msgs_per_s,
+            "budget_bytes_burst": max(4 * ocpp_bytes_per_s, ocpp_max_frame),
+        },
     )
+    _check_gateway_options(settings.gateway_options)
     try:
         asyncio.run(serve(settings, Console()))
     except (OSError, RuntimeError, ValueError, MigrateError, BusError, psycopg.Error) as exc:
@@ -211,6 +247,17 @@ def run(
         # in one line; everything started so far has been stopped by serve().
         typer.echo(f"gridctl run: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _check_gateway_options(options: dict[str, Any]) -> None:
+    """Refuse gateway settings that cannot work before anything starts."""
+    from ocpp_gateway import ConfigError, GatewayConfig
+
+    try:
+        GatewayConfig(**options)
+    except ConfigError as exc:
+        hint = "--max-clock-skew / --ocpp-msgs-per-s / --ocpp-bytes-per-s / --ocpp-max-frame"
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
 
 
 def register(app: typer.Typer) -> None:

@@ -112,7 +112,7 @@ class Bridge:
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven
 
-            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels)
+            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels, load=self.load)
             await ven2.start()
             self.vens.append(ven2)
         if s.openadr3 is not None:
@@ -126,6 +126,8 @@ class Bridge:
                 transport=self._openadr3_transport,
                 load=self.load,
             )
+            if ven3.settings.callback_url:
+                self.app.state.openadr3_webhook = ven3  # wakes it on the VTN's callbacks
             await ven3.start()
             self.vens.append(ven3)
 

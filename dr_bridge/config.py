@@ -39,6 +39,10 @@ class OpenADR2Settings:
     priority: int = 2
     #: ven_id -> zones it stands for; without an entry a ven_id target means every zone.
     ven_zones: dict[str, list[str]] = field(default_factory=dict)
+    #: the shortest sampling period we offer for TELEMETRY_USAGE (the VTN picks its own)
+    report_min_period_s: float = 10.0
+    #: how often live events are checked for a loss of ability (then oadrCreateOpt)
+    recheck_interval_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class OpenADR3Settings:
     register: bool = True
     #: wait this long after an interval ends before reporting it (the last samples land)
     report_delay_s: float = 10.0
+    #: where the VTN can reach our ``/v1/openadr3/notifications`` (subscriptions); None:
+    #: polling only
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,8 @@ class BridgeSettings:
     #: JSON file {ven_id: [zone, ...]} narrowing what a ven_id target means
     openadr2_mapping_file: str | None = None
     openadr2_priority: int = 2
+    openadr2_report_min_period_s: float = 10.0
+    openadr2_recheck_interval_s: float = 30.0
 
     openadr3_vtn_url: str | None = None
     openadr3_client_id: str | None = None
@@ -114,6 +123,7 @@ class BridgeSettings:
     openadr3_version: str = "3.0.1"
     openadr3_register: bool = True
     openadr3_report_delay_s: float = 10.0
+    openadr3_callback_url: str | None = None
     #: the engine's database, for the measured load that reports carry (None: no reports)
     database_url: str | None = None
 
@@ -140,6 +150,8 @@ class BridgeSettings:
             vtn_fingerprint=self._get("openadr2_vtn_fingerprint"),
             priority=self.openadr2_priority,
             ven_zones=load_ven_zones(mapping) if mapping else {},
+            report_min_period_s=self.openadr2_report_min_period_s,
+            recheck_interval_s=self.openadr2_recheck_interval_s,
         )
 
     @property
@@ -170,6 +182,7 @@ class BridgeSettings:
             version=self.openadr3_version,
             register=self.openadr3_register,
             report_delay_s=self.openadr3_report_delay_s,
+            callback_url=self._get("openadr3_callback_url"),
         )
 
 

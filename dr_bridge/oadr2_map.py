@@ -151,7 +151,8 @@ def interval_windows(
         end = start + duration if duration else (period_end or start)
         out.append((start + offset, end + offset))
         cursor = end
-    ramp_up = _duration_of(period.get("ramp_up_period"), "duration")
+    # openleadr parses x-eiRampUp as "ramp_up"; its own objects call it "ramp_up_period"
+    ramp_up = _duration_of(period.get("ramp_up") or period.get("ramp_up_period"), "duration")
     if out and ramp_up is not None:
         out[0] = (out[0][0] - ramp_up, out[0][1])
     return out

@@ -13,6 +13,10 @@ Each round (every ``poll_interval_s``):
 4. send the reports the events' ``reportDescriptors`` ask for, once each, from the zones'
    measured load (:mod:`dr_bridge.oadr3_report`).
 
+With ``callback_url`` set, the VEN also subscribes to each program's events; the VTN's
+callback (``/v1/openadr3/notifications``, authenticated by the token of the subscription)
+wakes the loop for an immediate round, and polling stays as the fallback.
+
 A failed round changes nothing. Tokens: OAuth2 client credentials as the spec's form fields
 (``client_id``, ``client_secret``), or HTTP Basic (``token_auth="basic"``); one fresh token
 on a 401. A VTN writing timestamps without offset is read as UTC, with one warning.
@@ -24,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -116,8 +121,13 @@ class OpenADR3Ven:
         self._client = httpx.AsyncClient(transport=transport, timeout=10.0)
         self._tokens = _TokenSource(self._client, settings)
         self._task: asyncio.Task[None] | None = None
-        self._reports = ReportLog(intake.store.path.parent)
+        self._reports = ReportLog(intake.store.path)
         self._warned: set[str] = set()
+        self._wake = asyncio.Event()
+        #: the bearer token our subscriptions give the VTN for its callbacks
+        self.callback_token = secrets.token_urlsafe(32)
+        #: program id -> our subscription's id on the VTN
+        self.subscriptions: dict[str, str] = {}
         #: our VEN object's id on the VTN, once registered
         self.ven_id: str | None = None
         #: zone -> resource id on the VTN
@@ -148,7 +158,14 @@ class OpenADR3Ven:
                 await self.poll_once()
             except (VtnError, NotConfirmed) as exc:
                 self._warn_once(str(exc), "OpenADR 3 poll of %s: %s", self.settings.vtn_url, exc)
-            await asyncio.sleep(self.settings.poll_interval_s)
+            # the next poll: after the poll period, or at once when the VTN calls back
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval_s)
+            self._wake.clear()
+
+    def notify(self) -> None:
+        """The VTN says something changed (a subscription callback): poll now."""
+        self._wake.set()
 
     def _warn_once(self, key: str, msg: str, *args: Any) -> None:
         """Warn once per distinct problem; repeats of it go to DEBUG (quiet logs)."""
@@ -249,6 +266,11 @@ class OpenADR3Ven:
             except (VtnError, KeyError, TypeError) as exc:
                 self._warn_once("register", "OpenADR 3 registration with %s: %s", self._base, exc)
         programs = await self._programs()
+        if self.settings.callback_url:
+            try:
+                await self.subscribe(programs)
+            except (VtnError, KeyError, TypeError) as exc:
+                self._warn_once("subscribe", "OpenADR 3 subscription at %s: %s", self._base, exc)
         events = await self.fetch_events()
         now = datetime.now(UTC)
         store = self._intake.store
@@ -301,6 +323,40 @@ class OpenADR3Ven:
             )
         await self.send_reports(events, programs, now)
         return published
+
+    async def subscribe(self, programs: dict[str, dict[str, Any]]) -> None:
+        """One subscription per program to its events (create, update, delete), calling
+        back ``callback_url`` with our token. An existing one of ours (same client name,
+        program and URL) is updated with this process's token instead of duplicated."""
+        url = self.settings.callback_url
+        mine: dict[str, dict[str, Any]] | None = None
+        for program_id in sorted(set(programs) - set(self.subscriptions)):
+            if mine is None:  # read what we subscribed earlier (another process), once
+                mine = {}
+                for sub in await self._list("/subscriptions", {"clientName": self._ven_name}):
+                    urls = {o.get("callbackUrl") for o in sub.get("objectOperations") or []}
+                    if sub.get("clientName") == self._ven_name and url in urls:
+                        mine[str(sub.get("programID"))] = sub
+            body = {
+                "objectType": "SUBSCRIPTION",
+                "clientName": self._ven_name,
+                "programID": program_id,
+                "objectOperations": [
+                    {
+                        "objects": ["EVENT"],
+                        "operations": ["CREATE", "UPDATE", "DELETE"],
+                        "callbackUrl": url,
+                        "bearerToken": self.callback_token,
+                    }
+                ],
+            }
+            if program_id in mine:
+                sub_id = str(mine[program_id]["id"])
+                await self._call("PUT", f"/subscriptions/{sub_id}", body=body)
+            else:
+                sub_id = str((await self._call("POST", "/subscriptions", body=body))["id"])
+            self.subscriptions[program_id] = sub_id
+            log.info("OpenADR 3: subscribed to the events of program %s", program_id)
 
     async def _programs(self) -> dict[str, dict[str, Any]]:
         """Programs by id (units and targets events inherit); {} if the VTN has none."""

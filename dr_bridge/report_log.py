@@ -1,7 +1,8 @@
 """Which utility reports were delivered, so a restart or the next poll sends none twice.
 
-One sqlite table next to the revision store (``<data-dir>/dr-reports.sqlite3``); a key is
-marked only after the VTN accepted the report, so a failed POST is retried next round.
+One table in the revision store's sqlite file (``<data-dir>/dr-revisions.sqlite3``, 0600,
+created by :class:`dr_bridge.revisions.RevisionStore`); a key is marked only after the VTN
+accepted the report, so a failed POST is retried next round.
 """
 
 from __future__ import annotations
@@ -12,10 +13,8 @@ from pathlib import Path
 
 
 class ReportLog:
-    def __init__(self, data_dir: str | Path) -> None:
-        path = Path(data_dir)
-        path.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path / "dr-reports.sqlite3", isolation_level=None)
+    def __init__(self, db_path: str | Path) -> None:
+        self._db = sqlite3.connect(Path(db_path), isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(
             "CREATE TABLE IF NOT EXISTS sent (source TEXT NOT NULL, key TEXT NOT NULL, "

@@ -19,6 +19,7 @@ from ocpp_gateway import validation
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.commands import CommandDelivery, read_to_end
 from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.logsafe import clean
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.server import OcppServer
 from ocpp_gateway.station import BootThrottle, StationBase, StationContext
@@ -123,10 +124,11 @@ class Gateway:
             await station.start()
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == 1009:
-                log.warning("station %s: frame above max_size, closed (1009)", station_id)
+                station.warn.warning("frame above max_size, closed (1009)")
             else:
-                log.info("station %s disconnected: %s", station_id, exc)
+                log.info("station %s disconnected: %s", station_id, clean(exc))
         finally:
+            station.warn.close()
             self.metrics.connected.dec()
             current = self.stations.get(station_id) is station
             if current:

@@ -80,6 +80,13 @@ class GatewayMetrics:
             ["station_id"],
             registry=r,
         )
+        self.budget = Counter(
+            names.OCPP_BUDGET_EXCEEDED,
+            "Frames over a connection's message/byte budget: slowed, or the connection "
+            "disconnected (1008)",
+            ["outcome"],
+            registry=r,
+        )
         self.readings_refused = Counter(
             names.READINGS_REFUSED,
             "Meter value records answered with a CallError (the charger retries them)",

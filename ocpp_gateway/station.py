@@ -38,8 +38,10 @@ from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway import frames, validation
 from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.budget import Budget
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import FrameError, StationOffline
+from ocpp_gateway.logsafe import Warnings
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.normalise import Bounds, NormaliseError
 from ocpp_gateway.profiles import UNKNOWN, Capabilities
@@ -176,18 +178,63 @@ class StationBase:
         self._after_tasks: set[asyncio.Task[Any]] = set()
         self._caps: Capabilities | None = None
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
+        config = ctx.config
+        self._budget = Budget(
+            config.budget_msgs_per_s,
+            config.budget_msgs_burst,
+            config.budget_bytes_per_s,
+            config.budget_bytes_burst,
+            config.budget_disconnect_s,
+        )
+        #: this station's warnings: escaped, and at most a few per 10 s with a count
+        self.warn = Warnings(log, f"station {self.id}: ")
 
     async def start(self) -> None:
-        """Read frames until the socket closes (raises ``ConnectionClosed`` then)."""
+        """Read frames until the socket closes (raises ``ConnectionClosed`` then).
+
+        Each frame is charged to the connection's :class:`~.budget.Budget` before it is
+        parsed: over budget, the next read waits (the charger is slowed, TCP pushes back);
+        still over after ``budget_disconnect_s``, the connection is closed with 1008.
+        """
+        connection = self._connection  # type: ignore[attr-defined]
+        budget = self._budget
+        clock = time.monotonic
         while True:
-            message = await self._connection.recv()  # type: ignore[attr-defined]
+            message = await connection.recv()
+            now = clock()
+            wait = budget.charge(len(message), now)
+            if wait > 0.0:
+                await self._slow_down(wait, now)
             await self.route_message(message)
+
+    async def _slow_down(self, wait: float, now: float) -> None:
+        config = self.ctx.config
+        if self._budget.flooding(now):
+            self.ctx.metrics.budget.labels("disconnected").inc()
+            reason = (
+                f"over budget for {config.budget_disconnect_s:g} s "
+                f"({config.budget_msgs_per_s:g} msgs/s, {config.budget_bytes_per_s:g} bytes/s)"
+            )
+            self.warn.warning("closed (1008): %s", reason)
+            connection = self._connection  # type: ignore[attr-defined]
+            try:
+                # A flooder's close answer queues behind everything it already sent: give
+                # it a second, not the whole close timeout, then drop the TCP connection.
+                async with asyncio.timeout(1.0):
+                    await connection.close(1008, reason)
+            except TimeoutError:
+                connection.transport.abort()
+            return  # the next recv() raises ConnectionClosed
+        self.ctx.metrics.budget.labels("slowed").inc()
+        if self._budget.throttled_since == now:  # the first wait of a run
+            self.warn.warning("over its budget, slowed down")
+        await asyncio.sleep(wait)
 
     async def route_message(self, raw: str | bytes) -> None:
         try:
             msg = frames.decode(raw, self.version)
         except FrameError as exc:
-            log.warning("station %s: bad frame (%s): %s", self.id, exc.code, exc.reason)
+            self.warn.warning("bad frame (%s): %s", exc.code, exc.reason)
             self.ctx.metrics.frame_errors.labels(exc.code).inc()
             await self._send(frames.encode_call_error(exc.unique_id, exc.code, exc.reason))
             return
@@ -202,7 +249,7 @@ class StationBase:
         else:
             # Nothing of ours is waiting: queueing it would let a confused (or hostile)
             # charger grow the queue without bound.
-            log.warning("station %s: unexpected answer %s ignored", self.id, msg.unique_id[:36])
+            self.warn.warning("unexpected answer %s ignored", msg.unique_id)
 
     async def _dispatch(self, msg: Call, t0: float) -> None:
         action = msg.action
@@ -264,8 +311,7 @@ class StationBase:
         task.add_done_callback(self._after_tasks.discard)
 
     async def _refuse(self, msg: Call, code: str, reason: str) -> None:
-        log.warning("station %s: %s %s refused: %s: %s", self.id, msg.action[:64],
-                    msg.unique_id, code, reason)  # fmt: skip
+        self.warn.warning("%s %s refused: %s: %s", msg.action[:64], msg.unique_id, code, reason)
         self.ctx.metrics.frame_errors.labels(code).inc()
         await self._send(frames.encode_call_error(msg.unique_id, code, reason))
 
@@ -319,6 +365,11 @@ class StationBase:
         skewed = sum(r.charger_ts is not None for r in records)
         if skewed:
             ctx.metrics.clock_skew.labels(self.id).inc(skewed)
+            self.warn.warning(
+                "%d readings stamped beyond %g s of our clock (charger says %s): "
+                "stored with the received time",
+                skewed, ctx.config.max_clock_skew_s, records[0].charger_ts,
+            )  # fmt: skip
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(ctx.config.ack_timeout):
@@ -326,8 +377,8 @@ class StationBase:
         except (BusError, TimeoutError) as exc:
             ctx.metrics.acks_refused.inc()
             ctx.metrics.readings_refused.labels("not_durable").inc(len(records))
-            log.warning("station %s: %d readings not durable, refusing ack: %s",
-                        self.id, len(records), exc or type(exc).__name__)  # fmt: skip
+            self.warn.warning("%d readings not durable, refusing ack: %s",
+                              len(records), exc or type(exc).__name__)  # fmt: skip
             raise InternalError(description="readings not stored yet; retry later") from None
         ctx.metrics.publish_seconds.observe(time.perf_counter() - t0)
         ctx.metrics.readings.inc(len(records))
@@ -345,7 +396,7 @@ class StationBase:
             async with asyncio.timeout(self.ctx.config.ack_timeout):
                 await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))
         except (BusError, TimeoutError) as exc:
-            log.warning("station %s: status %s not published: %r", self.id, event, exc)
+            self.warn.warning("status %s not published: %r", event, exc)
 
     def boot_decision(self) -> tuple[str, int]:
         """("Accepted", heartbeat interval) or, when throttled, ("Pending", retry after)."""
@@ -378,7 +429,7 @@ class StationBase:
                 except (OCPPError, TimeoutError, StationOffline, ConnectionClosed) as exc:
                     log.info("station %s: capabilities unknown (%r)", self.id, exc)
                 except (KeyError, TypeError, ValueError) as exc:
-                    log.warning("station %s: unreadable capabilities: %r", self.id, exc)
+                    self.warn.warning("unreadable capabilities: %r", exc)
             self._caps = caps
         return self._caps
 

@@ -21,6 +21,7 @@ BUS_PUBLISH_SECONDS = "gridctl_bus_publish_seconds"  # histogram
 OCPP_ACKS_REFUSED = "gridctl_ocpp_acks_refused_total"  # counter: CallError because not durable
 OCPP_ACK_SECONDS = "gridctl_ocpp_ack_seconds"  # histogram {action}: Call in -> CallResult out
 OCPP_CLOCK_SKEW = "gridctl_ocpp_clock_skew_readings_total"  # counter {station_id}
+OCPP_BUDGET_EXCEEDED = "gridctl_ocpp_budget_exceeded_total"  # counter {outcome}
 OCPP_CALL_ERRORS = "gridctl_ocpp_frame_errors_total"  # counter {code}: CallErrors we answered
 DR_SIGNALS = "gridctl_dr_signals_total"  # counter {source, signal_type}
 DR_PUBLISH_RETRIES = "gridctl_dr_publish_retries_total"  # counter: failed publishes, retried

@@ -13,11 +13,18 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from dr_bridge.api import docs, signals, stations, status_page
+from dr_bridge.api import docs, reports, signals, stations, status_page, webhooks
 from dr_bridge.api import zones as zones_api
-from dr_bridge.api.auth import require_token
+from dr_bridge.api.auth import FailureLimiter, require_token
+from dr_bridge.api.body import MAX_SIGNAL_BYTES, BodyLimit
 from dr_bridge.config import BridgeSettings
-from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleRevision
+from dr_bridge.errors import (
+    NotConfirmed,
+    SignalInvalid,
+    SignalNotFound,
+    StaleRevision,
+    StoredRecordInvalid,
+)
 from dr_bridge.intake import Intake
 from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
@@ -56,8 +63,11 @@ def create_app(
     app.state.intake = intake
     app.state.zones = zones
     app.state.views = views
-    auth = [Depends(require_token(tokens))]
+    auth = [Depends(require_token(tokens, FailureLimiter()))]
+    app.add_middleware(BodyLimit, limits={"/v1/signals": MAX_SIGNAL_BYTES})
 
+    app.include_router(reports.router, dependencies=auth)
+    app.include_router(webhooks.router)  # its own token: the one the VTN was given
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
     app.include_router(zones_api.router, dependencies=auth)
@@ -99,6 +109,13 @@ def create_app(
     @app.exception_handler(SignalNotFound)
     async def _missing(_: Request, exc: SignalNotFound) -> JSONResponse:
         return JSONResponse({"detail": f"no signal {exc.args[0]!r}"}, status_code=404)
+
+    @app.exception_handler(StoredRecordInvalid)
+    async def _unreadable(_: Request, exc: StoredRecordInvalid) -> JSONResponse:
+        return JSONResponse(
+            {"detail": str(exc), "signal_id": exc.signal_id, "modification": exc.modification},
+            status_code=409,
+        )
 
     @app.exception_handler(NotConfirmed)
     async def _unconfirmed(_: Request, exc: NotConfirmed) -> JSONResponse:

@@ -29,6 +29,14 @@ class SignalOut(BaseModel):
     received_ts: datetime
 
 
+class UnreadableOut(BaseModel):
+    """A stored revision that no longer decodes, listed by id so it is not invisible."""
+
+    signal_id: str
+    modification: int
+    unreadable: str
+
+
 class StationOut(BaseModel):
     """A station as published on ``config.station_zones`` (no secrets)."""
 

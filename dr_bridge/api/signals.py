@@ -9,8 +9,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from dr_bridge.api.schemas import ErrorBody, SignalOut
-from dr_bridge.errors import SignalInvalid
+from dr_bridge.api.body import load_json
+from dr_bridge.api.schemas import ErrorBody, SignalOut, UnreadableOut
 from dr_bridge.intake import Intake
 from dr_bridge.models import SignalRequest, parse_signal_request
 from dr_bridge.zones import ZoneDirectory
@@ -21,6 +21,9 @@ router = APIRouter(prefix="/v1/signals", tags=["signals"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong bearer token"},
     422: {"model": ErrorBody, "description": "every bad field, by name"},
+    409: {"description": "stale modification, or the stored revision is unreadable"},
+    413: {"description": "request body too large"},
+    429: {"description": "too many failed authentications from this client"},
     503: {"description": "stored but not yet confirmed by the bus; retried"},
 }
 
@@ -36,7 +39,7 @@ def _one(signal: DemandResponseSignal, status_code: int = 200) -> Response:
 @router.post(
     "",
     status_code=201,
-    responses={201: {"model": SignalOut}, 200: {"model": SignalOut}, 409: {}, **_ERRORS},
+    responses={201: {"model": SignalOut}, 200: {"model": SignalOut}, **_ERRORS},
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -46,10 +49,7 @@ def _one(signal: DemandResponseSignal, status_code: int = 200) -> Response:
 )
 async def post_signal(request: Request) -> Response:
     """Send a signal; 201 once it is confirmed on the bus (200 for a repeat of a stored one)."""
-    try:
-        raw = json.loads(await request.body())
-    except ValueError as exc:
-        raise SignalInvalid([("body", f"not JSON: {exc}")]) from exc
+    raw = load_json(await request.body())
     zones: ZoneDirectory = request.app.state.zones
     intake: Intake = request.app.state.intake
     now = datetime.now(UTC)
@@ -58,12 +58,23 @@ async def post_signal(request: Request) -> Response:
     return _one(signal, 201 if created else 200)
 
 
-@router.get("", responses={200: {"model": list[SignalOut]}, **_ERRORS})
+@router.get("", responses={200: {"model": list[SignalOut | UnreadableOut]}, **_ERRORS})
 async def list_signals(request: Request, active: bool = False) -> Response:
-    """Latest revision of every signal; ``active=true``: not ended and not cancelled."""
+    """Latest revision of every signal; ``active=true``: not ended and not cancelled.
+
+    A stored revision that does not decode is listed by id with ``unreadable`` (the
+    reason) instead of its fields, whatever ``active`` says: it may be in force.
+    """
     intake: Intake = request.app.state.intake
-    items = [s.signal for s in intake.list(active=active)]
-    return _json(b"[" + b",".join(encode(s) for s in items) + b"]")
+    readable, unreadable = intake.list_all(active=active)
+    items = [encode(s.signal) for s in readable]
+    items += [
+        json.dumps(
+            {"signal_id": u.signal_id, "modification": u.modification, "unreadable": u.reason}
+        ).encode()
+        for u in unreadable
+    ]
+    return _json(b"[" + b",".join(items) + b"]")
 
 
 @router.get("/{signal_id}", responses={200: {"model": SignalOut}, 404: {}, **_ERRORS})

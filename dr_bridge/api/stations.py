@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import msgspec
 from fastapi import APIRouter, HTTPException, Request
 
+from dr_bridge.api.body import load_json
 from dr_bridge.api.schemas import ErrorBody, StationOut, StationStateOut
-from dr_bridge.errors import SignalInvalid
 from dr_bridge.models import StationIn, parse_stations
 from dr_bridge.views import ViewReader, ViewsUnavailable
 from dr_bridge.zones import ZoneDirectory
@@ -42,10 +41,7 @@ router = APIRouter(prefix="/v1/stations", tags=["stations"])
 )
 async def import_stations(request: Request) -> dict[str, int]:
     """Store a list of stations, all or nothing; each upsert replaces the station."""
-    try:
-        raw = json.loads(await request.body())
-    except ValueError as exc:
-        raise SignalInvalid([("body", f"not JSON: {exc}")]) from exc
+    raw = load_json(await request.body())
     stations = parse_stations(raw)
     zones_out = [StationZone(**s.model_dump(exclude={"password_hash"})) for s in stations]
     creds = [

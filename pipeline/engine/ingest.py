@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
@@ -25,12 +26,12 @@ from pipeline.engine import metrics
 from pipeline.engine.catalog import Source
 from pipeline.engine.rows import Skip, decode_fields, to_row
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
-
 log = logging.getLogger("pipeline.engine.runtime")
 
-#: SQLSTATE classes of errors a record's own data causes, as dead-letter reasons.
+#: Errors a record's own data causes (SQLSTATE classes 22 and 23): the record is refused,
+#: not the batch.
+_DATA_ERRORS = (psycopg.errors.DataError, psycopg.errors.IntegrityError)
+#: Those classes as dead-letter reasons.
 _SQLSTATE_NAMES = {"22": "data_exception", "23": "integrity_violation"}
 
 
@@ -45,6 +46,15 @@ class _Plan:
     @property
     def empty(self) -> bool:
         return not (self.appends or self.upserts or self.marks)
+
+    def counts(self, source: Callable[[str], Source]) -> Counter[str]:
+        """Rows (appended or upserted) per topic, for the ingest metric."""
+        out: Counter[str] = Counter()
+        for name, rows in self.appends.items():
+            out[source(name).topic] += len(rows)
+        for name, by_key in self.upserts.items():
+            out[source(name).topic] += len(by_key)
+        return out
 
 
 def _rejection(
@@ -157,12 +167,13 @@ class IngestMixin:
         try:
             async with conn.cursor() as cur:
                 await self._apply(cur, plan)
-        except psycopg.Error as exc:
-            if isinstance(exc, psycopg.OperationalError):
-                raise  # the connection, not the data: retried whole next tick
+        except _DATA_ERRORS:
+            # Some row's data (anything else, a connection or a schema mid-migration, is
+            # raised: the batch is retried whole next tick, never dead-lettered).
             await conn.rollback()
-            rejected = await self._write_one_by_one(fresh, now)
-            plan = _Plan()
+            rejected, written = await self._write_one_by_one(fresh, now)
+        else:
+            written = plan.counts(self._source)
         async with conn.cursor() as cur:
             if offsets:
                 await cur.executemany(
@@ -174,17 +185,16 @@ class IngestMixin:
             await self._dead_letter(rejected)
         await conn.commit()
         self._offsets.update(offsets)
-        for name, rows in plan.appends.items():
-            metrics.INGESTED.labels(self._source(name).topic).inc(len(rows))
-        for name, by_key in plan.upserts.items():
-            metrics.INGESTED.labels(self._source(name).topic).inc(len(by_key))
+        for topic, count in written.items():
+            metrics.INGESTED.labels(topic).inc(count)
 
     async def _write_one_by_one(
         self, records: Sequence[Record], now: datetime
-    ) -> list[RejectedRecord]:
-        """Write each record under a savepoint; the ones the database refuses are returned."""
+    ) -> tuple[list[RejectedRecord], Counter[str]]:
+        """Write each record under a savepoint: ``(refused records, rows written per topic)``."""
         conn = self._require()
         rejected: list[RejectedRecord] = []
+        written: Counter[str] = Counter()
         async with conn.cursor() as cur:
             for record in records:
                 plan = self._plan([record], now, rejected)
@@ -193,20 +203,15 @@ class IngestMixin:
                 await cur.execute("SAVEPOINT ingest_record")
                 try:
                     await self._apply(cur, plan)
-                except psycopg.Error as exc:
-                    if isinstance(exc, psycopg.OperationalError):
-                        raise
+                except _DATA_ERRORS as exc:
                     await cur.execute("ROLLBACK TO SAVEPOINT ingest_record")
                     reason = exc.diag.sqlstate or "database"
                     reason = _SQLSTATE_NAMES.get(reason[:2], reason)
                     rejected.append(_rejection(record, None, reason, str(exc).strip(), now))
                     continue
                 await cur.execute("RELEASE SAVEPOINT ingest_record")
-                for name, rows in plan.appends.items():
-                    metrics.INGESTED.labels(self._source(name).topic).inc(len(rows))
-                for name, by_key in plan.upserts.items():
-                    metrics.INGESTED.labels(self._source(name).topic).inc(len(by_key))
-        return rejected
+                written.update(plan.counts(self._source))
+        return rejected, written
 
     async def _dead_letter(self, rejected: list[RejectedRecord]) -> None:
         messages = [

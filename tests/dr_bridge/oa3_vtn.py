@@ -12,7 +12,8 @@ openadr3.yaml for everything a VEN touches, and copies the deviations seen from 
   (``2026-12-01 14:09:58``), as the reference VTN does.
 - ``/programs``, ``/events`` (``skip``/``limit``, at most 50), ``/vens`` (``venName``
   filter), resources under ``/vens/{id}/resources`` (3.0.1) or ``/resources`` (3.1.0),
-  ``/reports`` (POST stores, GET lists).
+  ``/reports`` (POST stores, GET lists), ``/subscriptions`` (GET, POST, PUT) and
+  :meth:`Vtn3.notify`, which calls the subscriptions' callback URLs with their tokens.
 - An event with targets is listed only to a client whose registered VEN has a resource
   with that name or GROUP target (the reference VTN shows zone-targeted events only to a
   registered VEN); untargeted events are listed to every client.
@@ -55,6 +56,9 @@ class Vtn3:
         self.vens: dict[str, dict[str, Any]] = {}
         self.resources: dict[str, dict[str, Any]] = {}
         self.reports: list[dict[str, Any]] = []
+        self.subscriptions: dict[str, dict[str, Any]] = {}
+        #: (callback URL, HTTP status) of every notification sent
+        self.notified: list[tuple[str, int]] = []
         self.tokens: dict[str, str] = {}  # token -> client_id
         self.pages_served = 0
         self.token_requests = 0
@@ -85,6 +89,28 @@ class Vtn3:
         if touch:
             event["modificationDateTime"] = stamp or now
         self.events[event["id"]] = event
+
+    async def notify(self, client: Any, operation: str, event: dict[str, Any]) -> None:
+        """Call back every subscription to EVENT of the event's program (``client``: an
+        httpx.AsyncClient that reaches the callback URLs)."""
+        for sub in self.subscriptions.values():
+            if sub["programID"] != event.get("programID"):
+                continue
+            for op in sub["objectOperations"]:
+                if "EVENT" not in op["objects"] or operation not in op["operations"]:
+                    continue
+                headers = (
+                    {"Authorization": f"Bearer {op['bearerToken']}"}
+                    if op.get("bearerToken")
+                    else {}
+                )
+                body = {
+                    "objectType": "EVENT",
+                    "operation": {"CREATE": "POST", "UPDATE": "PUT"}.get(operation, operation),
+                    "object": event,
+                }
+                r = await client.post(op["callbackUrl"], json=body, headers=headers)
+                self.notified.append((op["callbackUrl"], r.status_code))
 
     def _client(self, authorization: str | None) -> str:
         token = (authorization or "").removeprefix("Bearer ")
@@ -248,6 +274,49 @@ class Vtn3:
             report = {**body, "id": self._id("report"), "createdDateTime": self._now()}
             self.reports.append(report)
             return report
+
+        @app.get("/subscriptions")
+        async def subscriptions(
+            clientName: str | None = None,
+            skip: int = Query(0, ge=0),
+            limit: int = Query(50, ge=1, le=50),
+            authorization: str | None = Header(None),
+        ) -> list[dict[str, Any]]:
+            self._client(authorization)
+            found = [
+                s for s in self.subscriptions.values() if clientName in (None, s["clientName"])
+            ]
+            return page(found, skip, limit)
+
+        def check_subscription(body: dict[str, Any]) -> None:
+            for name in ("clientName", "programID", "objectOperations"):
+                if name not in body:
+                    raise HTTPException(400, f"'{name}' is a required property")
+            for op in body["objectOperations"]:
+                for name in ("objects", "operations", "callbackUrl"):
+                    if name not in op:
+                        raise HTTPException(400, f"'{name}' is a required property")
+
+        @app.post("/subscriptions", status_code=201)
+        async def subscribe(request: Request, authorization: str | None = Header(None)) -> Any:
+            self._client(authorization)
+            body = await request.json()
+            check_subscription(body)
+            sub = {**body, "id": self._id("sub"), "objectType": "SUBSCRIPTION"}
+            self.subscriptions[sub["id"]] = sub
+            return sub
+
+        @app.put("/subscriptions/{sub_id}")
+        async def resubscribe(
+            sub_id: str, request: Request, authorization: str | None = Header(None)
+        ) -> Any:
+            self._client(authorization)
+            if sub_id not in self.subscriptions:
+                raise HTTPException(404, "no such subscription")
+            body = await request.json()
+            check_subscription(body)
+            self.subscriptions[sub_id] = {**body, "id": sub_id, "objectType": "SUBSCRIPTION"}
+            return self.subscriptions[sub_id]
 
         @app.get("/reports")
         async def reports(authorization: str | None = Header(None)) -> list[dict[str, Any]]:

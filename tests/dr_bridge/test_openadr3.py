@@ -455,3 +455,58 @@ def test_target_names_map_to_zones() -> None:
         [],
     )
     assert target_zones({}, "me", view) == ([WHOLE_VEN], [])
+
+
+async def test_subscription_callback_wakes_the_ven_and_polling_stays_the_fallback(
+    bus: RecordingBus, tmp_path: Path
+) -> None:
+    from dr_bridge import Bridge, BridgeSettings
+
+    await add_stations(bus, ("cs-1", "zone-a"))
+    vtn = Vtn3()
+    callback = "http://bridge/v1/openadr3/notifications"
+    settings = BridgeSettings(
+        data_dir=tmp_path,
+        tokens=("api-token",),
+        openadr3_vtn_url="http://vtn3",
+        openadr3_client_id="ven-client",
+        openadr3_client_secret="s3cret",
+        openadr3_poll_interval_s=3600,  # no timed poll during the test: only the callback
+        openadr3_callback_url=callback,
+    )
+    to_vtn = httpx.ASGITransport(app=vtn.app)
+    async with Bridge(bus, settings, serve_api=False, openadr3_transport=to_vtn) as bridge:
+        async with asyncio.timeout(20):  # liveness bound: the first round subscribes
+            while not vtn.subscriptions:
+                await asyncio.sleep(0.02)
+        [sub] = vtn.subscriptions.values()
+        [op] = sub["objectOperations"]
+        assert (sub["clientName"], sub["programID"], op["objects"], op["callbackUrl"]) == (
+            "gridctl",
+            "prog-1",
+            ["EVENT"],
+            callback,
+        )
+        event = capacity_event("ev-cb", 33)
+        vtn.put(event)
+        to_bridge = httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge.app))
+        async with to_bridge:
+            await vtn.notify(to_bridge, "CREATE", vtn.events["ev-cb"])
+            async with asyncio.timeout(20):
+                while not bus.published:
+                    await asyncio.sleep(0.02)
+            assert vtn.notified == [(callback, 200)]
+            # the API token is not the callback's token, and no token is refused too
+            for headers in ({"Authorization": "Bearer api-token"}, {}):
+                r = await to_bridge.post(callback, json={}, headers=headers)
+                assert r.status_code == 401
+            r = await to_bridge.get(callback, params={"echo": "ping-123"})
+            assert r.text == "ping-123"
+        first_token = op["bearerToken"]
+    assert summary(bus.published) == [("oadr3:ev-cb:zone-a:0", 0, "CURTAIL", 33.0, None)]
+    # a restart updates our subscription with the new process's token, no duplicate
+    async with Bridge(bus, settings, serve_api=False, openadr3_transport=to_vtn):
+        async with asyncio.timeout(20):
+            while vtn.subscriptions[sub["id"]]["objectOperations"][0]["bearerToken"] == first_token:
+                await asyncio.sleep(0.02)
+    assert len(vtn.subscriptions) == 1

@@ -2,9 +2,11 @@
 
 ``gridctl run`` in a child process (LocalBus with its WAL, a real PostgreSQL), 50 chargers
 (:mod:`tests.drills.raw`) sending MeterValues every second. Mid-traffic one charger sends
-readings the engine cannot store (``connectorId`` 2**40, outside the column's int32, and
--1). What the issue saw: the engine's batch insert failed and the whole batch, thousands
-of acknowledged readings, was skipped. Must hold: every acknowledged reading is in the
+readings the engine cannot store: ``connectorId`` 2**40 (outside the column's int32) and
+-1, which the gateway's contract now refuses up front, and one it acknowledges but the
+database refuses (a CHECK on ``meter_values`` stands for any value a column cannot hold).
+What the issue saw: the engine's batch insert failed and the whole batch, thousands of
+acknowledged readings, was skipped. Must hold: every acknowledged reading is in the
 engine's ``meter_values`` or, with its reason, on ``ingest.rejected`` (read from the WAL).
 """
 
@@ -45,6 +47,10 @@ async def test_one_invalid_reading_loses_no_acknowledged_reading(
 ) -> None:
     gw = gridctl(database_url=postgres, allow_unknown_stations=True, tick=1.0)
     await gw.start()
+    async with await psycopg.AsyncConnection.connect(postgres, autocommit=True) as conn:
+        await conn.execute(
+            "ALTER TABLE meter_values ADD CONSTRAINT drill_no_connector_7 CHECK (connector_id <> 7)"
+        )
     ledger = Ledger()
     stop = asyncio.Event()
     chargers = [
@@ -57,7 +63,7 @@ async def test_one_invalid_reading_loses_no_acknowledged_reading(
     try:
         assert await wait_for(lambda: len(ledger.acked) >= 3 * CHARGERS, timeout=60)
         base = datetime.now(UTC).replace(microsecond=0) + timedelta(milliseconds=500)
-        for n, connector in enumerate((2**40, -1)):
+        for n, connector in enumerate((2**40, -1, 7)):
             ts = base + timedelta(milliseconds=n)
             body = payload(ts)
             body["connectorId"] = connector
@@ -102,5 +108,6 @@ async def test_one_invalid_reading_loses_no_acknowledged_reading(
     )
     assert not lost, f"{len(lost)} acknowledged readings lost, e.g. {sorted(lost)[:3]}"
     assert ledger.acked <= in_engine  # every valid reading reached the engine
+    assert poison_acked, "the gateway acknowledged none of the invalid readings"
     for reading in poison_acked:
         assert reading in rejected_readings  # an acknowledged invalid one is a dead letter

@@ -96,3 +96,32 @@ async def test_undecodable_records_become_dead_letters_too(postgres: str) -> Non
         (letter,) = await dead_letters(h)
         assert (letter.offset, letter.reason, letter.value) == (0, "contract", "{not json")
         assert rejected_count("contract") - before == 1
+
+
+async def test_a_failure_not_caused_by_data_retries_the_batch_and_rejects_nothing(
+    postgres: str,
+) -> None:
+    async with Harness(postgres) as h:
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION dl_refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'not now' USING ERRCODE = '42501'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER dl_refuse BEFORE INSERT ON meter_values "
+                "FOR EACH ROW EXECUTE FUNCTION dl_refuse()"
+            )
+        for station in ("A", "B", "C"):
+            await h.bus.publish(topics.METER_VALUES, station, sample(station, 1, 7.0, 0))
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            await h.tick(1)
+        await h.engine._recover()  # what the engine's loop does after a failed tick
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER dl_refuse ON meter_values")
+        await h.tick(2)  # the same batch again: the subscription had moved past it
+        assert h.query("SELECT station_id FROM meter_values ORDER BY 1") == [
+            ("A",),
+            ("B",),
+            ("C",),
+        ]
+        assert await dead_letters(h) == []

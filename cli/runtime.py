@@ -114,6 +114,7 @@ class Runtime:
         self._engine: Any = None
         self._gateway: Any = None
         self._bridge: Any = None
+        self._events: Any = None
         self.endpoints: Endpoints | None = None
         self._lock = DataDirLock(settings.data_dir)
 
@@ -162,6 +163,10 @@ class Runtime:
         prefix = self.topic_prefix
         self.bus = with_prefix(raw, prefix)
         await self.bus.start()
+        from cli.event_log import EventLog
+
+        self._events = EventLog(self.bus)
+        await self._events.start()
 
         if s.engine == "embedded":
             from pipeline.engine import Engine
@@ -212,6 +217,7 @@ class Runtime:
                 **s.openadr_options,
             ),
             health=health,
+            views=self._views(),
         )
         await self._bridge.start()
 
@@ -235,7 +241,9 @@ class Runtime:
         write_state(
             s.data_dir,
             {
-                "database_url": without_password(self.database_url) if self.database_url else None,
+                # the read-only role for status, query and dashboards (a passfile, no
+                # password); a configured URL without its password
+                "database_url": self._reader_dsn(),
                 "api_url": self.endpoints.api_url,
                 "ocpp_url": self.endpoints.ocpp_url,
                 "engine": s.engine,
@@ -247,10 +255,22 @@ class Runtime:
         gc.freeze()
         return self.endpoints
 
+    def _views(self) -> Any:
+        """The engine's views for the API's read endpoints, as the read-only role."""
+        from dr_bridge.views import ViewReader
+
+        reader = self._reader_dsn()
+        return ViewReader(reader, project_dir("sql")) if reader else None
+
+    def _reader_dsn(self) -> str | None:
+        if self._pg is not None:
+            return str(self._pg.reader_dsn)
+        return without_password(self.database_url) if self.database_url else None
+
     async def stop(self, *, discard_database: bool = False) -> None:
         """Stop every component; ``discard_database`` also deletes the embedded cluster,
         which may live outside the data dir (relocated for root), for throw-away runs."""
-        for component in (self._bridge, self._gateway, self._engine, self.bus):
+        for component in (self._bridge, self._gateway, self._engine, self._events, self.bus):
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()

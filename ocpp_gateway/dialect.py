@@ -12,19 +12,27 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from ocpp_gateway.profiles import Capabilities
 from ocpp_gateway.schemas import Schemas
 from pipeline.contracts import SetChargingProfileCommand, StationZone
 
-__all__ = ["Dialect", "ProfileBuilder"]
+__all__ = ["Dialect", "ProfileBuilder", "StationClass"]
 
 #: (command, zone, purpose, now, start_offset_s, capabilities) -> SetChargingProfile payload
 ProfileBuilder = Callable[
     [SetChargingProfileCommand, StationZone | None, str, datetime, int, Capabilities],
     dict[str, Any],
 ]
+
+
+class StationClass(Protocol):
+    """A version's handler class (a ``station.Station`` subclass), seen from here."""
+
+    def __call__(self, station_id: str, dialect: Dialect, ctx: Any) -> Any: ...
+
+    def handled(self) -> frozenset[str]: ...
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -43,7 +51,7 @@ class Dialect:
     #: every action of this version (a known one without a handler is NotSupported)
     known_actions: frozenset[str]
     #: ``(station_id, dialect, context) -> Station``: the version's handler class
-    station: Callable[..., Any]
+    station: StationClass
     #: SetChargingProfile purposes to try in order: the station-wide cap, then fallbacks
     purposes: tuple[str, ...]
     set_profile: ProfileBuilder

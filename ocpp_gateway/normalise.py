@@ -238,7 +238,7 @@ def records(
                 event_ts=event_ts,
                 received_ts=received_ts,
                 charger_ts=charger_ts,
-                ocpp_version=version,
+                ocpp_version=version,  # type: ignore[arg-type]  # the dialect's name
                 **values,  # type: ignore[arg-type]
             )
         )

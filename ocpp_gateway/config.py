@@ -19,6 +19,10 @@ class GatewayConfig:
 
     host: str = "127.0.0.1"
     port: int = 9000
+    #: bind with SO_REUSEPORT, so several gateway processes share one port and the kernel
+    #: spreads connections among them (Linux, BSD; each applies commands only to its own
+    #: connections, so they need a bus between them and the engine: Kafka)
+    reuse_port: bool = False
     certfile: str | None = None
     keyfile: str | None = None
     allow_unknown_stations: bool = False

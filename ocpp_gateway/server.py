@@ -108,6 +108,7 @@ class OcppServer:
             # ours may queue for a password check for verify_wait_s and then hash
             open_timeout=self.config.verify_wait_s + 20.0,
             server_header="gridctl-ocpp",
+            reuse_port=self.config.reuse_port or None,
         )
 
     @property

@@ -32,9 +32,9 @@ class SignalOut(BaseModel):
 class UnreadableOut(BaseModel):
     """A stored revision that no longer decodes, listed by id so it is not invisible."""
 
-    signal_id: str
-    modification: int
-    unreadable: str
+    signal_id: str = Field(description="The signal whose stored revision fails to decode.")
+    modification: int = Field(description="That revision's modification number.")
+    unreadable: str = Field(description="Why it cannot be read (the decoding error).")
 
 
 class StationOut(BaseModel):

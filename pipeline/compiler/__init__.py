@@ -287,6 +287,9 @@ def _index_sql(text: str, plain: str) -> str:
         f"  IF to_regclass({_lit(cache)}) IS NOT NULL THEN EXECUTE {_lit(on_cache)};\n"
         f"  ELSIF (SELECT relkind FROM pg_class WHERE oid = to_regclass({_lit(rel)})) "
         f"IN ('r', 'p', 'm') THEN EXECUTE {_lit(plain)};\n"
+        f"  ELSIF to_regclass({_lit(rel)}) IS NULL THEN RAISE EXCEPTION USING\n"
+        "    ERRCODE = 'undefined_table',\n"
+        f"    MESSAGE = {_lit(f'relation {chr(34)}{rel}{chr(34)} does not exist')};\n"
         "  END IF;\nEND $gridctl$"
     )
 

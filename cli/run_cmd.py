@@ -155,7 +155,7 @@ def run(
     ] = 20.0,
     ocpp_bytes_per_s: Annotated[
         float, typer.Option(envvar="GRIDCTL_OCPP_BYTES_PER_S", help="per-charger budget, bytes/s")
-    ] = 64 * 1024,
+    ] = 16 * 1024,
     ocpp_max_frame: Annotated[
         int, typer.Option(envvar="GRIDCTL_OCPP_MAX_FRAME", help="largest OCPP frame, bytes")
     ] = 64 * 1024,

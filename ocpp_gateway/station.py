@@ -128,7 +128,7 @@ class StationContext:
                 c.budget_msgs_per_s,
                 c.budget_msgs_burst,
                 c.budget_bytes_per_s,
-                c.budget_bytes_burst,
+                max(c.budget_bytes_burst, c.max_size),
                 c.budget_disconnect_s,
             )
         self.budgets[station_id] = budget  # re-inserted: least recently connected first

@@ -41,9 +41,17 @@ def test_flooding_is_an_unbroken_run_of_waits() -> None:
     assert t == pytest.approx(3.0)
 
 
-def test_config_refuses_a_burst_smaller_than_a_frame() -> None:
+def test_one_whole_frame_always_fits_the_byte_burst() -> None:
+    from ocpp_gateway.station import StationContext
+
+    config = GatewayConfig(max_size=128 * 1024, budget_bytes_burst=1024)
+    ctx = StationContext(bus=None, config=config, metrics=None, registry=None)  # type: ignore[arg-type]
+    budget = ctx.budget("CP")
+    assert budget.bytes_burst == 128 * 1024
+    assert budget.charge(128 * 1024, 0.0) == 0.0  # a max-size frame passes at once
+    assert ctx.budget("CP") is budget  # the station's, not the connection's
     with pytest.raises(ConfigError):
-        GatewayConfig(max_size=64 * 1024, budget_bytes_burst=1024)
+        GatewayConfig(max_size=100)
     assert GatewayConfig().max_size == 64 * 1024
 
 

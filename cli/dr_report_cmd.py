@@ -6,6 +6,7 @@ or the CSV as it came (``--csv``).
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +22,7 @@ from cli.dr_cmd import (
     client_from,
     fail,
 )
+from cli.output import JsonOption
 from dr_bridge.client import ApiError
 
 
@@ -60,6 +62,7 @@ def add_report_command(group: typer.Typer) -> None:
     def report(
         signal_id: Annotated[str, typer.Argument(help="The signal to report on.")],
         csv: Annotated[bool, typer.Option("--csv", help="Print CSV, one line a minute.")] = False,
+        json_out: JsonOption = False,
         api: ApiOption = DEFAULT_API,
         token: TokenOption = None,
         data_dir: DataDirOption = DEFAULT_DATA_DIR,
@@ -73,6 +76,9 @@ def add_report_command(group: typer.Typer) -> None:
                 r = client.signal_report(signal_id)
         except ApiError as exc:
             raise fail(exc) from exc
+        if json_out:
+            typer.echo(json.dumps(r, indent=2))
+            return
         console = Console(width=160)
         for line in summary_lines(r):
             console.print(line, highlight=False)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -14,26 +13,19 @@ import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from cli.durations import duration_option
+from cli.logs import setup_logging
+from cli.migration_vars import parse_vars
 from cli.runtime import Endpoints, RunSettings, Runtime, default_migrations_dir
 from pipeline.bus import BusError
 from pipeline.migrate.errors import MigrateError
-
-
-def parse_vars(pairs: list[str], option: str = "--var") -> dict[str, str]:
-    """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming it."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
-        out[key.strip()] = value
-    return out
 
 
 def banner(endpoints: Endpoints) -> Panel:
     lines = [
         f"[b]OCPP[/b]      {endpoints.ocpp_url}  (1.6J and 2.0.1)",
         f"[b]API[/b]       {endpoints.api_url}  (docs: {endpoints.api_url}/docs)",
+        f"[b]status[/b]    {endpoints.api_url}/  (asks for the API token)",
     ]
     # Never the token or a password itself: a banner ends up in logs and screenshots.
     if endpoints.token_file:
@@ -79,11 +71,23 @@ def run(
     ocpp_port: Annotated[int, typer.Option(envvar="GRIDCTL_OCPP_PORT")] = 9000,
     api_port: Annotated[int, typer.Option(envvar="GRIDCTL_API_PORT")] = 8080,
     pg_port: Annotated[int, typer.Option(envvar="GRIDCTL_PG_PORT")] = 54329,
-    tick: Annotated[float, typer.Option(envvar="GRIDCTL_TICK", help="engine tick, s")] = 1.0,
+    tick: Annotated[
+        str,
+        typer.Option(
+            envvar="GRIDCTL_TICK",
+            help="Engine tick: 1s, 500ms.",
+            callback=duration_option("--tick", minimum=0.01),
+        ),
+    ] = "1s",
     tls_cert: Annotated[
-        Path | None, typer.Option(envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)")
+        Path | None,
+        typer.Option(
+            envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)", exists=True, dir_okay=False
+        ),
     ] = None,
-    tls_key: Annotated[Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY")] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY", exists=True, dir_okay=False)
+    ] = None,
     allow_unknown_stations: Annotated[
         bool, typer.Option(envvar="GRIDCTL_ALLOW_UNKNOWN_STATIONS")
     ] = False,
@@ -120,8 +124,13 @@ def run(
         str, typer.Option(envvar="GRIDCTL_OPENADR3_VERSION", help="3.0.1 | 3.1.0")
     ] = "3.0.1",
     openadr3_poll_interval: Annotated[
-        float, typer.Option(envvar="GRIDCTL_OPENADR3_POLL_INTERVAL", help="seconds between polls")
-    ] = 30.0,
+        str,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_POLL_INTERVAL",
+            help="time between polls: 30s, 1m",
+            callback=duration_option("--openadr3-poll-interval", minimum=0.1),
+        ),
+    ] = "30s",
     openadr3_callback_url: Annotated[
         str | None,
         typer.Option(
@@ -133,12 +142,13 @@ def run(
         int, typer.Option(envvar="GRIDCTL_OPENADR3_PRIORITY", help="program class 1-3")
     ] = 2,
     max_clock_skew: Annotated[
-        float,
+        str,
         typer.Option(
             envvar="GRIDCTL_MAX_CLOCK_SKEW",
-            help="seconds a charger's clock may be off; beyond, readings get the received time",
+            help="how far a charger's clock may be off (5m); beyond: the received time",
+            callback=duration_option("--max-clock-skew"),
         ),
-    ] = 300.0,
+    ] = "5m",
     ocpp_msgs_per_s: Annotated[
         float,
         typer.Option(envvar="GRIDCTL_OCPP_MSGS_PER_S", help="per-charger budget, messages/s"),
@@ -150,6 +160,9 @@ def run(
         int, typer.Option(envvar="GRIDCTL_OCPP_MAX_FRAME", help="largest OCPP frame, bytes")
     ] = 64 * 1024,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
+    log_format: Annotated[
+        str, typer.Option(envvar="GRIDCTL_LOG_FORMAT", help="text | json (one object a line)")
+    ] = "text",
 ) -> None:
     """Run the controller: OCPP gateway, DR API and bridge, and the embedded engine."""
     if engine not in ("embedded", "risingwave"):
@@ -158,37 +171,45 @@ def run(
         raise typer.BadParameter("local or kafka", param_hint="--bus")
     if engine == "risingwave" and not database_url:
         raise typer.BadParameter("--engine risingwave needs --database-url", param_hint="--engine")
+    if engine == "risingwave" and bus == "local":
+        raise typer.BadParameter(
+            "--engine risingwave reads Kafka, not the in-process bus: add --bus kafka "
+            "--kafka-bootstrap HOST:PORT",
+            param_hint="--engine",
+        )
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
     if openadr3_token_auth not in ("form", "basic"):
         raise typer.BadParameter("form or basic", param_hint="--openadr3-token-auth")
     if openadr3_version not in ("3.0.1", "3.1.0"):
         raise typer.BadParameter("3.0.1 or 3.1.0", param_hint="--openadr3-version")
-    if openadr3_poll_interval <= 0:
-        raise typer.BadParameter("must be positive", param_hint="--openadr3-poll-interval")
     if not 1 <= openadr3_priority <= 3:
         raise typer.BadParameter("1, 2 or 3", param_hint="--openadr3-priority")
     if bus == "kafka" and not kafka_bootstrap:
         raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    try:
+        setup_logging(log_level, log_format)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
+    migrations_dir = migrations or default_migrations_dir()
     settings = RunSettings(
         data_dir=data_dir,
         engine=engine,  # type: ignore[arg-type]
         database_url=database_url,
         bus=bus,  # type: ignore[arg-type]
         kafka_bootstrap=kafka_bootstrap,
-        kafka_config=dict(parse_vars(kafka_config or [], "--kafka-config")),
+        kafka_config=dict(parse_vars(kafka_config, None, "--kafka-config")),
         host=host,
         ocpp_port=ocpp_port,
         api_port=api_port,
         pg_port=pg_port,
-        tick=tick,
+        tick=float(tick),
         allow_unknown_stations=allow_unknown_stations,
         api_tokens=[t for t in (api_tokens or "").split(",") if t],
-        migrations_dir=migrations or default_migrations_dir(),
-        migration_vars=parse_vars(var or []),
+        migrations_dir=migrations_dir,
+        migration_vars=parse_vars(var, migrations_dir),
         openadr2_vtn_url=openadr2_vtn_url,
         openadr2_ven_name=openadr2_ven_name,
         openadr3_vtn_url=openadr3_vtn_url,
@@ -201,7 +222,7 @@ def run(
             "openadr3_token_auth": openadr3_token_auth,
             "openadr3_ven_name": openadr3_ven_name,
             "openadr3_version": openadr3_version,
-            "openadr3_poll_interval_s": openadr3_poll_interval,
+            "openadr3_poll_interval_s": float(openadr3_poll_interval),
             "openadr3_priority": openadr3_priority,
             "openadr3_callback_url": openadr3_callback_url,
         },
@@ -209,7 +230,7 @@ def run(
             **(
                 {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
             ),
-            "max_clock_skew_s": max_clock_skew,
+            "max_clock_skew_s": float(max_clock_skew),
             "budget_msgs_per_s": ocpp_msgs_per_s,
             "budget_bytes_per_s": ocpp_bytes_per_s,
             "max_size": ocpp_max_frame,

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
+from pipeline.bus.prefixed import with_prefix
 
 log = logging.getLogger("gridctl.run")
 
@@ -113,8 +114,22 @@ class Runtime:
         self._engine: Any = None
         self._gateway: Any = None
         self._bridge: Any = None
+        self._events: Any = None
         self.endpoints: Endpoints | None = None
         self._lock = DataDirLock(settings.data_dir)
+
+    @property
+    def topic_prefix(self) -> str:
+        """``${topic_prefix}`` as the migrations get it (``--var``, then vars.defaults)."""
+        if "topic_prefix" in self.settings.migration_vars:
+            return self.settings.migration_vars["topic_prefix"]
+        from pipeline.migrate.errors import MigrateError
+        from pipeline.migrate.files import load_vars
+
+        try:
+            return load_vars(self.settings.migrations_dir).get("topic_prefix", "")
+        except MigrateError:
+            return ""
 
     async def start(self) -> Endpoints:
         s = self.settings
@@ -140,16 +155,24 @@ class Runtime:
                 raise ValueError("--bus kafka needs --kafka-bootstrap HOST:PORT")
             from pipeline.bus import KafkaBus
 
-            self.bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
+            raw: Bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
         else:
-            self.bus = LocalBus(s.data_dir / "bus")
+            raw = LocalBus(s.data_dir / "bus")
+        # Every component but the engine names topics by contract; the prefix is put on
+        # here, once. The engine's topics come from the compiled catalog, prefixed already.
+        prefix = self.topic_prefix
+        self.bus = with_prefix(raw, prefix)
         await self.bus.start()
+        from cli.event_log import EventLog
+
+        self._events = EventLog(self.bus)
+        await self._events.start()
 
         if s.engine == "embedded":
             from pipeline.engine import Engine
 
             assert self.database_url is not None
-            self._engine = Engine(self.database_url, self.bus, tick=s.tick)
+            self._engine = Engine(self.database_url, raw, tick=s.tick, topic_prefix=prefix)
             await self._engine.start()
 
         from ocpp_gateway import Gateway, GatewayConfig
@@ -194,6 +217,7 @@ class Runtime:
                 **s.openadr_options,
             ),
             health=health,
+            views=self._views(),
         )
         await self._bridge.start()
 
@@ -217,7 +241,9 @@ class Runtime:
         write_state(
             s.data_dir,
             {
-                "database_url": without_password(self.database_url) if self.database_url else None,
+                # the read-only role for status, query and dashboards (a passfile, no
+                # password); a configured URL without its password
+                "database_url": self._reader_dsn(),
                 "api_url": self.endpoints.api_url,
                 "ocpp_url": self.endpoints.ocpp_url,
                 "engine": s.engine,
@@ -229,10 +255,22 @@ class Runtime:
         gc.freeze()
         return self.endpoints
 
+    def _views(self) -> Any:
+        """The engine's views for the API's read endpoints, as the read-only role."""
+        from dr_bridge.views import ViewReader
+
+        reader = self._reader_dsn()
+        return ViewReader(reader, project_dir("sql")) if reader else None
+
+    def _reader_dsn(self) -> str | None:
+        if self._pg is not None:
+            return str(self._pg.reader_dsn)
+        return without_password(self.database_url) if self.database_url else None
+
     async def stop(self, *, discard_database: bool = False) -> None:
         """Stop every component; ``discard_database`` also deletes the embedded cluster,
         which may live outside the data dir (relocated for root), for throw-away runs."""
-        for component in (self._bridge, self._gateway, self._engine, self.bus):
+        for component in (self._bridge, self._gateway, self._engine, self._events, self.bus):
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()

@@ -18,6 +18,7 @@ from dr_bridge.publisher import Publisher
 from dr_bridge.revisions import RevisionStore
 from dr_bridge.server import ApiServer
 from dr_bridge.token import ensure_token, token_path
+from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
 from pipeline.health import Health
@@ -36,12 +37,14 @@ class Bridge:
         serve_api: bool = True,
         openadr3_transport: Any = None,
         health: Health | None = None,
+        views: ViewReader | None = None,
         load: Any = None,
     ) -> None:
         """``serve_api=False`` builds the app without serving it (tests use ASGI);
         ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests);
         ``health``: the probes of the other components of this process, which
-        ``/healthz`` reports next to the bridge's own; ``load`` a
+        ``/healthz`` reports next to the bridge's own; ``views``: the engine's views,
+        for the read endpoints (zones' load, station state, the status page); ``load`` a
         :class:`dr_bridge.telemetry.ZoneLoadReader` (default: the engine's views at
         ``settings.database_url``)."""
         self.bus = bus
@@ -61,6 +64,7 @@ class Bridge:
         self.token_file: Path | None = None
         self.vens: list[Any] = []
         self.health = health or Health()
+        self.views = views
         self.health.add("bridge", self.probe)
         #: measured load per zone (a ZoneLoadReader): from ``database_url``, or injected
         self.load: Any = load
@@ -96,6 +100,7 @@ class Bridge:
             zones=self.zones,
             tokens=self.tokens,
             health=self.health,
+            views=self.views,
         )
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
@@ -147,6 +152,8 @@ class Bridge:
             await self.publisher.stop()
         if self.store is not None:
             self.store.close()
+        if self.views is not None:
+            await self.views.close()
 
     async def __aenter__(self) -> Bridge:
         await self.start()

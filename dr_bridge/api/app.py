@@ -13,7 +13,8 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from dr_bridge.api import reports, signals, stations, webhooks
+from dr_bridge.api import docs, reports, signals, stations, status_page, webhooks
+from dr_bridge.api import zones as zones_api
 from dr_bridge.api.auth import FailureLimiter, require_token
 from dr_bridge.api.body import MAX_SIGNAL_BYTES, BodyLimit
 from dr_bridge.config import BridgeSettings
@@ -25,6 +26,7 @@ from dr_bridge.errors import (
     StoredRecordInvalid,
 )
 from dr_bridge.intake import Intake
+from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
 from pipeline.health import Health
@@ -38,6 +40,7 @@ def create_app(
     zones: ZoneDirectory,
     tokens: Sequence[str],
     health: Health | None = None,
+    views: ViewReader | None = None,
 ) -> FastAPI:
     """The API app. ``tokens``: accepted bearer tokens (at least one); ``health``: the
     probes ``/healthz`` runs (none: it answers for the API alone)."""
@@ -46,12 +49,20 @@ def create_app(
     app = FastAPI(
         title="gridctl DR bridge",
         version="1",
-        description="Demand-response signals in; stations; health and metrics.",
+        description=(
+            "Demand-response signals in; stations and zones with their live state; "
+            "health and metrics. Every /v1 call needs `Authorization: Bearer <token>` "
+            "(the token file `gridctl run` names)."
+        ),
+        docs_url=None,
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.bus = bus
     app.state.settings = settings
     app.state.intake = intake
     app.state.zones = zones
+    app.state.views = views
     auth = [Depends(require_token(tokens, FailureLimiter()))]
     app.add_middleware(BodyLimit, limits={"/v1/signals": MAX_SIGNAL_BYTES})
 
@@ -59,6 +70,9 @@ def create_app(
     app.include_router(webhooks.router)  # its own token: the one the VTN was given
     app.include_router(signals.router, dependencies=auth)
     app.include_router(stations.router, dependencies=auth)
+    app.include_router(zones_api.router, dependencies=auth)
+    app.include_router(status_page.router, dependencies=auth)
+    status_page.install(app)
 
     probes = health or Health()
 

@@ -98,7 +98,7 @@ def test_send_list_cancel_with_the_token_from_the_data_dir(app: typer.Typer, api
     assert "cli-1" in invoke(app, api, "dr", "list", "--all").output
 
 
-def test_refusals_name_each_field(app: typer.Typer, api: LiveApi) -> None:
+def test_refusals_name_each_flag_typed(app: typer.Typer, api: LiveApi) -> None:
     r = invoke(
         app,
         api,
@@ -114,8 +114,10 @@ def test_refusals_name_each_field(app: typer.Typer, api: LiveApi) -> None:
         "2030-01-01T10:00:00",
     )
     assert r.exit_code == 1
-    for field in ("zone_id", "target_reduction_kw", "zone_limit_kw", "end_ts"):
-        assert f"{field}:" in r.output
+    for flag in ("--zone", "--reduce-kw", "--limit-kw", "--end"):
+        assert f"  {flag}:" in r.output
+    # the API's field names do not show; the rule reads in flags too
+    assert "target_reduction_kw" not in r.output and "zone_limit_kw" not in r.output
     assert api.signals() == {}
 
 

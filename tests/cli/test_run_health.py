@@ -17,11 +17,13 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
 import pytest
 
+from pipeline import embedded_pg_auth as auth
 from pipeline.embedded_pg import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -139,7 +141,10 @@ def test_the_engine_replaces_a_killed_database_connection(running) -> None:  # t
     proc, _data_dir, state = running
     api = state["api_url"]
     _wait_for(lambda: _health(api)[0] == 200, 120, "healthy")
-    with psycopg.connect(state["database_url"], autocommit=True) as conn:
+    # The superuser (run.json names the read-only role, which may terminate nobody).
+    port = urlsplit(state["database_url"]).port
+    superuser = auth.dsn(_data_dir / "postgres", auth.SUPERUSER, "127.0.0.1", port or 0)
+    with psycopg.connect(superuser, autocommit=True) as conn:
         others = conn.execute(
             "SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() "
             "AND datname = current_database() AND backend_type = 'client backend'"

@@ -194,6 +194,9 @@ def test_api_json_csv_and_the_cli(replayed: str, tmp_path: Path) -> None:
         assert "uncontrollable stations  st-2" in out.output
         missing = CliRunner().invoke(app, ["dr", "report", "nope", *common])
         assert missing.exit_code == 1 and "no signal 'nope'" in missing.output
+        as_json = CliRunner().invoke(app, ["dr", "report", "golden-1", "--json", *common])
+        assert as_json.exit_code == 0, as_json.output
+        assert json.loads(as_json.output)["reduction_kwh"] == 1.5
 
 
 def test_no_database_is_a_clear_503(tmp_path: Path) -> None:

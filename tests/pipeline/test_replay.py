@@ -64,10 +64,12 @@ def test_cli_replay_until_writes_the_prefix_of_the_full_run(postgres: str, tmp_p
     import typer
     from typer.testing import CliRunner
 
-    from cli.replay_cmd import parse_duration, register
+    from cli.durations import parse_duration
+    from cli.replay_cmd import register
 
-    assert parse_duration("500ms") == timedelta(milliseconds=500)
-    assert parse_duration("2m") == timedelta(minutes=2)
+    assert parse_duration("500ms") == 0.5
+    assert parse_duration("2m") == 120.0
+    assert parse_duration("1h30m") == 5400.0
     app = typer.Typer()
     register(app)
     app.command("noop")(lambda: None)  # a second command keeps `replay` a subcommand

@@ -93,7 +93,6 @@ class IngestMixin:
     #: each append-only source's watermark (newest event time seen minus the delay), as
     #: RisingWave's watermark filter keeps it; rows below it are dropped at ingest
     _watermarks: dict[str, datetime]
-    _unwritten: list[Record]
     topic_prefix: str
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
@@ -138,15 +137,13 @@ class IngestMixin:
             return
         total = 0
         while total < self.max_records_per_tick:
-            # A batch whose write failed (database or bus down) is retried before anything
-            # newer: the subscription has moved past it, so dropping it would lose it.
-            batch = self._unwritten or await self._sub.batch(max_records=self.batch_size, timeout=0)
+            # A batch whose write fails raises: the engine's loop then rewinds the
+            # subscription to the committed offsets (``Engine._recover``), so it comes again.
+            batch = await self._sub.batch(max_records=self.batch_size, timeout=0)
             if not batch:
                 break
-            self._unwritten = batch
             total += len(batch)
             await self._write_batch(batch, now)
-            self._unwritten = []
             await self._sub.commit()
             if len(batch) < self.batch_size:
                 break

@@ -22,6 +22,9 @@ class GatewayConfig:
     certfile: str | None = None
     keyfile: str | None = None
     allow_unknown_stations: bool = False
+    #: seconds between clock records on ocpp.command_results (ocpp_gateway.clock), so that
+    #: acknowledgement windows close on time; None: none
+    result_clock_s: float | None = 5.0
     ping_interval: float | None = 60.0
     ping_timeout: float | None = 60.0
     #: largest frame accepted (1009 above): a 1.6 MeterValues of a 3-phase charger with

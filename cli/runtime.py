@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
+from pipeline.bus.prefixed import with_prefix
 
 log = logging.getLogger("gridctl.run")
 
@@ -117,6 +118,19 @@ class Runtime:
         self.endpoints: Endpoints | None = None
         self._lock = DataDirLock(settings.data_dir)
 
+    @property
+    def topic_prefix(self) -> str:
+        """``${topic_prefix}`` as the migrations get it (``--var``, then vars.defaults)."""
+        if "topic_prefix" in self.settings.migration_vars:
+            return self.settings.migration_vars["topic_prefix"]
+        from pipeline.migrate.errors import MigrateError
+        from pipeline.migrate.files import load_vars
+
+        try:
+            return load_vars(self.settings.migrations_dir).get("topic_prefix", "")
+        except MigrateError:
+            return ""
+
     async def start(self) -> Endpoints:
         s = self.settings
         private_dir(s.data_dir)
@@ -141,9 +155,13 @@ class Runtime:
                 raise ValueError("--bus kafka needs --kafka-bootstrap HOST:PORT")
             from pipeline.bus import KafkaBus
 
-            self.bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
+            raw: Bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
         else:
-            self.bus = LocalBus(s.data_dir / "bus")
+            raw = LocalBus(s.data_dir / "bus")
+        # Every component but the engine names topics by contract; the prefix is put on
+        # here, once. The engine's topics come from the compiled catalog, prefixed already.
+        prefix = self.topic_prefix
+        self.bus = with_prefix(raw, prefix)
         await self.bus.start()
         from cli.event_log import EventLog
 
@@ -154,7 +172,7 @@ class Runtime:
             from pipeline.engine import Engine
 
             assert self.database_url is not None
-            self._engine = Engine(self.database_url, self.bus, tick=s.tick)
+            self._engine = Engine(self.database_url, raw, tick=s.tick, topic_prefix=prefix)
             await self._engine.start()
 
         from ocpp_gateway import Gateway, GatewayConfig

@@ -8,6 +8,7 @@
     │                                   ``errors`` lists (field, reason) pairs -> HTTP 422
     ├── StaleRevision                   a modification not newer than the stored one -> HTTP 409
     ├── SignalNotFound (KeyError)       no signal with that id -> HTTP 404
+    ├── StoreUnusable (OSError)         the revision store cannot be opened; names the file
     ├── StoredRecordInvalid             a stored revision no longer decodes (written by an
     │                                   older release, or damaged) -> reported by id, HTTP 409
     ├── NotConfirmed                    the record is stored but the bus has not confirmed it
@@ -54,6 +55,10 @@ class StaleRevision(BridgeError):
 
 class SignalNotFound(BridgeError, KeyError):
     """No signal with that id is known."""
+
+
+class StoreUnusable(BridgeError, OSError):
+    """The revision store cannot be opened or read (damaged, unreadable); names the file."""
 
 
 class StoredRecordInvalid(BridgeError):

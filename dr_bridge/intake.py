@@ -104,7 +104,7 @@ class Intake:
             return await self._cancel(signal_id)
 
     async def _cancel(self, signal_id: str) -> tuple[DemandResponseSignal, bool]:
-        latest = self.store.latest(signal_id)
+        latest = self.store.latest_checked(signal_id)
         if latest is None:
             raise SignalNotFound(signal_id)
         if latest.signal.signal_type == "RESTORE":
@@ -127,7 +127,7 @@ class Intake:
 
     # -- reads -------------------------------------------------------------------------
     def get(self, signal_id: str) -> StoredSignal:
-        latest = self.store.latest(signal_id)
+        latest = self.store.latest_checked(signal_id)
         if latest is None:
             raise SignalNotFound(signal_id)
         return latest

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dr_bridge.errors import StoredRecordInvalid
+from dr_bridge.errors import StoredRecordInvalid, StoreUnusable
 from pipeline.contracts import ContractError, DemandResponseSignal, decode, encode
 
 log = logging.getLogger(__name__)
@@ -95,15 +95,18 @@ class RevisionStore:
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
         self.path = path / "dr-revisions.sqlite3"
-        # 0600 from the first byte (SQLite gives its -wal and -shm files the same mode):
-        # signals and their sources are the operator's business only.
-        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
-        if self.path.stat().st_uid == os.geteuid():
-            self.path.chmod(0o600)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            # 0600 from the first byte (SQLite gives its -wal and -shm files the same
+            # mode): signals and their sources are the operator's business only.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if self.path.stat().st_uid == os.geteuid():
+                self.path.chmod(0o600)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnusable(f"DR revision store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -193,6 +196,15 @@ class RevisionStore:
 
     # -- signals -----------------------------------------------------------------------
     def latest(self, signal_id: str) -> StoredSignal | None:
+        """The latest revision, or None; one that does not decode counts as none (with a
+        warning), so that a new revision can replace it."""
+        try:
+            return self.latest_checked(signal_id)
+        except StoredRecordInvalid as exc:
+            log.warning("revision store: %s", exc)
+            return None
+
+    def latest_checked(self, signal_id: str) -> StoredSignal | None:
         """The latest revision; :class:`StoredRecordInvalid` when it does not decode."""
         row = self._db.execute(
             "SELECT record, confirmed, ext_id, signal_id, modification FROM signals "

@@ -8,6 +8,8 @@ pushes back on it, while everyone else's frames go on. A charger that stays in d
 after frame for ``disconnect_s`` is not a backlog being flushed but a flood: the caller
 closes it. Real chargers send one call and wait for its answer (OCPP's synchronicity
 rule), so they spend their burst only when flushing a queue after being offline.
+The gateway keeps one budget per station id across reconnects, so a flooder cannot refill
+its burst by reconnecting.
 """
 
 from __future__ import annotations

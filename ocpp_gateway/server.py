@@ -103,6 +103,9 @@ class OcppServer:
             ping_timeout=self.config.ping_timeout,
             max_size=self.config.max_size,
             close_timeout=self.config.close_timeout,
+            # websockets drops a handshake after 10 s by default, with no answer at all;
+            # ours may queue for a password check for verify_wait_s and then hash
+            open_timeout=self.config.verify_wait_s + 20.0,
             server_header="gridctl-ocpp",
         )
 

@@ -116,6 +116,28 @@ class StationContext:
     #: 1.6 charger that reconnects mid-session sends MeterValues without transactionId
     sessions: dict[str, dict[int, str]] = field(default_factory=dict)
     boots: BootThrottle | None = None
+    #: station -> its budget, kept across reconnects: reconnecting must not refill it
+    budgets: dict[str, Budget] = field(default_factory=dict)
+
+    def budget(self, station_id: str) -> Budget:
+        """The station's budget (a new, full one the first time)."""
+        budget = self.budgets.pop(station_id, None)
+        if budget is None:
+            c = self.config
+            budget = Budget(
+                c.budget_msgs_per_s,
+                c.budget_msgs_burst,
+                c.budget_bytes_per_s,
+                c.budget_bytes_burst,
+                c.budget_disconnect_s,
+            )
+        self.budgets[station_id] = budget  # re-inserted: least recently connected first
+        while len(self.budgets) > _MAX_BUDGETS:  # ids of unknown stations are unbounded
+            del self.budgets[next(iter(self.budgets))]
+        return budget
+
+
+_MAX_BUDGETS = 100_000
 
 
 _SNAKE_1 = re.compile("(.)([A-Z][a-z]+)")
@@ -178,14 +200,7 @@ class StationBase:
         self._after_tasks: set[asyncio.Task[Any]] = set()
         self._caps: Capabilities | None = None
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
-        config = ctx.config
-        self._budget = Budget(
-            config.budget_msgs_per_s,
-            config.budget_msgs_burst,
-            config.budget_bytes_per_s,
-            config.budget_bytes_burst,
-            config.budget_disconnect_s,
-        )
+        self._budget = ctx.budget(self.id)
         #: this station's warnings: escaped, and at most a few per 10 s with a count
         self.warn = Warnings(log, f"station {self.id}: ")
 

@@ -40,5 +40,6 @@ ALL_TOPICS: tuple[str, ...] = (
 
 
 def is_upsert(topic: str) -> bool:
-    """Whether a topic keeps only the latest value per key (compacted)."""
-    return topic in UPSERT_TOPICS
+    """Whether a topic keeps only the latest value per key (compacted); a deployment's
+    ``${topic_prefix}`` before the name does not change that."""
+    return topic in UPSERT_TOPICS or any(topic.endswith(t) for t in UPSERT_TOPICS)

@@ -12,7 +12,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -23,8 +23,15 @@ from pipeline.bus.metrics import OFFSETS_BEYOND_LOG
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.contracts import RejectedRecord, encode
 from pipeline.engine import metrics
-from pipeline.engine.catalog import Source
-from pipeline.engine.rows import Skip, decode_fields, to_row
+from pipeline.engine.catalog import Source, load_watermarks
+from pipeline.engine.rows import (
+    Skip,
+    decode_fields,
+    has_field,
+    is_late,
+    newer_version,
+    to_row,
+)
 
 log = logging.getLogger("pipeline.engine.runtime")
 
@@ -83,7 +90,11 @@ class IngestMixin:
     _sub: Subscription | None
     _sources: dict[str, list[Source]]
     _offsets: dict[tuple[str, int], int]
+    #: each append-only source's watermark (newest event time seen minus the delay), as
+    #: RisingWave's watermark filter keeps it; rows below it are dropped at ingest
+    _watermarks: dict[str, datetime]
     _unwritten: list[Record]
+    topic_prefix: str
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
     async def _reconcile_offsets(self) -> None:
@@ -172,8 +183,10 @@ class IngestMixin:
             # raised: the batch is retried whole next tick, never dead-lettered).
             await conn.rollback()
             rejected, written = await self._write_one_by_one(fresh, now)
+            one_by_one = True
         else:
             written = plan.counts(self._source)
+            one_by_one = False
         async with conn.cursor() as cur:
             if offsets:
                 await cur.executemany(
@@ -185,6 +198,13 @@ class IngestMixin:
             await self._dead_letter(rejected)
         await conn.commit()
         self._offsets.update(offsets)
+        if one_by_one:
+            self._watermarks = await load_watermarks(conn)  # what the written rows moved
+        else:
+            for name, mark in plan.marks.items():
+                delay = self._source(name).watermark_delay or timedelta(0)
+                old = self._watermarks.get(name)
+                self._watermarks[name] = mark - delay if old is None else max(old, mark - delay)
         for topic, count in written.items():
             metrics.INGESTED.labels(topic).inc(count)
 
@@ -215,7 +235,11 @@ class IngestMixin:
 
     async def _dead_letter(self, rejected: list[RejectedRecord]) -> None:
         messages = [
-            Message(topic_names.INGEST_REJECTED, f"{r.topic}:{r.partition}:{r.offset}", encode(r))
+            Message(
+                self.topic_prefix + topic_names.INGEST_REJECTED,
+                f"{r.topic}:{r.partition}:{r.offset}",
+                encode(r),
+            )
             for r in rejected
         ]
         await self.bus.publish_many(messages)
@@ -226,7 +250,7 @@ class IngestMixin:
                 r.topic,
                 r.offset,
                 r.reason,
-                topic_names.INGEST_REJECTED,
+                self.topic_prefix + topic_names.INGEST_REJECTED,
                 r.detail,
             )
 
@@ -291,6 +315,9 @@ class IngestMixin:
         row = to_row(source, record.key, fields)
         if source.watermark_column:
             ts = fields.get(source.watermark_column)
+            if source.append_only and is_late(ts, self._watermarks.get(source.name)):
+                # RisingWave's watermark filter drops it before any view sees it: emulate.
+                raise Skip("late", f"{source.watermark_column} {ts} is below the watermark")
             if isinstance(ts, datetime):
                 if source.name not in marks or ts > marks[source.name]:
                     marks[source.name] = ts
@@ -300,6 +327,10 @@ class IngestMixin:
             appends.setdefault(source.name, []).append(row)
             return
         names = source.column_names
+        if source.version_column and not has_field(record.value, source.version_column):
+            # The contract defaults a missing version; RisingWave reads it as NULL (lowest).
+            vi = names.index(source.version_column)
+            row = (*row[:vi], None, *row[vi + 1 :])
         key = tuple(row[names.index(c)] for c in source.primary_key)
         if any(k is None for k in key):
             raise Skip("no_key", f"primary key {source.primary_key} is null")
@@ -307,7 +338,7 @@ class IngestMixin:
         if source.version_column and pending.get(key) is not None:
             vi = names.index(source.version_column)
             old = pending[key]
-            if old is not None and (row[vi] or 0) < (old[vi] or 0):
+            if old is not None and not newer_version(old[vi], row[vi]):
                 return  # an older revision arrived after a newer one in the same batch
         pending[key] = row
 
@@ -336,7 +367,9 @@ class IngestMixin:
         )
         if source.version_column and updates:
             v = source.version_column
-            sql += f' WHERE COALESCE("{source.name}"."{v}", 0) <= COALESCE(EXCLUDED."{v}", 0)'
+            # RisingWave: NULL versions sort first; an equal version overwrites.
+            old_v, new_v = f'"{source.name}"."{v}"', f'EXCLUDED."{v}"'
+            sql += f" WHERE {old_v} IS NULL OR ({new_v} IS NOT NULL AND {new_v} >= {old_v})"
         rows = [r for r in by_key.values() if r is not None]
         deletes = [k for k, r in by_key.items() if r is None]
         if deletes:

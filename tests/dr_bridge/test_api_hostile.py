@@ -197,3 +197,9 @@ async def test_an_undecodable_stored_signal_is_reported_and_breaks_nothing(
     assert result.exit_code == 0, result.output
     assert "poisoned" in result.output and "UNREADABLE" in result.output
     assert "fine" in result.output
+
+    # The way out: send the signal again; the new revision replaces the unreadable one.
+    again = await http.post("/v1/signals", content=raw(signal_id="poisoned", zone_limit_kw=30))
+    assert again.status_code == 201, again.text
+    assert (await http.get("/v1/signals/poisoned")).json()["zone_limit_kw"] == 30
+    assert all("unreadable" not in s for s in (await http.get("/v1/signals")).json())

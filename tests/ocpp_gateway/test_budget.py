@@ -145,3 +145,25 @@ async def test_a_frame_above_64_kib_is_closed_with_1009(gateway: Gateway) -> Non
     big = json.dumps([2, "1", "DataTransfer", {"vendorId": "v", "data": "x" * 70_000}])
     _, code, _ = await flood(gateway.port, "CP-HUGE", big, 1)
     assert code == 1009
+
+
+async def test_reconnecting_does_not_refill_the_budget(bus: Bus) -> None:
+    config = GatewayConfig(
+        port=0,
+        allow_unknown_stations=True,
+        budget_msgs_per_s=5,
+        budget_msgs_burst=50,
+        budget_disconnect_s=1.0,
+    )
+    gw = Gateway(bus, config)
+    await gw.start()
+    try:
+        frame = json.dumps([2, "UID", "Heartbeat", {}])
+        first, code, _ = await flood(gw.port, "CP-AGAIN", frame, 5000)
+        assert code == 1008 and first >= 50  # the burst of 50, then 5/s for a second
+        # Straight back: the budget is the station's, not the connection's. The second or
+        # so between the two refilled 5-10 messages, not the burst of 50.
+        again, code, _ = await flood(gw.port, "CP-AGAIN", frame, 5000)
+        assert code == 1008 and again < 30
+    finally:
+        await gw.stop()

@@ -14,6 +14,19 @@ WITH (
 FORMAT UPSERT ENCODE JSON
 KEY ENCODE TEXT;
 
+-- Baseline candidates, read back by dr_baselines (first row per key wins): the feedback
+-- that freezes each event's baseline once. A vanished candidate (event over) is a
+-- tombstone that removes the frozen row.
+CREATE SINK dr_baselines_sink FROM dr_baseline_candidates
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}pipeline.dr_baselines',
+    primary_key = 'baseline_id'
+)
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT;
+
 -- Station contract overloads, one per station and window.
 CREATE SINK overload_alerts_sink FROM station_overload_alerts
 WITH (

@@ -32,6 +32,7 @@ __all__ = [
     "CommandResult",
     "ContractError",
     "DemandResponseSignal",
+    "DrBaseline",
     "MeterValue",
     "SetChargingProfileCommand",
     "StationCredential",
@@ -104,6 +105,9 @@ class DemandResponseSignal(_Record, kw_only=True):
     priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
     source: str = "api"
     received_ts: TzDatetime
+    #: the utility event this signal is part of: the intervals and revisions of one event
+    #: (OpenADR: its eventID) share one frozen baseline; None: the signal is its own event
+    event_id: Id | None = None
 
     def __post_init__(self) -> None:
         amounts = [
@@ -122,6 +126,26 @@ class DemandResponseSignal(_Record, kw_only=True):
             )
         if self.end_ts <= self.start_ts:
             raise ValueError("end_ts must be after start_ts - at `$.end_ts`")
+
+
+class DrBaseline(_Record, kw_only=True):
+    """A frozen baseline candidate (``pipeline.dr_baselines``, upsert by ``baseline_id``).
+
+    Written by the pipeline and read back by it; the first record per key wins. The
+    station ``*`` carries the zone's total, which the cap is computed from.
+    """
+
+    baseline_id: str
+    event_key: str
+    zone_id: str
+    station_id: str
+    baseline_kw: NonNegative
+    #: pre_start (latest fresh sample before start), load_now (signal heard after start
+    #: with no pre-start data kept), lent (the zone was already curtailed by lent_from),
+    #: no_data (a station that reported nothing)
+    basis: Literal["pre_start", "load_now", "lent", "no_data", "sum"]
+    lent_from: str | None = None
+    effective_ts: TzDatetime
 
 
 class StationZone(_Record, kw_only=True):
@@ -217,6 +241,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.STATION_STATUS: StationStatus,
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
+    topics.DR_BASELINES: DrBaseline,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

@@ -16,10 +16,12 @@ STATION_ZONES = "config.station_zones"
 STATION_CREDENTIALS = "config.station_credentials"
 ALERTS_OVERLOAD = "alerts.grid.overload"
 ALERTS_DR = "alerts.grid.dr"
+#: the pipeline's own feedback topic: baseline candidates, read back first-row-wins
+DR_BASELINES = "pipeline.dr_baselines"
 
 #: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
 UPSERT_TOPICS: frozenset[str] = frozenset(
-    {SET_CHARGING_PROFILE, STATION_ZONES, STATION_CREDENTIALS, DEMAND_RESPONSE}
+    {SET_CHARGING_PROFILE, STATION_ZONES, STATION_CREDENTIALS, DEMAND_RESPONSE, DR_BASELINES}
 )
 
 ALL_TOPICS: tuple[str, ...] = (
@@ -32,6 +34,7 @@ ALL_TOPICS: tuple[str, ...] = (
     STATION_CREDENTIALS,
     ALERTS_OVERLOAD,
     ALERTS_DR,
+    DR_BASELINES,
 )
 
 

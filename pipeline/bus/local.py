@@ -279,9 +279,7 @@ class _LocalSubscription(Subscription):
 
     async def lag(self) -> int | None:
         # Exact for append-only topics; for compacted ones it counts superseded offsets too.
-        return sum(
-            max(0, self._bus._log(t).next_offset - self._positions[t]) for t in self._topics
-        )
+        return sum(max(0, self._bus._log(t).next_offset - self._positions[t]) for t in self._topics)
 
     async def close(self) -> None:
         self._closed = True

@@ -341,9 +341,10 @@ FROM (
 WHERE rn = 1;
 
 -- Every station of a capped zone: its load now (NULL: no fresh sample), its weight, floor
--- and ceiling, and whether it follows its limits. Weight: its frozen baseline, raised when
--- its measured load shows more demand; never the load the limits produced, so compliance
--- cannot erode it. Floor: its minimum under CURTAIL for a station charging a session, and
+-- and ceiling, and whether it follows its limits. Weight: its frozen baseline, never the
+-- load the limits produced, so compliance cannot erode it; a station that drew nothing
+-- then but charges a session now (new demand, amount unknown) weighs its ceiling; one
+-- without fresh load weighs nothing and is held at its floor. Floor: its minimum under CURTAIL for a station charging a session, and
 -- for one without fresh load (held there so a session starting mid-event cannot blow the
 -- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted.
 CREATE MATERIALIZED VIEW dr_station_bounds AS
@@ -359,7 +360,12 @@ SELECT
     c.cap_kw,
     l.load_kw,
     sb.baseline_kw,
-    GREATEST(COALESCE(sb.baseline_kw, 0.0), COALESCE(l.load_kw, 0.0)) AS weight_kw,
+    CASE
+        WHEN l.station_id IS NULL THEN 0.0
+        WHEN sb.baseline_kw > ${active_kw} THEN sb.baseline_kw
+        WHEN l.active_sessions > 0 THEN p.ceiling_kw
+        ELSE 0.0
+    END AS weight_kw,
     p.ceiling_kw,
     p.step_kw,
     p.min_kw,

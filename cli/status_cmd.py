@@ -19,6 +19,7 @@ from cli.query_cmd import _cell, run_queries
 SECTIONS = (
     ("zone_utilisation", "zones: load and utilisation"),
     ("active_dr", "active DR signals: cap and compliance"),
+    ("signal_states", "DR signal states (enforced, waiting_for_load, infeasible, no_stations)"),
     ("station_limits", "station limits"),
     ("recent_alerts", "recent alerts"),
 )

@@ -17,6 +17,7 @@ from dr_bridge.intake import Intake
 from dr_bridge.publisher import Publisher
 from dr_bridge.revisions import RevisionStore
 from dr_bridge.server import ApiServer
+from dr_bridge.states import SignalStates
 from dr_bridge.token import ensure_token, token_path
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
@@ -44,6 +45,7 @@ class Bridge:
         self.store: RevisionStore | None = None
         self.publisher: Publisher | None = None
         self.zones: ZoneDirectory | None = None
+        self.signal_states: SignalStates | None = None
         self.intake: Intake | None = None
         self.app: Any = None
         self.server: ApiServer | None = None
@@ -70,6 +72,8 @@ class Bridge:
         await self.publisher.start()
         self.zones = ZoneDirectory(self.bus, s.extra_zones)
         await self.zones.start()
+        self.signal_states = SignalStates(self.bus)
+        await self.signal_states.start()
         self.intake = Intake(self.store, self.publisher, s.confirm_timeout_s)
         self.tokens = tuple(t for t in s.tokens if t)
         if not self.tokens:
@@ -78,7 +82,14 @@ class Bridge:
             self.token_file = token_path(s.data_dir)
             # The caller prints it once, at first start; afterwards it is only in the file.
             self.token = token if created else None
-        self.app = create_app(self.bus, s, intake=self.intake, zones=self.zones, tokens=self.tokens)
+        self.app = create_app(
+            self.bus,
+            s,
+            intake=self.intake,
+            zones=self.zones,
+            tokens=self.tokens,
+            signal_states=self.signal_states,
+        )
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
             await self.server.start()
@@ -109,6 +120,8 @@ class Bridge:
             await self.server.stop()
         if self.zones is not None:
             await self.zones.stop()
+        if self.signal_states is not None:
+            await self.signal_states.stop()
         if self.publisher is not None:
             await self.publisher.stop()
         if self.store is not None:

@@ -545,3 +545,18 @@ LEFT JOIN dr_zone_shares AS s
 LEFT JOIN (SELECT zone_id FROM station_zones GROUP BY zone_id) AS zs
     ON zs.zone_id = a.zone_id
 WHERE a.end_ts > NOW();
+
+-- What the bridge shows of each state (numbers rounded to 0.1 kW, so meter noise on
+-- reserved load does not rewrite the record every tick).
+CREATE MATERIALIZED VIEW dr_signal_state_records AS
+SELECT
+    signal_id,
+    zone_id,
+    state,
+    enforced_by,
+    baseline_basis,
+    ROUND(baseline_kw::NUMERIC, 1)::DOUBLE PRECISION AS baseline_kw,
+    ROUND(cap_kw::NUMERIC, 1)::DOUBLE PRECISION AS cap_kw,
+    ROUND(shortfall_kw::NUMERIC, 1)::DOUBLE PRECISION AS shortfall_kw,
+    uncontrollable_stations
+FROM dr_signal_states;

@@ -27,6 +27,18 @@ WITH (
 FORMAT UPSERT ENCODE JSON
 KEY ENCODE TEXT;
 
+-- The state of every active signal, keyed by signal: the bridge answers GET /v1/signals/{id}
+-- with it. A signal that ended leaves the view: a tombstone.
+CREATE SINK dr_signal_states_sink FROM dr_signal_state_records
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}pipeline.dr_signal_states',
+    primary_key = 'signal_id'
+)
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT;
+
 -- Station contract overloads, one per station and window.
 CREATE SINK overload_alerts_sink FROM station_overload_alerts
 WITH (

@@ -33,6 +33,7 @@ __all__ = [
     "ContractError",
     "DemandResponseSignal",
     "DrBaseline",
+    "DrSignalState",
     "MeterValue",
     "SetChargingProfileCommand",
     "StationCredential",
@@ -148,6 +149,28 @@ class DrBaseline(_Record, kw_only=True):
     effective_ts: TzDatetime
 
 
+SignalState = Literal["enforced", "waiting_for_load", "infeasible", "no_stations"]
+
+
+class DrSignalState(_Record, kw_only=True):
+    """The state of an active signal (``pipeline.dr_signal_states``, upsert by signal).
+
+    Written by the pipeline; a tombstone when the signal is no longer in force.
+    """
+
+    signal_id: str
+    zone_id: str
+    state: SignalState
+    #: the signal whose cap the zone follows (the lowest of the zone's active signals)
+    enforced_by: str | None = None
+    baseline_basis: str | None = None
+    baseline_kw: float | None = None
+    cap_kw: float | None = None
+    #: how far floors and uncontrollable load exceed the cap (infeasible), else 0
+    shortfall_kw: float | None = None
+    uncontrollable_stations: int | None = None
+
+
 class StationZone(_Record, kw_only=True):
     """A station's zone and limits (``config.station_zones``, upsert by ``station_id``)."""
 
@@ -242,6 +265,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
     topics.DR_BASELINES: DrBaseline,
+    topics.DR_SIGNAL_STATES: DrSignalState,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

@@ -18,10 +18,19 @@ ALERTS_OVERLOAD = "alerts.grid.overload"
 ALERTS_DR = "alerts.grid.dr"
 #: the pipeline's own feedback topic: baseline candidates, read back first-row-wins
 DR_BASELINES = "pipeline.dr_baselines"
+#: the state of each active signal (enforced, waiting_for_load, infeasible, no_stations)
+DR_SIGNAL_STATES = "pipeline.dr_signal_states"
 
 #: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
 UPSERT_TOPICS: frozenset[str] = frozenset(
-    {SET_CHARGING_PROFILE, STATION_ZONES, STATION_CREDENTIALS, DEMAND_RESPONSE, DR_BASELINES}
+    {
+        SET_CHARGING_PROFILE,
+        STATION_ZONES,
+        STATION_CREDENTIALS,
+        DEMAND_RESPONSE,
+        DR_BASELINES,
+        DR_SIGNAL_STATES,
+    }
 )
 
 ALL_TOPICS: tuple[str, ...] = (
@@ -35,6 +44,7 @@ ALL_TOPICS: tuple[str, ...] = (
     ALERTS_OVERLOAD,
     ALERTS_DR,
     DR_BASELINES,
+    DR_SIGNAL_STATES,
 )
 
 

@@ -18,6 +18,7 @@ from dr_bridge.api.auth import require_token
 from dr_bridge.config import BridgeSettings
 from dr_bridge.errors import NotConfirmed, SignalInvalid, SignalNotFound, StaleRevision
 from dr_bridge.intake import Intake
+from dr_bridge.states import SignalStates
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
 
@@ -29,6 +30,7 @@ def create_app(
     intake: Intake,
     zones: ZoneDirectory,
     tokens: Sequence[str],
+    signal_states: SignalStates | None = None,
 ) -> FastAPI:
     """The API app. ``tokens``: accepted bearer tokens (at least one)."""
     if not tokens:
@@ -42,6 +44,7 @@ def create_app(
     app.state.settings = settings
     app.state.intake = intake
     app.state.zones = zones
+    app.state.signal_states = signal_states
     auth = [Depends(require_token(tokens))]
 
     app.include_router(signals.router, dependencies=auth)

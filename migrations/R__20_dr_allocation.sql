@@ -406,42 +406,59 @@ SELECT
 FROM dr_station_bounds
 GROUP BY zone_id;
 
--- First pass: each controllable station's floor plus its weight's part of what the cap
--- leaves above reserved load and floors, at most its ceiling.
-CREATE MATERIALIZED VIEW dr_station_first_share AS
+-- Which stations without a floor get their minimum: a share below a station's minimum
+-- cannot be followed, so instead of shares too small to charge, the stations of largest
+-- frozen demand are admitted at their minimum while the minima fit in what the cap leaves
+-- above reserved load and floors; the others pause (0). Admitted stations are floored at
+-- their minimum from then on, like active ones under CURTAIL.
+CREATE MATERIALIZED VIEW dr_station_admission AS
 SELECT
     b.station_id,
     b.zone_id,
-    b.weight_kw,
-    b.floor_kw,
-    b.min_kw,
-    LEAST(
-        b.ceiling_kw,
-        b.floor_kw + COALESCE(
-            GREATEST(0.0, s.cap_kw - s.reserved_kw - s.floors_kw) * b.weight_kw
-                / NULLIF(s.weights_kw, 0.0),
-            0.0
-        )
-    ) AS share_kw
+    CASE
+        WHEN b.uncontrollable THEN 0.0
+        WHEN b.floor_kw > 0.0 THEN b.floor_kw
+        WHEN b.weight_kw <= 0.0 THEN 0.0
+        WHEN SUM(
+                CASE
+                    WHEN b.uncontrollable OR b.floor_kw > 0.0 OR b.weight_kw <= 0.0 THEN 0.0
+                    ELSE b.min_kw
+                END
+            ) OVER (
+                PARTITION BY b.zone_id
+                ORDER BY b.weight_kw DESC, b.station_id ASC
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) <= s.cap_kw - s.reserved_kw - s.floors_kw + 0.000001
+            THEN b.min_kw
+        ELSE 0.0
+    END AS base_kw
 FROM dr_station_bounds AS b
 JOIN dr_zone_shares AS s
-    ON s.zone_id = b.zone_id
-WHERE NOT b.uncontrollable;
+    ON s.zone_id = b.zone_id;
 
--- Shares below a station's minimum cannot be followed: those stations pause (0; their floor
--- is 0, else the share would not be below the minimum) and what they would have had goes
--- to the others, by weight. The others' shares only grow, so none falls below its minimum.
-CREATE MATERIALIZED VIEW dr_zone_second_pass AS
+-- Per zone: the minima and floors granted, and the weights of the stations that charge.
+CREATE MATERIALIZED VIEW dr_zone_admitted AS
 SELECT
     zone_id,
-    SUM(CASE WHEN share_kw >= min_kw THEN weight_kw ELSE 0.0 END) AS weights_kw
-FROM dr_station_first_share
+    SUM(base_kw) AS bases_kw
+FROM dr_station_admission
 GROUP BY zone_id;
 
--- Each station's limit, quantised down to its charger's step: 0 or within [min, ceiling];
--- an uncontrollable station is commanded what it draws (reserved), so a retry that it
--- accepts changes nothing at once. The floors first keep Σ targets ≤ cap whenever the floors
--- and reserved load fit under it.
+CREATE MATERIALIZED VIEW dr_zone_weights AS
+SELECT
+    b.zone_id,
+    SUM(b.weight_kw) AS weights_kw
+FROM dr_station_bounds AS b
+JOIN dr_station_admission AS a
+    ON a.station_id = b.station_id
+WHERE a.base_kw > 0.0
+GROUP BY b.zone_id;
+
+-- Each station's limit: 0 when paused; else its floor or minimum plus its weight's part of
+-- what the cap leaves above reserved load and those, at most its ceiling, quantised down
+-- to its charger's step (so 0 or within [min, ceiling]). An uncontrollable station is
+-- commanded what it draws (reserved), so a retry that it accepts changes nothing at once.
+-- Σ targets ≤ cap whenever the floors and reserved load fit under it.
 CREATE MATERIALIZED VIEW dr_station_targets AS
 SELECT
     b.station_id,
@@ -461,32 +478,38 @@ SELECT
     b.ceiling_kw,
     b.uncontrollable,
     b.last_status,
-    CASE
-        WHEN b.uncontrollable
-            THEN LEAST(b.ceiling_kw, FLOOR(COALESCE(b.load_kw, b.floor_kw) / b.step_kw + 0.000001)
-                * b.step_kw)
-        WHEN f.share_kw < b.min_kw THEN 0.0
-        ELSE GREATEST(
-            b.min_kw,
-            FLOOR(
-                LEAST(
+    ROUND((
+        CASE
+            WHEN b.uncontrollable
+                THEN LEAST(
                     b.ceiling_kw,
-                    b.floor_kw + COALESCE(
-                        GREATEST(0.0, s.cap_kw - s.reserved_kw - s.floors_kw) * b.weight_kw
-                            / NULLIF(p.weights_kw, 0.0),
-                        0.0
-                    )
-                ) / b.step_kw + 0.000001
-            ) * b.step_kw
-        )
-    END AS target_kw
+                    FLOOR(COALESCE(b.load_kw, b.floor_kw) / b.step_kw + 0.000001) * b.step_kw
+                )
+            WHEN a.base_kw <= 0.0 THEN 0.0
+            ELSE GREATEST(
+                a.base_kw,
+                FLOOR(
+                    LEAST(
+                        b.ceiling_kw,
+                        a.base_kw + COALESCE(
+                            GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) * b.weight_kw
+                                / NULLIF(w.weights_kw, 0.0),
+                            0.0
+                        )
+                    ) / b.step_kw + 0.000001
+                ) * b.step_kw
+            )
+        END
+    )::NUMERIC, 6)::DOUBLE PRECISION AS target_kw
 FROM dr_station_bounds AS b
 JOIN dr_zone_shares AS s
     ON s.zone_id = b.zone_id
-LEFT JOIN dr_station_first_share AS f
-    ON f.station_id = b.station_id
-LEFT JOIN dr_zone_second_pass AS p
-    ON p.zone_id = b.zone_id;
+JOIN dr_station_admission AS a
+    ON a.station_id = b.station_id
+JOIN dr_zone_admitted AS t
+    ON t.zone_id = b.zone_id
+LEFT JOIN dr_zone_weights AS w
+    ON w.zone_id = b.zone_id;
 
 -- The command each capped station gets: its limit, what it sheds against its frozen
 -- baseline (constant while the event lasts), and when the limit lapses on the charger

@@ -83,7 +83,7 @@ WHERE w.window_start >= c.start_ts + INTERVAL '${cap_grace_seconds} SECONDS'
 
 -- A signal not enforced enforce_bound_seconds after it applies (it started and we heard
 -- of it): waiting for load data, infeasible (observed_kw: floors and reserved load, limit_kw:
--- the cap) or without stations. One alert per signal (keyed by the time it applied).
+-- the cap) or without stations. One alert per signal and state (keyed by its start).
 CREATE MATERIALIZED VIEW signal_state_alerts AS
 SELECT
     'signal_' || state AS alert_type,
@@ -94,7 +94,7 @@ SELECT
     ROUND((floors_kw + reserved_kw)::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
     ROUND(cap_kw::NUMERIC, 3)::DOUBLE PRECISION AS limit_kw,
     CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
-    GREATEST(start_ts, received_ts) AS window_start,
+    start_ts AS window_start,
     end_ts AS window_end
 FROM dr_signal_states
 WHERE state <> 'enforced'
@@ -114,7 +114,7 @@ SELECT
     ROUND(load_kw::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
     CAST(NULL AS DOUBLE PRECISION) AS limit_kw,
     CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
-    GREATEST(start_ts, received_ts) AS window_start,
+    start_ts AS window_start,
     end_ts AS window_end
 FROM dr_station_targets
 WHERE uncontrollable;
@@ -150,7 +150,8 @@ LEFT JOIN dr_signals AS s
     ON s.signal_id = a.signal_id
 WHERE a.accepted < ${ack_min_rate} * a.results;
 
--- Every DR compliance alert, for the alerts.grid.dr topic.
+-- Every zone-level DR compliance alert, for the alerts.grid.dr topic (station-level ones
+-- have their own sink, keyed by station).
 CREATE MATERIALIZED VIEW dr_alerts AS
 SELECT
     alert_type,
@@ -189,17 +190,4 @@ SELECT
     ack_rate,
     window_start,
     window_end
-FROM signal_state_alerts
-UNION ALL
-SELECT
-    alert_type,
-    detected_at,
-    zone_id,
-    station_id,
-    signal_id,
-    observed_kw,
-    limit_kw,
-    ack_rate,
-    window_start,
-    window_end
-FROM station_uncontrollable_alerts;
+FROM signal_state_alerts;

@@ -62,3 +62,15 @@ WITH (
 FORMAT PLAIN ENCODE JSON (
     force_append_only = 'true'
 );
+
+-- Stations that do not follow their limits, one alert per station and signal.
+CREATE SINK station_dr_alerts_sink FROM station_uncontrollable_alerts
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}alerts.grid.dr',
+    primary_key = 'alert_type,station_id,signal_id,window_start'
+)
+FORMAT PLAIN ENCODE JSON (
+    force_append_only = 'true'
+);

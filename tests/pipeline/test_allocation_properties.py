@@ -50,25 +50,31 @@ def floors_of(stations: list[Station], shed: bool) -> list[float]:
 
 
 def reference(stations: list[Station], cap: float, shed: bool) -> list[float]:
-    """The law in Python: floors first, the rest by frozen demand, clamp; shares below the
-    minimum pause and their part goes to the others by demand; quantise down."""
+    """The law in Python: floors first; of the stations without one, those of largest
+    frozen demand get their minimum while the minima fit, the others pause; the rest of the
+    cap by frozen demand, clamp to the ceiling, quantise down."""
     floors = floors_of(stations, shed)
-    weights = [s.load or 0.0 for s in stations]  # baseline = pre-start load
-    spare = max(0.0, cap - sum(floors))
-    total = sum(weights)
-
-    def share(i: int, weight_sum: float) -> float:
-        part = spare * weights[i] / weight_sum if weight_sum > 0 else 0.0
-        return min(stations[i].ceiling, floors[i] + part)
-
-    first = [share(i, total) for i in range(len(stations))]
-    kept = sum(w for w, f, s in zip(weights, first, stations, strict=True) if f >= s.min_kw)
+    weights = [s.load if s.load is not None and s.load > 0.1 else 0.0 for s in stations]
+    free = cap - sum(floors)
+    base = list(floors)
+    running = 0.0
+    order = sorted(range(len(stations)), key=lambda i: (-weights[i], f"S{i}"))
+    for i in order:
+        if floors[i] > 0 or weights[i] <= 0:
+            continue
+        running += stations[i].min_kw
+        if running <= free + EPS:
+            base[i] = stations[i].min_kw
+    spare = max(0.0, cap - sum(base))
+    total = sum(w for w, b in zip(weights, base, strict=True) if b > 0)
     out = []
     for i, s in enumerate(stations):
-        if first[i] < s.min_kw:
+        if base[i] <= 0:
             out.append(0.0)
-        else:
-            out.append(max(s.min_kw, math.floor(share(i, kept) / STEP + EPS) * STEP))
+            continue
+        part = spare * weights[i] / total if total > 0 else 0.0
+        raw = min(s.ceiling, base[i] + part)
+        out.append(max(base[i], math.floor(raw / STEP + EPS) * STEP))
     return out
 
 

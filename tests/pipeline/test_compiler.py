@@ -163,8 +163,11 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
         ).fetchall()
         assert sinks == [
             ("dr_alerts_sink", "alerts.grid.dr", "PLAIN"),
+            ("dr_baselines_sink", "pipeline.dr_baselines", "UPSERT"),
+            ("dr_signal_states_sink", "pipeline.dr_signal_states", "UPSERT"),
             ("overload_alerts_sink", "alerts.grid.overload", "PLAIN"),
             ("set_charging_profile_sink", "ocpp.commands.set_charging_profile", "UPSERT"),
+            ("station_dr_alerts_sink", "alerts.grid.dr", "PLAIN"),
         ]
         topics = conn.execute("SELECT topic FROM gridctl_engine.sources ORDER BY topic").fetchall()
         assert [t for (t,) in topics] == [
@@ -172,6 +175,7 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
             "grid.demand_response",
             "ocpp.command_results",
             "ocpp.meter_values",
+            "pipeline.dr_baselines",
         ]
 
 

@@ -145,9 +145,10 @@ async def test_ac_station_in_amps_under_shed_never_between_zero_and_6_a(postgres
         await h.sample("C", 1, 2.0, -5)
         await h.signal("s", "Z1", "SHED", start=0, end=600, priority=1, zone_limit_kw=12.0)
         await h.tick(1)
-        # By weight 10 : 10 : 2 of 12 kW: 5.45, 5.45, 1.09. C's 1.09 kW (1.6 A) cannot be
-        # followed: C pauses (0) and A and B share the 12 kW: 6.0 kW = 8.69 A -> 8.6 A
-        # = 8.6 x 690 W = 5.934 kW each (quantised in A, the charger's unit).
+        # Shares below 4.14 kW cannot be followed. By frozen demand 10, 10, 2 the minima
+        # fit for A and B (8.28 kW <= 12), not for C as well (12.42 > 12): C pauses (0);
+        # A and B get 4.14 + 3.72 / 2 = 6.0 kW = 8.69 A -> 8.6 A = 8.6 x 690 W = 5.934 kW
+        # each (quantised in A, the charger's unit).
         assert h.targets() == {"A": 5.934, "B": 5.934, "C": 0.0}
         for t in range(10, 300, 10):
             await h.sample("A", 1, 5.934, t)

@@ -17,7 +17,7 @@ export UV_PYTHON := $(PYTHON)
 export UV_PYTHON_DOWNLOADS := never
 export UV_NO_PROGRESS := 1
 
-.PHONY: demo test lint lock lock-check bench drills clean
+.PHONY: demo test test-pythons lint lock lock-check bench drills clean
 
 $(UV): requirements/uv.txt
 	$(PYTHON) -m venv $(TOOLS)
@@ -58,6 +58,26 @@ lock-check: | $(UV)
 		--output-file $(TOOLS)/runtime.txt
 	@cmp -s $(TOOLS)/runtime.txt requirements/runtime.txt \
 		|| { echo "requirements/runtime.txt is stale: run make lock" >&2; exit 1; }
+
+# The checked-in generated files must come out the same on Python 3.11 to 3.13.
+test-pythons: | $(UV)
+	scripts/test-pythons $(UV) $(abspath $(TOOLS))
+
+# The RisingWave conformance harness (tests/conformance): RisingWave v3.0.x and Kafka from
+# compose.yaml, the migrations applied verbatim, the golden scenarios replayed through Kafka
+# and diffed against the embedded engine. Needs Docker; without it, says so and skips.
+RW_ENV := RISINGWAVE_URL=postgresql://root@127.0.0.1:4566/dev KAFKA_BOOTSTRAP=127.0.0.1:29092 \
+	RISINGWAVE_KAFKA_BOOTSTRAP=kafka:9092
+test-risingwave: $(VENV)/.installed-dev
+	@if docker info >/dev/null 2>&1; then \
+		docker compose up -d --wait risingwave kafka kafka-init && \
+		$(RW_ENV) $(BIN)/pytest -m risingwave tests/conformance \
+			tests/pipeline/test_golden_risingwave.py -rs $(ARGS); \
+	else \
+		echo "test-risingwave: SKIPPED: no Docker daemon answers" \
+			"(RisingWave v3.0.2 and Kafka run from compose.yaml)"; \
+		$(BIN)/pytest -m risingwave tests/conformance -rs -q; \
+	fi
 
 drills: $(VENV)/.installed-dev
 	$(BIN)/pytest -m drill tests/drills -s $(ARGS)

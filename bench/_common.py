@@ -143,7 +143,12 @@ class GridctlProcess:
 
     @property
     def dsn(self) -> str:
-        return self.database_url or f"postgresql://postgres@127.0.0.1:{self.pg_port}/gridctl"
+        """gridctl's own role (the engine's tables are writable with it)."""
+        if self.database_url:
+            return self.database_url
+        from pipeline.embedded_pg_auth import OWNER, dsn
+
+        return dsn(self.data_dir / "postgres", OWNER, "127.0.0.1", self.pg_port)
 
     @property
     def pid(self) -> int:
@@ -274,7 +279,10 @@ class GridctlProcess:
         import httpx
 
         async with httpx.AsyncClient(timeout=10.0) as client:
-            response = await client.get(f"http://127.0.0.1:{self.ocpp_port}/metrics")
+            response = await client.get(
+                f"http://127.0.0.1:{self.ocpp_port}/metrics",
+                headers={"Authorization": f"Bearer {self.token}"},  # the API's token
+            )
             response.raise_for_status()
             return parse_metrics(response.text)
 

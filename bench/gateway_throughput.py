@@ -41,12 +41,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+#: stamped when a process imports this module (each load client does): the gateway
+#: replaces timestamps more than --max-clock-skew (300 s) off, a path a fixed old date
+#: would take on every message; a run lasts a few minutes at most
+_NOW = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 METER_PAYLOAD = {
     "connectorId": 1,
     "transactionId": 17,
     "meterValue": [
         {
-            "timestamp": "2026-11-24T10:00:00Z",
+            "timestamp": _NOW,
             "sampledValue": [
                 *(
                     {"value": "3680.0", "measurand": "Power.Active.Import", "phase": p,
@@ -64,18 +68,19 @@ METER_PAYLOAD = {
         }
     ],
 }  # fmt: skip
+_METRICS_TOKEN = "bench-metrics"  # our gateway's /metrics needs a bearer token
 PAYLOAD_JSON = json.dumps(METER_PAYLOAD, separators=(",", ":"))
 #: the same sample as a 2.0.1 TransactionEvent (Updated), numbers instead of strings
 TX_EVENT_PAYLOAD = {
     "eventType": "Updated",
-    "timestamp": "2026-11-24T10:00:00Z",
+    "timestamp": _NOW,
     "triggerReason": "MeterValuePeriodic",
     "seqNo": 1,
     "transactionInfo": {"transactionId": "tx-bench-0001"},
     "evse": {"id": 1, "connectorId": 1},
     "meterValue": [
         {
-            "timestamp": "2026-11-24T10:00:00Z",
+            "timestamp": _NOW,
             "sampledValue": [
                 {
                     "value": float(sv["value"]),
@@ -131,7 +136,11 @@ async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop:
         await bus.start()
         gw = Gateway(
             bus, GatewayConfig(port=0, allow_unknown_stations=True, max_size=1 << 20,
-                               ping_interval=None)
+                               ping_interval=None, metrics_tokens=(_METRICS_TOKEN,),
+                               # the closed loop sends ~20-40 calls/s per charger: the
+                               # budget is checked on every frame but must not throttle
+                               budget_msgs_per_s=10_000, budget_msgs_burst=10_000,
+                               budget_bytes_per_s=1e9, budget_bytes_burst=1e9)
         )  # fmt: skip
         await gw.start()
         port = gw.port
@@ -340,7 +349,11 @@ def _ack_buckets(port: int, action: str) -> dict[float, float] | None:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/metrics",
+            headers={"Authorization": f"Bearer {_METRICS_TOKEN}"},
+        )
+        with urllib.request.urlopen(request, timeout=5) as r:
             text = r.read().decode()
     except Exception:
         return None

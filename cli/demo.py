@@ -136,6 +136,10 @@ class Demo:
             self.state.phase = "starting the engine, gateway and API"
             endpoints = await runtime.start()
             self._say(f"gridctl running: OCPP {endpoints.ocpp_url}, API {endpoints.api_url}")
+            self._say(
+                f"while it runs: psql {endpoints.database_url} ; API token in "
+                f"{endpoints.token_file} (this demo's data dir is deleted at the end)"
+            )
             assert runtime.bus is not None
             watchers.append(asyncio.create_task(self._watch_bus(runtime.bus)))
             fleet = await self._start_fleet(endpoints)
@@ -148,7 +152,7 @@ class Demo:
                     await task
             if fleet is not None:
                 await fleet.stop()
-            await runtime.stop()
+            await runtime.stop(discard_database=True)
             tmp.cleanup()
         self.state.phase = "done"
         return self.state
@@ -191,6 +195,10 @@ class Demo:
         began = time.monotonic()
         warmup = baseline_wait(time.time(), least=cfg.baseline_least)
         self.state.phase = f"measuring the baseline ({warmup:.0f} s)"
+        self._say(
+            f"{cfg.chargers} chargers connecting and charging; measuring the baseline load "
+            f"for {warmup:.0f} s before the DR event"
+        )
         await asyncio.sleep(warmup)
         warmup = time.monotonic() - began
         zone = fleet.specs[0].zone_id

@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from cli.demo import Demo, DemoConfig, DemoState
+from cli.durations import duration_option
 
 _BARS = " ▁▂▃▄▅▆▇█"
 
@@ -86,7 +87,13 @@ def summary(state: DemoState) -> Table:
 def demo(
     chargers: Annotated[int, typer.Option(min=1, help="simulated chargers")] = 60,
     zones: Annotated[int, typer.Option(min=1, help="zones")] = 3,
-    duration: Annotated[float, typer.Option(min=40, help="seconds")] = 120.0,
+    duration: Annotated[
+        str,
+        typer.Option(
+            help="How long the whole demo runs (at least 40s): 2m, 90s.",
+            callback=duration_option("--duration", minimum=40),
+        ),
+    ] = "2m",
     reduce_pct: Annotated[float, typer.Option(min=1, max=100)] = 40.0,
     live: Annotated[bool, typer.Option("--live/--no-live", help="live view or plain lines")] = True,
     seed: int = 7,
@@ -95,7 +102,7 @@ def demo(
     console = Console()
     logging.basicConfig(level=logging.WARNING)
     config = DemoConfig(
-        chargers=chargers, zones=zones, duration=duration, reduce_pct=reduce_pct, seed=seed
+        chargers=chargers, zones=zones, duration=float(duration), reduce_pct=reduce_pct, seed=seed
     )
     if live and console.is_terminal:
         scenario = Demo(config)
@@ -113,6 +120,12 @@ def demo(
     else:
         state = asyncio.run(Demo(config, on_line=lambda line: console.print(line)).run())
     console.print(summary(state))
+    console.print(
+        "next: `gridctl run` keeps the controller running (README: Quick start); "
+        "`gridctl simulate --export-stations stations.csv` then "
+        "`gridctl stations import stations.csv` and `gridctl simulate` give it a fleet; "
+        "`gridctl status` and the status page at the API's / show what it does."
+    )
     if state.last_profile_latency is None:
         raise typer.Exit(1)
 

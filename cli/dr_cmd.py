@@ -1,4 +1,4 @@
-"""``gridctl dr send|cancel|list``: demand-response signals through the bridge's API.
+"""``gridctl dr send|cancel|list|report``: demand-response signals through the bridge's API.
 
 Thin: parses, calls :class:`dr_bridge.client.ApiClient`, prints. The API validates; its
 422 names each bad field and this prints them one per line.
@@ -6,6 +6,7 @@ Thin: parses, calls :class:`dr_bridge.client.ApiClient`, prints. The API validat
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -13,9 +14,20 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.options import DEFAULT_DATA_DIR, DataDirOption
+from cli.output import CsvOption, JsonOption, choose, console, emit
 from dr_bridge.client import ApiClient, ApiError, resolve_token
+from pipeline.contracts import DemandResponseSignal
 
-__all__ = ["ApiOption", "DataDirOption", "TokenOption", "client_from", "fail", "register"]
+__all__ = [
+    "DEFAULT_DATA_DIR",
+    "ApiOption",
+    "DataDirOption",
+    "TokenOption",
+    "client_from",
+    "fail",
+    "register",
+]
 
 ApiOption = Annotated[
     str, typer.Option("--api", envvar="GRIDCTL_API", help="Base URL of the gridctl API.")
@@ -28,25 +40,43 @@ TokenOption = Annotated[
         help="API token; default: the token file in --data-dir.",
     ),
 ]
-DataDirOption = Annotated[
-    Path,
-    typer.Option("--data-dir", envvar="GRIDCTL_DATA_DIR", help="Data directory of `gridctl run`."),
-]
 DEFAULT_API = "http://127.0.0.1:8080"
-DEFAULT_DATA_DIR = Path(".gridctl")
 
 
 def client_from(api: str, token: str | None, data_dir: Path) -> ApiClient:
     return ApiClient(api, resolve_token(token, data_dir))
 
 
-def fail(exc: ApiError) -> typer.Exit:
-    """Print an API error (each bad field on its own line); the exit to raise."""
-    err = Console(stderr=True)
+#: the API's field -> the flag of ``dr send`` that sets it (422s name what was typed)
+SEND_FLAGS = {
+    "zone_id": "--zone",
+    "signal_type": "--type",
+    "target_reduction_kw": "--reduce-kw",
+    "target_reduction_pct": "--reduce-pct",
+    "zone_limit_kw": "--limit-kw",
+    "start_ts": "--start",
+    "end_ts": "--end",
+    "duration": "--duration",
+    "priority": "--priority",
+    "signal_id": "--id",
+}
+_FIELD = re.compile(r"\b(" + "|".join(SEND_FLAGS) + r")\b")
+
+
+def as_flags(text: str, flags: dict[str, str]) -> str:
+    """``text`` with each API field name replaced by its flag."""
+    return _FIELD.sub(lambda m: flags.get(m.group(1), m.group(1)), text)
+
+
+def fail(exc: ApiError, flags: dict[str, str] | None = None) -> typer.Exit:
+    """Print an API error (each bad field on its own line, named by its flag when
+    ``flags`` maps it); the exit to raise."""
+    err = Console(stderr=True, highlight=False)
     if exc.fields:
         err.print(f"[red]refused (HTTP {exc.status}):[/red]")
         for field, msg in exc.fields:
-            err.print(f"  {field}: {msg}")
+            name = flags.get(field, field) if flags else field
+            err.print(f"  {name}: {as_flags(msg, flags) if flags else msg}", markup=False)
     else:
         err.print(f"[red]error:[/red] {exc}")
     return typer.Exit(1)
@@ -83,11 +113,18 @@ def warn(signal: dict[str, Any]) -> None:
 
 
 def signals_table(signals: list[dict[str, Any]], title: str) -> Table:
-    table = Table(title=title)
+    """Signal ids are never cut: on a narrow terminal they fold onto the next line."""
+    table = Table(title=title, title_justify="left")
     cols = ("signal", "mod", "zone", "type", "amount", "start", "end", "prio", "source", "state")
     for col in cols:
-        table.add_column(col, no_wrap=col in ("start", "end"))
+        table.add_column(col, no_wrap=col in ("start", "end"), overflow="fold")
     for s in signals:
+        if "unreadable" in s:  # a stored revision that no longer decodes: say so, by id
+            table.add_row(
+                s["signal_id"], str(s.get("modification", "")), "", "UNREADABLE", "", "", "", "",
+                s["unreadable"][:60],
+            )  # fmt: skip
+            continue
         table.add_row(
             s["signal_id"],
             str(s["modification"]),
@@ -153,7 +190,7 @@ def register(app: typer.Typer) -> None:
             with client_from(api, token, data_dir) as client:
                 signal = client.send_signal(body)
         except ApiError as exc:
-            raise fail(exc) from exc
+            raise fail(exc, SEND_FLAGS) from exc
         Console(soft_wrap=True).print(
             f"sent [b]{signal['signal_id']}[/b] (modification {signal['modification']}): "
             f"{signal['signal_type']} {signal['zone_id']} {_amount(signal)}, "
@@ -188,14 +225,24 @@ def register(app: typer.Typer) -> None:
         api: ApiOption = DEFAULT_API,
         token: TokenOption = None,
         data_dir: DataDirOption = DEFAULT_DATA_DIR,
+        json_out: JsonOption = False,
+        csv_out: CsvOption = False,
     ) -> None:
-        """List signals as a table."""
+        """List signals (a table; --json or --csv for scripts)."""
+        fmt = choose(json_out, csv_out)
         try:
             with client_from(api, token, data_dir) as client:
                 signals = client.list_signals(active=active)
         except ApiError as exc:
             raise fail(exc) from exc
+        if fmt != "table":
+            columns = list(DemandResponseSignal.__struct_fields__)
+            emit(fmt, "", columns, [[s.get(c) for c in columns] for s in signals])
+            return
         title = "active DR signals" if active else "DR signals"
-        Console(width=160).print(signals_table(signals, f"{title} ({len(signals)})"))
+        console().print(signals_table(signals, f"{title} ({len(signals)})"))
 
+    from cli.dr_report_cmd import add_report_command
+
+    add_report_command(group)
     app.add_typer(group, name="dr")

@@ -8,8 +8,10 @@ A group whose module is not there yet answers with one line and a non-zero exit.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from typing import Annotated
 
 import typer
 
@@ -31,9 +33,43 @@ app = typer.Typer(
     name="gridctl",
     help="Demand-response controller for EV charging.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("gridctl")
+    except PackageNotFoundError:  # run from a checkout without installing
+        return "unknown (not installed)"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"gridctl {version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="Defaults for any option (TOML); default ./gridctl.toml. Before the command.",
+        ),
+    ] = None,
+) -> None:
+    """Demand-response controller for EV charging."""
 
 
 def _not_available(target: typer.Typer, name: str) -> None:
@@ -76,8 +112,33 @@ def build(argv: list[str]) -> typer.Typer:
     return app
 
 
+def _words() -> list[str]:
+    """The command line, or during shell completion the words typed so far (the shell
+    calls ``gridctl`` without arguments and passes them in the environment)."""
+    import os
+    import shlex
+
+    typed = os.environ.get("_TYPER_COMPLETE_ARGS") or os.environ.get("COMP_WORDS")
+    if typed and os.environ.get("_GRIDCTL_COMPLETE"):
+        with contextlib.suppress(ValueError):
+            return shlex.split(typed)[1:]
+    return sys.argv[1:]
+
+
 def main() -> None:
-    build(sys.argv[1:])()
+    from cli.config import ConfigError, config_path, default_map, load, split_config_flag
+
+    try:
+        flag, words = split_config_flag(_words())
+        command = typer.main.get_command(build(words))
+        path = config_path(flag)
+        defaults = default_map(command, load(path), path) if path else None
+    except ConfigError as exc:
+        typer.echo(f"gridctl: {exc}", err=True)
+        raise SystemExit(2) from None
+    if flag is not None:
+        sys.argv = [sys.argv[0], *words]
+    command(default_map=defaults)
 
 
 if __name__ == "__main__":

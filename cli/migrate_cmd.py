@@ -13,8 +13,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.migration_vars import parse_vars
 from pipeline.migrate import RULES, MigrateError, Migrator, lint_dir
-from pipeline.migrate.files import parse_var_assignments
 
 DatabaseUrl = Annotated[
     str | None,
@@ -30,7 +30,12 @@ Vars = Annotated[
 ]
 Dir = Annotated[
     Path,
-    typer.Option("--dir", envvar="GRIDCTL_MIGRATIONS", help="Folder of migration files."),
+    typer.Option(
+        "--migrations",
+        "--dir",
+        envvar="GRIDCTL_MIGRATIONS",
+        help="Folder of migration files (as `gridctl run --migrations`).",
+    ),
 ]
 
 _STATE_STYLE = {"applied": "green", "pending": "yellow", "changed": "magenta"}
@@ -52,7 +57,7 @@ def _migrator(database_url: str | None, directory: Path, var: list[str] | None) 
         typer.echo("error: no database: pass --database-url or set GRIDCTL_DATABASE_URL", err=True)
         raise typer.Exit(2)
     try:
-        return Migrator(database_url, directory, parse_var_assignments(var))
+        return Migrator(database_url, directory, parse_vars(var, directory))
     except MigrateError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
@@ -136,7 +141,7 @@ def lint(
         return
     directory = _resolve(directory)
     try:
-        findings = lint_dir(directory, parse_var_assignments(var))
+        findings = lint_dir(directory, parse_vars(var, directory))
     except MigrateError as exc:
         raise _fail(exc) from exc
     for f in findings:

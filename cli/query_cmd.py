@@ -1,4 +1,4 @@
-"""``gridctl query NAME``: run ``sql/NAME.sql`` against the engine and print a table.
+"""``gridctl query NAME``: run ``sql/NAME.sql`` against the engine and print its rows.
 
 The queries are plain SQL over the pipeline's views, so they run unchanged on RisingWave
 and on the embedded engine's PostgreSQL. Exit codes: 0 done; 1 the query failed; 2 no such
@@ -7,12 +7,14 @@ query or no database.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from cli.database import DEFAULT_PG_PORT, DatabaseUrlOption, PgPortOption, dsn_or_exit
+from cli.options import DEFAULT_DATA_DIR, DataDirOption
+from cli.output import CsvOption, JsonOption, choose, emit
 from cli.paths import project_dir
 
 
@@ -33,7 +35,9 @@ def run_queries(
     folder = directory or project_dir("sql")
     texts = [(folder / f"{name}.sql").read_text(encoding="utf-8") for name in names]
     out = []
-    with psycopg.connect(database_url, autocommit=True, prepare_threshold=None) as conn:
+    with psycopg.connect(
+        database_url, autocommit=True, prepare_threshold=None, connect_timeout=10
+    ) as conn:
         for text in texts:
             cur = conn.execute(text)  # type: ignore[arg-type]
             out.append(([d.name for d in cur.description or []], cur.fetchall()))
@@ -47,48 +51,26 @@ def run_query(
     return run_queries(database_url, [name], directory)[0]
 
 
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat(timespec="seconds")
-    if isinstance(value, float):
-        return f"{value:g}"
-    return str(value)
-
-
 def query(
     name: Annotated[str, typer.Argument(help="Query name: a file sql/NAME.sql.")],
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="GRIDCTL_DATABASE_URL",
-            help="postgresql:// URL of the engine (env GRIDCTL_DATABASE_URL).",
-        ),
-    ] = None,
+    database_url: DatabaseUrlOption = None,
+    data_dir: DataDirOption = DEFAULT_DATA_DIR,
+    pg_port: PgPortOption = DEFAULT_PG_PORT,
+    json_out: JsonOption = False,
+    csv_out: CsvOption = False,
 ) -> None:
     """Run a NOC query from sql/ and print its rows."""
-    from rich.console import Console
-    from rich.table import Table
-
+    fmt = choose(json_out, csv_out)
     if name not in available():
         typer.echo(f"error: no query {name!r}; available: {', '.join(available())}", err=True)
         raise typer.Exit(2)
-    if not database_url:
-        typer.echo("error: no database: pass --database-url or set GRIDCTL_DATABASE_URL", err=True)
-        raise typer.Exit(2)
+    dsn = dsn_or_exit(database_url, data_dir, pg_port)
     try:
-        columns, rows = run_query(database_url, name)
+        columns, rows = run_query(dsn, name)
     except Exception as exc:  # psycopg errors: one line, exit 1
-        typer.echo(f"error: {name}: {exc}", err=True)
+        typer.echo(f"error: {name}: {str(exc).strip().splitlines()[0]}", err=True)
         raise typer.Exit(1) from exc
-    table = Table(title=name)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*(_cell(v) for v in row))
-    Console().print(table)
+    emit(fmt, f"{name} ({len(rows)})", columns, rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -7,7 +7,6 @@ migration; 2 usage (bad --tick, --until or --var).
 from __future__ import annotations
 
 import asyncio
-import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -15,15 +14,9 @@ from typing import Annotated
 
 import typer
 
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``1s``, ``500ms``, ``2m``, ``1h`` or plain seconds -> timedelta."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*", text)
-    if m is None:
-        raise typer.BadParameter(f"{text!r}: expected e.g. 1s, 500ms, 2m")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2) or "s"])
+from cli.durations import parse_duration
+from cli.migration_vars import parse_vars
+from cli.runtime import default_migrations_dir
 
 
 def replay(
@@ -45,23 +38,31 @@ def replay(
 ) -> None:
     """Replay recorded events through the pipeline; same input, same output."""
     from pipeline.engine import ReplayError
-    from pipeline.migrate.files import parse_var_assignments
     from pipeline.replay import parse_ts, read_input
     from pipeline.replay import replay as run_replay
 
+    values = parse_vars(var, default_migrations_dir())
     try:
-        step = parse_duration(tick)
-        values = parse_var_assignments(var)
+        step = timedelta(seconds=parse_duration(tick))
         end = parse_ts(until, 0, "--until") if until else None
-    except (typer.BadParameter, ReplayError, ValueError) as exc:
+    except (ReplayError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
     try:
         with open(input, encoding="utf-8") as f:
             records = read_input(f)
+    except OSError as exc:  # missing, a directory, unreadable: name the file, no traceback
+        typer.echo(f"error: {input}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
     except ReplayError as exc:
         typer.echo(f"error: {input}: {exc}", err=True)
         raise typer.Exit(1) from exc
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        open(out, "w", encoding="utf-8").close()
+    except OSError as exc:
+        typer.echo(f"error: {out}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
     try:
         with open(out, "w", encoding="utf-8", newline="\n") as f:
             stats = asyncio.run(

@@ -4,43 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import psycopg
 import typer
 from rich.console import Console
 from rich.panel import Panel
 
+from cli.durations import duration_option
+from cli.logs import setup_logging
+from cli.migration_vars import parse_vars
 from cli.runtime import Endpoints, RunSettings, Runtime, default_migrations_dir
 from pipeline.bus import BusError
 from pipeline.migrate.errors import MigrateError
-
-
-def parse_vars(pairs: list[str], option: str = "--var") -> dict[str, str]:
-    """``["k=v", ...]`` to a dict; a pair without ``=`` is a usage error naming it."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
-        out[key.strip()] = value
-    return out
 
 
 def banner(endpoints: Endpoints) -> Panel:
     lines = [
         f"[b]OCPP[/b]      {endpoints.ocpp_url}  (1.6J and 2.0.1)",
         f"[b]API[/b]       {endpoints.api_url}  (docs: {endpoints.api_url}/docs)",
+        f"[b]status[/b]    {endpoints.api_url}/  (asks for the API token)",
     ]
-    if endpoints.token and endpoints.token_file:
-        lines.append(f"[b]API token[/b] {endpoints.token}  (kept in {endpoints.token_file})")
-    elif endpoints.token_file:
+    # Never the token or a password itself: a banner ends up in logs and screenshots.
+    if endpoints.token_file:
         lines.append(f"[b]API token[/b] in {endpoints.token_file}")
+    else:
+        lines.append("[b]API token[/b] as configured (--api-tokens / GRIDCTL_API_TOKENS)")
     if endpoints.database_url:
-        lines.append(f"[b]Postgres[/b]  psql {endpoints.database_url}")
+        lines.append(f"[b]Postgres[/b]  psql '{endpoints.database_url}'")
+    if endpoints.database_password_file:
+        lines.append(f"          read-only; password in {endpoints.database_password_file} (0600)")
     lines.append(f"[b]engine[/b]    {endpoints.engine}    [b]bus[/b] {endpoints.bus}")
     return Panel("\n".join(lines), title="gridctl is running", subtitle="Ctrl-C stops")
 
@@ -76,11 +71,23 @@ def run(
     ocpp_port: Annotated[int, typer.Option(envvar="GRIDCTL_OCPP_PORT")] = 9000,
     api_port: Annotated[int, typer.Option(envvar="GRIDCTL_API_PORT")] = 8080,
     pg_port: Annotated[int, typer.Option(envvar="GRIDCTL_PG_PORT")] = 54329,
-    tick: Annotated[float, typer.Option(envvar="GRIDCTL_TICK", help="engine tick, s")] = 1.0,
+    tick: Annotated[
+        str,
+        typer.Option(
+            envvar="GRIDCTL_TICK",
+            help="Engine tick: 1s, 500ms.",
+            callback=duration_option("--tick", minimum=0.01),
+        ),
+    ] = "1s",
     tls_cert: Annotated[
-        Path | None, typer.Option(envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)")
+        Path | None,
+        typer.Option(
+            envvar="GRIDCTL_TLS_CERT", help="serve wss:// (profile 2)", exists=True, dir_okay=False
+        ),
     ] = None,
-    tls_key: Annotated[Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY")] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(envvar="GRIDCTL_TLS_KEY", exists=True, dir_okay=False)
+    ] = None,
     allow_unknown_stations: Annotated[
         bool, typer.Option(envvar="GRIDCTL_ALLOW_UNKNOWN_STATIONS")
     ] = False,
@@ -94,7 +101,68 @@ def run(
         None
     ),
     openadr3_vtn_url: Annotated[str | None, typer.Option(envvar="GRIDCTL_OPENADR3_VTN_URL")] = None,
+    openadr3_client_id: Annotated[
+        str | None, typer.Option(envvar="GRIDCTL_OPENADR3_CLIENT_ID", help="OAuth2 client id")
+    ] = None,
+    openadr3_client_secret_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_CLIENT_SECRET_FILE",
+            help="file holding the OAuth2 client secret (or set GRIDCTL_OPENADR3_CLIENT_SECRET)",
+        ),
+    ] = None,
+    openadr3_token_url: Annotated[
+        str | None, typer.Option(envvar="GRIDCTL_OPENADR3_TOKEN_URL", help="default VTN/auth/token")
+    ] = None,
+    openadr3_token_auth: Annotated[
+        str, typer.Option(envvar="GRIDCTL_OPENADR3_TOKEN_AUTH", help="form (the spec) | basic")
+    ] = "form",
+    openadr3_ven_name: Annotated[
+        str, typer.Option(envvar="GRIDCTL_OPENADR3_VEN_NAME", help="our VEN's name on the VTN")
+    ] = "gridctl",
+    openadr3_version: Annotated[
+        str, typer.Option(envvar="GRIDCTL_OPENADR3_VERSION", help="3.0.1 | 3.1.0")
+    ] = "3.0.1",
+    openadr3_poll_interval: Annotated[
+        str,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_POLL_INTERVAL",
+            help="time between polls: 30s, 1m",
+            callback=duration_option("--openadr3-poll-interval", minimum=0.1),
+        ),
+    ] = "30s",
+    openadr3_callback_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GRIDCTL_OPENADR3_CALLBACK_URL",
+            help="URL where the VTN reaches our /v1/openadr3/notifications (subscriptions)",
+        ),
+    ] = None,
+    openadr3_priority: Annotated[
+        int, typer.Option(envvar="GRIDCTL_OPENADR3_PRIORITY", help="program class 1-3")
+    ] = 2,
+    max_clock_skew: Annotated[
+        str,
+        typer.Option(
+            envvar="GRIDCTL_MAX_CLOCK_SKEW",
+            help="how far a charger's clock may be off (5m); beyond: the received time",
+            callback=duration_option("--max-clock-skew"),
+        ),
+    ] = "5m",
+    ocpp_msgs_per_s: Annotated[
+        float,
+        typer.Option(envvar="GRIDCTL_OCPP_MSGS_PER_S", help="per-charger budget, messages/s"),
+    ] = 20.0,
+    ocpp_bytes_per_s: Annotated[
+        float, typer.Option(envvar="GRIDCTL_OCPP_BYTES_PER_S", help="per-charger budget, bytes/s")
+    ] = 16 * 1024,
+    ocpp_max_frame: Annotated[
+        int, typer.Option(envvar="GRIDCTL_OCPP_MAX_FRAME", help="largest OCPP frame, bytes")
+    ] = 64 * 1024,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
+    log_format: Annotated[
+        str, typer.Option(envvar="GRIDCTL_LOG_FORMAT", help="text | json (one object a line)")
+    ] = "text",
 ) -> None:
     """Run the controller: OCPP gateway, DR API and bridge, and the embedded engine."""
     if engine not in ("embedded", "risingwave"):
@@ -103,36 +171,75 @@ def run(
         raise typer.BadParameter("local or kafka", param_hint="--bus")
     if engine == "risingwave" and not database_url:
         raise typer.BadParameter("--engine risingwave needs --database-url", param_hint="--engine")
+    if engine == "risingwave" and bus == "local":
+        raise typer.BadParameter(
+            "--engine risingwave reads Kafka, not the in-process bus: add --bus kafka "
+            "--kafka-bootstrap HOST:PORT",
+            param_hint="--engine",
+        )
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter("text or json", param_hint="--log-format")
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("give both --tls-cert and --tls-key", param_hint="--tls-cert")
+    if openadr3_token_auth not in ("form", "basic"):
+        raise typer.BadParameter("form or basic", param_hint="--openadr3-token-auth")
+    if openadr3_version not in ("3.0.1", "3.1.0"):
+        raise typer.BadParameter("3.0.1 or 3.1.0", param_hint="--openadr3-version")
+    if not 1 <= openadr3_priority <= 3:
+        raise typer.BadParameter("1, 2 or 3", param_hint="--openadr3-priority")
     if bus == "kafka" and not kafka_bootstrap:
         raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    try:
+        setup_logging(log_level, log_format)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--log-level") from None
+    migrations_dir = migrations or default_migrations_dir()
     settings = RunSettings(
         data_dir=data_dir,
         engine=engine,  # type: ignore[arg-type]
         database_url=database_url,
         bus=bus,  # type: ignore[arg-type]
         kafka_bootstrap=kafka_bootstrap,
-        kafka_config=dict(parse_vars(kafka_config or [], "--kafka-config")),
+        kafka_config=dict(parse_vars(kafka_config, None, "--kafka-config")),
         host=host,
         ocpp_port=ocpp_port,
         api_port=api_port,
         pg_port=pg_port,
-        tick=tick,
+        tick=float(tick),
         allow_unknown_stations=allow_unknown_stations,
         api_tokens=[t for t in (api_tokens or "").split(",") if t],
-        migrations_dir=migrations or default_migrations_dir(),
-        migration_vars=parse_vars(var or []),
+        migrations_dir=migrations_dir,
+        migration_vars=parse_vars(var, migrations_dir),
         openadr2_vtn_url=openadr2_vtn_url,
         openadr2_ven_name=openadr2_ven_name,
         openadr3_vtn_url=openadr3_vtn_url,
-        gateway_options=(
-            {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
-        ),
+        openadr_options={
+            "openadr3_client_id": openadr3_client_id,
+            "openadr3_client_secret_file": (
+                str(openadr3_client_secret_file) if openadr3_client_secret_file else None
+            ),
+            "openadr3_token_url": openadr3_token_url,
+            "openadr3_token_auth": openadr3_token_auth,
+            "openadr3_ven_name": openadr3_ven_name,
+            "openadr3_version": openadr3_version,
+            "openadr3_poll_interval_s": float(openadr3_poll_interval),
+            "openadr3_priority": openadr3_priority,
+            "openadr3_callback_url": openadr3_callback_url,
+        },
+        gateway_options={
+            **(
+                {"certfile": str(tls_cert), "keyfile": str(tls_key)} if tls_cert and tls_key else {}
+            ),
+            "max_clock_skew_s": float(max_clock_skew),
+            "budget_msgs_per_s": ocpp_msgs_per_s,
+            "budget_bytes_per_s": ocpp_bytes_per_s,
+            "max_size": ocpp_max_frame,
+            # the bursts follow the rates (4 s worth), never below one frame
+            "budget_msgs_burst": 4 * ocpp_msgs_per_s,
+            "budget_bytes_burst": max(4 * ocpp_bytes_per_s, ocpp_max_frame),
+        },
     )
+    _check_gateway_options(settings.gateway_options)
     try:
         asyncio.run(serve(settings, Console()))
     except (OSError, RuntimeError, ValueError, MigrateError, BusError, psycopg.Error) as exc:
@@ -140,6 +247,17 @@ def run(
         # in one line; everything started so far has been stopped by serve().
         typer.echo(f"gridctl run: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _check_gateway_options(options: dict[str, Any]) -> None:
+    """Refuse gateway settings that cannot work before anything starts."""
+    from ocpp_gateway import ConfigError, GatewayConfig
+
+    try:
+        GatewayConfig(**options)
+    except ConfigError as exc:
+        hint = "--max-clock-skew / --ocpp-msgs-per-s / --ocpp-bytes-per-s / --ocpp-max-frame"
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
 
 
 def register(app: typer.Typer) -> None:

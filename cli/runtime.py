@@ -14,12 +14,16 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
+from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
+from pipeline.bus.prefixed import with_prefix
 
 log = logging.getLogger("gridctl.run")
 
@@ -51,6 +55,8 @@ class RunSettings:
     openadr2_vtn_url: str | None = None
     openadr2_ven_name: str | None = None
     openadr3_vtn_url: str | None = None
+    #: further BridgeSettings fields of the OpenADR VENs (``openadr3_client_id``, ...)
+    openadr_options: dict[str, Any] = field(default_factory=dict)
     gateway_options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -60,11 +66,41 @@ class Endpoints:
 
     ocpp_url: str
     api_url: str
+    #: where the generated API token is kept (None: tokens were configured)
     token_file: Path | None
+    #: the API token, for in-process clients (the demo); never printed
     token: str | None
+    #: a DSN for dashboards: the embedded server's read-only role, or the configured URL
+    #: without its password
     database_url: str | None
+    #: the libpq password file of ``database_url`` (embedded server)
+    database_password_file: Path | None
     engine: str
     bus: str
+
+
+def private_dir(path: Path) -> None:
+    """Create ``path`` (0700); tighten an existing one we own to 0700.
+
+    The data dir holds the API token, the bus log (station password hashes), the DR
+    revisions and the database's password files.
+    """
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_uid == os.geteuid():
+        path.chmod(0o700)
+
+
+def redact(url: str | None) -> str | None:
+    """``url`` without the password, for printing (``postgresql://u:***@host/db``)."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname or ''}"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class Runtime:
@@ -78,11 +114,27 @@ class Runtime:
         self._engine: Any = None
         self._gateway: Any = None
         self._bridge: Any = None
+        self._events: Any = None
         self.endpoints: Endpoints | None = None
+        self._lock = DataDirLock(settings.data_dir)
+
+    @property
+    def topic_prefix(self) -> str:
+        """``${topic_prefix}`` as the migrations get it (``--var``, then vars.defaults)."""
+        if "topic_prefix" in self.settings.migration_vars:
+            return self.settings.migration_vars["topic_prefix"]
+        from pipeline.migrate.errors import MigrateError
+        from pipeline.migrate.files import load_vars
+
+        try:
+            return load_vars(self.settings.migrations_dir).get("topic_prefix", "")
+        except MigrateError:
+            return ""
 
     async def start(self) -> Endpoints:
         s = self.settings
-        s.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(s.data_dir)
+        self._lock.acquire()  # before anything touches the data dir's cluster or bus log
         loop = asyncio.get_running_loop()
 
         if s.engine == "embedded" and not s.database_url:
@@ -103,16 +155,24 @@ class Runtime:
                 raise ValueError("--bus kafka needs --kafka-bootstrap HOST:PORT")
             from pipeline.bus import KafkaBus
 
-            self.bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
+            raw: Bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
         else:
-            self.bus = LocalBus(s.data_dir / "bus")
+            raw = LocalBus(s.data_dir / "bus")
+        # Every component but the engine names topics by contract; the prefix is put on
+        # here, once. The engine's topics come from the compiled catalog, prefixed already.
+        prefix = self.topic_prefix
+        self.bus = with_prefix(raw, prefix)
         await self.bus.start()
+        from cli.event_log import EventLog
+
+        self._events = EventLog(self.bus)
+        await self._events.start()
 
         if s.engine == "embedded":
             from pipeline.engine import Engine
 
             assert self.database_url is not None
-            self._engine = Engine(self.database_url, self.bus, tick=s.tick)
+            self._engine = Engine(self.database_url, raw, tick=s.tick, topic_prefix=prefix)
             await self._engine.start()
 
         from ocpp_gateway import Gateway, GatewayConfig
@@ -123,13 +183,26 @@ class Runtime:
                 host=s.host,
                 port=s.ocpp_port,
                 allow_unknown_stations=s.allow_unknown_stations,
+                # /metrics on the OCPP port names signal ids: the API's tokens read it
+                # (asked per scrape: a generated token exists once the bridge started)
+                metrics_tokens=lambda: self._bridge.tokens if self._bridge is not None else (),
+                state_dir=str(s.data_dir / "gateway"),
                 **s.gateway_options,
             ),
         )
         await self._gateway.start()
 
+        from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
 
+        health = build_health(
+            bus=self.bus,
+            engine=self._engine,
+            tick=s.tick,
+            database_url=self.database_url,
+            gateway_host=s.host,
+            gateway_port=self._gateway.port,
+        )
         self._bridge = Bridge(
             self.bus,
             BridgeSettings(
@@ -140,11 +213,16 @@ class Runtime:
                 openadr2_vtn_url=s.openadr2_vtn_url,
                 openadr2_ven_name=s.openadr2_ven_name,
                 openadr3_vtn_url=s.openadr3_vtn_url,
+                database_url=self.database_url,
+                **s.openadr_options,
             ),
+            health=health,
+            views=self._views(),
         )
         await self._bridge.start()
 
         shown_host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+        tokens = getattr(self._bridge, "tokens", ())
         self.endpoints = Endpoints(
             ocpp_url=(
                 f"{'wss' if s.gateway_options.get('certfile') else 'ws'}://"
@@ -152,10 +230,24 @@ class Runtime:
             ),
             api_url=f"http://{shown_host}:{self._bridge.port}",
             token_file=getattr(self._bridge, "token_file", None),
-            token=getattr(self._bridge, "token", None),
-            database_url=self.database_url,
+            token=tokens[0] if tokens else None,
+            database_url=(
+                self._pg.reader_dsn if self._pg is not None else redact(self.database_url)
+            ),
+            database_password_file=self._pg.reader_passfile if self._pg is not None else None,
             engine=s.engine,
             bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
+        )
+        write_state(
+            s.data_dir,
+            {
+                # the read-only role for status, query and dashboards (a passfile, no
+                # password); a configured URL without its password
+                "database_url": self._reader_dsn(),
+                "api_url": self.endpoints.api_url,
+                "ocpp_url": self.endpoints.ocpp_url,
+                "engine": s.engine,
+            },
         )
         # What was imported and built so far lives as long as the process: keep it out of
         # the cyclic GC's full collections, which otherwise stop the event loop for tens
@@ -163,10 +255,26 @@ class Runtime:
         gc.freeze()
         return self.endpoints
 
-    async def stop(self) -> None:
-        for component in (self._bridge, self._gateway, self._engine, self.bus):
+    def _views(self) -> Any:
+        """The engine's views for the API's read endpoints, as the read-only role."""
+        from dr_bridge.views import ViewReader
+
+        reader = self._reader_dsn()
+        return ViewReader(reader, project_dir("sql")) if reader else None
+
+    def _reader_dsn(self) -> str | None:
+        if self._pg is not None:
+            return str(self._pg.reader_dsn)
+        return without_password(self.database_url) if self.database_url else None
+
+    async def stop(self, *, discard_database: bool = False) -> None:
+        """Stop every component; ``discard_database`` also deletes the embedded cluster,
+        which may live outside the data dir (relocated for root), for throw-away runs."""
+        for component in (self._bridge, self._gateway, self._engine, self._events, self.bus):
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()
         if self._pg is not None:
-            await asyncio.get_running_loop().run_in_executor(None, self._pg.stop)
+            end = self._pg.destroy if discard_database else self._pg.stop
+            await asyncio.get_running_loop().run_in_executor(None, end)
+        self._lock.release()

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -19,16 +18,15 @@ from typing import Annotated
 
 import typer
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+from cli.durations import duration_option
+from cli.durations import parse_duration as _seconds
 
 
-def parse_duration(text: str) -> float:
-    """``10s``, ``500ms``, ``2m``, ``1h`` or plain seconds."""
-    match = _DURATION.match(text)
-    if not match:
-        raise typer.BadParameter(f"not a duration: {text!r} (try 10s, 500ms, 2m)")
-    value, unit = float(match.group(1)), match.group(2) or "s"
-    return value * {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}[unit]
+def _duration(text: str, option: str) -> float:
+    try:
+        return _seconds(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
 def register(app: typer.Typer) -> None:
@@ -77,7 +75,13 @@ def simulate(
     ramp_up: Annotated[
         str | None, typer.Option(help="Spread connects over this long (default: 200/s).")
     ] = None,
-    summary_every: Annotated[str, typer.Option(help="Summary line period.")] = "5s",
+    summary_every: Annotated[
+        str,
+        typer.Option(
+            help="Summary line period (5s, 1m).",
+            callback=duration_option("--summary-every", minimum=0.1),
+        ),
+    ] = "5s",
     report_on_change: Annotated[
         bool,
         typer.Option(help="Send a sample as soon as a new limit changes the draw."),
@@ -124,7 +128,7 @@ def simulate(
         return
 
     settings = ChargerSettings(
-        meter_interval=parse_duration(interval),
+        meter_interval=_duration(interval, "--interval"),
         seed=seed,
         validate=validate,
         report_on_change=report_on_change,
@@ -136,11 +140,11 @@ def simulate(
         seed=seed,
         stations=specs,
         settings=settings,
-        ramp_up=parse_duration(ramp_up) if ramp_up else None,
+        ramp_up=_duration(ramp_up, "--ramp-up") if ramp_up else None,
         ca_file=str(ca_file) if ca_file else None,
     )
-    stop_after = parse_duration(duration) if duration else None
-    every = parse_duration(summary_every)
+    stop_after = _duration(duration, "--duration") if duration else None
+    every = float(summary_every)
     try:
         fleet = Fleet(config)
     except (ConfigError, OSError) as exc:  # ssl.SSLError is an OSError
@@ -151,6 +155,16 @@ def simulate(
         typer.echo(json.dumps(summary, sort_keys=True))
     else:
         typer.echo("final: " + " ".join(f"{k}={v}" for k, v in summary.items()))
+    if not summary["connects"] and summary["connect_failures"]:
+        # Every charger was turned away: say why and what to do, and fail the run.
+        typer.echo(
+            f"gridctl simulate: no charger was accepted ({summary['connect_failures']}); "
+            "unknown stations are refused: export and import them first "
+            "(gridctl simulate --export-stations stations.csv; "
+            "gridctl stations import stations.csv)",
+            err=True,
+        )
+        raise typer.Exit(1)
 
 
 async def _run(fleet: object, stop_after: float | None, every: float) -> dict[str, object]:

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from cli.dr_cmd import (
     DEFAULT_API,
@@ -23,12 +22,26 @@ from cli.dr_cmd import (
     client_from,
     fail,
 )
+from cli.output import CsvOption, JsonOption, choose, emit
 from dr_bridge.client import ApiError
 from dr_bridge.errors import SignalInvalid
 from dr_bridge.stations_csv import line_of, read_stations
-from pipeline.contracts import StationZone
 
 __all__ = ["register"]
+
+#: what the table shows (JSON and CSV have every field the API returns)
+LIST_COLUMNS = [
+    "station_id",
+    "zone_id",
+    "connection",
+    "last_seen",
+    "ocpp_version",
+    "connectors",
+    "max_station_kw",
+    "contract_max_kw",
+    "limit_kw",
+    "last_result",
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -70,19 +83,22 @@ def register(app: typer.Typer) -> None:
         api: ApiOption = DEFAULT_API,
         token: TokenOption = None,
         data_dir: DataDirOption = DEFAULT_DATA_DIR,
+        json_out: JsonOption = False,
+        csv_out: CsvOption = False,
     ) -> None:
-        """List known stations as a table."""
+        """List stations: zone, online or offline, last seen, connectors, limit, last result."""
+        fmt = choose(json_out, csv_out)
         try:
             with client_from(api, token, data_dir) as client:
                 stations = client.list_stations()
         except ApiError as exc:
             raise fail(exc) from exc
-        table = Table(title=f"stations ({len(stations)})")
-        cols = StationZone.__struct_fields__
-        for col in cols:
-            table.add_column(col)
-        for s in stations:
-            table.add_row(*(f"{s[c]:g}" if isinstance(s[c], float) else str(s[c]) for c in cols))
-        Console(width=160).print(table)
+        columns = LIST_COLUMNS if fmt == "table" else list(stations[0]) if stations else []
+        emit(
+            fmt,
+            f"stations ({len(stations)})",
+            columns,
+            [[s.get(c) for c in columns] for s in stations],
+        )
 
     app.add_typer(group, name="stations")

@@ -19,8 +19,10 @@ from dr_bridge.revisions import RevisionStore
 from dr_bridge.server import ApiServer
 from dr_bridge.states import SignalStates
 from dr_bridge.token import ensure_token, token_path
+from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
+from pipeline.health import Health
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +37,17 @@ class Bridge:
         *,
         serve_api: bool = True,
         openadr3_transport: Any = None,
+        health: Health | None = None,
+        views: ViewReader | None = None,
+        load: Any = None,
     ) -> None:
         """``serve_api=False`` builds the app without serving it (tests use ASGI);
-        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests)."""
+        ``openadr3_transport`` is an httpx transport for the OpenADR 3 VEN (tests);
+        ``health``: the probes of the other components of this process, which
+        ``/healthz`` reports next to the bridge's own; ``views``: the engine's views,
+        for the read endpoints (zones' load, station state, the status page); ``load`` a
+        :class:`dr_bridge.telemetry.ZoneLoadReader` (default: the engine's views at
+        ``settings.database_url``)."""
         self.bus = bus
         self.settings = settings
         self._serve_api = serve_api
@@ -55,6 +65,11 @@ class Bridge:
         #: where the generated token is kept (None when tokens are configured)
         self.token_file: Path | None = None
         self.vens: list[Any] = []
+        self.health = health or Health()
+        self.views = views
+        self.health.add("bridge", self.probe)
+        #: measured load per zone (a ZoneLoadReader): from ``database_url``, or injected
+        self.load: Any = load
 
     @property
     def api_url(self) -> str | None:
@@ -89,14 +104,20 @@ class Bridge:
             zones=self.zones,
             tokens=self.tokens,
             signal_states=self.signal_states,
+            health=self.health,
+            views=self.views,
         )
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
             await self.server.start()
+        if self.load is None and s.database_url:
+            from dr_bridge.telemetry import PgZoneLoad
+
+            self.load = PgZoneLoad(s.database_url)
         if s.openadr2 is not None:
             from dr_bridge.openadr2 import OpenADR2Ven
 
-            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels)
+            ven2 = OpenADR2Ven(s.openadr2, self.intake, self.zones, s.simple_levels, load=self.load)
             await ven2.start()
             self.vens.append(ven2)
         if s.openadr3 is not None:
@@ -108,9 +129,21 @@ class Bridge:
                 self.zones,
                 s.simple_levels,
                 transport=self._openadr3_transport,
+                load=self.load,
             )
+            if ven3.settings.callback_url:
+                self.app.state.openadr3_webhook = ven3  # wakes it on the VTN's callbacks
             await ven3.start()
             self.vens.append(ven3)
+
+    async def probe(self) -> str:
+        """Health: the publisher still retries, and how many revisions await the bus."""
+        if self.publisher is None or self.store is None:
+            raise RuntimeError("not started")
+        if not self.publisher.running:
+            raise RuntimeError("the DR publisher has stopped")
+        waiting = len(self.store.pending())
+        return f"API up; {waiting} signal revision(s) awaiting bus confirmation"
 
     async def stop(self) -> None:
         for ven in reversed(self.vens):
@@ -126,6 +159,8 @@ class Bridge:
             await self.publisher.stop()
         if self.store is not None:
             self.store.close()
+        if self.views is not None:
+            await self.views.close()
 
     async def __aenter__(self) -> Bridge:
         await self.start()

@@ -62,13 +62,13 @@ class ApiClient:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, **kw: Any) -> Any:
+    def _call(self, method: str, path: str, *, text: bool = False, **kw: Any) -> Any:
         try:
             r = self._http.request(method, path, **kw)
         except httpx.HTTPError as exc:
             raise ApiError(0, f"cannot reach the API at {self._http.base_url}: {exc}") from exc
         if r.status_code < 400:
-            return r.json()
+            return r.text if text else r.json()
         try:
             detail = r.json().get("detail")
         except ValueError:
@@ -97,6 +97,15 @@ class ApiClient:
     def list_signals(self, active: bool = False) -> list[dict[str, Any]]:
         params = {"active": "true"} if active else {}
         return self._call("GET", "/v1/signals", params=params)  # type: ignore[no-any-return]
+
+    def signal_report(self, signal_id: str) -> dict[str, Any]:
+        """The DR event report of a signal (totals and minutes)."""
+        return self._call("GET", f"/v1/signals/{signal_id}/report")  # type: ignore[no-any-return]
+
+    def signal_report_csv(self, signal_id: str) -> str:
+        return self._call(  # type: ignore[no-any-return]
+            "GET", f"/v1/signals/{signal_id}/report", params={"format": "csv"}, text=True
+        )
 
     # -- stations ----------------------------------------------------------------------
     def import_stations(self, stations: list[dict[str, Any]]) -> dict[str, Any]:

@@ -39,22 +39,38 @@ class OpenADR2Settings:
     priority: int = 2
     #: ven_id -> zones it stands for; without an entry a ven_id target means every zone.
     ven_zones: dict[str, list[str]] = field(default_factory=dict)
+    #: the shortest sampling period we offer for TELEMETRY_USAGE (the VTN picks its own)
+    report_min_period_s: float = 10.0
+    #: how often live events are checked for a loss of ability (then oadrCreateOpt)
+    recheck_interval_s: float = 30.0
 
 
 @dataclass(frozen=True)
 class OpenADR3Settings:
-    """An OpenADR 3.0.1 VEN polling ``GET /events`` with OAuth2 client credentials."""
+    """An OpenADR 3 VEN (3.0.1 or 3.1.0) polling with OAuth2 client credentials."""
 
     vtn_url: str
     client_id: str | None = None
-    client_secret: str | None = None
+    client_secret: str | None = field(default=None, repr=False)
     #: default: ``<vtn_url>/auth/token``
     token_url: str | None = None
+    #: ``form``: client_id and client_secret as form fields (the spec); ``basic``: HTTP Basic
+    token_auth: str = "form"
+    scope: str | None = None
     poll_interval_s: float = 30.0
     page_size: int = 50
     priority: int = 2
-    #: VEN name: events targeted at it map to every zone (like a 2.0b ven_id).
+    #: our VEN's name on the VTN; events targeted at it map to the whole VEN.
     ven_name: str | None = None
+    #: ``3.0.1`` or ``3.1.0`` (where resources live: under the VEN, or ``/resources``)
+    version: str = "3.0.1"
+    #: register our VEN object and one resource per zone
+    register: bool = True
+    #: wait this long after an interval ends before reporting it (the last samples land)
+    report_delay_s: float = 10.0
+    #: where the VTN can reach our ``/v1/openadr3/notifications`` (subscriptions); None:
+    #: polling only
+    callback_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,14 +106,26 @@ class BridgeSettings:
     #: JSON file {ven_id: [zone, ...]} narrowing what a ven_id target means
     openadr2_mapping_file: str | None = None
     openadr2_priority: int = 2
+    openadr2_report_min_period_s: float = 10.0
+    openadr2_recheck_interval_s: float = 30.0
 
     openadr3_vtn_url: str | None = None
     openadr3_client_id: str | None = None
-    openadr3_client_secret: str | None = None
+    openadr3_client_secret: str | None = field(default=None, repr=False)
+    #: a file holding the client secret (mode 0600 advised), instead of the secret itself
+    openadr3_client_secret_file: str | None = None
     openadr3_token_url: str | None = None
+    openadr3_token_auth: str = "form"
+    openadr3_scope: str | None = None
     openadr3_poll_interval_s: float = 30.0
     openadr3_ven_name: str | None = None
     openadr3_priority: int = 2
+    openadr3_version: str = "3.0.1"
+    openadr3_register: bool = True
+    openadr3_report_delay_s: float = 10.0
+    openadr3_callback_url: str | None = None
+    #: the engine's database, for the measured load that reports carry (None: no reports)
+    database_url: str | None = None
 
     # Fields left unset fall back to GRIDCTL_<FIELD> environment variables (for example
     # GRIDCTL_OPENADR3_CLIENT_SECRET), so secrets and TLS paths need no command-line flag.
@@ -122,6 +150,8 @@ class BridgeSettings:
             vtn_fingerprint=self._get("openadr2_vtn_fingerprint"),
             priority=self.openadr2_priority,
             ven_zones=load_ven_zones(mapping) if mapping else {},
+            report_min_period_s=self.openadr2_report_min_period_s,
+            recheck_interval_s=self.openadr2_recheck_interval_s,
         )
 
     @property
@@ -129,15 +159,44 @@ class BridgeSettings:
         url = self._get("openadr3_vtn_url")
         if not url:
             return None
+        if self.openadr3_token_auth not in ("form", "basic"):
+            raise ConfigError("openadr3 token auth: form or basic")
+        if self.openadr3_version not in ("3.0.1", "3.1.0"):
+            raise ConfigError("openadr3 version: 3.0.1 or 3.1.0")
+        if self.openadr3_poll_interval_s <= 0:
+            raise ConfigError("openadr3 poll interval: must be positive")
+        secret = self._get("openadr3_client_secret")
+        secret_file = self._get("openadr3_client_secret_file")
+        if secret is None and secret_file:
+            secret = read_secret_file(secret_file)
         return OpenADR3Settings(
             vtn_url=url,
             client_id=self._get("openadr3_client_id"),
-            client_secret=self._get("openadr3_client_secret"),
+            client_secret=secret,
             token_url=self._get("openadr3_token_url"),
+            token_auth=self.openadr3_token_auth,
+            scope=self._get("openadr3_scope"),
             poll_interval_s=self.openadr3_poll_interval_s,
             priority=self.openadr3_priority,
             ven_name=self._get("openadr3_ven_name"),
+            version=self.openadr3_version,
+            register=self.openadr3_register,
+            report_delay_s=self.openadr3_report_delay_s,
+            callback_url=self._get("openadr3_callback_url"),
         )
+
+
+def read_secret_file(path: str | Path) -> str:
+    """A secret kept in a file (first line, stripped); ConfigError if it cannot be read.
+
+    The error names the file, never its content."""
+    try:
+        secret = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"secret file {path}: {exc.strerror or exc}") from exc
+    if not secret:
+        raise ConfigError(f"secret file {path} is empty")
+    return secret
 
 
 def load_ven_zones(path: str | Path) -> dict[str, list[str]]:

@@ -8,6 +8,9 @@
     │                                   ``errors`` lists (field, reason) pairs -> HTTP 422
     ├── StaleRevision                   a modification not newer than the stored one -> HTTP 409
     ├── SignalNotFound (KeyError)       no signal with that id -> HTTP 404
+    ├── StoreUnusable (OSError)         the revision store cannot be opened; names the file
+    ├── StoredRecordInvalid             a stored revision no longer decodes (written by an
+    │                                   older release, or damaged) -> reported by id, HTTP 409
     ├── NotConfirmed                    the record is stored but the bus has not confirmed it
     │                                   yet; the publisher keeps retrying -> HTTP 503
     └── VtnError                        a VTN answered badly or not at all; the VEN retries
@@ -52,6 +55,22 @@ class StaleRevision(BridgeError):
 
 class SignalNotFound(BridgeError, KeyError):
     """No signal with that id is known."""
+
+
+class StoreUnusable(BridgeError, OSError):
+    """The revision store cannot be opened or read (damaged, unreadable); names the file."""
+
+
+class StoredRecordInvalid(BridgeError):
+    """The stored latest revision of a signal does not decode; it is reported, not used."""
+
+    def __init__(self, signal_id: str, modification: int, reason: str) -> None:
+        self.signal_id = signal_id
+        self.modification = modification
+        self.reason = reason
+        super().__init__(
+            f"stored revision {modification} of signal {signal_id!r} is unreadable: {reason}"
+        )
 
 
 class NotConfirmed(BridgeError):

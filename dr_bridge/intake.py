@@ -17,7 +17,7 @@ from dr_bridge.errors import SignalNotFound, StaleRevision
 from dr_bridge.locks import KeyedLock
 from dr_bridge.models import SignalRequest
 from dr_bridge.publisher import Publisher
-from dr_bridge.revisions import RevisionStore, StoredSignal, restore_of
+from dr_bridge.revisions import RevisionStore, StoredSignal, Unreadable, restore_of
 from pipeline.contracts import DemandResponseSignal
 
 API_SOURCE = "api"
@@ -111,7 +111,7 @@ class Intake:
             return await self._cancel(signal_id)
 
     async def _cancel(self, signal_id: str) -> tuple[DemandResponseSignal, bool]:
-        latest = self.store.latest(signal_id)
+        latest = self.store.latest_checked(signal_id)
         if latest is None:
             raise SignalNotFound(signal_id)
         if latest.signal.signal_type == "RESTORE":
@@ -134,15 +134,21 @@ class Intake:
 
     # -- reads -------------------------------------------------------------------------
     def get(self, signal_id: str) -> StoredSignal:
-        latest = self.store.latest(signal_id)
+        latest = self.store.latest_checked(signal_id)
         if latest is None:
             raise SignalNotFound(signal_id)
         return latest
 
     def list(self, active: bool = False, now: datetime | None = None) -> list[StoredSignal]:
         """Latest revision of every signal; ``active``: not RESTOREd and not yet ended."""
+        return self.list_all(active, now)[0]
+
+    def list_all(
+        self, active: bool = False, now: datetime | None = None
+    ) -> tuple[list[StoredSignal], list[Unreadable]]:
+        """:meth:`list` and the stored revisions that do not decode (active or not)."""
         now = now or datetime.now(UTC)
-        out = self.store.latest_all()
+        out, unreadable = self.store.latest_all_checked()
         if active:
             out = [s for s in out if s.signal.signal_type != "RESTORE" and s.signal.end_ts > now]
-        return out
+        return out, unreadable

@@ -2,7 +2,6 @@
 
 - SIMPLE level L (0-3): a row of the configured table (``config.DEFAULT_SIMPLE_LEVELS``:
   1 -> CURTAIL 20 %, 2 -> CURTAIL 50 %, 3 -> SHED 100 %); level 0 means "normal", no signal.
-- a capacity fraction v (2.0b ``x-loadControlCapacity``): CURTAIL by (1 - v) x 100 %.
 - a power limit or setpoint in kW: ``zone_limit_kw``; a delta in kW: ``target_reduction_kw``.
 """
 
@@ -33,15 +32,14 @@ def simple_amount(level: float, table: dict[int, tuple[str, float]]) -> Amount |
     return Amount(signal_type, target_reduction_pct=pct)
 
 
-def capacity_fraction_amount(value: float) -> Amount | None:
-    """A fraction of capacity to keep (0..1; > 1 read as %) -> % reduction; None if nothing."""
-    fraction = value / 100 if value > 1 else value
-    pct = round((1 - max(0.0, min(1.0, fraction))) * 100, 6)
-    return Amount("CURTAIL", target_reduction_pct=pct) if pct > 0 else None
-
-
 def limit_amount(kw: float) -> Amount:
     return Amount("CURTAIL", zone_limit_kw=max(0.0, kw))
+
+
+def reduction_pct_amount(pct: float) -> Amount | None:
+    """A reduction in % of the baseline (0..100); None when there is nothing to reduce."""
+    pct = round(max(0.0, min(100.0, pct)), 6)
+    return Amount("CURTAIL", target_reduction_pct=pct) if pct > 0 else None
 
 
 def reduction_kw_amount(kw: float) -> Amount | None:
@@ -59,6 +57,8 @@ def make_signal(
     priority: int,
     source: str,
     now: datetime,
+    event_id: str | None = None,
+    event_priority: int | None = None,
 ) -> DemandResponseSignal:
     return DemandResponseSignal(
         signal_id=signal_id,
@@ -73,4 +73,6 @@ def make_signal(
         priority=priority,
         source=source,
         received_ts=now,
+        event_id=event_id,
+        event_priority=event_priority,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -26,13 +27,24 @@ from pydantic import (
 )
 
 from dr_bridge.errors import SignalInvalid
-from pipeline.contracts import DemandResponseSignal
+from pipeline.contracts import STATION_ID_MAX, DemandResponseSignal
 
 AMOUNTS = ("target_reduction_kw", "target_reduction_pct", "zone_limit_kw")
 _NUM = r"\d+(?:\.\d+)?"
 _DURATION = re.compile(rf"^(?:(?P<h>{_NUM})h)?(?:(?P<m>{_NUM})m)?(?:(?P<s>{_NUM})s)?$")
 _ISO_DURATION = re.compile(rf"^PT(?:(?P<h>{_NUM})H)?(?:(?P<m>{_NUM})M)?(?:(?P<s>{_NUM})S)?$")
 SAFE_ID = r"^[A-Za-z0-9][A-Za-z0-9._:@-]*$"
+#: Highest ``modification`` a client may give: exact as a JSON number everywhere (2**53),
+#: and far enough below the int64 columns' limit that bumping it (a cancel is +1) cannot
+#: overflow.
+MAX_MODIFICATION = 2**53 - 1
+#: Longest signal: a DR event lasts hours; a month is a mistake or an attack.
+MAX_DURATION = timedelta(days=31)
+#: Latest start: beyond that no utility schedules, and dates near year 9999 overflow.
+MAX_LEAD = timedelta(days=365)
+#: a station id the gateway can serve (pipeline.contracts.STATION_ID_PATTERN, narrowed to
+#: SAFE_ID's characters): no ':' or '/', no control characters, at most 48 characters
+STATION_ID = r"^[A-Za-z0-9][A-Za-z0-9._@-]*$"
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -42,18 +54,25 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("duration must be like 15m, 1h30m, 90s, PT15M or seconds")
     if isinstance(value, int | float):
-        return timedelta(seconds=value)
+        return _bounded(float(value))
     if isinstance(value, str):
         text = value.strip()
         match = _DURATION.match(text) or _ISO_DURATION.match(text.upper())
         if text and match and any(match.groupdict().values()):
             parts = {k: float(v) for k, v in match.groupdict().items() if v}
-            return timedelta(
-                hours=parts.get("h", 0), minutes=parts.get("m", 0), seconds=parts.get("s", 0)
-            )
+            return _bounded(parts.get("h", 0) * 3600 + parts.get("m", 0) * 60 + parts.get("s", 0))
         if text.replace(".", "", 1).isdigit():
-            return timedelta(seconds=float(text))
+            return _bounded(float(text))
     raise ValueError("duration must be like 15m, 1h30m, 90s, PT15M or seconds")
+
+
+def _bounded(seconds: float) -> timedelta:
+    """A duration of ``seconds``, refused before timedelta could overflow."""
+    if not math.isfinite(seconds):
+        raise ValueError("duration must be a finite number")
+    if seconds > MAX_DURATION.total_seconds():
+        raise ValueError(f"duration must be at most {MAX_DURATION.days} days")
+    return timedelta(seconds=seconds)
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
@@ -68,13 +87,16 @@ class SignalRequest(BaseModel):
         None, min_length=1, max_length=128, pattern=SAFE_ID, description="generated when absent"
     )
     modification: int | None = Field(
-        None, ge=0, description="absent: the next one if the content changed"
+        None,
+        ge=0,
+        le=MAX_MODIFICATION,
+        description="absent: the next one if the content changed",
     )
     zone_id: str = Field(min_length=1, max_length=128)
     signal_type: Literal["CURTAIL", "SHED"] = "CURTAIL"
-    target_reduction_kw: float | None = Field(None, ge=0)
-    target_reduction_pct: float | None = Field(None, ge=0, le=100)
-    zone_limit_kw: float | None = Field(None, ge=0)
+    target_reduction_kw: float | None = Field(None, ge=0, allow_inf_nan=False)
+    target_reduction_pct: float | None = Field(None, ge=0, le=100, allow_inf_nan=False)
+    zone_limit_kw: float | None = Field(None, ge=0, allow_inf_nan=False)
     start_ts: AwareDatetime | None = Field(None, description="default: now")
     end_ts: AwareDatetime | None = None
     duration: Duration | None = Field(None, description="instead of end_ts: 15m, 1h30m, PT15M")
@@ -160,11 +182,7 @@ def parse_signal_request(raw: Any, is_zone: Callable[[str], bool], now: datetime
     elif not has_end and not has_duration:
         errors.append(("end_ts", "end_ts or duration is required"))
     elif not bad & {"start_ts", "end_ts", "duration"}:
-        start = good.get("start_ts") or now
-        if has_end and good["end_ts"] <= start:
-            errors.append(("end_ts", "must be after start_ts"))
-        if has_duration and good["duration"] <= timedelta():
-            errors.append(("duration", "must be positive"))
+        errors.extend(_window_errors(good, now))
 
     zone = good.get("zone_id")
     if zone is not None and not is_zone(zone):
@@ -172,6 +190,28 @@ def parse_signal_request(raw: Any, is_zone: Callable[[str], bool], now: datetime
     if errors:
         raise SignalInvalid(_dedupe(errors))
     return SignalRequest.model_validate(good)
+
+
+def _window_errors(good: dict[str, Any], now: datetime) -> list[tuple[str, str]]:
+    """What is wrong with a signal's window: it must end after it starts, in the future,
+    within :data:`MAX_DURATION`, and start within :data:`MAX_LEAD` from now."""
+    start = good.get("start_ts") or now
+    if "end_ts" in good:
+        end, field = good["end_ts"], "end_ts"
+        if end <= start:
+            return [("end_ts", "must be after start_ts")]
+    elif good["duration"] <= timedelta():
+        return [("duration", "must be positive")]
+    if start > now + MAX_LEAD:
+        return [("start_ts", f"must be at most {MAX_LEAD.days} days ahead")]
+    if "end_ts" in good:
+        if end - start > MAX_DURATION:
+            return [("end_ts", f"signal must last at most {MAX_DURATION.days} days")]
+    else:
+        end, field = start + good["duration"], "duration"
+    if end <= now:
+        return [(field, "the signal would already have ended")]
+    return []
 
 
 def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -185,7 +225,13 @@ class StationIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    station_id: str = Field(min_length=1, max_length=128, pattern=SAFE_ID)
+    station_id: str = Field(
+        min_length=1,
+        max_length=STATION_ID_MAX,
+        pattern=STATION_ID,
+        description="the charger's OCPP identity, the last segment of its URL: at most 48 "
+        "characters, no ':' (it ends the Basic-auth username) or '/'",
+    )
     zone_id: str = Field(min_length=1, max_length=128, pattern=SAFE_ID)
     max_station_kw: float = Field(gt=0)
     contract_max_kw: float = Field(gt=0)

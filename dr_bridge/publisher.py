@@ -55,6 +55,11 @@ class Publisher:
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name="dr-publisher")
 
+    @property
+    def running(self) -> bool:
+        """Whether the retry loop is alive (health)."""
+        return self._task is not None and not self._task.done()
+
     async def stop(self) -> None:
         """Stop retrying; unconfirmed records stay in the store for the next start."""
         if self._task is not None:

@@ -15,12 +15,17 @@ are rare enough to do it on the event loop). Confirmation marks skip the fsync.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import sqlite3
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.contracts import DemandResponseSignal, decode, encode
+from dr_bridge.errors import StoredRecordInvalid, StoreUnusable
+from pipeline.contracts import ContractError, DemandResponseSignal, decode, encode
+
+log = logging.getLogger(__name__)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
@@ -78,6 +83,8 @@ def restore_of(signal: DemandResponseSignal, modification: int) -> DemandRespons
         priority=signal.priority,
         source=signal.source,
         received_ts=datetime.now(UTC),
+        event_id=signal.event_id,
+        event_priority=signal.event_priority,
     )
 
 
@@ -88,10 +95,18 @@ class RevisionStore:
         path = Path(data_dir)
         path.mkdir(parents=True, exist_ok=True)
         self.path = path / "dr-revisions.sqlite3"
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            # 0600 from the first byte (SQLite gives its -wal and -shm files the same
+            # mode): signals and their sources are the operator's business only.
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            if self.path.stat().st_uid == os.geteuid():
+                self.path.chmod(0o600)
+            self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreUnusable(f"DR revision store {self.path}: {exc}") from exc
 
     def close(self) -> None:
         self._db.close()
@@ -181,27 +196,64 @@ class RevisionStore:
 
     # -- signals -----------------------------------------------------------------------
     def latest(self, signal_id: str) -> StoredSignal | None:
+        """The latest revision, or None; one that does not decode counts as none (with a
+        warning), so that a new revision can replace it."""
+        try:
+            return self.latest_checked(signal_id)
+        except StoredRecordInvalid as exc:
+            log.warning("revision store: %s", exc)
+            return None
+
+    def latest_checked(self, signal_id: str) -> StoredSignal | None:
+        """The latest revision; :class:`StoredRecordInvalid` when it does not decode."""
         row = self._db.execute(
-            "SELECT record, confirmed, ext_id FROM signals WHERE signal_id = ? "
-            "ORDER BY modification DESC LIMIT 1",
+            "SELECT record, confirmed, ext_id, signal_id, modification FROM signals "
+            "WHERE signal_id = ? ORDER BY modification DESC LIMIT 1",
             (signal_id,),
         ).fetchone()
-        return None if row is None else _stored(row)
+        if row is None:
+            return None
+        stored = _stored(row)
+        if isinstance(stored, Unreadable):
+            raise StoredRecordInvalid(stored.signal_id, stored.modification, stored.reason)
+        return stored
 
     def latest_all(self) -> list[StoredSignal]:
+        """The latest revision of every signal whose revision decodes."""
+        return self.latest_all_checked()[0]
+
+    def latest_all_checked(self) -> tuple[list[StoredSignal], list[Unreadable]]:
+        """``(readable, unreadable)`` latest revisions: one bad record never hides the rest."""
         rows = self._db.execute(
-            "SELECT s.record, s.confirmed, s.ext_id FROM signals s JOIN ("
-            "  SELECT signal_id, MAX(modification) AS m FROM signals GROUP BY signal_id"
+            "SELECT s.record, s.confirmed, s.ext_id, s.signal_id, s.modification FROM signals s "
+            "JOIN (SELECT signal_id, MAX(modification) AS m FROM signals GROUP BY signal_id"
             ") x ON x.signal_id = s.signal_id AND x.m = s.modification ORDER BY s.signal_id"
         ).fetchall()
-        return [_stored(r) for r in rows]
+        readable: list[StoredSignal] = []
+        unreadable: list[Unreadable] = []
+        for row in rows:
+            stored = _stored(row)
+            (unreadable if isinstance(stored, Unreadable) else readable).append(stored)  # type: ignore[arg-type]
+        return readable, unreadable
 
     def pending(self) -> list[DemandResponseSignal]:
-        """Records not yet confirmed by the bus, oldest modification first."""
+        """Records not yet confirmed by the bus, oldest modification first.
+
+        One that does not decode is left where it is (reported by the listing) rather
+        than stopping the publication of every other one.
+        """
         rows = self._db.execute(
-            "SELECT record FROM signals WHERE confirmed = 0 ORDER BY signal_id, modification"
+            "SELECT record, 0, ext_id, signal_id, modification FROM signals WHERE confirmed = 0 "
+            "ORDER BY signal_id, modification"
         ).fetchall()
-        return [decode(DemandResponseSignal, r[0]) for r in rows]
+        out = []
+        for row in rows:
+            stored = _stored(row)
+            if isinstance(stored, Unreadable):
+                log.warning("revision store: %s; not published", stored.reason)
+                continue
+            out.append(stored.signal)
+        return out
 
     def confirm(self, signal_id: str, modification: int) -> None:
         """Mark a record as on the bus, without an fsync of its own.
@@ -227,5 +279,17 @@ class RevisionStore:
         return bool(row and row[0])
 
 
-def _stored(row: tuple[bytes, int, str]) -> StoredSignal:
-    return StoredSignal(decode(DemandResponseSignal, row[0]), bool(row[1]), row[2])
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """A stored revision that does not decode (the contract changed, or the file did)."""
+
+    signal_id: str
+    modification: int
+    reason: str
+
+
+def _stored(row: tuple[bytes, int, str, str, int]) -> StoredSignal | Unreadable:
+    try:
+        return StoredSignal(decode(DemandResponseSignal, row[0]), bool(row[1]), row[2])
+    except ContractError as exc:
+        return Unreadable(row[3], row[4], str(exc))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ocpp_gateway.errors import ConfigError
@@ -21,9 +22,40 @@ class GatewayConfig:
     certfile: str | None = None
     keyfile: str | None = None
     allow_unknown_stations: bool = False
+    #: seconds between clock records on ocpp.command_results (ocpp_gateway.clock), so that
+    #: acknowledgement windows close on time; None: none
+    result_clock_s: float | None = 5.0
     ping_interval: float | None = 60.0
     ping_timeout: float | None = 60.0
-    max_size: int = 256 * 1024
+    #: largest frame accepted (1009 above): a 1.6 MeterValues of a 3-phase charger with
+    #: 10 timestamped samples of 9 values is ~9 KB; 64 KiB leaves room, 256 KB let one
+    #: charger hold the event loop for milliseconds per frame
+    max_size: int = 64 * 1024
+    #: per-connection budget, checked before a frame is parsed: messages and bytes per
+    #: second (sustained) and burst; a charger over it is read more slowly (TCP pushes
+    #: back), and one still over it after ``budget_disconnect_s`` is closed with 1008;
+    #: the byte burst is at least ``max_size`` (one whole frame always fits)
+    #: A real charger sends one call and waits for the answer (a few per minute; a queue
+    #: flush after an outage is paced by our answers); ten connections at these rates
+    #: together cost less CPU than 100 chargers sampling every 0.2 s (the fuzz drill).
+    budget_msgs_per_s: float = 20.0
+    budget_msgs_burst: float = 80.0
+    #: a MeterValues every 10 s is < 1 KB/s; work grows with bytes (one reading per
+    #: sample), so a flood of valid 60 KB frames is bounded by this, not by messages/s
+    budget_bytes_per_s: float = 16 * 1024
+    budget_bytes_burst: float = 64 * 1024
+    #: long enough for a charger flushing ~1,000 queued messages to finish slowed
+    budget_disconnect_s: float = 60.0
+    #: bearer tokens that may read ``/metrics`` on this port (it names signal ids): the
+    #: API's tokens; a callable is asked on each scrape (the API's token may be generated
+    #: after the gateway started). Empty: ``/metrics`` answers 401 to everyone.
+    metrics_tokens: Sequence[str] | Callable[[], Sequence[str]] = ()
+    #: where verified credentials are remembered across restarts (None: memory only)
+    state_dir: str | None = None
+    #: password checks (scrypt, ~40 ms of CPU each) running at once; more queue ...
+    verify_slots: int = 64
+    #: ... for up to this long before a 503
+    verify_wait_s: float = 10.0
     close_timeout: float = 10.0
     #: seconds a MeterValues/TransactionEvent may wait for the bus before a CallError
     ack_timeout: float = 5.0
@@ -60,12 +92,27 @@ class GatewayConfig:
     change_interval_s: float = 30.0
     #: how far in the past a profile's startSchedule lies (clock skew on chargers)
     start_offset_s: int = 60
+    #: a charger timestamp further than this from our clock is replaced by the received
+    #: time (the charger's is kept in ``charger_ts``): ``--max-clock-skew``
+    max_clock_skew_s: float = 300.0
+    #: readings above a station's ``max_station_kw`` times this are refused as impossible
+    max_power_factor: float = 1.5
 
     def __post_init__(self) -> None:
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("wss needs both certfile and keyfile")
         if self.ack_timeout <= 0:
             raise ConfigError("ack_timeout must be positive")
+        if self.verify_slots < 1:
+            raise ConfigError("verify_slots must be at least 1")
+        if self.max_size < 1024:
+            raise ConfigError("max_size below 1 KiB cannot carry a MeterValues")
+        if min(self.budget_msgs_per_s, self.budget_bytes_per_s, self.budget_msgs_burst) <= 0:
+            raise ConfigError("budget rates and bursts must be positive")
+        if not self.max_clock_skew_s > 0:
+            raise ConfigError("max_clock_skew_s must be positive")
+        if not self.max_power_factor >= 1:
+            raise ConfigError("max_power_factor must be at least 1")
 
     @property
     def tls(self) -> bool:

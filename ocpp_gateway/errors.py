@@ -8,7 +8,7 @@
     │   └── (codes: FormationViolation / FormatViolation, ProtocolError, NotImplemented,
     │        TypeConstraintViolation, OccurrenceConstraintViolation ...)
     ├── AuthError              a handshake refused before the upgrade; carries the HTTP
-    │                          ``status`` (401, 403, 404) and a reason for the log
+    │                          ``status`` (401, 403, 404, 429, 503) and a reason
     └── StationOffline         the charger's socket closed before it answered our call
 
 Errors raised *inside* a handler that must reach the charger as a CallError are the ocpp
@@ -42,11 +42,25 @@ class FrameError(GatewayError):
 
 
 class AuthError(GatewayError):
-    """A connection refused before the websocket upgrade."""
+    """A connection refused before the websocket upgrade.
 
-    def __init__(self, status: int, reason: str) -> None:
+    ``reason`` is what the charger is told; ``log_reason`` what only our log says (an
+    unknown id and a wrong password answer alike); ``retry_after`` seconds go into a
+    ``Retry-After`` header (429, 503).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        retry_after: int | None = None,
+        *,
+        log_reason: str | None = None,
+    ) -> None:
         self.status = status
         self.reason = reason
+        self.retry_after = retry_after
+        self.log_reason = log_reason or reason
         super().__init__(f"{status}: {reason}")
 
 

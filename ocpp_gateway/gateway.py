@@ -17,8 +17,10 @@ from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway import validation
 from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.clock import ResultClock
 from ocpp_gateway.commands import CommandDelivery, read_to_end
 from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.logsafe import clean
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.server import OcppServer
 from ocpp_gateway.station import BootThrottle, StationBase, StationContext
@@ -44,7 +46,11 @@ class Gateway:
         self.bus = bus
         self.config = config or GatewayConfig()
         self.metrics = GatewayMetrics()
-        self.registry = StationRegistry()
+        self.registry = StationRegistry(
+            self.config.verify_slots,
+            verify_wait_s=self.config.verify_wait_s,
+            state_dir=self.config.state_dir,
+        )
         self.commands = CommandDelivery(bus, self.config, self.metrics, self.registry)
         self.ctx = StationContext(bus, self.config, self.metrics, self.registry, self.commands)
         if self.config.boot_rate_per_s:
@@ -54,8 +60,11 @@ class Gateway:
         self._config_sub: Subscription | None = None
         self._config_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        interval = self.config.result_clock_s
+        self._clock = ResultClock(bus, interval) if interval else None
 
     async def start(self) -> None:
+        self.registry.load()
         for cls in (StationV16, StationV201):
             for action in cls.route_map_actions():
                 validation.compile_validator(cls.version, action)
@@ -68,6 +77,8 @@ class Gateway:
         self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
         await self.commands.start()
         await self.server.start()
+        if self._clock is not None:
+            self._clock.start()
         log.info("OCPP gateway listening on port %d", self.port)
 
     @property
@@ -75,6 +86,8 @@ class Gateway:
         return self.server.port
 
     async def stop(self) -> None:
+        if self._clock is not None:
+            await self._clock.stop()
         await self.server.stop(idle=lambda: all(s.busy == 0 for s in self.stations.values()))
         await self.commands.stop()
         if self._config_task is not None:
@@ -83,6 +96,7 @@ class Gateway:
                 await self._config_task
         if self._config_sub is not None:
             await self._config_sub.close()
+        await self.registry.flush()
 
     async def _follow_config(self) -> None:
         assert self._config_sub is not None
@@ -117,10 +131,11 @@ class Gateway:
             await station.start()
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == 1009:
-                log.warning("station %s: frame above max_size, closed (1009)", station_id)
+                station.warn.warning("frame above max_size, closed (1009)")
             else:
-                log.info("station %s disconnected: %s", station_id, exc)
+                log.info("station %s disconnected: %s", station_id, clean(exc))
         finally:
+            station.warn.close()
             self.metrics.connected.dec()
             current = self.stations.get(station_id) is station
             if current:

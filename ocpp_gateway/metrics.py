@@ -73,6 +73,20 @@ class GatewayMetrics:
             registry=r,
         )
         self._acks: dict[str, list[int]] = {}
+        self.clock_skew = Counter(
+            names.OCPP_CLOCK_SKEW,
+            "Readings whose charger timestamp was beyond the skew bound (stored with the "
+            "received time as event_ts), by station",
+            ["station_id"],
+            registry=r,
+        )
+        self.budget = Counter(
+            names.OCPP_BUDGET_EXCEEDED,
+            "Frames over a connection's message/byte budget: slowed, or the connection "
+            "disconnected (1008)",
+            ["outcome"],
+            registry=r,
+        )
         self.readings_refused = Counter(
             names.READINGS_REFUSED,
             "Meter value records answered with a CallError (the charger retries them)",

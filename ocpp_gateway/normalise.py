@@ -16,17 +16,41 @@ Input is what the handlers receive: the ocpp library's snake_case dicts. One rec
 
 Unparseable numbers raise :class:`NormaliseError`; the handler answers with a
 FormatViolation so the charger learns its data is broken instead of it being dropped.
+Physically impossible readings raise :class:`ImplausibleReading` (answered with a
+PropertyConstraintViolation): they are never published, so never summed into load:
+
+- a unit that is not one of its measurand's (``Wh`` for ``Power.Active.Import``);
+- a value that is not finite (``"NaN"``, ``"Infinity"``, ``1e400``, a 2.0.1
+  ``multiplier`` outside -9..9, whose power of ten makes no sense for a meter);
+- negative import power, current, voltage or energy (power and current within
+  :data:`NOISE_KW` / :data:`NOISE_A` below zero are meter noise at idle and read as 0);
+- power, current or voltage above :class:`Bounds` (the station's own maximum times a
+  factor when the gateway knows it, else an absolute bound).
+
+Time is the gateway's: a sample stamped more than ``Bounds.max_skew_s`` away from the
+received time gets the received time as ``event_ts`` and keeps the charger's time in
+``charger_ts``, so one charger's clock cannot move the pipeline's watermark.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pipeline.contracts import MeterValue
 
-__all__ = ["NormaliseError", "meter_values_v16", "meter_values_v201", "parse_ts"]
+__all__ = [
+    "Bounds",
+    "ImplausibleReading",
+    "NormaliseError",
+    "bound_time",
+    "meter_values_v16",
+    "meter_values_v201",
+    "parse_ts",
+]
 
 Version = Literal["1.6", "2.0.1"]
 ENERGY = "Energy.Active.Import.Register"
@@ -36,18 +60,64 @@ VOLTAGE = "Voltage"
 SOC = "SoC"
 _FIELDS = {POWER: "power_kw", CURRENT: "current_a", VOLTAGE: "voltage_v", SOC: "soc_percent"}
 _FIELDS[ENERGY] = "energy_kwh"
-#: unit -> factor into the contract's unit (kW, kWh, A, V, %)
-_SCALE = {
-    "W": 1e-3, "kW": 1.0, "Wh": 1e-3, "kWh": 1.0, "A": 1.0, "V": 1.0, "Percent": 1.0,
-}  # fmt: skip
+#: measurand -> its units -> factor into the contract's unit (kW, kWh, A, V, %)
+_UNITS: dict[str, dict[str, float]] = {
+    POWER: {"W": 1e-3, "kW": 1.0},
+    ENERGY: {"Wh": 1e-3, "kWh": 1.0},
+    CURRENT: {"A": 1.0},
+    VOLTAGE: {"V": 1.0},
+    SOC: {"Percent": 1.0},
+}
 _DEFAULT_UNIT = {ENERGY: "Wh", POWER: "W", CURRENT: "A", VOLTAGE: "V", SOC: "Percent"}
+#: idle meters report a little below zero; within this much it reads as 0
+NOISE_KW = 0.05
+NOISE_A = 0.5
+_NOISE = {POWER: NOISE_KW, CURRENT: NOISE_A}
+_MAX_MULTIPLIER = 9
 _PHASES = ("L1", "L2", "L3")
 _PHASES_N = ("L1-N", "L2-N", "L3-N")
 _LOCATION_RANK = {"Outlet": 0, None: 1, "Inlet": 2, "Cable": 3, "Body": 4, "EV": 5}
 
 
 class NormaliseError(ValueError):
-    """A sampled value that cannot be read (e.g. ``value: "abc"`` or an unknown unit)."""
+    """A sampled value that cannot be read (e.g. ``value: "abc"``): a FormatViolation."""
+
+    code = "FormatViolation"
+
+
+class ImplausibleReading(NormaliseError):
+    """A reading no meter can take (negative import, NaN, power in Wh, above the station's
+    maximum): a PropertyConstraintViolation; the charger must fix its data, we store none.
+    """
+
+    code = "PropertyConstraintViolation"
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    """What a plausible sample of one station looks like (built per call by the station).
+
+    Absolute defaults are above any charger built (the Megawatt Charging System: 3,000 A,
+    1,250 V, 3.75 MW); with the station's ``max_station_kw`` known, power above it times
+    ``GatewayConfig.max_power_factor`` is refused instead.
+    """
+
+    max_skew_s: float = 300.0
+    max_power_kw: float = 4000.0
+    max_current_a: float = 5000.0
+    max_voltage_v: float = 2000.0
+
+
+DEFAULT_BOUNDS = Bounds()
+
+
+def bound_time(
+    charger_ts: datetime, received_ts: datetime, max_skew_s: float
+) -> tuple[datetime, datetime | None]:
+    """``(event_ts, charger_ts or None)``: the charger's time if within the skew, else ours."""
+    if abs((charger_ts - received_ts).total_seconds()) <= max_skew_s:
+        return charger_ts, None
+    return received_ts, charger_ts
 
 
 def parse_ts(value: str) -> datetime:
@@ -104,11 +174,32 @@ def _reduce(samples: Iterable[tuple[str, str | None, str | None, float]]) -> dic
 
 
 def _scale(measurand: str, unit: str | None, value: float) -> float:
-    unit = unit or _DEFAULT_UNIT.get(measurand)
-    factor = _SCALE.get(unit or "")
+    unit = unit or _DEFAULT_UNIT[measurand]
+    factor = _UNITS[measurand].get(unit)
     if factor is None:
-        raise NormaliseError(f"{measurand}: unit {unit!r} is not supported")
-    return value * factor
+        units = ", ".join(_UNITS[measurand])
+        raise ImplausibleReading(f"{measurand}: unit {unit[:16]!r} is not one of {units}")
+    scaled = value * factor
+    if measurand == SOC:
+        return scaled  # a broken SoC sensor is dropped in _reduce, the record stays
+    if not math.isfinite(scaled):
+        raise ImplausibleReading(f"{measurand}: value {value!r} is not finite")
+    if scaled < 0:
+        if scaled >= -_NOISE.get(measurand, 0.0):
+            return 0.0
+        raise ImplausibleReading(f"{measurand}: {value!r} {unit} is negative")
+    return scaled
+
+
+def _check_limits(values: Mapping[str, float], bounds: Bounds) -> None:
+    for field, limit, unit in (
+        ("power_kw", bounds.max_power_kw, "kW"),
+        ("current_a", bounds.max_current_a, "A"),
+        ("voltage_v", bounds.max_voltage_v, "V"),
+    ):
+        value = values.get(field)
+        if value is not None and value > limit:
+            raise ImplausibleReading(f"{field} {value:g} {unit} is above this station's {limit:g}")
 
 
 def _samples_v16(sampled: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, Any, Any, float]]:
@@ -140,7 +231,10 @@ def _samples_v201(sampled: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, A
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise NormaliseError(f"{measurand}: value {value!r} is not a number")
         uom = sv.get("unit_of_measure") or {}
-        number = float(value) * 10.0 ** int(uom.get("multiplier", 0) or 0)
+        multiplier = uom.get("multiplier", 0) or 0
+        if not -_MAX_MULTIPLIER <= multiplier <= _MAX_MULTIPLIER:
+            raise ImplausibleReading(f"{measurand}: multiplier {multiplier} is outside -9..9"[:120])
+        number = float(value) * 10.0 ** int(multiplier)
         yield (
             measurand,
             sv.get("location"),
@@ -156,6 +250,7 @@ def _records(
     session_id: str | None,
     meter_value: Iterable[Mapping[str, Any]],
     received_ts: datetime,
+    bounds: Bounds,
 ) -> list[MeterValue]:
     samples = _samples_v16 if version == "1.6" else _samples_v201
     out = []
@@ -163,13 +258,18 @@ def _records(
         values = _reduce(samples(mv.get("sampled_value") or ()))
         if not values:
             continue
+        _check_limits(values, bounds)
+        event_ts, charger_ts = bound_time(
+            parse_ts(mv.get("timestamp", "")), received_ts, bounds.max_skew_s
+        )
         out.append(
             MeterValue(
                 station_id=station_id,
                 connector_id=connector_id,
                 session_id=session_id,
-                event_ts=parse_ts(mv.get("timestamp", "")),
+                event_ts=event_ts,
                 received_ts=received_ts,
+                charger_ts=charger_ts,
                 ocpp_version=version,
                 **values,  # type: ignore[arg-type]
             )
@@ -184,10 +284,12 @@ def meter_values_v16(
     *,
     session_id: str | None = None,
     received_ts: datetime | None = None,
+    bounds: Bounds = DEFAULT_BOUNDS,
 ) -> list[MeterValue]:
     """Records of a 1.6 ``MeterValues`` (or ``StopTransaction.transactionData``)."""
     received = received_ts or datetime.now(UTC)
-    return _records("1.6", station_id, connector_id, session_id, meter_value, received)
+    cid = connector_id
+    return _records("1.6", station_id, cid, session_id, meter_value, received, bounds)
 
 
 def meter_values_v201(
@@ -197,7 +299,9 @@ def meter_values_v201(
     *,
     session_id: str | None = None,
     received_ts: datetime | None = None,
+    bounds: Bounds = DEFAULT_BOUNDS,
 ) -> list[MeterValue]:
     """Records of a 2.0.1 ``MeterValues`` or ``TransactionEvent.meterValue``."""
     received = received_ts or datetime.now(UTC)
-    return _records("2.0.1", station_id, evse_id, session_id, meter_value, received)
+    cid = evse_id
+    return _records("2.0.1", station_id, cid, session_id, meter_value, received, bounds)

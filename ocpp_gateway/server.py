@@ -3,14 +3,18 @@
 Everything that can be refused is refused before the upgrade, in ``process_request``,
 with an HTTP status and a one-line reason (and a log line naming the station): wrong path
 (404), no OCPP subprotocol we speak (400), unknown station (404), no/wrong credentials
-(401), wrong security profile (403). ``/metrics`` (Prometheus text) and ``/healthz`` are
-served on the same port. Frames above ``max_size`` close the connection with 1009.
+(401, also for an unknown station, see :mod:`.auth`), too many failures (429), wrong
+security profile (403). ``/metrics`` (Prometheus text; it names signal ids, so it needs
+``Authorization: Bearer <API token>``) and ``/healthz`` are served on the same port.
+Frames above ``max_size`` close the connection with 1009.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
+import re
 import ssl
 import time
 from collections.abc import Awaitable, Callable
@@ -23,7 +27,9 @@ from websockets.http11 import Request, Response
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import AuthError
+from ocpp_gateway.logsafe import Warnings, clean
 from ocpp_gateway.metrics import GatewayMetrics
+from pipeline.contracts import STATION_ID_MAX, STATION_ID_PATTERN
 
 __all__ = ["SUBPROTOCOLS", "OcppServer", "station_id_from_path"]
 
@@ -31,7 +37,7 @@ log = logging.getLogger("ocpp_gateway.server")
 
 #: ours, in order of preference: websockets picks the first one the charger also offers
 SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
-_MAX_ID = 48
+_STATION_ID = re.compile(STATION_ID_PATTERN)
 
 Handler = Callable[[str, str, ServerConnection], Awaitable[None]]
 
@@ -42,9 +48,16 @@ def station_id_from_path(path: str) -> str | None:
     if len(parts) != 3 or parts[0] != "" or parts[1] != "ocpp":
         return None
     station_id = unquote(parts[2])
-    if not station_id or len(station_id) > _MAX_ID or ":" in station_id or "/" in station_id:
+    # The contract's rule (<= 48 chars, no ':' '/' or control characters): an id that no
+    # record could carry is not served, and never reaches a log line.
+    if len(station_id) > STATION_ID_MAX or not _STATION_ID.match(station_id):
         return None
     return station_id
+
+
+def _peer(connection: ServerConnection) -> str | None:
+    address = connection.remote_address
+    return str(address[0]) if address else None
 
 
 def offered_subprotocols(request: Request) -> list[str]:
@@ -71,6 +84,7 @@ class OcppServer:
         self.metrics = metrics
         self._handler = handler
         self._server: Server | None = None
+        self._refusals = Warnings(log, "handshake refused: ", burst=20)
 
     async def start(self) -> None:
         ctx = None
@@ -89,6 +103,9 @@ class OcppServer:
             ping_timeout=self.config.ping_timeout,
             max_size=self.config.max_size,
             close_timeout=self.config.close_timeout,
+            # websockets drops a handshake after 10 s by default, with no answer at all;
+            # ours may queue for a password check for verify_wait_s and then hash
+            open_timeout=self.config.verify_wait_s + 20.0,
             server_header="gridctl-ocpp",
         )
 
@@ -121,14 +138,16 @@ class OcppServer:
     ) -> Response | None:
         path = urlsplit(request.path).path
         if path == "/metrics":
-            response = connection.respond(HTTPStatus.OK, self.metrics.render().decode())
-            response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
-            return response
+            return self._metrics(connection, request)
         if path == "/healthz":
             return connection.respond(HTTPStatus.OK, "OK\n")
         station_id = station_id_from_path(request.path)
         if station_id is None:
-            return self._refuse(connection, 404, "?", f"no OCPP endpoint at {path[:80]!r}")
+            reason = (
+                f"no OCPP endpoint at {clean(unquote(path), 80)} (/ocpp/<station id>: at most "
+                f"{STATION_ID_MAX} characters, no ':', '/' or control characters)"
+            )
+            return self._refuse(connection, 404, "?", reason)
         offered = offered_subprotocols(request)
         if not any(p in SUBPROTOCOLS for p in offered):
             reason = (
@@ -142,18 +161,50 @@ class OcppServer:
                 request.headers.get("Authorization"),
                 tls=self.config.tls,
                 allow_unknown=self.config.allow_unknown_stations,
+                source=_peer(connection),
             )
         except AuthError as exc:
-            return self._refuse(connection, exc.status, station_id, exc.reason)
+            return self._refuse(
+                connection, exc.status, station_id, exc.reason, exc.retry_after, exc.log_reason
+            )
         return None
 
+    def _metrics(self, connection: ServerConnection, request: Request) -> Response:
+        """The gateway's metrics, for a bearer of one of ``config.metrics_tokens``."""
+        scheme, _, offered = (request.headers.get("Authorization") or "").partition(" ")
+        tokens = self.config.metrics_tokens
+        allowed = tokens() if callable(tokens) else tokens
+        ok = False
+        for token in allowed:  # every token compared, so timing says nothing
+            ok |= bool(token) and hmac.compare_digest(offered.encode(), token.encode())
+        if scheme.lower() != "bearer" or not ok:
+            response = connection.respond(
+                HTTPStatus.UNAUTHORIZED, "/metrics needs Authorization: Bearer <API token>\n"
+            )
+            response.headers["WWW-Authenticate"] = "Bearer"
+            return response
+        response = connection.respond(HTTPStatus.OK, self.metrics.render().decode())
+        response.headers["Content-Type"] = "text/plain; version=0.0.4; charset=utf-8"
+        return response
+
     def _refuse(
-        self, connection: ServerConnection, status: int, station_id: str, reason: str
+        self,
+        connection: ServerConnection,
+        status: int,
+        station_id: str,
+        reason: str,
+        retry_after: int | None = None,
+        log_reason: str | None = None,
     ) -> Response:
-        log.warning("station %s refused (%d): %s", station_id, status, reason)
+        self._refusals.warning(
+            "station %s from %s (%d): %s", station_id, _peer(connection), status,
+            log_reason or reason,
+        )  # fmt: skip
         response = connection.respond(HTTPStatus(status), reason + "\n")
         if status == 401:
             response.headers["WWW-Authenticate"] = 'Basic realm="gridctl", charset="UTF-8"'
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(retry_after)
         return response
 
     async def _serve(self, connection: ServerConnection) -> None:

@@ -27,31 +27,56 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import FormatViolationError, InternalError, OCPPError
+from ocpp.exceptions import (
+    FormatViolationError,
+    InternalError,
+    OCPPError,
+    PropertyConstraintViolationError,
+)
 from ocpp.messages import Call
 from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway import frames, validation
 from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.budget import Budget
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import FrameError, StationOffline
+from ocpp_gateway.logsafe import Warnings
 from ocpp_gateway.metrics import GatewayMetrics
-from ocpp_gateway.normalise import NormaliseError
+from ocpp_gateway.normalise import Bounds, NormaliseError
 from ocpp_gateway.profiles import UNKNOWN, Capabilities
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Message
-from pipeline.contracts import MeterValue, StationStatus, encode
+from pipeline.contracts import (
+    INT32_MAX,
+    ContractError,
+    MeterValue,
+    StationStatus,
+    decode,
+    encode,
+)
 
 if TYPE_CHECKING:
     from ocpp_gateway.commands import CommandDelivery
 
-__all__ = ["StationBase", "StationContext", "now_utc"]
+__all__ = ["StationBase", "StationContext", "check_id", "now_utc"]
 
 log = logging.getLogger("ocpp_gateway")
 
 
 def now_utc() -> datetime:
     return datetime.now(UTC)
+
+
+def check_id(name: str, value: int) -> int:
+    """A connector/EVSE id within the contract's int32 >= 0, else the CallError to send.
+
+    The schemas allow any integer; the engine's column is an int32, and one id beyond it
+    once failed a whole batch of other stations' readings.
+    """
+    if not 0 <= value <= INT32_MAX:
+        raise PropertyConstraintViolationError(description=f"{name} {value} is outside 0..2^31-1")
+    return value
 
 
 class BootThrottle:
@@ -91,6 +116,28 @@ class StationContext:
     #: 1.6 charger that reconnects mid-session sends MeterValues without transactionId
     sessions: dict[str, dict[int, str]] = field(default_factory=dict)
     boots: BootThrottle | None = None
+    #: station -> its budget, kept across reconnects: reconnecting must not refill it
+    budgets: dict[str, Budget] = field(default_factory=dict)
+
+    def budget(self, station_id: str) -> Budget:
+        """The station's budget (a new, full one the first time)."""
+        budget = self.budgets.pop(station_id, None)
+        if budget is None:
+            c = self.config
+            budget = Budget(
+                c.budget_msgs_per_s,
+                c.budget_msgs_burst,
+                c.budget_bytes_per_s,
+                max(c.budget_bytes_burst, c.max_size),
+                c.budget_disconnect_s,
+            )
+        self.budgets[station_id] = budget  # re-inserted: least recently connected first
+        while len(self.budgets) > _MAX_BUDGETS:  # ids of unknown stations are unbounded
+            del self.budgets[next(iter(self.budgets))]
+        return budget
+
+
+_MAX_BUDGETS = 100_000
 
 
 _SNAKE_1 = re.compile("(.)([A-Z][a-z]+)")
@@ -153,18 +200,56 @@ class StationBase:
         self._after_tasks: set[asyncio.Task[Any]] = set()
         self._caps: Capabilities | None = None
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
+        self._budget = ctx.budget(self.id)
+        #: this station's warnings: escaped, and at most a few per 10 s with a count
+        self.warn = Warnings(log, f"station {self.id}: ")
 
     async def start(self) -> None:
-        """Read frames until the socket closes (raises ``ConnectionClosed`` then)."""
+        """Read frames until the socket closes (raises ``ConnectionClosed`` then).
+
+        Each frame is charged to the connection's :class:`~.budget.Budget` before it is
+        parsed: over budget, the next read waits (the charger is slowed, TCP pushes back);
+        still over after ``budget_disconnect_s``, the connection is closed with 1008.
+        """
+        connection = self._connection  # type: ignore[attr-defined]
+        budget = self._budget
+        clock = time.monotonic
         while True:
-            message = await self._connection.recv()  # type: ignore[attr-defined]
+            message = await connection.recv()
+            now = clock()
+            wait = budget.charge(len(message), now)
+            if wait > 0.0:
+                await self._slow_down(wait, now)
             await self.route_message(message)
+
+    async def _slow_down(self, wait: float, now: float) -> None:
+        config = self.ctx.config
+        if self._budget.flooding(now):
+            self.ctx.metrics.budget.labels("disconnected").inc()
+            reason = (
+                f"over budget for {config.budget_disconnect_s:g} s "
+                f"({config.budget_msgs_per_s:g} msgs/s, {config.budget_bytes_per_s:g} bytes/s)"
+            )
+            self.warn.warning("closed (1008): %s", reason)
+            connection = self._connection  # type: ignore[attr-defined]
+            try:
+                # A flooder's close answer queues behind everything it already sent: give
+                # it a second, not the whole close timeout, then drop the TCP connection.
+                async with asyncio.timeout(1.0):
+                    await connection.close(1008, reason)
+            except TimeoutError:
+                connection.transport.abort()
+            return  # the next recv() raises ConnectionClosed
+        self.ctx.metrics.budget.labels("slowed").inc()
+        if self._budget.throttled_since == now:  # the first wait of a run
+            self.warn.warning("over its budget, slowed down")
+        await asyncio.sleep(wait)
 
     async def route_message(self, raw: str | bytes) -> None:
         try:
             msg = frames.decode(raw, self.version)
         except FrameError as exc:
-            log.warning("station %s: bad frame (%s): %s", self.id, exc.code, exc.reason)
+            self.warn.warning("bad frame (%s): %s", exc.code, exc.reason)
             self.ctx.metrics.frame_errors.labels(exc.code).inc()
             await self._send(frames.encode_call_error(exc.unique_id, exc.code, exc.reason))
             return
@@ -179,7 +264,7 @@ class StationBase:
         else:
             # Nothing of ours is waiting: queueing it would let a confused (or hostile)
             # charger grow the queue without bound.
-            log.warning("station %s: unexpected answer %s ignored", self.id, msg.unique_id[:36])
+            self.warn.warning("unexpected answer %s ignored", msg.unique_id)
 
     async def _dispatch(self, msg: Call, t0: float) -> None:
         action = msg.action
@@ -207,7 +292,12 @@ class StationBase:
             await self._refuse(msg, exc.code, exc.description)
             return
         except NormaliseError as exc:
-            await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
+            code = exc.code
+            if code == "FormatViolation":
+                code = frames.format_violation_code(self.version)
+            else:
+                self.ctx.metrics.readings_refused.labels("implausible").inc()
+            await self._refuse(msg, code, str(exc))
             return
         except Exception as exc:
             if isinstance(exc, TypeError) and not self.ctx.config.validate:
@@ -236,8 +326,7 @@ class StationBase:
         task.add_done_callback(self._after_tasks.discard)
 
     async def _refuse(self, msg: Call, code: str, reason: str) -> None:
-        log.warning("station %s: %s %s refused: %s: %s", self.id, msg.action[:64],
-                    msg.unique_id, code, reason)  # fmt: skip
+        self.warn.warning("%s %s refused: %s: %s", msg.action[:64], msg.unique_id, code, reason)
         self.ctx.metrics.frame_errors.labels(code).inc()
         await self._send(frames.encode_call_error(msg.unique_id, code, reason))
 
@@ -249,12 +338,53 @@ class StationBase:
         """The connector/EVSE a running session is on (0 when unknown, e.g. after restart)."""
         return next((c for c, s in self.sessions.items() if s == session), 0)
 
+    def bounds(self) -> Bounds:
+        """What a plausible reading of this station is (its maximum, when known)."""
+        config = self.ctx.config
+        zone = self.ctx.registry.zone(self.id)
+        if zone is None:
+            return Bounds(max_skew_s=config.max_clock_skew_s)
+        return Bounds(
+            max_skew_s=config.max_clock_skew_s,
+            max_power_kw=zone.max_station_kw * config.max_power_factor,
+        )
+
+    def _encode_checked(self, records: Sequence[MeterValue]) -> list[Message]:
+        """Encode each record and decode it back with the contract: what the engine will
+        read is checked here, before the charger is acknowledged, so no reading is
+        acknowledged that a consumer must refuse."""
+        messages = []
+        for record in records:
+            data = encode(record)
+            try:
+                decode(MeterValue, data, topic=topics.METER_VALUES)
+            except ContractError as exc:
+                self.ctx.metrics.readings_refused.labels("contract").inc(len(records))
+                field = exc.field.removeprefix("$.")
+                raise PropertyConstraintViolationError(
+                    description=f"{field}: {exc.reason}"[:255]
+                ) from None
+            messages.append(Message(topics.METER_VALUES, self.id, data))
+        return messages
+
     async def publish_durable(self, records: Sequence[MeterValue]) -> None:
-        """Publish readings and return only once durable; else raise ``InternalError``."""
+        """Publish readings and return only once durable; else raise ``InternalError``.
+
+        Records that break the contract raise ``PropertyConstraintViolationError`` and
+        none of the call's records is published (a charger retries a call as a whole).
+        """
         if not records:
             return
         ctx = self.ctx
-        messages = [Message(topics.METER_VALUES, self.id, encode(r)) for r in records]
+        messages = self._encode_checked(records)
+        skewed = sum(r.charger_ts is not None for r in records)
+        if skewed:
+            ctx.metrics.clock_skew.labels(self.id).inc(skewed)
+            self.warn.warning(
+                "%d readings stamped beyond %g s of our clock (charger says %s): "
+                "stored with the received time",
+                skewed, ctx.config.max_clock_skew_s, records[0].charger_ts,
+            )  # fmt: skip
         t0 = time.perf_counter()
         try:
             async with asyncio.timeout(ctx.config.ack_timeout):
@@ -262,8 +392,8 @@ class StationBase:
         except (BusError, TimeoutError) as exc:
             ctx.metrics.acks_refused.inc()
             ctx.metrics.readings_refused.labels("not_durable").inc(len(records))
-            log.warning("station %s: %d readings not durable, refusing ack: %s",
-                        self.id, len(records), exc or type(exc).__name__)  # fmt: skip
+            self.warn.warning("%d readings not durable, refusing ack: %s",
+                              len(records), exc or type(exc).__name__)  # fmt: skip
             raise InternalError(description="readings not stored yet; retry later") from None
         ctx.metrics.publish_seconds.observe(time.perf_counter() - t0)
         ctx.metrics.readings.inc(len(records))
@@ -281,7 +411,7 @@ class StationBase:
             async with asyncio.timeout(self.ctx.config.ack_timeout):
                 await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))
         except (BusError, TimeoutError) as exc:
-            log.warning("station %s: status %s not published: %r", self.id, event, exc)
+            self.warn.warning("status %s not published: %r", event, exc)
 
     def boot_decision(self) -> tuple[str, int]:
         """("Accepted", heartbeat interval) or, when throttled, ("Pending", retry after)."""
@@ -314,7 +444,7 @@ class StationBase:
                 except (OCPPError, TimeoutError, StationOffline, ConnectionClosed) as exc:
                     log.info("station %s: capabilities unknown (%r)", self.id, exc)
                 except (KeyError, TypeError, ValueError) as exc:
-                    log.warning("station %s: unreadable capabilities: %r", self.id, exc)
+                    self.warn.warning("unreadable capabilities: %r", exc)
             self._caps = caps
         return self._caps
 

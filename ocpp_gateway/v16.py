@@ -10,9 +10,9 @@ from ocpp.routing import after, on
 from ocpp.v16 import ChargePoint, call, call_result
 from ocpp.v16.enums import Action
 
-from ocpp_gateway.normalise import meter_values_v16, parse_ts
+from ocpp_gateway.normalise import bound_time, meter_values_v16, parse_ts
 from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
-from ocpp_gateway.station import StationBase, StationContext, now_utc
+from ocpp_gateway.station import StationBase, StationContext, check_id, now_utc
 from pipeline.contracts import MeterValue
 
 __all__ = ["StationV16"]
@@ -67,6 +67,7 @@ class StationV16(StationBase, ChargePoint):
 
     @on(Action.status_notification)
     async def on_status(self, connector_id: int, error_code: str, status: str, **_: Any):
+        check_id("connectorId", connector_id)
         await self.publish_status(
             "StatusNotification", connector_id=connector_id, status=status, error_code=error_code
         )
@@ -81,15 +82,21 @@ class StationV16(StationBase, ChargePoint):
     async def on_start_transaction(
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ):
+        check_id("connectorId", connector_id)
         tx = _next_tx_id()
         session = str(tx)
+        received = now_utc()
+        event_ts, charger_ts = bound_time(
+            parse_ts(timestamp), received, self.ctx.config.max_clock_skew_s
+        )
         record = MeterValue(
             station_id=self.id,
             connector_id=connector_id,
             session_id=session,
             energy_kwh=meter_start / 1000.0,
-            event_ts=parse_ts(timestamp),
-            received_ts=now_utc(),
+            event_ts=event_ts,
+            received_ts=received,
+            charger_ts=charger_ts,
             ocpp_version="1.6",
         )
         await self.publish_durable([record])
@@ -109,7 +116,15 @@ class StationV16(StationBase, ChargePoint):
         connector = self.connector_of(session)
         received = now_utc()
         records = meter_values_v16(
-            self.id, connector, transaction_data or (), session_id=session, received_ts=received
+            self.id,
+            connector,
+            transaction_data or (),
+            session_id=session,
+            received_ts=received,
+            bounds=self.bounds(),
+        )
+        event_ts, charger_ts = bound_time(
+            parse_ts(timestamp), received, self.ctx.config.max_clock_skew_s
         )
         records.append(
             MeterValue(
@@ -118,8 +133,9 @@ class StationV16(StationBase, ChargePoint):
                 session_id=session,
                 energy_kwh=meter_stop / 1000.0,
                 power_kw=0.0,  # the session ended: the connector draws nothing any more
-                event_ts=parse_ts(timestamp),
+                event_ts=event_ts,
                 received_ts=received,
+                charger_ts=charger_ts,
                 ocpp_version="1.6",
             )
         )
@@ -136,9 +152,12 @@ class StationV16(StationBase, ChargePoint):
         transaction_id: int | None = None,
         **_: Any,
     ):
+        check_id("connectorId", connector_id)
         session = str(transaction_id) if transaction_id is not None else None
         session = session or self.sessions.get(connector_id)
-        records = meter_values_v16(self.id, connector_id, meter_value, session_id=session)
+        records = meter_values_v16(
+            self.id, connector_id, meter_value, session_id=session, bounds=self.bounds()
+        )
         await self.publish_durable(records)
         return call_result.MeterValues()
 

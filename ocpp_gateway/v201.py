@@ -11,7 +11,7 @@ from ocpp.v201.enums import Action
 
 from ocpp_gateway.normalise import meter_values_v201
 from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
-from ocpp_gateway.station import StationBase, StationContext, now_utc
+from ocpp_gateway.station import StationBase, StationContext, check_id, now_utc
 
 __all__ = ["StationV201"]
 
@@ -65,6 +65,8 @@ class StationV201(StationBase, ChargePoint):
     async def on_status(
         self, timestamp: str, connector_status: str, evse_id: int, connector_id: int, **_: Any
     ):
+        check_id("evseId", evse_id)
+        check_id("connectorId", connector_id)
         await self.publish_status(
             "StatusNotification", connector_id=evse_id, status=connector_status
         )
@@ -91,7 +93,10 @@ class StationV201(StationBase, ChargePoint):
         evse_id = evse["id"] if evse else self.connector_of(tx)
         if event_type != "Ended":
             self.sessions[evse_id] = tx
-        records = meter_values_v201(self.id, evse_id, meter_value or (), session_id=tx)
+        check_id("evse.id", evse_id)
+        records = meter_values_v201(
+            self.id, evse_id, meter_value or (), session_id=tx, bounds=self.bounds()
+        )
         if event_type == "Ended" and records:
             # the session is over; whatever was sampled at its end, the EVSE draws no more
             last = records[-1]
@@ -105,8 +110,11 @@ class StationV201(StationBase, ChargePoint):
 
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any):
+        check_id("evseId", evse_id)
         session = self.sessions.get(evse_id)
-        records = meter_values_v201(self.id, evse_id, meter_value, session_id=session)
+        records = meter_values_v201(
+            self.id, evse_id, meter_value, session_id=session, bounds=self.bounds()
+        )
         await self.publish_durable(records)
         return call_result.MeterValues()
 

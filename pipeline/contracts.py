@@ -27,7 +27,10 @@ import msgspec
 from pipeline import topics
 
 __all__ = [
+    "INT32_MAX",
     "MODELS",
+    "STATION_ID_MAX",
+    "STATION_ID_PATTERN",
     "Alert",
     "CommandResult",
     "ContractError",
@@ -35,6 +38,7 @@ __all__ = [
     "DrBaseline",
     "DrSignalState",
     "MeterValue",
+    "RejectedRecord",
     "SetChargingProfileCommand",
     "StationCredential",
     "StationStatus",
@@ -45,8 +49,27 @@ __all__ = [
 ]
 
 TzDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
-NonNegative = Annotated[float, msgspec.Meta(ge=0)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+#: Every number has the range of its column: a bound also refuses NaN and infinities
+#: (a comparison with NaN is false), which JSON cannot carry but numeric strings can.
+#: 1e9 kW (a terawatt) is far above any grid value and far below float overflow.
+_BIG = 1e9
+Finite = Annotated[float, msgspec.Meta(ge=-_BIG, le=_BIG)]
+NonNegative = Annotated[float, msgspec.Meta(ge=0, le=_BIG)]
+#: 0 ..  2^31 - 1: OCPP's integers are int32, and so is the engine's column
+INT32_MAX = 2**31 - 1
+Int32Id = Annotated[int, msgspec.Meta(ge=0, le=INT32_MAX)]
+#: no control characters (they forge log lines and break CSV and terminals)
+_PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=_PRINTABLE)]
+#: OCPP's identity: at most 48 characters, the last segment of the charger's URL, so no
+#: ``/``; no ``:`` (it separates the Basic-auth username from the password)
+STATION_ID_MAX = 48
+STATION_ID_PATTERN = r"^[^\x00-\x1f\x7f:/]+$"
+StationId = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=STATION_ID_MAX, pattern=STATION_ID_PATTERN)
+]
+#: a short free text from a peer (enum-like OCPP strings, transaction ids, sources)
+Text = Annotated[str, msgspec.Meta(max_length=128, pattern=r"^[^\x00-\x1f\x7f]*$")]
 
 
 class ContractError(ValueError):
@@ -69,19 +92,26 @@ class _Record(msgspec.Struct, kw_only=True, forbid_unknown_fields=False):
 
 
 class MeterValue(_Record, kw_only=True):
-    """One connector sample (``ocpp.meter_values``, key ``station_id``)."""
+    """One connector sample (``ocpp.meter_values``, key ``station_id``).
 
-    station_id: Id
-    connector_id: Annotated[int, msgspec.Meta(ge=0)]
-    session_id: str | None = None
-    connector_type: str | None = None
-    power_kw: float | None = None
-    current_a: float | None = None
-    voltage_v: float | None = None
-    energy_kwh: float | None = None
+    ``event_ts`` is within the gateway's clock-skew bound of ``received_ts``: when the
+    charger's own timestamp is further off, ``event_ts`` is the received time and the
+    charger's time is kept in ``charger_ts`` (null when the charger's clock was trusted).
+    Import power, current, voltage and energy are never negative.
+    """
+
+    station_id: StationId
+    connector_id: Int32Id
+    session_id: Text | None = None
+    connector_type: Text | None = None
+    power_kw: NonNegative | None = None
+    current_a: NonNegative | None = None
+    voltage_v: NonNegative | None = None
+    energy_kwh: NonNegative | None = None
     soc_percent: Annotated[float, msgspec.Meta(ge=0, le=100)] | None = None
     event_ts: TzDatetime
     received_ts: TzDatetime
+    charger_ts: TzDatetime | None = None
     ocpp_version: Literal["1.6", "2.0.1"]
 
 
@@ -95,7 +125,7 @@ class DemandResponseSignal(_Record, kw_only=True):
     """
 
     signal_id: Id
-    modification: Annotated[int, msgspec.Meta(ge=0)] = 0
+    modification: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] = 0
     zone_id: Id
     signal_type: SignalType
     target_reduction_kw: NonNegative | None = None
@@ -104,11 +134,17 @@ class DemandResponseSignal(_Record, kw_only=True):
     start_ts: TzDatetime
     end_ts: TzDatetime
     priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
-    source: str = "api"
+    source: Text = "api"
     received_ts: TzDatetime
-    #: the utility event this signal is part of: the intervals and revisions of one event
-    #: (OpenADR: its eventID) share one frozen baseline; None: the signal is its own event
+    #: The utility event this signal is part of, qualified by its source (for example
+    #: ``openadr2:evt-7``). Every interval and revision of one event carries the same
+    #: id, so the engine takes one baseline per event, not one per interval. Null: the
+    #: signal is an event of its own (an API signal).
     event_id: Id | None = None
+    #: The event's priority as the utility sent it (OpenADR 3: lower is more urgent;
+    #: OpenADR 2.0b: 0 means none). Kept for reports and tie-breaks; ``priority`` is
+    #: the program's class in our terms.
+    event_priority: Annotated[int, msgspec.Meta(ge=0)] | None = None
 
     def __post_init__(self) -> None:
         amounts = [
@@ -174,14 +210,14 @@ class DrSignalState(_Record, kw_only=True):
 class StationZone(_Record, kw_only=True):
     """A station's zone and limits (``config.station_zones``, upsert by ``station_id``)."""
 
-    station_id: Id
+    station_id: StationId
     zone_id: Id
-    max_station_kw: Annotated[float, msgspec.Meta(gt=0)]
-    contract_max_kw: Annotated[float, msgspec.Meta(gt=0)]
+    max_station_kw: Annotated[float, msgspec.Meta(gt=0, le=_BIG)]
+    contract_max_kw: Annotated[float, msgspec.Meta(gt=0, le=_BIG)]
     min_active_kw: NonNegative = 0.0
     charging_rate_unit: Literal["W", "A"] = "W"
     phases: Literal[1, 3] = 3
-    voltage_v: Annotated[float, msgspec.Meta(gt=0)] = 230.0
+    voltage_v: Annotated[float, msgspec.Meta(gt=0, le=_BIG)] = 230.0
 
 
 class StationCredential(_Record, kw_only=True):
@@ -191,8 +227,8 @@ class StationCredential(_Record, kw_only=True):
     never see secrets. ``password_hash`` is ``scrypt$<salt hex>$<hash hex>``.
     """
 
-    station_id: Id
-    password_hash: str
+    station_id: StationId
+    password_hash: Annotated[str, msgspec.Meta(max_length=512, pattern=_PRINTABLE)]
     security_profile: Literal[1, 2] = 1
 
 
@@ -202,9 +238,9 @@ class SetChargingProfileCommand(_Record, kw_only=True):
     A tombstone (null value) on the station's key means: no limit any more.
     """
 
-    station_id: Id
+    station_id: StationId
     target_power_kw: NonNegative
-    station_shed_kw: float = 0.0
+    station_shed_kw: Finite = 0.0
     signal_id: Id
     priority: Annotated[int, msgspec.Meta(ge=1, le=3)] = 2
     dr_end_ts: TzDatetime
@@ -217,9 +253,9 @@ CommandStatus = Literal["Accepted", "Rejected", "NotSupported", "Timeout", "Offl
 class CommandResult(_Record, kw_only=True):
     """What happened to one command attempt (``ocpp.command_results``)."""
 
-    station_id: Id
-    signal_id: str | None = None
-    action: str
+    station_id: StationId
+    signal_id: Id | None = None
+    action: Text
     status: CommandStatus
     sent_ts: TzDatetime
     result_ts: TzDatetime
@@ -229,11 +265,11 @@ class CommandResult(_Record, kw_only=True):
 class StationStatus(_Record, kw_only=True):
     """Connection and connector status of a station (``ocpp.station_status``)."""
 
-    station_id: Id
+    station_id: StationId
     event: Literal["Connected", "Disconnected", "BootNotification", "StatusNotification"]
-    connector_id: int | None = None
-    status: str | None = None
-    error_code: str | None = None
+    connector_id: Int32Id | None = None
+    status: Text | None = None
+    error_code: Text | None = None
     ocpp_version: Literal["1.6", "2.0.1"] | None = None
     ts: TzDatetime
 
@@ -241,16 +277,35 @@ class StationStatus(_Record, kw_only=True):
 class Alert(_Record, kw_only=True):
     """One alert per episode or window (``alerts.grid.overload``, ``alerts.grid.dr``)."""
 
-    alert_type: str
+    alert_type: Text
     detected_at: TzDatetime
-    zone_id: str | None = None
-    station_id: str | None = None
-    signal_id: str | None = None
-    observed_kw: float | None = None
-    limit_kw: float | None = None
-    ack_rate: float | None = None
+    zone_id: Id | None = None
+    station_id: StationId | None = None
+    signal_id: Id | None = None
+    observed_kw: Finite | None = None
+    limit_kw: Finite | None = None
+    ack_rate: Annotated[float, msgspec.Meta(ge=0, le=1)] | None = None
     window_start: TzDatetime | None = None
     window_end: TzDatetime | None = None
+
+
+class RejectedRecord(_Record, kw_only=True):
+    """A record the engine could not ingest (``ingest.rejected``, key ``topic:offset``).
+
+    ``value`` is the original record as text (invalid UTF-8 replaced), so that it can be
+    inspected, fixed and published again; ``reason`` is a short label (the one the metric
+    counts), ``detail`` the full error.
+    """
+
+    topic: str
+    partition: int = 0
+    offset: Annotated[int, msgspec.Meta(ge=0)]
+    key: str | None = None
+    value: str | None = None
+    table: str | None = None
+    reason: str
+    detail: str
+    rejected_ts: TzDatetime
 
 
 #: The contract of each topic.
@@ -266,6 +321,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.ALERTS_DR: Alert,
     topics.DR_BASELINES: DrBaseline,
     topics.DR_SIGNAL_STATES: DrSignalState,
+    topics.INGEST_REJECTED: RejectedRecord,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

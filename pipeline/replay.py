@@ -170,7 +170,8 @@ async def _run(
     end = until if until is not None else records[-1].ts
     bus = LocalBus(retention_records=max(200_000, len(records) + 1))
     clock = VirtualClock(start)
-    engine = Engine(dsn, bus, clock=clock, tick=tick.total_seconds())
+    prefix = (vars or {}).get("topic_prefix", "")
+    engine = Engine(dsn, bus, clock=clock, tick=tick.total_seconds(), topic_prefix=prefix)
     began = time.perf_counter()
     await bus.start()
     await engine.start(loop=False)

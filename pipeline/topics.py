@@ -20,6 +20,9 @@ ALERTS_DR = "alerts.grid.dr"
 DR_BASELINES = "pipeline.dr_baselines"
 #: the state of each active signal (enforced, waiting_for_load, infeasible, no_stations)
 DR_SIGNAL_STATES = "pipeline.dr_signal_states"
+#: Dead letters: records the engine could not ingest, with the reason and where they came
+#: from, so that an acknowledged reading is in the engine or here, never nowhere.
+INGEST_REJECTED = "ingest.rejected"
 
 #: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
 UPSERT_TOPICS: frozenset[str] = frozenset(
@@ -45,9 +48,11 @@ ALL_TOPICS: tuple[str, ...] = (
     ALERTS_DR,
     DR_BASELINES,
     DR_SIGNAL_STATES,
+    INGEST_REJECTED,
 )
 
 
 def is_upsert(topic: str) -> bool:
-    """Whether a topic keeps only the latest value per key (compacted)."""
-    return topic in UPSERT_TOPICS
+    """Whether a topic keeps only the latest value per key (compacted); a deployment's
+    ``${topic_prefix}`` before the name does not change that."""
+    return topic in UPSERT_TOPICS or any(topic.endswith(t) for t in UPSERT_TOPICS)

@@ -20,6 +20,7 @@ import pytest
 from ocpp.v16 import call
 
 from cli.runtime import RunSettings, Runtime
+from pipeline import topics
 from pipeline.embedded_pg import free_port
 from tests.ocpp_gateway.chargers import charger
 
@@ -40,12 +41,15 @@ async def gridctl(*args: str, env: dict[str, str] | None = None) -> str:
     return out.decode()
 
 
-@pytest.fixture(params=["local", "kafka"])
-def bus_choice(request: pytest.FixtureRequest) -> tuple[str, str | None, dict]:
+@pytest.fixture(params=["local", "kafka", "local-prefixed"])
+def bus_choice(request: pytest.FixtureRequest) -> tuple[str, str | None, dict, str]:
+    """Transport, bootstrap, client config and ``${topic_prefix}`` of one run."""
     if request.param == "local":
-        return "local", None, {}
+        return "local", None, {}, ""
+    if request.param == "local-prefixed":
+        return "local", None, {}, "siteA."
     broker = request.getfixturevalue("kafka")
-    return "kafka", broker.bootstrap, dict(broker.client_config)
+    return "kafka", broker.bootstrap, dict(broker.client_config), ""
 
 
 async def _meter_loop(cp: object, watts: float) -> None:
@@ -67,10 +71,32 @@ async def _meter_loop(cp: object, watts: float) -> None:
         await asyncio.sleep(0.5)
 
 
-async def test_dr_send_and_cancel_reach_the_charger(
-    tmp_path: Path, postgres: str, bus_choice: tuple[str, str | None, dict]
+async def _only_prefixed_topics_used(
+    runtime: Runtime, prefix: str, station: str, signal_id: str
 ) -> None:
-    bus, bootstrap, kafka_config = bus_choice
+    """Every hop of the loop went over the prefixed topics; the bare names stayed empty."""
+    raw = runtime.bus.inner  # type: ignore[union-attr]
+    hops = [
+        (topics.STATION_ZONES, station),  # CLI -> API -> engine, gateway
+        (topics.METER_VALUES, station),  # gateway -> engine
+        (topics.DEMAND_RESPONSE, signal_id),  # CLI -> bridge -> engine
+        (topics.SET_CHARGING_PROFILE, station),  # engine -> gateway
+        (topics.COMMAND_RESULTS, station),  # gateway -> engine
+    ]
+    for name, key in hops:
+        sub = raw.subscribe([prefix + name], from_beginning=True)
+        got = await sub.batch(max_records=10_000, timeout=0)
+        await sub.close()
+        assert any(r.key == key for r in got), f"nothing for {key} on {prefix + name}"
+        bare = raw.subscribe([name], from_beginning=True)
+        assert await bare.batch(max_records=10, timeout=0) == [], f"{name} used without prefix"
+        await bare.close()
+
+
+async def test_dr_send_and_cancel_reach_the_charger(
+    tmp_path: Path, postgres: str, bus_choice: tuple[str, str | None, dict, str]
+) -> None:
+    bus, bootstrap, kafka_config, prefix = bus_choice
     settings = RunSettings(
         data_dir=tmp_path / "data",
         database_url=postgres,
@@ -80,6 +106,7 @@ async def test_dr_send_and_cancel_reach_the_charger(
         ocpp_port=free_port(),
         api_port=free_port(),
         tick=0.5,
+        migration_vars={"topic_prefix": prefix} if prefix else {},
     )
     runtime = Runtime(settings)
     endpoints = await runtime.start()
@@ -139,6 +166,8 @@ async def test_dr_send_and_cancel_reach_the_charger(
                 await gridctl("dr", "cancel", signal_id, *api)
                 cleared = await asyncio.wait_for(cp.clears.get(), timeout=5.0)
                 assert cleared is not None
+                if prefix:
+                    await _only_prefixed_topics_used(runtime, prefix, station, signal_id)
             finally:
                 meter.cancel()
                 with contextlib.suppress(BaseException):

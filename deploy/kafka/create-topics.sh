@@ -29,6 +29,7 @@ alerts.grid.overload                  delete
 alerts.grid.dr                        delete
 pipeline.dr_baselines                 compact
 pipeline.dr_signal_states             compact
+ingest.rejected                       delete
 EOF
 )
 

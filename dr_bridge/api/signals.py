@@ -10,8 +10,8 @@ import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from dr_bridge.api.schemas import ErrorBody, SignalOut, SignalStateOut
-from dr_bridge.errors import SignalInvalid
+from dr_bridge.api.body import load_json
+from dr_bridge.api.schemas import ErrorBody, SignalOut, SignalStateOut, UnreadableOut
 from dr_bridge.intake import Intake
 from dr_bridge.models import SignalRequest, parse_signal_request
 from dr_bridge.states import SignalStates, floor_warnings
@@ -23,6 +23,9 @@ router = APIRouter(prefix="/v1/signals", tags=["signals"])
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "missing or wrong bearer token"},
     422: {"model": ErrorBody, "description": "every bad field, by name"},
+    409: {"description": "stale modification, or the stored revision is unreadable"},
+    413: {"description": "request body too large"},
+    429: {"description": "too many failed authentications from this client"},
     503: {"description": "stored but not yet confirmed by the bus; retried"},
 }
 
@@ -70,7 +73,6 @@ def _with_state(request: Request, signal: DemandResponseSignal, status_code: int
     responses={
         201: {"model": SignalStateOut},
         200: {"model": SignalStateOut},
-        409: {},
         **_ERRORS,
     },
     openapi_extra={
@@ -82,10 +84,7 @@ def _with_state(request: Request, signal: DemandResponseSignal, status_code: int
 )
 async def post_signal(request: Request) -> Response:
     """Send a signal; 201 once it is confirmed on the bus (200 for a repeat of a stored one)."""
-    try:
-        raw = json.loads(await request.body())
-    except ValueError as exc:
-        raise SignalInvalid([("body", f"not JSON: {exc}")]) from exc
+    raw = load_json(await request.body())
     zones: ZoneDirectory = request.app.state.zones
     intake: Intake = request.app.state.intake
     now = datetime.now(UTC)
@@ -94,13 +93,24 @@ async def post_signal(request: Request) -> Response:
     return _with_state(request, signal, 201 if created else 200)
 
 
-@router.get("", responses={200: {"model": list[SignalStateOut]}, **_ERRORS})
+@router.get("", responses={200: {"model": list[SignalStateOut | UnreadableOut]}, **_ERRORS})
 async def list_signals(request: Request, active: bool = False) -> Response:
     """Latest revision of every signal with its state; ``active=true``: not ended and not
-    cancelled."""
+    cancelled.
+
+    A stored revision that does not decode is listed by id with ``unreadable`` (the
+    reason) instead of its fields, whatever ``active`` says: it may be in force.
+    """
     intake: Intake = request.app.state.intake
-    items = [_state_body(request, s.signal) for s in intake.list(active=active)]
-    return _json(msgspec.json.encode(items))
+    readable, unreadable = intake.list_all(active=active)
+    items = [msgspec.json.encode(_state_body(request, s.signal)) for s in readable]
+    items += [
+        json.dumps(
+            {"signal_id": u.signal_id, "modification": u.modification, "unreadable": u.reason}
+        ).encode()
+        for u in unreadable
+    ]
+    return _json(b"[" + b",".join(items) + b"]")
 
 
 @router.get("/{signal_id}", responses={200: {"model": SignalStateOut}, 404: {}, **_ERRORS})

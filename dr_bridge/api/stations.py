@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
+import msgspec
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
 
-from dr_bridge.api.schemas import ErrorBody, StationOut
-from dr_bridge.errors import SignalInvalid
+from dr_bridge.api.body import load_json
+from dr_bridge.api.schemas import ErrorBody, StationOut, StationStateOut
 from dr_bridge.models import StationIn, parse_stations
+from dr_bridge.views import ViewReader, ViewsUnavailable
 from dr_bridge.zones import ZoneDirectory
 from pipeline import topics
 from pipeline.bus import Bus, Message, PublishError
@@ -40,10 +41,7 @@ router = APIRouter(prefix="/v1/stations", tags=["stations"])
 )
 async def import_stations(request: Request) -> dict[str, int]:
     """Store a list of stations, all or nothing; each upsert replaces the station."""
-    try:
-        raw = json.loads(await request.body())
-    except ValueError as exc:
-        raise SignalInvalid([("body", f"not JSON: {exc}")]) from exc
+    raw = load_json(await request.body())
     stations = parse_stations(raw)
     zones_out = [StationZone(**s.model_dump(exclude={"password_hash"})) for s in stations]
     creds = [
@@ -63,11 +61,27 @@ async def import_stations(request: Request) -> dict[str, int]:
     return {"imported": len(stations)}
 
 
-@router.get("", response_model=list[StationOut])
-async def list_stations(request: Request) -> Response:
-    """Every known station, without secrets."""
+@router.get(
+    "",
+    response_model=list[StationStateOut],
+    responses={503: {"description": "the engine's database did not answer"}},
+)
+async def list_stations(request: Request) -> list[dict[str, Any]]:
+    """Every known station, without secrets, with its connection state, connectors, limit
+    and last command result when the engine's views are available."""
     directory: ZoneDirectory = request.app.state.zones
-    items = directory.stations()
-    return Response(
-        b"[" + b",".join(encode(s) for s in items) + b"]", media_type="application/json"
-    )
+    views: ViewReader | None = request.app.state.views
+    items = [msgspec.to_builtins(s) for s in directory.stations()]
+    if views is None:
+        return items
+    try:
+        state = {r["station_id"]: r for r in await views.rows("stations")}
+    except ViewsUnavailable as exc:
+        raise HTTPException(503, str(exc)) from exc
+    for item in items:
+        row = state.get(item["station_id"], {})
+        item.update({k: row.get(k) for k in _STATE_FIELDS})
+    return items
+
+
+_STATE_FIELDS = tuple(f for f in StationStateOut.model_fields if f not in StationOut.model_fields)

@@ -126,6 +126,20 @@ class Bus(abc.ABC):
             if isinstance(result, BaseException):
                 raise result
 
+    async def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int] | None:
+        """The next offset of each ``(topic, partition)``, or None when unknown.
+
+        A consumer that stores offsets itself (the engine) compares them with these on
+        start: an offset beyond the end means the log lost its tail, and reading on from
+        there would skip every new record.
+        """
+        return None
+
+    async def ping(self, timeout: float = 2.0) -> str:
+        """A one-line detail when the bus can take records now; raises :class:`BusError`
+        when it cannot (``/healthz`` calls this). The default knows nothing better."""
+        return "up"
+
     @abc.abstractmethod
     def subscribe(
         self,

@@ -151,6 +151,19 @@ class KafkaBus(Bus):
         self._poller.start()
         self._running = True
 
+    async def ping(self, timeout: float = 2.0) -> str:
+        """Ask the brokers for metadata: a broker that does not answer is the bus down."""
+        producer = self._producer
+        if not self._running or producer is None:
+            raise BusError("Kafka bus is stopped")
+        try:
+            md = await asyncio.get_running_loop().run_in_executor(
+                None, producer.list_topics, None, timeout
+            )
+        except KafkaException as exc:
+            raise BusError(f"Kafka at {self.bootstrap} unreachable: {exc}") from exc
+        return f"Kafka, {len(md.brokers)} broker(s)"
+
     def _new_producer(self) -> Producer:
         try:
             return Producer(self._producer_config())

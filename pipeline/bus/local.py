@@ -6,16 +6,24 @@ fsynced (group commit: one fsync covers every record that arrived meanwhile), so
 reading the gateway acknowledged survives a crash, and a restart on the same directory
 sees every topic as it was. Without a path it is memory-only.
 
-Upsert topics are compacted in memory: a new subscriber reading from the beginning gets
-the latest value per key; append-only topics keep the last ``retention_records`` records.
+A live reader gets every record, as on Kafka. Upsert topics are also compacted in memory: a
+subscriber that starts later, from the beginning, gets the latest value per key; every topic
+keeps its last ``retention_records`` records in full. The log directory is 0700 and its
+files 0600: ``config.station_credentials`` carries the stations' password hashes.
+
+On start the log is recovered (:mod:`pipeline.bus.wal`: a torn tail is cut, with a
+warning), and a group whose committed offset lies beyond the end of the log (its tail was
+lost) is moved back to the end, with a warning and
+``gridctl_bus_offsets_beyond_log_records_total`` counting the records lost: new records
+are read, never silently skipped.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
+import logging
 import os
 import time
 from collections import OrderedDict, deque
@@ -24,48 +32,63 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from pipeline import topics as topic_names
-from pipeline.bus.base import Bus, BusClosed, Message, PublishError, Record, Subscription
+from pipeline.bus import wal
+from pipeline.bus.base import (
+    Bus,
+    BusClosed,
+    BusError,
+    Message,
+    PublishError,
+    Record,
+    Subscription,
+)
+from pipeline.bus.metrics import OFFSETS_BEYOND_LOG
+
+log = logging.getLogger("pipeline.bus")
 
 
 class _Log:
-    """One topic's records with Kafka-like offsets."""
+    """One topic's records with Kafka-like offsets.
+
+    ``tail`` holds every record of the last ``retention`` offsets, so a live reader sees
+    each one, as on Kafka (which never compacts the active segment): two revisions of one
+    key published within one tick both arrive, in order. Upsert topics also keep the latest
+    record per key, which is what a reader that starts later (or fell behind the tail)
+    gets for the offsets before the tail.
+    """
 
     def __init__(self, topic: str, retention: int) -> None:
         self.topic = topic
         self.upsert = topic_names.is_upsert(topic)
         self.next_offset = 0
-        # Append-only topics: a bounded deque; upsert topics: latest record per key.
-        self.records: deque[Record] = deque(maxlen=retention)
+        self.tail: deque[Record] = deque(maxlen=retention)
         self.latest: OrderedDict[str | None, Record] = OrderedDict()
         self.changed = asyncio.Event()
 
     def append(self, key: str | None, value: bytes | None, ts_ms: int) -> Record:
         record = Record(self.topic, key, value, self.next_offset, ts_ms)
         self.next_offset += 1
+        self.tail.append(record)
         if self.upsert:
             self.latest.pop(key, None)
             self.latest[key] = record
-        else:
-            self.records.append(record)
         self.changed.set()
         self.changed = asyncio.Event()
         return record
 
-    def after(self, offset: int, limit: int) -> list[Record]:
-        """Records with offset >= ``offset`` (what compaction or retention left)."""
-        source = self.latest.values() if self.upsert else self.records
-        out: list[Record] = []
-        if not self.upsert and self.records and offset >= self.records[0].offset:
-            start = offset - self.records[0].offset
-            for i in range(start, min(len(self.records), start + limit)):
-                out.append(self.records[i])
-            return out
-        for record in source:
-            if record.offset >= offset:
-                out.append(record)
-                if len(out) >= limit:
-                    break
-        return out
+    @property
+    def start(self) -> int:
+        """The first offset still in the tail."""
+        return self.tail[0].offset if self.tail else self.next_offset
+
+    def read(self, offset: int, limit: int) -> list[Record]:
+        """Up to ``limit`` records from ``offset`` on (``offset >= start``), every one."""
+        first = offset - self.start
+        return [self.tail[i] for i in range(first, min(len(self.tail), first + limit))]
+
+    def compacted(self, offset: int, before: int) -> deque[Record]:
+        """The latest record of each key whose offset is in ``[offset, before)``."""
+        return deque(r for r in self.latest.values() if offset <= r.offset < before)
 
 
 class LocalBus(Bus):
@@ -96,6 +119,11 @@ class LocalBus(Bus):
         self._executor: ThreadPoolExecutor | None = None
         self._running = False
 
+    @property
+    def wal_path(self) -> Path | None:
+        """The log file, when the bus keeps one."""
+        return None if self._path is None else self._path / "bus.log"
+
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         if self._running:
@@ -103,12 +131,27 @@ class LocalBus(Bus):
         for topic in topic_names.ALL_TOPICS:
             self._log(topic)
         if self._path is not None:
-            self._path.mkdir(parents=True, exist_ok=True)
+            self._open_dir()
             self._load()
-            self._file = open(self._path / "bus.log", "ab")  # noqa: SIM115
+            wal_path = self._path / "bus.log"
+            try:
+                fd = os.open(wal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+                os.fchmod(fd, 0o600)
+                self._file = os.fdopen(fd, "ab")
+            except OSError as exc:
+                raise wal.WalError(f"bus log {wal_path}: {exc.strerror or exc}") from exc
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="localbus-wal")
             self._writer = asyncio.create_task(self._write_loop(), name="localbus-wal")
         self._running = True
+
+    def _open_dir(self) -> None:
+        assert self._path is not None
+        try:
+            self._path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self._path.stat().st_uid == os.geteuid():
+                self._path.chmod(0o700)
+        except OSError as exc:
+            raise wal.WalError(f"bus directory {self._path}: {exc.strerror or exc}") from exc
 
     async def stop(self) -> None:
         if not self._running:
@@ -124,8 +167,15 @@ class LocalBus(Bus):
         if self._file is not None:
             self._file.close()  # type: ignore[attr-defined]
             self._save_groups()
-        for log in self._logs.values():
-            log.changed.set()
+        for log_ in self._logs.values():
+            log_.changed.set()
+
+    async def ping(self, timeout: float = 2.0) -> str:
+        if not self._running:
+            raise BusError("in-process bus is stopped")
+        if self._writer is not None and self._writer.done():
+            raise BusError("the write-ahead log writer has stopped")
+        return "in-process" + (f", log in {self._path}" if self._path else ", memory only")
 
     # -- publish -----------------------------------------------------------------------
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
@@ -139,7 +189,7 @@ class LocalBus(Bus):
                 async with self._slots:
                     now = int(time.time() * 1000)
                     if self._file is not None:
-                        lines = b"".join(_wal_line(m, now) for m in messages)
+                        lines = b"".join(wal.encode(m, now) for m in messages)
                         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
                         self._pending.append((lines, done))
                         self._wake.set()
@@ -187,17 +237,49 @@ class LocalBus(Bus):
         from_beginning: bool = True,
     ) -> Subscription:
         committed = self._groups.setdefault(group, {}) if group else {}
-        positions = {}
+        sub = _LocalSubscription(self, list(topics), committed if group else None)
         for t in topics:
-            log = self._log(t)
-            positions[t] = committed.get(t, 0 if from_beginning else log.next_offset)
-        return _LocalSubscription(self, list(topics), positions, committed if group else None)
+            log_ = self._log(t)
+            if t in committed:
+                sub.seek(t, committed[t])
+            elif from_beginning:
+                sub.seek(t, 0, compacted=log_.upsert)
+            else:
+                sub.seek(t, log_.next_offset)
+        return sub
+
+    def _reconcile(self) -> None:
+        """Move committed offsets beyond the end of the log back to its end, on start."""
+        for group, offsets in self._groups.items():
+            for topic, offset in offsets.items():
+                log_ = self._log(topic)
+                if offset > log_.next_offset:
+                    self._warn_beyond(group, topic, offset, log_)
+                    offsets[topic] = log_.next_offset
+
+    def _warn_beyond(self, group: str, topic: str, offset: int, log_: _Log) -> None:
+        lost = offset - log_.next_offset
+        OFFSETS_BEYOND_LOG.labels(topic, group).inc(lost)
+        log.warning(
+            "bus log %s: group %r had committed %s up to offset %d, beyond the end of the "
+            "log (%d): %d records were lost with the log's tail; reading from %d",
+            self.wal_path,
+            group,
+            topic,
+            offset,
+            log_.next_offset,
+            lost,
+            log_.next_offset,
+        )
+
+    async def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+        return {(t, 0): self._log(t).next_offset for t in topics}
 
     def _log(self, topic: str) -> _Log:
-        log = self._logs.get(topic)
-        if log is None:
-            log = self._logs[topic] = _Log(topic, self._retention)
-        return log
+        log_ = self._logs.get(topic)
+        if log_ is None:
+            log_ = self._logs[topic] = _Log(topic, self._retention)
+        return log_
 
     def _commit(self, group_offsets: dict[str, int], positions: dict[str, int]) -> None:
         group_offsets.update(positions)
@@ -207,46 +289,58 @@ class LocalBus(Bus):
     # -- persistence -------------------------------------------------------------------
     def _load(self) -> None:
         assert self._path is not None
-        wal = self._path / "bus.log"
-        if wal.exists():
-            with open(wal, "rb") as f:
-                for line in f:
-                    if not line.endswith(b"\n"):
-                        break  # a torn last write: never acknowledged, so safe to drop
-                    entry = json.loads(line)
-                    value = entry["v"]
-                    self._log(entry["t"]).append(
-                        entry["k"], None if value is None else base64.b64decode(value), entry["ts"]
-                    )
+        for entry in wal.recover(self._path / "bus.log"):
+            self._log(entry.topic).append(entry.key, entry.value, entry.ts_ms)
         groups = self._path / "groups.json"
-        if groups.exists():
-            self._groups = json.loads(groups.read_text())
+        try:
+            data = json.loads(groups.read_text()) if groups.exists() else {}
+            if not all(
+                isinstance(o, dict) and all(isinstance(v, int) for v in o.values())
+                for o in data.values()
+            ):
+                raise ValueError("not a map of group -> topic -> offset")
+            self._groups = data
+        except (OSError, ValueError, AttributeError) as exc:
+            # Offsets only: readers start over from the beginning (at-least-once), the
+            # engine skips what it already has by its own offsets.
+            log.warning("bus offsets %s unreadable (%s); groups start over", groups, exc)
+            self._groups = {}
+        self._reconcile()
 
     def _save_groups(self) -> None:
         assert self._path is not None
         tmp = self._path / "groups.json.tmp"
-        tmp.write_text(json.dumps(self._groups))
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(self._groups))
         tmp.replace(self._path / "groups.json")
-
-
-def _wal_line(m: Message, ts_ms: int) -> bytes:
-    value = None if m.value is None else base64.b64encode(m.value).decode()
-    return json.dumps({"t": m.topic, "k": m.key, "v": value, "ts": ts_ms}).encode() + b"\n"
 
 
 class _LocalSubscription(Subscription):
     def __init__(
-        self,
-        bus: LocalBus,
-        topics: list[str],
-        positions: dict[str, int],
-        group_offsets: dict[str, int] | None,
+        self, bus: LocalBus, topics: list[str], group_offsets: dict[str, int] | None
     ) -> None:
         self._bus = bus
         self._topics = topics
-        self._positions = positions
+        self._positions: dict[str, int] = {}
+        #: per topic, the compacted records still to deliver before ``_backlog_end``
+        self._backlog: dict[str, deque[Record]] = {}
+        self._backlog_end: dict[str, int] = {}
         self._group_offsets = group_offsets
         self._closed = False
+
+    def seek(self, topic: str, offset: int, *, compacted: bool = False) -> None:
+        """Read ``topic`` from ``offset``; ``compacted``: only the latest record per key
+        of what is already in the log."""
+        self._positions[topic] = offset
+        self._backlog.pop(topic, None)
+        if compacted:
+            log_ = self._bus._log(topic)
+            self._fill_backlog(topic, log_, log_.next_offset)
+
+    def _fill_backlog(self, topic: str, log_: _Log, before: int) -> None:
+        self._backlog[topic] = log_.compacted(self._positions[topic], before)
+        self._backlog_end[topic] = before
 
     async def batch(self, max_records: int = 500, timeout: float = 0.1) -> list[Record]:
         if self._closed:
@@ -265,12 +359,34 @@ class _LocalSubscription(Subscription):
     def _take(self, max_records: int) -> list[Record]:
         out: list[Record] = []
         for t in self._topics:
-            if len(out) >= max_records:
-                break
-            records = self._bus._log(t).after(self._positions[t], max_records - len(out))
-            if records:
-                self._positions[t] = records[-1].offset + 1
-                out.extend(records)
+            if len(out) < max_records:
+                out.extend(self._take_topic(t, max_records - len(out)))
+        return out
+
+    def _take_topic(self, topic: str, limit: int) -> list[Record]:
+        log_ = self._bus._log(topic)
+        out: list[Record] = []
+        if topic not in self._backlog and self._positions[topic] < log_.start:
+            if log_.upsert:  # fell behind the tail: the latest per key of what it missed
+                self._fill_backlog(topic, log_, log_.start)
+            else:  # gone with retention, as on Kafka
+                self._positions[topic] = log_.start
+        backlog = self._backlog.get(topic)
+        if backlog is not None:
+            while backlog and len(out) < limit:
+                record = backlog.popleft()
+                out.append(record)
+                self._positions[topic] = record.offset + 1
+            if backlog:
+                return out
+            del self._backlog[topic]
+            self._positions[topic] = max(self._positions[topic], self._backlog_end[topic])
+            if self._positions[topic] < log_.start:
+                return out  # the tail moved on meanwhile; the next call catches up
+        records = log_.read(self._positions[topic], limit - len(out))
+        if records:
+            self._positions[topic] = records[-1].offset + 1
+            out.extend(records)
         return out
 
     async def commit(self) -> None:
@@ -278,8 +394,14 @@ class _LocalSubscription(Subscription):
             self._bus._commit(self._group_offsets, dict(self._positions))
 
     async def lag(self) -> int | None:
-        # Exact for append-only topics; for compacted ones it counts superseded offsets too.
-        return sum(max(0, self._bus._log(t).next_offset - self._positions[t]) for t in self._topics)
+        total = 0
+        for t in self._topics:
+            end = self._bus._log(t).next_offset
+            if t in self._backlog:
+                total += len(self._backlog[t]) + max(0, end - self._backlog_end[t])
+            else:
+                total += max(0, end - self._positions[t])
+        return total
 
     async def close(self) -> None:
         self._closed = True

@@ -32,7 +32,7 @@ from pipeline.compiler.ddl import (
     unquote,
 )
 from pipeline.compiler.errors import CompileError, first_line
-from pipeline.compiler.query import QueryError, compile_query, output_columns
+from pipeline.compiler.query import QueryError, Read, compile_query, output_columns
 from pipeline.compiler.top1 import INGEST_SEQ, top1_refresh_sql
 
 __all__ = [
@@ -199,7 +199,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
     if eowc:
         query = _EOWC.sub("", query)
     try:
-        compiled = compile_query(query)
+        compiled = compile_query(query, eowc=eowc)
         if eowc and "window_end" not in output_columns(query):
             raise QueryError("EMIT ON WINDOW CLOSE needs window_end among the output columns")
     except QueryError as exc:
@@ -209,6 +209,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
         raise CompileError(first_line(sql), "a column list on a view is not compiled")
     materialized = bool(m.group("mat"))
     body = compiled.sql
+    reads = _reads_sql(name, compiled.reads)
     if eowc:
         open_, closed = f'{SCHEMA}."{name}__open"', f'{SCHEMA}."{name}__closed"'
         return [
@@ -220,6 +221,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
             f'CREATE INDEX "{name}__closed__end" ON {closed} (window_end)',
             f'CREATE VIEW "{name}" AS SELECT * FROM {closed}',
             _view_row(name, "eowc", compiled.sources),
+            *reads,
         ]
     if materialized and compiled.aggregating and not compiled.windowed:
         live, cache = f'{SCHEMA}."{name}__live"', f'{SCHEMA}."{name}__cache"'
@@ -238,9 +240,22 @@ def _view_sql(sql: str, text: str) -> list[str]:
                 compiled.sources,
                 ";\n".join(refresh[2:]) if refresh else None,
             ),
+            *reads,
         ]
     verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"
-    return [f'{verb} "{name}" AS\n{body}']
+    return [f'{verb} "{name}" AS\n{body}', *reads]
+
+
+def _reads_sql(name: str, reads: list[Read]) -> list[str]:
+    """Record how far back view ``name`` reads each relation (retention follows them)."""
+    out = [f"DELETE FROM {SCHEMA}.reads WHERE view = {_lit(name)}"]
+    for r in reads:
+        seconds = "NULL" if r.seconds is None else str(int(r.seconds))
+        out.append(
+            f"INSERT INTO {SCHEMA}.reads (view, relation, col, seconds, basis) VALUES "
+            f"({_lit(name)}, {_lit(r.relation)}, {_lit(r.column)}, {seconds}, {_lit(r.basis)})"
+        )
+    return out
 
 
 def _view_row(name: str, kind: str, sources: list[str], refresh: str | None = None) -> str:
@@ -271,9 +286,10 @@ def compile_statement(sql: str) -> list[str]:
         return _alter_sql(sql, text)
     if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
         try:
-            return [sqlglot.transpile(text, read="risingwave", write="postgres")[0]]
+            plain = sqlglot.transpile(text, read="risingwave", write="postgres")[0]
         except sqlglot.errors.ParseError as exc:
             raise CompileError(first_line(sql), f"does not parse: {exc}") from exc
+        return [_index_sql(text, plain)]
     drop = _DROP.match(text)
     if drop:
         kind = " ".join(drop.group("kind").upper().split())
@@ -288,6 +304,35 @@ def compile_statement(sql: str) -> list[str]:
             ]
         return [f'DROP INDEX IF EXISTS "{name}"']
     raise CompileError(first_line(sql), "statement kind is not compiled")
+
+
+_INDEX = re.compile(
+    rf"^\s*CREATE\s+(?:UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?P<name>{_IDENT})\s+ON\s+"
+    rf"(?P<rel>{_IDENT})\s*\((?P<cols>[^)]*)\)\s*$",
+    re.I | re.S,
+)
+
+
+def _index_sql(text: str, plain: str) -> str:
+    """An index as RisingWave allows it on a table or a materialized view (temporal joins
+    look MVs up by one). On PostgreSQL a table gets it as written; a materialised view
+    its per-tick cache; a plain view (evaluated from its tables' indexes) none."""
+    m = _INDEX.match(text)
+    if m is None:
+        return plain
+    name, rel, cols = unquote(m.group("name")), unquote(m.group("rel")), m.group("cols")
+    cache = f"{SCHEMA}.{rel}__cache"
+    on_cache = f'CREATE INDEX IF NOT EXISTS "{name}" ON {SCHEMA}."{rel}__cache" ({cols})'
+    return (
+        "DO $gridctl$ BEGIN\n"
+        f"  IF to_regclass({_lit(cache)}) IS NOT NULL THEN EXECUTE {_lit(on_cache)};\n"
+        f"  ELSIF (SELECT relkind FROM pg_class WHERE oid = to_regclass({_lit(rel)})) "
+        f"IN ('r', 'p', 'm') THEN EXECUTE {_lit(plain)};\n"
+        f"  ELSIF to_regclass({_lit(rel)}) IS NULL THEN RAISE EXCEPTION USING\n"
+        "    ERRCODE = 'undefined_table',\n"
+        f"    MESSAGE = {_lit(f'relation {chr(34)}{rel}{chr(34)} does not exist')};\n"
+        "  END IF;\nEND $gridctl$"
+    )
 
 
 def _orphan_sinks() -> list[str]:
@@ -312,6 +357,7 @@ def compile_drop(kind: str, name: str) -> list[str]:
             f'DROP TABLE IF EXISTS {SCHEMA}."{name}__closed" CASCADE',
             f'DROP TABLE IF EXISTS {SCHEMA}."{name}__cache" CASCADE',
             f"DELETE FROM {SCHEMA}.views WHERE name = {_lit(name)}",
+            f"DELETE FROM {SCHEMA}.reads WHERE view = {_lit(name)}",
             *_orphan_sinks(),
         ]
     if kind == "SINK":

@@ -106,6 +106,16 @@ $$""",
     emitted_at TIMESTAMPTZ NOT NULL,
     PRIMARY KEY (sink, key)
 )""",
+    # How far back each view reads each relation (compiler.query.Read): retention trims a
+    # source or a closed-window table only below what every reader still needs.
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.reads (
+    view TEXT NOT NULL,
+    relation TEXT NOT NULL,
+    col TEXT,
+    seconds INTEGER,
+    basis TEXT NOT NULL
+)""",
+    f"CREATE INDEX IF NOT EXISTS reads_by_view ON {SCHEMA}.reads (view)",
     # Records decided but not yet acknowledged by the bus (transactional outbox).
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.outbox (
     seq BIGSERIAL PRIMARY KEY,

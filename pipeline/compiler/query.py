@@ -17,7 +17,7 @@ view evaluated at a given engine time gives the same rows, provided that:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import sqlglot
 from sqlglot import exp
@@ -130,6 +130,19 @@ def source_names(tree: exp.Expression) -> list[str]:
 
 
 @dataclass(frozen=True)
+class Read:
+    """How far back a view reads a relation: rows with ``column`` older than ``seconds``
+    before ``basis`` (``'now'``: a temporal filter; ``'watermark'``: a window under EMIT ON
+    WINDOW CLOSE, whose closed windows are never read again) are never needed again.
+    ``seconds`` None: the view reads all of it (nothing may be trimmed)."""
+
+    relation: str
+    column: str | None
+    seconds: int | None
+    basis: str
+
+
+@dataclass(frozen=True)
 class CompiledQuery:
     """A rewritten query and what the engine needs to know about it."""
 
@@ -137,9 +150,97 @@ class CompiledQuery:
     sources: list[str]  # relations read directly (watermarks of EMIT ON WINDOW CLOSE)
     windowed: bool  # uses TUMBLE or HOP
     aggregating: bool  # GROUP BY, aggregates or window functions: worth materialising
+    reads: list[Read] = field(default_factory=list)  # retention follows these
 
 
-def compile_query(text: str) -> CompiledQuery:
+def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if node is None:
+        return []
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+def _lookback(bound: exp.Expression) -> int | None:
+    """Seconds of ``NOW() - INTERVAL 'x'`` (0 for a bare ``NOW()``), None for other shapes."""
+    while isinstance(bound, exp.Paren):
+        bound = bound.this
+    if isinstance(bound, exp.CurrentTimestamp) or (
+        isinstance(bound, exp.Anonymous) and bound.name.upper() == "NOW"
+    ):
+        return 0
+    if isinstance(bound, exp.Sub) and _lookback(bound.this) == 0:
+        try:
+            return interval_seconds(bound.expression)
+        except QueryError:
+            return None
+    return None
+
+
+def temporal_bounds(select: exp.Select) -> list[tuple[exp.Column, int]]:
+    """The temporal filters of one SELECT (its WHERE and ON conjuncts) that bound a column
+    from below: ``col > NOW() - INTERVAL 'x'`` (also ``>=``, ``NOW() - ... < col``), each
+    as the column and ``x`` in seconds. What RisingWave cleans state by; retention (here)
+    and the bounded-state lint rule read them."""
+    where = select.args.get("where")
+    conds = _conjuncts(where.this) if where is not None else []
+    for join in select.args.get("joins") or []:
+        conds += _conjuncts(join.args.get("on"))
+    out = []
+    for cond in conds:
+        if isinstance(cond, exp.GT | exp.GTE):
+            col, bound = cond.this, cond.expression
+        elif isinstance(cond, exp.LT | exp.LTE):
+            col, bound = cond.expression, cond.this
+        else:
+            continue
+        seconds = _lookback(bound)
+        if isinstance(col, exp.Column) and seconds is not None:
+            out.append((col, seconds))
+    return out
+
+
+def reads(tree: exp.Expression, eowc: bool) -> list[Read]:
+    """Every relation the query reads and how far back (see :class:`Read`): per reference,
+    the temporal filter on one of its columns in its SELECT's WHERE or ON, or, under EMIT
+    ON WINDOW CLOSE, the window of a TUMBLE/HOP over it; otherwise all of it."""
+    out: list[Read] = []
+    for select in tree.find_all(exp.Select):
+        refs: list[tuple[exp.Table, str, str]] = []
+        nodes = []
+        if select.args.get("from_") is not None:
+            nodes.append(select.args["from_"].this)
+        nodes += [j.this for j in select.args.get("joins") or []]
+        for node in nodes:
+            if not isinstance(node, exp.Table):
+                continue
+            inner = node.this
+            if isinstance(inner, exp.Anonymous) and inner.name.upper() in ("TUMBLE", "HOP"):
+                name = inner.expressions[0].name.lower()
+            else:
+                name = node.name.lower()
+            refs.append((node, name, (node.alias or name).lower()))
+        bounds = temporal_bounds(select)
+        for node, name, alias in refs:
+            read = None
+            for col, seconds in bounds:
+                owner = col.table.lower()
+                mine = owner == alias or (owner == "" and len(refs) == 1)
+                if mine and (read is None or (read.seconds or 0) < seconds):
+                    read = Read(name, col.name.lower(), seconds, "now")
+            inner = node.this
+            windowed = isinstance(inner, exp.Anonymous) and inner.name.upper() in ("TUMBLE", "HOP")
+            if read is None and eowc and windowed:
+                args = inner.expressions
+                size = interval_seconds(args[-1])
+                read = Read(name, args[1].name.lower(), size, "watermark")
+            out.append(read or Read(name, None, None, "now"))
+    return out
+
+
+def compile_query(text: str, *, eowc: bool = False) -> CompiledQuery:
     """RisingWave SELECT text -> PostgreSQL SELECT text and facts about it."""
     try:
         tree = sqlglot.parse_one(text, read="risingwave")
@@ -153,8 +254,9 @@ def compile_query(text: str) -> CompiledQuery:
         for t in tree.find_all(exp.Table)
     )
     aggregating = any(True for _ in tree.find_all(exp.Group, exp.AggFunc, exp.Window))
+    needs = reads(tree, eowc)
     tree = rewrite(tree)
-    return CompiledQuery(tree.sql(dialect="postgres"), names, windowed, aggregating)
+    return CompiledQuery(tree.sql(dialect="postgres"), names, windowed, aggregating, needs)
 
 
 def output_columns(text: str) -> list[str]:

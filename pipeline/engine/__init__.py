@@ -1,6 +1,6 @@
 """The embedded engine: the compiled pipeline on PostgreSQL, fed from the bus.
 
-``Engine(dsn, bus, tick=1.0, clock=None, retention=timedelta(hours=24))``;
+``Engine(dsn, bus, tick=1.0, clock=None, retention=None)``;
 ``await engine.start()`` / ``await engine.stop()``; ``await engine.run_tick()`` for one
 ingest + sink evaluation; ``VirtualClock`` for replay and tests;
 ``apply_migrations(dsn)`` compiles and applies ``migrations/`` without history.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -89,6 +89,16 @@ WHERE to_regclass(format('%I.%I', '{SCHEMA}', v.name || CASE v.kind
 ORDER BY v.seq"""
         )
         return [View(r[0], r[1], tuple(r[2]), r[3]) for r in await cur.fetchall()]
+
+
+async def load_watermarks(conn: psycopg.AsyncConnection) -> dict[str, datetime]:
+    """Each source's watermark as ingest left it (survives restarts: it is in the catalog)."""
+    async with conn.cursor() as cur:
+        await cur.execute(
+            f"SELECT name, watermark_ts FROM {SCHEMA}.sources "
+            "WHERE watermark_ts IS NOT NULL AND watermark_ts > '-infinity'"
+        )
+        return {r[0]: r[1] for r in await cur.fetchall()}
 
 
 async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]:

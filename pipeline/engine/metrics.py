@@ -7,27 +7,17 @@ same name.
 
 from __future__ import annotations
 
-from typing import Any
-
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline import metrics_names as names
-
-
-def _get(kind: type, name: str, doc: str, **kwargs: Any) -> Any:
-    existing = getattr(REGISTRY, "_names_to_collectors", {}).get(name)
-    if existing is None and kind is Counter:
-        existing = getattr(REGISTRY, "_names_to_collectors", {}).get(name.removesuffix("_total"))
-    if existing is not None:
-        return existing
-    return kind(name, doc, **kwargs)
-
+from pipeline.prometheus import metric as _get
 
 INGESTED = _get(Counter, names.ENGINE_RECORDS_INGESTED, "Records ingested.", labelnames=["topic"])
-DROPPED = _get(
+REJECTED = _get(
     Counter,
-    names.ENGINE_RECORDS_DROPPED,
-    "Records skipped by the engine (contract violations, unknown topics).",
+    names.ENGINE_RECORDS_REJECTED,
+    "Records the engine could not ingest (contract violations, values out of a column's "
+    "range), each sent to ingest.rejected.",
     labelnames=["topic", "reason"],
 )
 SINK_RECORDS = _get(
@@ -46,4 +36,9 @@ METER_AGE = _get(
     names.METER_DATA_AGE_SECONDS,
     "Age of meter samples (engine clock - event_ts) when ingested.",
     buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600),
+)
+LAST_TICK = _get(
+    Gauge,
+    names.ENGINE_LAST_TICK,
+    "Unix time at which the engine last completed a tick (a stalled engine stops it).",
 )

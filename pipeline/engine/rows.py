@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -55,6 +56,37 @@ def decode_fields(topic: str, value: bytes) -> dict[str, Any]:
     return {k.lower(): v for k, v in data.items()}
 
 
+def has_field(value: bytes, name: str) -> bool:
+    """Whether the JSON object ``value`` has key ``name`` (case-insensitively, as matched)."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return False
+    return isinstance(data, dict) and any(k.lower() == name for k in data)
+
+
+def is_late(ts: object, watermark: datetime | None) -> bool:
+    """RisingWave's watermark filter (``executor/watermark_filter.rs``, v3.0.2): once a
+    source has a watermark, a row passes only if its watermark column is ``>=`` it; a NULL
+    column fails the comparison and is dropped. Before the first watermark every row passes.
+    The watermark is advanced after each chunk (here: each ingest batch), so rows of one
+    batch are not filtered against each other."""
+    if watermark is None:
+        return False
+    return not isinstance(ts, datetime) or ts < watermark
+
+
+def newer_version(old: object, new: object) -> bool:
+    """``ON CONFLICT OVERWRITE WITH VERSION COLUMN``: does ``new`` replace ``old``?
+    RisingWave compares versions with NULLs first and overwrites on equal
+    (``mview/cache.rs``, ``versions_are_newer_or_equal``)."""
+    if old is None:
+        return True
+    if new is None:
+        return False
+    return bool(new >= old)  # type: ignore[operator]
+
+
 def to_row(source: Source, key: str | None, fields: Mapping[str, Any]) -> tuple[Any, ...]:
     """The row of ``source`` for one decoded record (missing fields are NULL)."""
     row: list[Any] = []
@@ -78,6 +110,18 @@ class Emit:
     value: str | None
 
 
+def sink_key_sql(sink: Sink) -> str:
+    """The key text of a row ``v`` of a sink's view, as the sink emits it."""
+    cols = ", ".join(f'v."{c}"' for c in sink.primary_key)
+    if not sink.primary_key:
+        key = "md5(row_to_json(v)::text)"
+    elif len(sink.primary_key) == 1:
+        key = f"COALESCE(v.\"{sink.primary_key[0]}\"::text, '')"
+    else:
+        key = f"(SELECT row_to_json(k) FROM (SELECT {cols}) AS k)::text"
+    return f"replace({key}, '+00:00\"', 'Z\"')"
+
+
 def sink_query(sink: Sink) -> str:
     """SQL returning what ``sink`` must emit now, as ``(key, value)`` JSON texts, in key order.
 
@@ -87,16 +131,9 @@ def sink_query(sink: Sink) -> str:
     UPSERT sinks get changed rows and, for keys that vanished, ``value`` NULL (tombstones);
     append-only sinks get rows whose key was never emitted.
     """
-    cols = ", ".join(f'v."{c}"' for c in sink.primary_key)
-    if not sink.primary_key:
-        key = "md5(row_to_json(v)::text)"
-    elif len(sink.primary_key) == 1:
-        key = f"COALESCE(v.\"{sink.primary_key[0]}\"::text, '')"
-    else:
-        key = f"(SELECT row_to_json(k) FROM (SELECT {cols}) AS k)::text"
     utc = "'+00:00\"', 'Z\"'"
     cur = (
-        f"SELECT replace({key}, {utc}) AS key, replace(row_to_json(v)::text, {utc}) AS value "
+        f"SELECT {sink_key_sql(sink)} AS key, replace(row_to_json(v)::text, {utc}) AS value "
         f"FROM {sink.view_name} AS v"
     )
     state = "SELECT key, value FROM gridctl_engine.sink_state WHERE sink = %(sink)s"

@@ -45,10 +45,10 @@ from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, BusError, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
-from pipeline.engine.catalog import Sink, Source, View, load, load_views
+from pipeline.engine.catalog import Sink, Source, View, load, load_views, load_watermarks
 from pipeline.engine.clock import wall_clock
 from pipeline.engine.ingest import IngestMixin
-from pipeline.engine.rows import Emit
+from pipeline.engine.rows import Emit, sink_key_sql
 from pipeline.engine.sinks import SinkMixin
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ class Engine(IngestMixin, SinkMixin):
         *,
         tick: float = 1.0,
         clock: Clock | None = None,
-        retention: timedelta = timedelta(hours=24),
+        retention: timedelta | None = None,
         batch_size: int = 5000,
         max_records_per_tick: int = 500_000,
         catalog_refresh: float = 5.0,
@@ -80,6 +80,7 @@ class Engine(IngestMixin, SinkMixin):
         group: str = GROUP,
         bell_settle: float = 0.02,
         catch_up_timeout: float = 30.0,
+        topic_prefix: str = "",
     ) -> None:
         self.dsn = dsn
         self.bus = bus
@@ -93,6 +94,9 @@ class Engine(IngestMixin, SinkMixin):
         self.group = group
         self.bell_settle = bell_settle
         self.catch_up_timeout = catch_up_timeout
+        #: the deployment's ``${topic_prefix}``: the catalog's topics carry it already;
+        #: the engine's own topics (dead letters) and the DR doorbell get it here
+        self.topic_prefix = topic_prefix
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
@@ -102,6 +106,7 @@ class Engine(IngestMixin, SinkMixin):
         self._views: list[View] = []
         self._outbox_dirty = False
         self._offsets: dict[tuple[str, int], int] = {}
+        self._watermarks: dict[str, datetime] = {}
         self._last_tick: datetime | None = None
         self._last_retention: datetime | None = None
         self._lock = asyncio.Lock()
@@ -110,6 +115,8 @@ class Engine(IngestMixin, SinkMixin):
         #: ticks early (see _wait_next); its records are ingested by ``_sub`` as usual
         self._bell: Subscription | None = None
         self.ticks = 0
+        #: ``time.monotonic()`` at the end of the last tick that completed (None: none yet)
+        self.last_tick_at: float | None = None
 
     # -- clock ---------------------------------------------------------------------------
     def set_clock(self, clock: Clock | None) -> None:
@@ -135,10 +142,11 @@ class Engine(IngestMixin, SinkMixin):
             await cur.execute(f"SELECT topic, part, next_offset FROM {SCHEMA}.offsets")
             self._offsets = {(t, p): o for t, p, o in await cur.fetchall()}
         await self._conn.commit()
+        await self._reconcile_offsets()
         await self._flush_outbox()
         if loop:
             self._bell = self.bus.subscribe(
-                [topic_names.DEMAND_RESPONSE], group=None, from_beginning=False
+                [self.topic_prefix + topic_names.DEMAND_RESPONSE], group=None, from_beginning=False
             )
             self._task = asyncio.create_task(self._loop(), name="gridctl-engine")
 
@@ -202,16 +210,33 @@ class Engine(IngestMixin, SinkMixin):
         )
 
     async def _loop(self) -> None:
-        await self._catch_up()
+        try:
+            await self._catch_up()
+        except Exception as exc:  # the database is away at start: the loop below recovers
+            log.warning("engine: catch-up failed (%s); ticking anyway", _one_line(exc))
+            await self._recover()
+        failing_since: float | None = None
         while True:
             started = time.monotonic()
             try:
                 await self.run_tick()
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("engine tick failed; retrying next tick")
+            except Exception as exc:
+                # One line per outage, not a traceback per tick: /healthz and the
+                # tick-age alert say it is down; the log says why and when it is back.
+                if failing_since is None:
+                    failing_since = started
+                    log.warning("engine tick failed, retrying each tick: %s", _one_line(exc))
+                    log.debug("engine tick failure", exc_info=True)
                 await self._recover()
+            else:
+                if failing_since is not None:
+                    log.warning(
+                        "engine ticking again after %.1f s of failed ticks",
+                        time.monotonic() - failing_since,
+                    )
+                    failing_since = None
             await self._wait_next(max(0.0, self.tick - (time.monotonic() - started)))
 
     async def _wait_next(self, delay: float) -> None:
@@ -237,10 +262,32 @@ class Engine(IngestMixin, SinkMixin):
             await asyncio.sleep(self.bell_settle)
 
     async def _recover(self) -> None:
-        if self._conn is not None and self._conn.closed:
-            self._conn = await self._connect()
-        elif self._conn is not None:
-            await self._conn.rollback()
+        """Get a usable connection back and rewind the bus to what is durably ingested.
+
+        A lost connection (PostgreSQL restarted, ``AdminShutdown``) is replaced; a live
+        one is rolled back. Either way the subscription is reopened from the group's
+        committed offsets: a batch taken from the bus whose transaction failed would
+        otherwise be skipped (records already ingested are recognised by their offsets).
+        Never raises: if the database is still away, the next tick tries again.
+        """
+        try:
+            conn = self._conn
+            if conn is None or conn.closed or conn.broken:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                self._conn = None
+                self._conn = await self._connect()
+            else:
+                await conn.rollback()
+        except Exception as exc:
+            log.debug("engine: database still unavailable: %s", _one_line(exc))
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.close()
+        self._sub = None
+        self._topics = ()
+        self._catalog_at = 0.0  # the next tick re-reads the catalog and resubscribes
 
     # -- one tick ------------------------------------------------------------------------
     async def run_tick(self) -> list[Emit]:
@@ -257,12 +304,14 @@ class Engine(IngestMixin, SinkMixin):
                 await self._vacuum()
             self._last_tick = now
             self.ticks += 1
+            self.last_tick_at = time.monotonic()
+            metrics.LAST_TICK.set(time.time())
             metrics.TICK.observe(time.perf_counter() - started)
             return sent
 
     def _require(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None:
-            raise RuntimeError("Engine.start() first")
+            raise RuntimeError("no database connection (Engine.start() first, or reconnecting)")
         return self._conn
 
     async def _reload_catalog(self) -> None:
@@ -271,6 +320,7 @@ class Engine(IngestMixin, SinkMixin):
         self._catalog_at = time.monotonic()
         sources, sinks = await load(self._require())
         self._views = await load_views(self._require())
+        self._watermarks = await load_watermarks(self._require())
         await self._require().commit()
         by_topic: dict[str, list[Source]] = {}
         for s in sources:
@@ -287,28 +337,90 @@ class Engine(IngestMixin, SinkMixin):
 
     # -- retention -----------------------------------------------------------------------
     async def _retention(self, now: datetime) -> None:
+        """Trim what no view reads any more, once a minute of engine time.
+
+        RisingWave cleans state only where a temporal filter or a watermark reaches it,
+        and keeps everything else; so does this. The compiler recorded, per view, how far
+        back it reads each relation (``gridctl_engine.reads``): an append-only source or
+        a closed-window table loses rows only below what *every* reader still needs, and
+        nothing at all while one reader reads all of it. There is no fixed cut-off that a
+        long event could outlive; ``retention`` (None by default) is an operator's cap on
+        raw rows and then applies on top.
+        """
         if self._last_retention and now - self._last_retention < timedelta(minutes=1):
             return
         self._last_retention = now
         conn = self._require()
-        cutoff = now - self.retention
-        for sources in self._sources.values():
-            for s in sources:
-                if s.append_only and s.watermark_column:
-                    await conn.execute(
-                        f'DELETE FROM "{s.name}" WHERE "{s.watermark_column}" < %s',  # type: ignore[arg-type]
-                        (cutoff,),
-                    )
-        for view in self._views:
-            if view.kind == "eowc":
-                await conn.execute(
-                    f'DELETE FROM {SCHEMA}."{view.name}__closed" WHERE window_end < %s',  # type: ignore[arg-type]
-                    (cutoff,),
-                )
-        append_sinks = [s.name for s in self._sinks if not s.upsert]
-        if append_sinks:
-            await conn.execute(
-                f"DELETE FROM {SCHEMA}.sink_state WHERE sink = ANY(%s) AND emitted_at < %s",
-                (append_sinks, now - 2 * self.retention),
+        needs: dict[str, list[tuple[str | None, int | None, str]]] = {}
+        async with conn.cursor() as cur:
+            await cur.execute(
+                f"SELECT relation, col, seconds, basis FROM {SCHEMA}.reads "
+                "WHERE to_regclass(format('%I', view)) IS NOT NULL"
             )
+            for relation, col, seconds, basis in await cur.fetchall():
+                needs.setdefault(relation, []).append((col, seconds, basis))
+        tables: list[tuple[str, str]] = [
+            (s.name, f'"{s.name}"')
+            for sources in self._sources.values()
+            for s in sources
+            if s.append_only
+        ]
+        tables += [
+            (v.name, f'{SCHEMA}."{v.name}__closed"') for v in self._views if v.kind == "eowc"
+        ]
+        for name, table in tables:
+            conds, params = self._unneeded(name, needs.get(name, []), now)
+            if self.retention is not None and not table.startswith(SCHEMA):
+                source = self._source(name)
+                if source.watermark_column:
+                    conds = [f'"{source.watermark_column}" < %s']
+                    params = [now - self.retention]
+            if conds:
+                await conn.execute(
+                    f"DELETE FROM {table} WHERE " + " AND ".join(conds),  # type: ignore[arg-type]
+                    params,
+                )
+        await self._trim_sink_state(now)
         await conn.commit()
+
+    def _unneeded(
+        self, name: str, readers: list[tuple[str | None, int | None, str]], now: datetime
+    ) -> tuple[list[str], list[Any]]:
+        """The condition of rows of ``name`` no reader needs; none if one reads it all."""
+        if not readers or any(col is None or seconds is None for col, seconds, _ in readers):
+            return [], []
+        conds: list[str] = []
+        params: list[Any] = []
+        for col, seconds, basis in readers:
+            assert seconds is not None
+            if basis == "watermark":
+                mark = self._watermarks.get(name)
+                if mark is None:
+                    return [], []
+                # Windows are appended up to the watermark; keep one more window back.
+                conds.append(f'"{col}" < %s')
+                params.append(mark - timedelta(seconds=2 * seconds))
+            else:
+                conds.append(f'"{col}" < %s')
+                params.append(now - timedelta(seconds=seconds))
+        return conds, params
+
+    async def _trim_sink_state(self, now: datetime) -> None:
+        """An append-only sink remembers the keys it emitted so that a row is sent once;
+        a key its view no longer holds cannot come back (its inputs were trimmed), so it
+        is forgotten an hour after it was emitted."""
+        conn = self._require()
+        for sink in self._sinks:
+            if sink.upsert:
+                continue
+            key = sink_key_sql(sink)
+            await conn.execute(
+                f"DELETE FROM {SCHEMA}.sink_state AS s WHERE s.sink = %s AND s.emitted_at < %s "
+                f"AND NOT EXISTS (SELECT 1 FROM {sink.view_name} AS v WHERE {key} = s.key)",  # type: ignore[arg-type]
+                (sink.name, now - timedelta(hours=1)),
+            )
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"

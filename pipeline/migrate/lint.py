@@ -25,6 +25,7 @@ from pipeline.migrate.files import (
     substitute,
     variables_in,
 )
+from pipeline.migrate.lint_state import StateRules
 from pipeline.migrate.sqltext import SqlParseError, mask, parse
 
 
@@ -56,6 +57,10 @@ RULES: dict[str, str] = {
     "for-timestamp-as-of": "no FOR TIMESTAMP AS OF (write FOR SYSTEM_TIME AS OF PROCTIME())",
     "host-literal": "no hosts, IPs or localhost in WITH options: use a ${var}",
     "window-partition": "window functions need a non-empty PARTITION BY",
+    "unbounded-state": "a join or aggregation over a growing input has a cleaning condition "
+    "(temporal filter, or a watermarked window under EMIT ON WINDOW CLOSE)",
+    "plain-sink-not-append-only": "a FORMAT PLAIN sink reads an append-only view, or says "
+    "force_append_only = 'true'",
 }
 
 _OPTION = re.compile(r"([A-Za-z_][\w.]*)\s*=\s*'")
@@ -182,9 +187,13 @@ def _tree_rules(tree: exp.Expr, emit: Emit) -> None:
 
 
 def lint_statement(
-    script: str, stmt: Statement, values: Mapping[str, str] | None = None
+    script: str,
+    stmt: Statement,
+    values: Mapping[str, str] | None = None,
+    state: StateRules | None = None,
 ) -> list[Finding]:
-    """Findings for one statement; ``values`` fill ``${var}`` before parsing."""
+    """Findings for one statement; ``values`` fill ``${var}`` before parsing; ``state``
+    knows the objects created by the statements before it (bounded-state rules)."""
     found: list[Finding] = []
 
     def emit(rule: str, message: str) -> None:
@@ -205,11 +214,21 @@ def lint_statement(
         emit("parse", str(exc))
         return found
     _tree_rules(tree, emit)
+    if state is not None:
+        state.check(text, emit)
+        state.learn(text)
     return found
 
 
-def lint_text(script: str, text: str, values: Mapping[str, str] | None = None) -> list[Finding]:
-    return [f for s in split_statements(text) for f in lint_statement(script, s, values)]
+def lint_text(
+    script: str,
+    text: str,
+    values: Mapping[str, str] | None = None,
+    state: StateRules | None = None,
+) -> list[Finding]:
+    """Findings of every statement of ``text``; objects it creates are known to the next."""
+    state = StateRules() if state is None else state
+    return [f for s in split_statements(text) for f in lint_statement(script, s, values, state)]
 
 
 def lint_dir(path: str | Path, vars: Mapping[str, str] | None = None) -> list[Finding]:
@@ -219,10 +238,23 @@ def lint_dir(path: str | Path, vars: Mapping[str, str] | None = None) -> list[Fi
         raise NamingError(f"{root}: directory not found")
     values = load_vars(root, vars)
     found: list[Finding] = []
-    for file in sorted(root.glob("*.sql")):
+    state = StateRules()
+    for file in sorted(root.glob("*.sql"), key=_apply_order):
         try:
             parse_name(file.name)
         except NamingError as exc:
             found.append(Finding(file.name, 0, 1, "naming", str(exc)))
-        found += lint_text(file.name, file.read_text(encoding="utf-8-sig"), values)
+        found += lint_text(file.name, file.read_text(encoding="utf-8-sig"), values, state)
     return found
+
+
+def _apply_order(path: Path) -> tuple[int, tuple[int, ...], str]:
+    """V files by version, then R files by name (as ``up`` applies them), then the rest:
+    the bounded-state rules must see an object's definition before its readers."""
+    try:
+        _, version, _ = parse_name(path.name)
+    except NamingError:
+        return (2, (), path.name)
+    if version is not None:
+        return (0, tuple(int(p) for p in version.split(".")), path.name)
+    return (1, (), path.name)

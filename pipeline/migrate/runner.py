@@ -10,6 +10,7 @@ written right after the statement, so a failure resumes at the failed statement.
 from __future__ import annotations
 
 import functools
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ import psycopg
 from pipeline.migrate.deps import DbObject, analyze
 from pipeline.migrate.engine import (
     POSTGRES,
+    RISINGWAVE,
     CompileError,
     Compiler,
     Target,
@@ -37,6 +39,7 @@ from pipeline.migrate.files import (
     substitute,
 )
 from pipeline.migrate.history import History, HistoryRow, encode_objects
+from pipeline.migrate.lint_state import REFUSED, StateRules
 from pipeline.migrate.planner import (
     REBUILD,
     RESUME,
@@ -47,7 +50,10 @@ from pipeline.migrate.planner import (
     prefix_checksum,
     v_state,
 )
+from pipeline.migrate.sinks import SinkFacts, describe, reconcile, sink_facts
 from pipeline.migrate.sqltext import SqlParseError, parse
+
+log = logging.getLogger("gridctl.migrate")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -153,7 +159,24 @@ class Migrator:
 
     def _plan(self, history: History) -> tuple[list[MigrationFile], Plan]:
         files = discover(self.directory)
+        self._refuse(files)
         return files, make_plan(files, history.latest())
+
+    def _refuse(self, files: list[MigrationFile]) -> None:
+        """Statements RisingWave would reject although each parses on its own (a PLAIN sink
+        over a view that updates): refused on both engines before anything changes, so the
+        embedded engine does not accept a pipeline production cannot run."""
+        state = StateRules()
+        for f in files:
+            for stmt in f.statements:
+                text = substitute(stmt, self.vars, f.script)
+                problems: list[tuple[str, str]] = []
+                state.check(text, lambda rule, msg, out=problems: out.append((rule, msg)))
+                state.learn(text)
+                refused = [msg for rule, msg in problems if rule == REFUSED]
+                if refused:
+                    where = f"{f.script}: statement {stmt.number} ({stmt.first_line!r})"
+                    raise ValidationError(f"{where}: [{REFUSED}] {refused[0]}")
 
     # -- public API --------------------------------------------------------------------------
 
@@ -176,7 +199,43 @@ class Migrator:
             for st in p.statements:
                 lines.append(f"-- statement {st.number}")
                 lines += [f"{sql};" for sql in st.sql]
+        effects = [describe(f, target.engine) for f in self._sinks(plan)]
+        if effects:
+            lines.append("-- what this does to the sinks' topics:")
+            lines += [f"--   {e}" for e in effects]
         return "\n".join(lines) + "\n"
+
+    def _sinks(self, plan: Plan) -> list[SinkFacts]:
+        """The sinks ``up`` creates (new or rebuilt), in order."""
+        out = []
+        for step in plan.steps:
+            for stmt in step.file.statements[step.start :]:
+                facts = sink_facts(substitute(stmt, self.vars, step.file.script))
+                if facts is not None:
+                    out.append(facts)
+        return out
+
+    def _reconcile(self, conn: psycopg.Connection[Any], plan: Plan) -> list[str]:
+        """After (re)creating UPSERT sinks on RisingWave: tombstone the keys their topics
+        hold and their views do not (see :mod:`pipeline.migrate.sinks`). A failure is
+        reported, never silent: the topic may hold stale limits until the next rebuild."""
+        lines = []
+        for facts in self._sinks(plan):
+            if not facts.upsert:
+                continue
+            bootstrap = self.vars.get("reconcile_bootstrap") or facts.bootstrap or ""
+            try:
+                gone = reconcile(conn, facts, bootstrap)
+            except Exception as exc:  # Kafka unreachable from here: say so, loudly
+                log.error("reconcile of sink %s failed: %s", facts.name, exc)
+                lines.append(
+                    f"{facts.name}: RECONCILE FAILED ({exc}); keys that vanished while the "
+                    "sink was gone may keep stale values on "
+                    f"{facts.topic}"
+                )
+                continue
+            lines.append(f"{facts.name}: reconciled, {len(gone)} tombstone(s) on {facts.topic}")
+        return lines
 
     @_database_errors
     def up(self) -> list[str]:
@@ -211,6 +270,8 @@ class Migrator:
                     row = self._new_row(history, p.step)
                 self._run_step(conn, history, p, row)
                 done.append(f"{p.step.file.script}: {p.step.action} ({p.step.reason})")
+            if self.engine == RISINGWAVE:
+                done += self._reconcile(conn, plan)
             return done
 
     @_database_errors

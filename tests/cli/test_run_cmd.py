@@ -39,3 +39,10 @@ def test_flag_mistakes_name_the_flag() -> None:
     assert "--kafka-config" in gridctl("--kafka-config", "nokey").stderr
     assert "--tls-cert" in gridctl("--tls-cert", "/nonexistent").stderr
     assert "--kafka-bootstrap" in gridctl("--bus", "kafka").stderr
+
+
+def test_gateway_settings_that_cannot_work_are_refused_before_starting() -> None:
+    skew = gridctl("--max-clock-skew", "0")
+    assert skew.returncode == 2 and "max_clock_skew_s must be positive" in skew.stderr
+    frame = gridctl("--ocpp-max-frame", "100")
+    assert frame.returncode == 2 and "max_size below 1 KiB" in frame.stderr

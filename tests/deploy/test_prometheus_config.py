@@ -35,8 +35,10 @@ def test_prometheus_scrapes_gridctl_and_risingwave(
 def test_prometheus_presents_a_token_gridctl_accepts(
     compose: dict[str, Any], services: dict[str, Any]
 ) -> None:
-    """The API's /metrics needs a bearer token: the compose secret is one gridctl accepts."""
-    auth = _scrape_jobs()["gridctl"]["authorization"]
+    """Both ports' /metrics need a bearer token: the compose secret is one gridctl accepts."""
+    jobs = _scrape_jobs()
+    auth = jobs["gridctl"]["authorization"]
+    assert jobs["gridctl-ocpp"]["authorization"] == auth  # the OCPP port takes the API's
     secret = Path(auth["credentials_file"]).name
     assert auth.get("type", "Bearer") == "Bearer"
     assert auth["credentials_file"] == f"/run/secrets/{secret}"

@@ -145,7 +145,7 @@ def test_readings_dropped_over_a_tenth_of_a_percent(rules: list[dict[str, Any]])
     rule = _alert_using(rules, metrics_names.READINGS_REFUSED)
     names = metric_names(rule["expr"])
     assert metrics_names.READINGS_INGESTED in names
-    assert metrics_names.ENGINE_RECORDS_DROPPED in names
+    assert metrics_names.ENGINE_RECORDS_REJECTED in names
     assert _comparison(rule["expr"]) == (">", 0.001)
 
 
@@ -171,6 +171,13 @@ def test_engine_lag_behind_the_bus(rules: list[dict[str, Any]]) -> None:
     rule = _alert_using(rules, metrics_names.ENGINE_LAG_RECORDS)
     op, threshold = _comparison(rule["expr"])
     assert op == ">" and threshold > 0
+
+
+def test_a_stalled_engine_is_alerted_by_tick_age(rules: list[dict[str, Any]]) -> None:
+    rule = _alert_using(rules, metrics_names.ENGINE_LAST_TICK)
+    assert "time()" in rule["expr"]
+    assert _comparison(rule["expr"]) == (">", 60.0)
+    assert rule["labels"]["severity"] == "critical"
 
 
 def test_gridctl_down_is_alerted(rules: list[dict[str, Any]]) -> None:
@@ -270,7 +277,7 @@ SCENARIOS: dict[str, tuple[list[dict], list[dict]]] = {
         [  # 0.2 % dropped by the engine; the gateway exports no refused series at all
             {"series": "gridctl_readings_ingested_total", "values": _ramp(1000)},
             {
-                "series": 'gridctl_engine_records_dropped_total{topic="ocpp.meter_values"}',
+                "series": 'gridctl_engine_records_rejected_total{topic="ocpp.meter_values"}',
                 "values": _ramp(2),
             },
         ],
@@ -307,6 +314,20 @@ SCENARIOS: dict[str, tuple[list[dict], list[dict]]] = {
     "GridctlRisingWaveBarrierSlow": (
         _histogram(BARRIER, BARRIER_BOUNDS, "30"),
         _histogram(BARRIER, BARRIER_BOUNDS, "1"),
+    ),
+    "GridctlEngineStalled": (
+        [  # ticked until minute 20 (Unix time 1200 s), then stopped: 300 s old at minute 25
+            {
+                "series": 'gridctl_engine_last_tick_timestamp_seconds{instance="g:8080"}',
+                "values": f"0+60x20 {_flat(1200, 11)}",
+            }
+        ],
+        [  # ticking: the stamp follows the clock (promtool's time starts at 0)
+            {
+                "series": 'gridctl_engine_last_tick_timestamp_seconds{instance="g:8080"}',
+                "values": _ramp(60),
+            }
+        ],
     ),
     "GridctlDown": (
         [{"series": 'up{job="gridctl", instance="gridctl:8080"}', "values": _flat(0)}],

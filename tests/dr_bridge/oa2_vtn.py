@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp import web
 from openleadr import OpenADRServer, objects, utils
+from openleadr.service.opt_service import OptService
 
 VEN_ID = "ven-1"
 
@@ -28,6 +30,8 @@ class Vtn:
     server: OpenADRServer
     url: str
     opts: dict[str, str] = field(default_factory=dict)
+    #: oadrCreateOpt payloads received
+    created_opts: list[dict] = field(default_factory=list)
 
     def callback(self, ven_id: str, event_id: str, opt_type: str) -> None:
         self.opts[event_id] = opt_type
@@ -62,8 +66,19 @@ async def vtn() -> AsyncIterator[Vtn]:
         return VEN_ID, "reg-1"
 
     server.add_handler("on_create_party_registration", on_create_party_registration)
+    vtn = Vtn(server, f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b")
+    # openleadr's VTN serves no EiOpt (its OptService is unfinished and not mounted):
+    # mount that class here, answering oadrCreateOpt and keeping what the VEN sent.
+    opt = OptService("TestVTN")
+
+    async def created_opt(payload: dict) -> tuple[str, dict]:
+        vtn.created_opts.append(payload)
+        return "oadrCreatedOpt", {"opt_id": payload["opt_id"]}
+
+    opt.handlers["oadrCreateOpt"] = created_opt
+    server.app.add_routes([web.post(f"{server.http_path_prefix}/EiOpt", opt.handler)])
     await server.run_async()
-    yield Vtn(server, f"http://127.0.0.1:{port}/OpenADR2/Simple/2.0b")
+    yield vtn
     await server.stop()
 
 

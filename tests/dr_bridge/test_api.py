@@ -27,7 +27,12 @@ async def test_healthz_needs_no_token(bridge: Bridge) -> None:
     ) as anon:
         r = await anon.get("/healthz")
     assert r.status_code == 200
-    assert r.json() == {"status": "ok"}
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["components"]["bridge"] == {
+        "ok": True,
+        "detail": "API up; 0 signal revision(s) awaiting bus confirmation",
+    }
 
 
 @pytest.mark.parametrize("header", [None, "Bearer wrong", f"Basic {TOKEN}", "Bearer "])
@@ -231,19 +236,24 @@ async def test_changed_content_without_modification_is_the_next_one(
 
 
 # -- reads, cancel ------------------------------------------------------------------------
-async def test_get_list_and_active_filter(client: httpx.AsyncClient) -> None:
+async def test_get_list_and_active_filter(client: httpx.AsyncClient, bridge: Bridge) -> None:
     await client.post("/v1/signals", json=_body(signal_id="live"))
     await client.post("/v1/signals", json=_body(signal_id="gone"))
     past = datetime.now(UTC) - timedelta(hours=2)
-    await client.post(
+    old = await client.post(
         "/v1/signals",
         json=_body(signal_id="old", start_ts=past.isoformat(), duration="1h"),
     )
+    assert old.status_code == 422 and field_names(old) == {"duration"}  # already ended
     await client.delete("/v1/signals/gone")
     every = {s["signal_id"] for s in (await client.get("/v1/signals")).json()}
     active = {s["signal_id"] for s in (await client.get("/v1/signals?active=true")).json()}
-    assert every == {"live", "gone", "old"}
+    assert every == {"live", "gone"}
     assert active == {"live"}
+    # Once "live" has ended (its 15 minutes, an hour from now) it is no longer active.
+    intake = bridge.app.state.intake
+    later = datetime.now(UTC) + timedelta(hours=1)
+    assert [s.signal.signal_id for s in intake.list(active=True, now=later)] == []
     assert (await client.get("/v1/signals/live")).json()["signal_id"] == "live"
     assert (await client.get("/v1/signals/nope")).status_code == 404
 

@@ -220,7 +220,8 @@ async def test_bridge_serves_http_and_runs_the_openadr2_ven(
     async with Bridge(bus, settings) as bridge:
         assert bridge.port != 0
         async with httpx.AsyncClient(base_url=bridge.api_url or "") as client:
-            assert (await client.get("/healthz")).json() == {"status": "ok"}
+            health = (await client.get("/healthz")).json()
+            assert health["status"] == "ok" and health["components"]["bridge"]["ok"] is True
             assert (await client.get("/v1/signals")).status_code == 401
         [ven] = bridge.vens
         add_simple(vtn, "ev-b", 1, [{"group_id": "zone-a"}])
@@ -285,3 +286,28 @@ async def test_stopped_during_an_outage_then_sent_by_the_next_start(
     async with Bridge(bus, settings, serve_api=False):
         await wait_for(lambda: len(bus.published) == 1)
     assert [(s.signal_id, s.zone_limit_kw) for s in bus.published] == [("s-out", 9.0)]
+
+
+@pytest.mark.parametrize(
+    "station_id",
+    ["x" * 49, "CP:1", "CP/1", "CP\n1", "CP\x001", "CP 1"],
+)
+async def test_stations_the_gateway_cannot_serve_are_refused(
+    bus: RecordingBus, tmp_path: Path, station_id: str
+) -> None:
+    """An id over OCPP's 48 characters, with ':' (it ends the Basic-auth username), '/'
+    (it is the last URL segment) or control characters could never connect: 422."""
+    async with (
+        Bridge(bus, BridgeSettings(data_dir=tmp_path, tokens=(TOKEN,)), serve_api=False) as bridge,
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=bridge.app),
+            base_url="http://b",
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        ) as client,
+    ):
+        row = {"zone_id": "z", "max_station_kw": 22, "contract_max_kw": 22, "password_hash": HASH}
+        ok = {**row, "station_id": "x" * 48}
+        r = await client.post("/v1/stations", json=[ok, {**row, "station_id": station_id}])
+        assert r.status_code == 422
+        assert {d["field"] for d in r.json()["detail"]} == {"[1].station_id"}
+        assert (await client.post("/v1/stations", json=[ok])).status_code == 201

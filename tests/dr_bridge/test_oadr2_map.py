@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dr_bridge.config import DEFAULT_SIMPLE_LEVELS
-from dr_bridge.mapping import capacity_fraction_amount, simple_amount
+from dr_bridge.mapping import simple_amount
 from dr_bridge.oadr2_map import ZoneView, map_event
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
@@ -16,6 +16,8 @@ ZONES = ZoneView(
     is_zone=lambda z: z in {"zone-a", "zone-b", "zone-c"},
     zone_of=STATIONS.get,
     all_zones=lambda: ["zone-a", "zone-b", "zone-c"],
+    capacity_kw={"zone-a": 100.0, "zone-b": 50.0, "zone-c": 20.0}.get,
+    floor_kw={"zone-a": 8.0, "zone-b": 0.0, "zone-c": 0.0}.__getitem__,
 )
 
 
@@ -65,11 +67,62 @@ def test_levels_are_configurable() -> None:
     assert [s.target_reduction_pct for s in m.signals] == [35.0]
 
 
-def test_load_control_capacity_is_a_percent_reduction() -> None:
-    m = run(event("LOAD_CONTROL", "x-loadControlCapacity", [0.7, 1.0]))
-    # 70 % of capacity kept -> 30 % reduction; 100 % kept -> nothing for that interval.
-    assert [(s.signal_type, s.target_reduction_pct) for s in m.signals] == [("CURTAIL", 30.0)]
-    assert capacity_fraction_amount(40).target_reduction_pct == 60.0  # type: ignore[union-attr]
+def test_load_control_signals_per_the_profile() -> None:
+    # capacity: a fraction of the zone's capacity (100 kW) to operate at -> a limit;
+    # 1.0 (full capacity) asks for nothing in that interval
+    cap = run(event("LOAD_CONTROL", "x-loadControlCapacity", [0.7, 1.0]))
+    assert [(s.signal_type, s.zone_limit_kw) for s in cap.signals] == [("CURTAIL", 70.0)]
+    assert [
+        s.zone_limit_kw for s in run(event("LOAD_CONTROL", "x-loadControlCapacity", [40])).signals
+    ] == [40.0]
+    level = run(event("LOAD_CONTROL", "x-loadControlLevelOffset", [1, 5, 0]))
+    assert [(s.signal_type, s.target_reduction_pct) for s in level.signals] == [
+        ("CURTAIL", 20.0),
+        ("SHED", 100.0),  # offsets beyond 3 are the highest level
+    ]
+    pct = run(event("LOAD_CONTROL", "x-loadControlPercentOffset", [25, -10]))
+    assert [s.target_reduction_pct for s in pct.signals] == [25.0]
+    setpoint = run(event("LOAD_CONTROL", "x-loadControlSetpoint", [30]))
+    assert [s.zone_limit_kw for s in setpoint.signals] == [30.0]
+    assert {cap.opt, level.opt, pct.opt, setpoint.opt} == {"optIn"}
+
+
+def test_opt_out_when_gridctl_cannot_comply() -> None:
+    # zone-a's floors are 8 kW: a 5 kW limit cannot be met (still enforced, but optOut)
+    tight = run(event("LOAD_DISPATCH", "setpoint", [5]))
+    assert (tight.opt, [s.zone_limit_kw for s in tight.signals]) == ("optOut", [5.0])
+    assert "below its minimum draw 8 kW" in (tight.reason or "")
+    over = event("SIMPLE", "level", [1])
+    over["active_period"]["dtstart"] = NOW - timedelta(hours=2)
+    assert (run(over).opt, run(over).reason) == ("optOut", "the event is already over")
+    empty = ZoneView(lambda z: z == "zone-e", lambda s: None, lambda: ["zone-e"])
+    lonely = map_event(
+        event("SIMPLE", "level", [1], targets=[{"group_id": "zone-e"}]),
+        ven_id="ven-1",
+        zones=empty,
+        ven_zones={},
+        levels=DEFAULT_SIMPLE_LEVELS,
+        priority=2,
+        now=NOW,
+    )
+    assert (lonely.opt, lonely.reason) == ("optOut", "no stations in zone-e")
+
+
+def test_start_after_and_ramp_up_move_the_window() -> None:
+    ev = event("SIMPLE", "level", [1])
+    ev["active_period"]["ramp_up_period"] = {"duration": timedelta(minutes=5)}
+    [ramped] = run(ev).signals
+    assert (ramped.start_ts, ramped.end_ts) == (
+        NOW - timedelta(minutes=5),
+        NOW + timedelta(minutes=30),
+    )
+    ev = event("SIMPLE", "level", [1, 2])
+    ev["active_period"]["tolerance"] = {"tolerate": {"startafter": timedelta(minutes=10)}}
+    first, second = run(ev).signals
+    shift = first.start_ts - NOW
+    assert timedelta() <= shift < timedelta(minutes=10)
+    assert run(ev).signals[0].start_ts == first.start_ts  # the same offset every time
+    assert (first.end_ts - first.start_ts, second.start_ts) == (timedelta(minutes=30), first.end_ts)
 
 
 def test_setpoint_and_dispatch_delta_in_kw() -> None:
@@ -119,3 +172,13 @@ def test_cancelled_maps_to_nothing_and_opts_in() -> None:
     ev["event_descriptor"]["event_status"] = "cancelled"
     m = run(ev)
     assert (m.cancelled, m.signals, m.opt) == (True, [], "optIn")
+
+
+def test_intervals_of_one_event_share_its_identity_and_keep_its_priority() -> None:
+    ev = event("SIMPLE", "level", [2, 1])
+    ev["event_descriptor"]["priority"] = 3
+    mapped = run(ev)
+    assert [(s.signal_id, s.event_id, s.event_priority) for s in mapped.signals] == [
+        ("oadr2:e1:zone-a:0", "openadr2:e1", 3),
+        ("oadr2:e1:zone-a:1", "openadr2:e1", 3),
+    ]

@@ -5,6 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
+from dr_bridge.errors import StoreUnusable
 from dr_bridge.revisions import RevisionStore
 from pipeline.contracts import DemandResponseSignal
 
@@ -62,3 +65,15 @@ def test_revisions_survive_a_reopen_and_vanished_signals_get_restore(tmp_path: P
     assert [e.ext_id for e in store.events("openadr2")] == ["ev"]
     assert store.events("api") == []
     store.close()
+
+
+def test_a_damaged_store_is_one_error_naming_the_file(tmp_path: Path) -> None:
+    (tmp_path / "dr-revisions.sqlite3").write_bytes(b"not a database, just bytes" * 100)
+    with pytest.raises(StoreUnusable, match=str(tmp_path / "dr-revisions.sqlite3")):
+        RevisionStore(tmp_path)
+
+
+def test_the_store_is_private(tmp_path: Path) -> None:
+    store = RevisionStore(tmp_path)
+    store.close()
+    assert (tmp_path / "dr-revisions.sqlite3").stat().st_mode & 0o777 == 0o600

@@ -60,5 +60,7 @@ def wal_meter_readings(bus_dir: Path, prefix: str) -> Counter[tuple[str, Any]]:
             if not str(entry["k"]).startswith(prefix):
                 continue
             mv = decode(MeterValue, base64.b64decode(entry["v"]))
-            found[(mv.station_id, mv.event_ts)] += 1
+            # a reading retried beyond the gateway's clock-skew bound carries the received
+            # time as event_ts and its own in charger_ts: identify it by its own
+            found[(mv.station_id, mv.charger_ts or mv.event_ts)] += 1
     return found

@@ -1,18 +1,24 @@
-"""Drill: 100,000 fuzzed OCPP frames from 10 connections while 100 chargers keep sending.
+"""Drill: floods of hostile OCPP frames from 10 connections while 100 chargers keep sending.
 
 ``gridctl run`` in a child process (LocalBus with its WAL, a real PostgreSQL, unknown
 stations allowed). First a quiet run: 100 well-behaved chargers (:mod:`tests.drills.raw`)
 send MeterValues every 0.2 s, and their ack latency is recorded. Then the same chargers
-keep going while 10 more connections send 100,000 frames drawn from a seeded generator:
-garbage text, JSON of every shape, calls of every 1.6 action with mutated payloads,
-unsolicited results and errors, MeterValues with broken values, oversized and deeply
-nested frames. A fuzzing connection that the gateway closes reconnects and goes on.
+keep going while 10 more connections flood, one shape after the other:
 
-Must hold: gridctl is alive and healthy afterwards (0 crashes), no well-behaved charger
-lost its connection or got a CallError, and their ack p99 under fuzz stays within 2x of
-the quiet run. The fuzzers send as fast as the gateway reads (no pacing, at most
-``WINDOW`` unanswered frames per connection), bounded by ``FUZZ_SECONDS``; the number of
-frames actually sent is printed.
+- ``fuzz``: up to 100,000 frames drawn from a seeded generator: garbage text, JSON of
+  every shape, calls of every 1.6 action with mutated payloads, unsolicited results and
+  errors, MeterValues with broken values, oversized and deeply nested frames;
+- ``garbage``: text that is not JSON; ``unknown``: calls of actions nobody has;
+- ``large``: valid MeterValues of ~60 KB (60 samples of a 3-phase charger), just below
+  the 64 KiB frame limit;
+- ``paced``: the fuzz mix at 1,000 frames/s in all.
+
+The flooders send as fast as the gateway reads (at most ``WINDOW`` unanswered frames per
+connection); the gateway's per-connection budget slows them and closes them (1008) when
+they stay over it; a closed flooder reconnects and goes on. Must hold: gridctl is alive
+and healthy afterwards, no well-behaved charger lost its connection or got a CallError,
+and the budget was what stopped the floods. Printed: each phase's well-behaved ack p99
+against the quiet one (the bound is 2x; a miss is an xfail with the figures).
 """
 
 from __future__ import annotations
@@ -25,21 +31,24 @@ import random
 import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from bench._common import GridctlProcess, metric_sum, pct
+from bench.gateway_throughput import METER_PAYLOAD
 from tests.drills.raw import Ledger, MeterCharger, connect, finish, run_fleet
 
 GOOD = 100
 FUZZERS = 10
 FRAMES = 100_000
-FUZZ_SECONDS = 60.0  # bound of the flood phase
+FUZZ_SECONDS = 30.0  # bound of the fuzz phase
+SHAPE_SECONDS = 15.0  # bound of each single-shape flood
 QUIET_SECONDS = 10.0
 PACED_RATE = 1000.0  # fuzzed frames/s in the paced phase
-PACED_SECONDS = 20.0
+PACED_SECONDS = 15.0
 PACED_FRAMES = int(PACED_RATE * PACED_SECONDS)
 WINDOW = 32  # unanswered fuzz frames per connection before it waits for answers
 
@@ -91,6 +100,26 @@ def _meter(rng: random.Random) -> dict[str, object]:
     }
 
 
+def garbage_frame(rng: random.Random) -> str:
+    return "".join(chr(rng.randrange(1, 0x2FFF)) for _ in range(rng.randrange(1, 200)))
+
+
+def unknown_frame(rng: random.Random) -> str:
+    return json.dumps([2, f"u{rng.randrange(10**9)}", f"NoSuchAction{rng.randrange(100)}", {}])
+
+
+def large_frame(rng: random.Random) -> str:
+    """A valid 1.6 MeterValues of ~60 KB: 60 samples of 9 values, one second apart."""
+    t0 = datetime.now(UTC)
+    sample = METER_PAYLOAD["meterValue"][0]["sampledValue"]  # type: ignore[index]
+    values = [
+        {"timestamp": (t0 - timedelta(seconds=60 - i)).isoformat(), "sampledValue": sample}
+        for i in range(60)
+    ]
+    payload = {"connectorId": 1, "meterValue": values}
+    return json.dumps([2, f"l{rng.randrange(10**9)}", "MeterValues", payload])
+
+
 def fuzz_frame(rng: random.Random) -> str:
     """One frame; every branch is something a broken or hostile charger could send."""
     kind = rng.randrange(12)
@@ -113,15 +142,27 @@ def fuzz_frame(rng: random.Random) -> str:
         depth = rng.choice([100, 5_000, 50_000])
         return "[2," + "[" * depth + "]" * depth + "]"
     if kind == 10 and rng.random() < 0.02:
-        return json.dumps([2, "big", "DataTransfer", {"vendorId": "x" * 300_000}])  # > max_size
+        return json.dumps([2, "big", "DataTransfer", {"vendorId": "x" * 70_000}])  # > max_size
     return json.dumps([2, uid, "Heartbeat", {"extra": _value(rng)}])[: rng.randrange(1, 60)]
 
 
+SHAPES: dict[str, Callable[[random.Random], str]] = {
+    "fuzz": fuzz_frame, "garbage": garbage_frame, "unknown": unknown_frame, "large": large_frame,
+}  # fmt: skip
+
+
 async def fuzzer(
-    port: int, index: int, frames: int, deadline: float, rate: float | None, stats: Counter[str]
+    port: int,
+    index: int,
+    frames: int,
+    deadline: float,
+    rate: float | None,
+    stats: Counter[str],
+    shape: str = "fuzz",
 ) -> None:
-    """Send ``frames`` fuzzed frames (``rate`` per second, or as fast as answered)."""
+    """Send ``frames`` frames of ``shape`` (``rate`` per second, or as fast as answered)."""
     rng = random.Random(1000 + index)
+    make = SHAPES[shape]
     sent = 0
     gap = 1.0 / rate if rate else 0.0
     next_at = time.monotonic()
@@ -152,7 +193,7 @@ async def fuzzer(
                     # Frames that get no answer (unsolicited results) would hold the window
                     # forever: wait a little, then send anyway.
                     await asyncio.wait_for(window.acquire(), 0.05)
-                await ws.send(fuzz_frame(rng))
+                await ws.send(make(rng))
                 await ws.writer.drain()
                 sent += 1
                 stats["sent"] += 1
@@ -168,28 +209,33 @@ async def fuzzer(
                 ws.writer.transport.abort()
 
 
-async def fuzz_all(port: int, frames: int, seconds: float, rate: float | None) -> dict[str, int]:
+async def fuzz_all(
+    port: int, frames: int, seconds: float, rate: float | None, shape: str
+) -> dict[str, int]:
     stats: Counter[str] = Counter()
     deadline = time.monotonic() + seconds
     per = rate / FUZZERS if rate else None
     await asyncio.gather(
-        *(fuzzer(port, i, frames // FUZZERS, deadline, per, stats) for i in range(FUZZERS))
+        *(fuzzer(port, i, frames // FUZZERS, deadline, per, stats, shape) for i in range(FUZZERS))
     )
     return dict(stats)
 
 
-def _fuzz_process(port: int, frames: int, seconds: float, rate: float | None, out: Any) -> None:
+def _fuzz_process(
+    port: int, frames: int, seconds: float, rate: float | None, shape: str, out: Any
+) -> None:
     """The fuzzers in a process of their own, so generating frames does not slow down
     the event loop that times the well-behaved chargers' acks."""
-    out.put(asyncio.run(fuzz_all(port, frames, seconds, rate)))
+    out.put(asyncio.run(fuzz_all(port, frames, seconds, rate, shape)))
 
 
 async def fuzz_phase(
-    gw: GridctlProcess, frames: int, seconds: float, rate: float | None
+    gw: GridctlProcess, frames: int, seconds: float, rate: float | None, shape: str = "fuzz"
 ) -> tuple[dict[str, int], float]:
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    proc = ctx.Process(target=_fuzz_process, args=(gw.ocpp_port, frames, seconds, rate, out))
+    args = (gw.ocpp_port, frames, seconds, rate, shape, out)
+    proc = ctx.Process(target=_fuzz_process, args=args)
     loop = asyncio.get_running_loop()
     t0 = time.monotonic()
     proc.start()
@@ -218,7 +264,15 @@ async def test_fuzzed_frames_do_not_crash_or_starve_good_chargers(
 ) -> None:
     gw = gridctl(database_url=postgres, allow_unknown_stations=True, tick=1.0)
     await gw.start()
-    quiet, flooded, paced = Ledger(), Ledger(), Ledger()
+    quiet = Ledger()
+    phases: list[tuple[str, int, float, float | None, str]] = [
+        ("flood (fuzz, unpaced)", FRAMES, FUZZ_SECONDS, None, "fuzz"),
+        ("flood (garbage)", FRAMES, SHAPE_SECONDS, None, "garbage"),
+        ("flood (unknown actions)", FRAMES, SHAPE_SECONDS, None, "unknown"),
+        ("flood (valid ~60 KB MeterValues)", FRAMES, SHAPE_SECONDS, None, "large"),
+        (f"paced fuzz at {PACED_RATE:.0f}/s", PACED_FRAMES, PACED_SECONDS, PACED_RATE, "fuzz"),
+    ]
+    ledgers = {name: Ledger() for name, *_ in phases}
     stop = asyncio.Event()
     good = [
         MeterCharger(gw.ocpp_port, f"good-{i:03d}", quiet, stop, interval=0.2) for i in range(GOOD)
@@ -229,14 +283,14 @@ async def test_fuzzed_frames_do_not_crash_or_starve_good_chargers(
         for c in good:
             c.ledger = ledger
 
+    results: dict[str, tuple[dict[str, int], float]] = {}
     try:
         await asyncio.sleep(2.0)  # connected and warm
         quiet.ack_ms.clear()
         await asyncio.sleep(QUIET_SECONDS)
-        switch(flooded)
-        flood, flood_s = await fuzz_phase(gw, FRAMES, FUZZ_SECONDS, None)
-        switch(paced)
-        pace, pace_s = await fuzz_phase(gw, PACED_FRAMES, PACED_SECONDS, PACED_RATE)
+        for name, frames, seconds, rate, shape in phases:
+            switch(ledgers[name])
+            results[name] = await fuzz_phase(gw, frames, seconds, rate, shape)
         switch(quiet)
     finally:
         stop.set()
@@ -244,26 +298,33 @@ async def test_fuzzed_frames_do_not_crash_or_starve_good_chargers(
     alive = gw.proc is not None and gw.proc.poll() is None
     async with httpx.AsyncClient() as client:
         healthy = (await client.get(f"http://127.0.0.1:{gw.ocpp_port}/healthz")).status_code == 200
-    frame_errors = metric_sum(await gw.gateway_metrics(), "gridctl_ocpp_frame_errors_total")
-    q99, f99, p99 = (pct(x.ack_ms, 99) for x in (quiet, flooded, paced))
-    print(
-        f"\n[fuzz] {describe('flood (unpaced)', flood, flood_s)}"
-        f"\n  {describe(f'paced at {PACED_RATE:.0f}/s', pace, pace_s)}"
-        f"\n  CallErrors counted by the gateway: {frame_errors:.0f}"
-        f"\n  gridctl alive: {alive}, healthy: {healthy}"
-        f"\n  well-behaved, quiet ({QUIET_SECONDS:.0f} s): {quiet.summary()}"
-        f"\n  well-behaved, during the flood: {flooded.summary()}"
-        f"\n  well-behaved, during paced fuzz: {paced.summary()}"
-        f"\n  well-behaved ack p99: quiet {q99:.1f} ms, flood {f99:.1f} ms ({f99 / q99:.1f}x), "
-        f"paced {p99:.1f} ms ({p99 / q99:.2f}x; bound 2x)"
-    )
+    metrics = await gw.gateway_metrics()
+    frame_errors = metric_sum(metrics, "gridctl_ocpp_frame_errors_total")
+    budget = metric_sum(metrics, "gridctl_ocpp_budget_exceeded_total")
+    q99 = pct(quiet.ack_ms, 99)
+    ratios = {name: pct(ledger.ack_ms, 99) / q99 for name, ledger in ledgers.items()}
+    lines = [f"\n[fuzz] CallErrors counted by the gateway: {frame_errors:.0f}, frames over "
+             f"budget (slowed or closed): {budget:.0f}; gridctl alive: {alive}, healthy: {healthy}",
+             f"  well-behaved, quiet ({QUIET_SECONDS:.0f} s): {quiet.summary()}"]  # fmt: skip
+    for name, (stats, seconds) in results.items():
+        lines.append(f"  {describe(name, stats, seconds)}")
+        lines.append(f"    well-behaved during it: {ledgers[name].summary()}")
+    lines.append(
+        f"  well-behaved ack p99: quiet {q99:.1f} ms; "
+        + "; ".join(f"{name} {pct(ledgers[name].ack_ms, 99):.1f} ms ({r:.2f}x)"
+                    for name, r in ratios.items())
+        + " (bound 2x)"
+    )  # fmt: skip
+    print("\n".join(lines))
     assert alive and healthy, "gridctl must survive every frame"
-    for ledger in (quiet, flooded, paced):
+    for ledger in (quiet, *ledgers.values()):
         assert not ledger.call_errors and not ledger.disconnects and not ledger.timeouts
-    assert flood.get("sent", 0) >= FRAMES * 0.5, "the flood hardly got through"
-    if p99 > 2 * q99:
+        assert ledger.ack_ms, "every phase must have timed some well-behaved acks"
+    assert budget > 0, "the floods must have met the per-connection budget"
+    missed = {name: r for name, r in ratios.items() if r > 2.0}
+    if missed:
         pytest.xfail(
-            f"known miss: well-behaved ack p99 {p99:.1f} ms under paced fuzz vs {q99:.1f} ms "
-            "quiet (> 2x); p50 is unchanged, the tail comes from pauses of the single event "
-            "loop; see docs/performance.md"
+            f"known miss: well-behaved ack p99 above 2x quiet ({q99:.1f} ms) in "
+            + ", ".join(f"{n} ({r:.2f}x)" for n, r in missed.items())
+            + "; see docs/performance.md"
         )

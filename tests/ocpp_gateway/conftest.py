@@ -9,6 +9,9 @@ import pytest
 from ocpp_gateway import Gateway, GatewayConfig
 from pipeline.bus import Bus, LocalBus
 
+#: the bearer token that reads /metrics of the ``gateway`` fixture
+METRICS_TOKEN = "metrics-token-for-tests"
+
 
 @pytest.fixture
 async def bus() -> AsyncIterator[Bus]:
@@ -20,7 +23,9 @@ async def bus() -> AsyncIterator[Bus]:
 
 @pytest.fixture
 def gateway_config() -> GatewayConfig:
-    return GatewayConfig(port=0, allow_unknown_stations=True, ack_timeout=2.0)
+    return GatewayConfig(
+        port=0, allow_unknown_stations=True, ack_timeout=2.0, metrics_tokens=(METRICS_TOKEN,)
+    )
 
 
 @pytest.fixture

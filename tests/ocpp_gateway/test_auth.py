@@ -59,7 +59,7 @@ async def handshake(port: int, station: str, headers: dict | None = None) -> int
         ("CP-AUTH", basic("CP-OTHER", "s3cret"), 401),
         ("CP-AUTH", {"Authorization": "Bearer abc"}, 401),
         ("CP-AUTH", basic("CP-AUTH", "s3cret"), 101),
-        ("CP-NOBODY", basic("CP-NOBODY", "s3cret"), 404),
+        ("CP-NOBODY", basic("CP-NOBODY", "s3cret"), 401),  # unknown: as a wrong password
         ("CP-TLS", basic("CP-TLS", "s3cret"), 403),  # profile 2 station on a plain endpoint
     ],
 )
@@ -68,7 +68,7 @@ async def test_handshake(strict: Gateway, station: str, headers: dict | None, st
 
 
 async def test_credentials_added_live_and_removed(strict: Gateway, bus: Bus) -> None:
-    assert await handshake(strict.port, "CP-LATE", basic("CP-LATE", "s3cret")) == 404
+    assert await handshake(strict.port, "CP-LATE", basic("CP-LATE", "s3cret")) == 401
     await credential(bus, "CP-LATE")
     async with asyncio.timeout(5):
         while "CP-LATE" not in strict.registry.credentials:
@@ -78,7 +78,7 @@ async def test_credentials_added_live_and_removed(strict: Gateway, bus: Bus) -> 
     async with asyncio.timeout(5):
         while "CP-LATE" in strict.registry.credentials:
             await asyncio.sleep(0.05)
-    assert await handshake(strict.port, "CP-LATE", basic("CP-LATE", "s3cret")) == 404
+    assert await handshake(strict.port, "CP-LATE", basic("CP-LATE", "s3cret")) == 401
 
 
 async def test_allow_unknown_stations(gateway: Gateway) -> None:
@@ -135,15 +135,27 @@ async def test_wss_security_profile_2(bus: Bus, tmp_path) -> None:
         await gw.stop()
 
 
-async def test_verification_backlog_is_refused_with_503() -> None:
-    reg = StationRegistry(max_pending_verifications=2)
-    for sid in ("A", "B", "C"):
-        reg.credentials[sid] = StationCredential(station_id=sid, password_hash=HASH)
-    checks = [
-        asyncio.create_task(reg.check(sid, basic(sid, "s3cret")["Authorization"], tls=False))
-        for sid in ("A", "B", "C")
-    ]
-    outcomes = await asyncio.gather(*checks, return_exceptions=True)
+async def test_verification_backlog_queues_then_refuses_with_503() -> None:
+    def registry(wait: float) -> StationRegistry:
+        reg = StationRegistry(max_pending_verifications=2, verify_wait_s=wait)
+        for sid in ("A", "B", "C"):
+            reg.credentials[sid] = StationCredential(station_id=sid, password_hash=HASH)
+        return reg
+
+    async def all_three(reg: StationRegistry) -> list[object]:
+        checks = [
+            asyncio.create_task(reg.check(sid, basic(sid, "s3cret")["Authorization"], tls=False))
+            for sid in ("A", "B", "C")
+        ]
+        return await asyncio.gather(*checks, return_exceptions=True)
+
+    # 2 slots, 3 checks: the third waits for a slot (default wait 10 s) and passes
+    assert await all_three(registry(10.0)) == [None, None, None]
+    # a wait no verification fits in: the third is told to come back
+    reg = registry(0.001)
+    outcomes = await all_three(reg)
     assert outcomes[:2] == [None, None]
     assert isinstance(outcomes[2], AuthError) and outcomes[2].status == 503
+    assert outcomes[2].retry_after == 5
+    assert reg.by_station.wait("C") == 0  # a busy gateway is not the charger's failure
     await reg.check("C", basic("C", "s3cret")["Authorization"], tls=False)  # later: fine

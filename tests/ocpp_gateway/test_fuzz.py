@@ -87,7 +87,9 @@ class Harness:
     async def setup(self) -> None:
         self.bus = LocalBus()
         await self.bus.start()
-        self.gw = Gateway(self.bus, GatewayConfig(port=0, allow_unknown_stations=True))
+        # the steady charger sends ~100 calls/s: above the default budget, on purpose here
+        config = GatewayConfig(port=0, allow_unknown_stations=True, budget_msgs_per_s=1000)
+        self.gw = Gateway(self.bus, config)
         await self.gw.start()
         self.stop = asyncio.Event()
         self.steady = asyncio.create_task(self._steady())

@@ -6,7 +6,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ocpp_gateway.normalise import NormaliseError, meter_values_v16, meter_values_v201, parse_ts
+from ocpp_gateway.normalise import (
+    Bounds,
+    ImplausibleReading,
+    NormaliseError,
+    meter_values_v16,
+    meter_values_v201,
+    parse_ts,
+)
 
 TS = "2026-11-24T10:00:00Z"
 RX = datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)
@@ -118,7 +125,7 @@ def test_record_metadata_and_one_record_per_timestamp() -> None:
         "CP-9",
         2,
         [
-            {"timestamp": "2026-11-24T10:00:00+01:00", "sampled_value": [{"value": "1"}]},
+            {"timestamp": "2026-11-24T10:59:30+01:00", "sampled_value": [{"value": "1"}]},
             {"timestamp": "2026-11-24T10:00:10", "sampled_value": [{"value": "2"}]},
             {"timestamp": TS, "sampled_value": [{"value": "3", "measurand": "Temperature"}]},
         ],
@@ -128,7 +135,8 @@ def test_record_metadata_and_one_record_per_timestamp() -> None:
     assert len(records) == 2  # the temperature-only sample carries none of our fields
     first, second = records
     assert (first.station_id, first.connector_id, first.session_id) == ("CP-9", 2, "42")
-    assert first.event_ts == datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
+    assert first.event_ts == datetime(2026, 11, 24, 9, 59, 30, tzinfo=UTC)
+    assert first.charger_ts is None  # 31 s from the received time: the charger's clock holds
     assert second.event_ts.tzinfo is not None  # naive charger clock read as UTC
     assert first.received_ts == RX and first.ocpp_version == "1.6"
 
@@ -150,3 +158,74 @@ def test_unreadable_values_raise(fn, sampled: list[dict]) -> None:
 def test_bad_timestamp_raises() -> None:
     with pytest.raises(NormaliseError):
         parse_ts("yesterday")
+
+
+# -- time is ours; impossible readings are refused (issue 11) -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("stamp", "event_ts", "charger_ts"),
+    [
+        # 1 s after RX: within the default 300 s, the charger's time is kept as event_ts
+        ("2026-11-24T10:00:02Z", datetime(2026, 11, 24, 10, 0, 2, tzinfo=UTC), None),
+        # exactly 300 s early: still within
+        ("2026-11-24T09:55:01Z", datetime(2026, 11, 24, 9, 55, 1, tzinfo=UTC), None),
+        # 301 s early: the received time, the charger's kept aside
+        ("2026-11-24T09:55:00Z", RX, datetime(2026, 11, 24, 9, 55, 0, tzinfo=UTC)),
+        ("2100-01-01T00:00:00Z", RX, datetime(2100, 1, 1, tzinfo=UTC)),
+        ("1970-01-01T00:00:00Z", RX, datetime(1970, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_charger_time_is_bounded_by_the_received_time(stamp, event_ts, charger_ts) -> None:
+    (record,) = meter_values_v16(
+        "CP", 1, [{"timestamp": stamp, "sampled_value": [{"value": "1"}]}], received_ts=RX
+    )
+    assert (record.event_ts, record.charger_ts) == (event_ts, charger_ts)
+
+
+def test_skew_bound_is_configurable() -> None:
+    mv = [{"timestamp": "2026-11-24T10:00:12Z", "sampled_value": [{"value": "1"}]}]
+    (record,) = meter_values_v16("CP", 1, mv, received_ts=RX, bounds=Bounds(max_skew_s=10))
+    assert record.event_ts == RX  # 11 s ahead of RX > 10 s
+    assert record.charger_ts == datetime(2026, 11, 24, 10, 0, 12, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("fn", "sampled"),
+    [
+        (meter_values_v16, [{"value": "-500", "measurand": P, "unit": "W"}]),
+        (meter_values_v16, [{"value": "NaN", "measurand": P}]),
+        (meter_values_v16, [{"value": "Infinity", "measurand": P}]),
+        (meter_values_v16, [{"value": "1e400"}]),
+        (meter_values_v16, [{"value": "-1", "measurand": E}]),
+        (meter_values_v16, [{"value": "7000", "measurand": P, "unit": "Wh"}]),
+        (meter_values_v16, [{"value": "7", "measurand": E, "unit": "kW"}]),
+        (meter_values_v16, [{"value": "16", "measurand": C, "unit": "V"}]),
+        (meter_values_v16, [{"value": "1e12", "measurand": P, "unit": "W"}]),  # 1 GW
+        (meter_values_v16, [{"value": "-2", "measurand": C}]),
+        (meter_values_v16, [{"value": "3000", "measurand": "Voltage"}]),
+        (meter_values_v201, [{"value": 1, "unit_of_measure": {"multiplier": 400}}]),
+        (meter_values_v201, [{"value": 1, "unit_of_measure": {"multiplier": -400}}]),
+        (meter_values_v201, [{"value": 1e308, "unit_of_measure": {"multiplier": 9}}]),
+        (meter_values_v201, [{"value": -7.4, "measurand": P, "unit_of_measure": {"unit": "kW"}}]),
+    ],
+)
+def test_impossible_readings_raise(fn, sampled: list[dict]) -> None:
+    with pytest.raises(ImplausibleReading) as err:
+        fn("CP", 1, [{"timestamp": TS, "sampled_value": sampled}], received_ts=RX)
+    assert err.value.code == "PropertyConstraintViolation"
+
+
+def test_power_above_the_station_bound_raises() -> None:
+    mv = [{"timestamp": TS, "sampled_value": [{"value": "33.1", "measurand": P, "unit": "kW"}]}]
+    bounds = Bounds(max_power_kw=33.0)  # e.g. a 22 kW station with factor 1.5
+    with pytest.raises(ImplausibleReading, match=r"power_kw 33\.1 kW"):
+        meter_values_v16("CP", 1, mv, received_ts=RX, bounds=bounds)
+    mv[0]["sampled_value"][0]["value"] = "33.0"
+    (record,) = meter_values_v16("CP", 1, mv, received_ts=RX, bounds=bounds)
+    assert record.power_kw == 33.0
+
+
+def test_idle_noise_below_zero_reads_as_zero() -> None:
+    assert one16({"value": "-12", "measurand": P, "unit": "W"}) == only(power_kw=0.0)
+    assert one16({"value": "-0.2", "measurand": C}) == only(current_a=0.0)

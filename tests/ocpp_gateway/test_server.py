@@ -14,6 +14,7 @@ from ocpp_gateway import Gateway, GatewayConfig
 from ocpp_gateway.server import station_id_from_path
 from pipeline.bus import LocalBus, Message
 from tests.ocpp_gateway.chargers import charger, now_iso
+from tests.ocpp_gateway.conftest import METRICS_TOKEN
 
 
 @pytest.mark.parametrize(
@@ -70,14 +71,25 @@ async def test_oversized_frame_closes_with_1009_and_others_continue(bus, gateway
         await gw.stop()
 
 
+async def get_metrics(port: int, authorization: str | None) -> str:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    header = f"Authorization: {authorization}\r\n" if authorization else ""
+    writer.write(f"GET /metrics HTTP/1.1\r\nHost: x\r\n{header}\r\n".encode())
+    text = (await reader.read(65536)).decode()
+    writer.close()
+    return text
+
+
 async def test_metrics_endpoint_counts_messages(gateway: Gateway) -> None:
+    gateway.metrics.command_outcome("sig-secret-1", "SetChargingProfile", "Accepted")
     async with charger(gateway.port, "CP-MET") as cp:
         await cp.call(call.Heartbeat())
-        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
-        writer.write(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        text = (await reader.read(65536)).decode()
-        writer.close()
+        for refused in (None, "Bearer wrong", f"Basic {METRICS_TOKEN}", "Bearer "):
+            denied = await get_metrics(gateway.port, refused)
+            assert denied.startswith("HTTP/1.1 401") and "sig-secret-1" not in denied
+        text = await get_metrics(gateway.port, f"Bearer {METRICS_TOKEN}")
     assert "200 OK" in text
+    assert 'gridctl_command_ack_rate{signal_id="sig-secret-1"} 1.0' in text
     assert 'gridctl_ocpp_messages_total{action="Heartbeat",version="1.6"} 1.0' in text
     assert "gridctl_ocpp_connected_stations 1.0" in text
     assert 'gridctl_ocpp_ack_seconds_count{action="Heartbeat"} 1.0' in text

@@ -62,7 +62,7 @@ def test_table_with_version_column_and_upsert_table() -> None:
 
 
 def test_view_rewrites_tumble_now_and_temporal_join() -> None:
-    (sql,) = compile_statement(
+    sql, *_ = compile_statement(
         "CREATE VIEW v AS SELECT m.station_id, window_start, COUNT(*) AS n "
         "FROM TUMBLE(src, event_ts, INTERVAL '1 MINUTE') AS m "
         "JOIN zones FOR SYSTEM_TIME AS OF PROCTIME() AS z ON m.station_id = z.station_id "
@@ -85,24 +85,49 @@ def test_materialized_views_eowc_and_cached() -> None:
     assert any(
         s.startswith('CREATE VIEW "w" AS SELECT * FROM gridctl_engine."w__closed"') for s in eowc
     )
-    assert "'eowc'" in eowc[-1] and "ARRAY['src']" in eowc[-1]
+    assert "'eowc'" in _view_row(eowc) and "ARRAY['src']" in _view_row(eowc)
     cached = compile_statement(
         "CREATE MATERIALIZED VIEW c AS SELECT k, SUM(x) AS s FROM t GROUP BY k"
     )
     assert any("gridctl_engine.cached('c')" in s for s in cached)
     plain = compile_statement("CREATE MATERIALIZED VIEW p AS SELECT k FROM t WHERE x > 1")
-    assert plain == ['CREATE VIEW "p" AS\nSELECT k FROM t WHERE x > 1']
+    assert plain[0] == 'CREATE VIEW "p" AS\nSELECT k FROM t WHERE x > 1'
+    # and how far back it reads t, for retention: all of it (no temporal filter)
+    assert plain[1:] == [
+        "DELETE FROM gridctl_engine.reads WHERE view = 'p'",
+        "INSERT INTO gridctl_engine.reads (view, relation, col, seconds, basis) VALUES "
+        "('p', 't', NULL, NULL, 'now')",
+    ]
+
+
+def _view_row(statements: list[str]) -> str:
+    (row,) = [s for s in statements if s.startswith("INSERT INTO gridctl_engine.views")]
+    return row
+
+
+def test_reads_record_temporal_filters_and_eowc_windows() -> None:
+    recent = compile_statement(
+        "CREATE MATERIALIZED VIEW r AS SELECT k, MAX(x) AS x FROM t "
+        "WHERE ts > NOW() - INTERVAL '1 HOUR' GROUP BY k"
+    )
+    assert recent[-1].endswith("('r', 't', 'ts', 3600, 'now')")
+    eowc = compile_statement(
+        "CREATE MATERIALIZED VIEW w AS SELECT k, window_start, window_end, SUM(x) AS s "
+        "FROM TUMBLE(src, ts, INTERVAL '1 MINUTE') GROUP BY k, window_start, window_end "
+        "EMIT ON WINDOW CLOSE"
+    )
+    assert eowc[-1].endswith("('w', 'src', 'ts', 60, 'watermark')")
 
 
 def test_sink_catalog_rows() -> None:
-    (sql,) = compile_statement(
+    sql, *_ = compile_statement(
         "CREATE SINK s FROM v WITH (connector = 'kafka', properties.bootstrap.server = 'k', "
         "topic = 'ocpp.commands.set_charging_profile', primary_key = 'station_id') "
         "FORMAT UPSERT ENCODE JSON"
     )
     assert "INSERT INTO gridctl_engine.sinks" in sql
     assert "'v', 'ocpp.commands.set_charging_profile', 'UPSERT', ARRAY['station_id']" in sql
-    (plain,) = compile_statement(
+    plain, *_ = compile_statement(
         "CREATE SINK a FROM v WITH (connector = 'kafka', topic = 'alerts.grid.dr') "
         "FORMAT PLAIN ENCODE JSON (force_append_only = 'true')"
     )
@@ -175,6 +200,8 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
             "grid.demand_response",
             "ocpp.command_results",
             "ocpp.meter_values",
+            "ocpp.station_status",  # station_status (append-only) and station_presence
+            "ocpp.station_status",
             "pipeline.dr_baselines",
         ]
 
@@ -206,15 +233,15 @@ def test_latest_per_key_views_are_refreshed_incrementally_only_when_exact() -> N
         "OVER (PARTITION BY k ORDER BY ts DESC) AS rn FROM src "
         "WHERE v IS NOT NULL AND ts > NOW() - INTERVAL '2 MINUTES') AS x WHERE rn = 1"
     )
-    row = compile_statement(top1)[-1]
+    row = _view_row(compile_statement(top1))
     assert "'top1'" in row and "_ingest_seq > COALESCE" in row
     # A time bound on another column, or an ascending order, is not incremental: cached.
     other = top1.replace("ts > NOW()", "v > 0 AND k > 'a' AND ts2 > NOW()").replace(
         "SELECT k, v, ts,", "SELECT k, v, ts, ts2,"
     )
-    assert "'cached'" in compile_statement(other)[-1]
+    assert "'cached'" in _view_row(compile_statement(other))
     asc = top1.replace("ts DESC", "ts ASC")
-    assert "'cached'" in compile_statement(asc)[-1]
+    assert "'cached'" in _view_row(compile_statement(asc))
     appended = compile_statement(SOURCE)[0]
     assert '"_ingest_seq" BIGINT GENERATED ALWAYS AS IDENTITY' in appended
 

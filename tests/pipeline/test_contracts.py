@@ -120,6 +120,17 @@ VALID: dict[type[msgspec.Struct], dict[str, Any]] = {
         "shortfall_kw": 0.2,
         "uncontrollable_stations": 1,
     },
+    contracts.RejectedRecord: {
+        "topic": "ocpp.meter_values",
+        "partition": 0,
+        "offset": 41,
+        "key": "st-1",
+        "value": '{"station_id": "st-1"}',
+        "table": "meter_values",
+        "reason": "contract",
+        "detail": "ocpp.meter_values: $: required field is missing",
+        "rejected_ts": T0,
+    },
 }
 
 CASES = [pytest.param(topic, model, id=topic) for topic, model in contracts.MODELS.items()]
@@ -314,3 +325,71 @@ def test_dr_priority_out_of_range_is_refused() -> None:
     err = dr_error(dr(target_reduction_kw=5.0, priority=4))
     assert err.field == "$.priority"
     assert "<= 3" in err.reason
+
+
+# -- bounds: every field has the range of its column (issue 11) ---------------------------
+
+
+def _meter(**changes: Any) -> bytes:
+    return json.dumps({**VALID[contracts.MeterValue], **changes}).encode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("connector_id", 2**40),  # once made the engine's batch insert fail
+        ("connector_id", 2**31),  # int32 + 1
+        ("connector_id", -1),
+        ("power_kw", -0.5),  # import power is never negative
+        ("power_kw", "NaN"),
+        ("power_kw", "Infinity"),
+        ("power_kw", "-Infinity"),
+        ("power_kw", 1e12),
+        ("current_a", -1.0),
+        ("voltage_v", "nan"),
+        ("energy_kwh", -3.0),
+        ("station_id", "x" * 49),  # OCPP's identity is at most 48 characters
+        ("station_id", "CP:1"),
+        ("station_id", "CP/1"),
+        ("station_id", "CP\n2026-01-01 forged log line"),
+        ("station_id", "CP\u0000"),
+        ("session_id", "t" * 129),
+        ("session_id", "tx\r\n"),
+    ],
+)
+def test_meter_value_out_of_range_raises_the_contract_error(field: str, value: Any) -> None:
+    with pytest.raises(ContractError) as err:
+        decode(contracts.MeterValue, _meter(**{field: value}), topic=topics.METER_VALUES)
+    assert err.value.field == f"$.{field}"
+    assert err.value.topic == topics.METER_VALUES
+
+
+def test_meter_value_bounds_keep_real_values() -> None:
+    record = decode(
+        contracts.MeterValue,
+        _meter(connector_id=2**31 - 1, station_id="x" * 48, power_kw=0.0, charger_ts=T1),
+    )
+    assert record.connector_id == 2_147_483_647
+    assert record.charger_ts is not None and record.charger_ts.utcoffset().seconds == 3600
+
+
+@pytest.mark.parametrize(
+    ("model", "field", "value"),
+    [
+        (contracts.StationZone, "max_station_kw", "Infinity"),
+        (contracts.StationZone, "station_id", "s:1"),
+        (contracts.SetChargingProfileCommand, "station_shed_kw", "NaN"),
+        (contracts.StationStatus, "connector_id", 2**40),
+        (contracts.StationStatus, "connector_id", -1),
+        (contracts.StationStatus, "error_code", "x\u0000"),
+        (contracts.DemandResponseSignal, "modification", 2**63),
+        (contracts.Alert, "ack_rate", 1.5),
+    ],
+)
+def test_other_contracts_bound_their_fields(
+    model: type[msgspec.Struct], field: str, value: Any
+) -> None:
+    data = json.dumps({**VALID[model], field: value}).encode()
+    with pytest.raises(ContractError) as err:
+        decode(model, data)
+    assert err.value.field == f"$.{field}"

@@ -317,3 +317,24 @@ def test_rebuild_failing_in_a_dependent_recovers(postgres: str, tmp_path: Path) 
     assert done == ["R__10_station_load.sql", "R__20_zone_load.sql"]
     assert query(postgres, "SELECT zone_id, kw FROM zone_load") == [("z1", 15.0)]
     assert m.verify() == []
+
+
+def test_plain_sink_over_an_updating_view_fails_before_anything_changes(
+    postgres: str, tmp_path: Path
+) -> None:
+    d = copy_fixture(tmp_path)
+    # station_load (fixture R__10) is a GROUP BY: it updates rows; RisingWave refuses a
+    # PLAIN sink over it unless force_append_only says updates may become new records.
+    sink = (
+        "CREATE SINK load_sink FROM station_load WITH (connector = 'kafka', topic = 'x', "
+        "properties.bootstrap.server = 'embedded') FORMAT PLAIN ENCODE JSON{}"
+    )
+    (d / "R__30_sink.sql").write_text(sink.format(""))
+    with pytest.raises(ValidationError) as info:
+        migrator(postgres, d).up()
+    assert "R__30_sink.sql: statement 1" in str(info.value)
+    assert "[plain-sink-not-append-only]" in str(info.value)
+    assert tables(postgres) == set()
+    (d / "R__30_sink.sql").write_text(sink.format(" (force_append_only = 'true')"))
+    migrator(postgres, d).up()
+    assert query(postgres, "SELECT name FROM gridctl_engine.sinks") == [("load_sink",)]

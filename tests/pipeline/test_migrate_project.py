@@ -49,12 +49,13 @@ def test_editing_current_load_rebuilds_exactly_its_readers(postgres: str, tmp_pa
     f = d / "R__10_current_load.sql"
     f.write_text(f.read_text() + "\n-- edited\n")
     done = [line.split(":")[0] for line in m.up()]
-    # R__20 reads station_load; R__30 reads R__20's caps; R__90's sinks read both.
-    # R__40 reads only the sources, so it stays.
+    # R__20 reads station_load; R__30 reads R__20's caps; R__50's station overview reads
+    # R__20's commands; R__90's sinks read both. R__40 reads only the sources, so it stays.
     assert done == [
         "R__10_current_load.sql",
         "R__20_dr_allocation.sql",
         "R__30_alerts.sql",
+        "R__50_stations.sql",
         "R__90_sinks.sql",
     ]
     assert m.verify() == []

@@ -1,0 +1,84 @@
+"""Log lines that a charger cannot forge or flood (no I/O beyond ``logging``).
+
+Everything a charger chooses (its id in the URL, message ids, actions, values quoted in
+errors) may carry newlines, NUL or terminal escapes: :func:`clean` renders such text with
+the control characters escaped and a length cap, so one log record stays one line.
+
+:class:`Warnings` lets the first warnings of a station through and then at most one
+per ``interval_s``, folding the rest into a count ("... and 4,211 more like it in 10 s"):
+a million bad frames from one charger become a handful of lines, not 85 MB.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+__all__ = ["Warnings", "clean"]
+
+_CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
+_CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x5C: "\\\\"})
+_TABLE = str.maketrans({chr(k): v for k, v in _CONTROL.items()})
+
+
+def clean(text: object, limit: int = 200) -> str:
+    """``text`` with control characters and backslashes escaped, cut to ``limit`` chars."""
+    s = text if isinstance(text, str) else str(text)
+    if len(s) > limit:
+        s = s[:limit] + "..."
+    return s.translate(_TABLE)
+
+
+class Warnings:
+    """Rate-limited warnings of one source (a station connection, the handshake refusals)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        prefix: str,
+        *,
+        burst: int = 5,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = logger
+        self.prefix = clean(prefix, 80)
+        self.burst = burst
+        self.interval_s = interval_s
+        self.clock = clock
+        self._allowance = burst
+        self._window_start = clock()
+        self.suppressed = 0
+
+    def warning(self, message: str, *args: object) -> None:
+        """Log ``message % args`` (non-numbers :func:`clean`-ed) unless over the rate."""
+        now = self.clock()
+        if now - self._window_start >= self.interval_s:
+            if self.suppressed:
+                self.log.warning(
+                    "%s%d more warnings like the ones above in the last %.0f s",
+                    self.prefix,
+                    self.suppressed,
+                    now - self._window_start,
+                )
+            self._window_start = now
+            self._allowance = self.burst
+            self.suppressed = 0
+        if self._allowance <= 0:
+            self.suppressed += 1
+            return
+        self._allowance -= 1
+        self.log.warning(
+            self.prefix + message, *(a if isinstance(a, int | float) else clean(a) for a in args)
+        )
+
+    def close(self) -> None:
+        """Say how many were folded since the last line (the connection ended)."""
+        if self.suppressed:
+            self.log.warning(
+                "%s%d more warnings like the ones above before it disconnected",
+                self.prefix,
+                self.suppressed,
+            )
+            self.suppressed = 0

@@ -32,9 +32,9 @@ class SignalOut(BaseModel):
 class UnreadableOut(BaseModel):
     """A stored revision that no longer decodes, listed by id so it is not invisible."""
 
-    signal_id: str
-    modification: int
-    unreadable: str
+    signal_id: str = Field(description="the signal whose latest stored revision is unreadable")
+    modification: int = Field(description="that revision's modification")
+    unreadable: str = Field(description="why it does not decode (the contract error)")
 
 
 class StationOut(BaseModel):

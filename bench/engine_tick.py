@@ -9,7 +9,13 @@ Wall time depends on what else runs on the machine, so the CPU time of the engin
 plus its PostgreSQL backend (from /proc) is printed too.
 
     .venv/bin/python bench/engine_tick.py [--sizes 1000,10000,50000] [--ticks 20]
+        [--history-hours 0] [--history-period 300]
         [--database-url postgresql://...]   (default: a throw-away embedded PostgreSQL)
+
+``--history-hours 1,48`` adds that much recorded history before the last 10 minutes (a
+sample per connector every ``--history-period`` seconds) and runs each size once per
+value: the steady tick must not grow with history (state bounded, retention following the
+SQL). The first tick then also closes every minute of the history (reported apart).
 """
 
 from __future__ import annotations
@@ -56,7 +62,9 @@ def create_db(server: str) -> str:
     return make_conninfo(**params)
 
 
-def load(dsn: str, connectors: int) -> list[tuple[str, int]]:
+def load(
+    dsn: str, connectors: int, history_h: float = 0.0, history_period: int = 300
+) -> list[tuple[str, int]]:
     stations = max(1, connectors // 2)
     conns = [(f"ST{i:06d}", c) for i in range(stations) for c in (1, 2)]
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
@@ -71,7 +79,8 @@ def load(dsn: str, connectors: int) -> list[tuple[str, int]]:
             "COPY meter_values (station_id, connector_id, session_id, power_kw, event_ts, "
             "received_ts, ocpp_version) FROM STDIN"
         ) as copy:
-            for t in range(-HISTORY_S, 0, PERIOD_S):
+            old = range(-int(history_h * 3600), -HISTORY_S, history_period)
+            for t in [*old, *range(-HISTORY_S, 0, PERIOD_S)]:
                 ts = T_END + timedelta(seconds=t)
                 for n, (sid, c) in enumerate(conns):
                     kw = 3.0 + (n % 8)
@@ -104,11 +113,13 @@ def sample(sid: str, c: int, ts: datetime, kw: float) -> bytes:
     ).encode()  # fmt: skip
 
 
-async def run_size(server: str, connectors: int, ticks: int) -> None:
+async def run_size(
+    server: str, connectors: int, ticks: int, history_h: float = 0.0, history_period: int = 300
+) -> None:
     dsn = create_db(server)
     apply_migrations(dsn)
     began = time.perf_counter()
-    conns = load(dsn, connectors)
+    conns = load(dsn, connectors, history_h, history_period)
     setup = time.perf_counter() - began
     bus = LocalBus(retention_records=10_000_000)
     await bus.start()
@@ -145,8 +156,11 @@ async def run_size(server: str, connectors: int, ticks: int) -> None:
     await bus.stop()
     times.sort()
     p95 = times[int(0.95 * (len(times) - 1))]
+    with psycopg.connect(dsn) as conn:
+        raw = conn.execute("SELECT count(*) FROM meter_values").fetchone()
     print(
-        f"{len(conns):>7} connectors | setup {setup:6.1f} s | first tick {first_s * 1000:7.0f} ms "
+        f"{len(conns):>7} connectors, {history_h:g} h history ({raw[0] if raw else 0} raw rows "
+        f"after the run) | setup {setup:6.1f} s | first tick {first_s * 1000:7.0f} ms "
         f"({len(first)} records) | steady tick (+{per_tick} samples) median "
         f"{statistics.median(times) * 1000:6.1f} ms, p95 {p95 * 1000:6.1f} ms"
         f" | tick without new samples {statistics.median(idle) * 1000:6.1f} ms"
@@ -160,12 +174,16 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--ticks", type=int, default=20)
+    ap.add_argument("--history-hours", default="0")
+    ap.add_argument("--history-period", type=int, default=300)
     ap.add_argument("--database-url")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    hours = [float(h) for h in args.history_hours.split(",")]
+    runs = [(n, h) for n in sizes for h in hours]
     if args.database_url:
-        for n in sizes:
-            await run_size(args.database_url, n, args.ticks)
+        for n, h in runs:
+            await run_size(args.database_url, n, args.ticks, h, args.history_period)
         return
     from pipeline.embedded_pg import EmbeddedPostgres
 
@@ -173,8 +191,8 @@ async def main() -> None:
         server = EmbeddedPostgres(Path(tmp) / "pg")
         server.start()
         try:
-            for n in sizes:
-                await run_size(server.dsn, n, args.ticks)
+            for n, h in runs:
+                await run_size(server.dsn, n, args.ticks, h, args.history_period)
         finally:
             server.destroy()
 

@@ -41,12 +41,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+#: stamped when a process imports this module (each load client does): the gateway
+#: replaces timestamps more than --max-clock-skew (300 s) off, a path a fixed old date
+#: would take on every message; a run lasts a few minutes at most
+_NOW = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 METER_PAYLOAD = {
     "connectorId": 1,
     "transactionId": 17,
     "meterValue": [
         {
-            "timestamp": "2026-11-24T10:00:00Z",
+            "timestamp": _NOW,
             "sampledValue": [
                 *(
                     {"value": "3680.0", "measurand": "Power.Active.Import", "phase": p,
@@ -69,14 +73,14 @@ PAYLOAD_JSON = json.dumps(METER_PAYLOAD, separators=(",", ":"))
 #: the same sample as a 2.0.1 TransactionEvent (Updated), numbers instead of strings
 TX_EVENT_PAYLOAD = {
     "eventType": "Updated",
-    "timestamp": "2026-11-24T10:00:00Z",
+    "timestamp": _NOW,
     "triggerReason": "MeterValuePeriodic",
     "seqNo": 1,
     "transactionInfo": {"transactionId": "tx-bench-0001"},
     "evse": {"id": 1, "connectorId": 1},
     "meterValue": [
         {
-            "timestamp": "2026-11-24T10:00:00Z",
+            "timestamp": _NOW,
             "sampledValue": [
                 {
                     "value": float(sv["value"]),

@@ -30,7 +30,7 @@ def parse_vars(
     for pair in pairs or []:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise typer.BadParameter(f"expected NAME=VALUE, got {pair!r}", param_hint=option)
+            raise typer.BadParameter(f"expected name=value, got {pair!r}", param_hint=option)
         out[key.strip()] = value
     if directory is not None and out:
         known = known_vars(directory)

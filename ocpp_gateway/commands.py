@@ -8,9 +8,10 @@ its first message on a reconnect without one).
 
 Per station, one worker at a time talks to the charger (OCPP allows one outstanding call),
 and always applies the *latest* desired state, so a burst of updates costs one call. What
-to send (hysteresis, purpose fallback, status mapping) is :mod:`ocpp_gateway.policy`'s
-decision; this module carries it out. Every attempt is published to
-``ocpp.command_results``.
+to send (the deadband and change interval of docs/control-law.md §6, purpose fallback,
+status mapping) is :mod:`ocpp_gateway.policy`'s decision; this module carries it out,
+including the retry of a raise the change interval held back. Every attempt is published
+to ``ocpp.command_results``.
 """
 
 from __future__ import annotations
@@ -109,7 +110,10 @@ class CommandDelivery:
         #: station -> latest command, or None after a tombstone
         self.desired: dict[str, SetChargingProfileCommand | None] = {}
         self.stations: dict[str, Target] = {}
-        self.rules = policy.Rules(config.threshold_kw, config.min_interval_s)
+        self.rules = policy.Rules(
+            config.threshold_kw, config.deadband_pct, config.min_interval_s,
+            config.change_interval_s,
+        )  # fmt: skip
         self._memory: dict[str, policy.Memory] = {}
         self._pending: dict[str, bool] = {}  # station -> forced
         self._workers: dict[str, asyncio.Task[None]] = {}
@@ -117,6 +121,7 @@ class CommandDelivery:
         self._reader: asyncio.Task[None] | None = None
         self._caught_up = False
         self._spawned: set[asyncio.Task[Any]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -127,6 +132,9 @@ class CommandDelivery:
         self._reader = asyncio.create_task(self._follow(), name="commands-reader")
 
     async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         tasks = [t for t in (self._reader, *self._workers.values(), *self._spawned) if t]
         for task in tasks:
             task.cancel()
@@ -215,6 +223,8 @@ class CommandDelivery:
             self._memory[station_id] = policy.Memory(None, memory.purpose)
             return
         if type(action) is policy.Hold or cmd is None:
+            if type(action) is policy.Hold and action.retry_in is not None:
+                self._later(station_id, action.retry_in)  # a raise held back: try then
             log.debug("station %s: nothing sent (%s)", station_id, action)
             return
         assert type(action) is policy.Send
@@ -281,6 +291,18 @@ class CommandDelivery:
             await self.bus.publish(topics.COMMAND_RESULTS, result.station_id, encode(result))
         except BusError as exc:
             log.warning("command result for %s not published: %r", result.station_id, exc)
+
+    def _later(self, station_id: str, delay: float) -> None:
+        """Kick ``station_id`` again in ``delay`` s (once; a pending timer is kept)."""
+        timer = self._timers.get(station_id)
+        if timer is not None and not timer.cancelled():
+            return
+
+        def fire() -> None:
+            self._timers.pop(station_id, None)
+            self.kick(station_id)
+
+        self._timers[station_id] = asyncio.get_running_loop().call_later(delay, fire)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

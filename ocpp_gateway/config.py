@@ -26,6 +26,9 @@ class GatewayConfig:
     certfile: str | None = None
     keyfile: str | None = None
     allow_unknown_stations: bool = False
+    #: seconds between clock records on ocpp.command_results (ocpp_gateway.clock), so that
+    #: acknowledgement windows close on time; None: none
+    result_clock_s: float | None = 5.0
     ping_interval: float | None = 60.0
     ping_timeout: float | None = 60.0
     #: largest frame accepted (1009 above): a 1.6 MeterValues of a 3-phase charger with
@@ -81,10 +84,16 @@ class GatewayConfig:
     shutdown_grace: float = 5.0
     #: validate incoming payloads against the OCPP JSON schemas (compiled)
     validate: bool = True
-    #: command hysteresis: re-send only if the target moved at least this much ...
-    threshold_kw: float = 0.5
-    #: ... or this many seconds passed since the last send
+    #: command deadband: a target that moved by no more than max(threshold_kw,
+    #: deadband_pct % of the target) is not a new profile (docs/control-law.md §6) ...
+    threshold_kw: float = 1.0
+    deadband_pct: float = 5.0
+    #: ... but the same profile is sent again after this many seconds (a charger that
+    #: lost it gets it back)
     min_interval_s: float = 300.0
+    #: a raise waits this long after the last profile change of the station (a lower
+    #: target, a new end or a new priority goes out at once: the cap needs it)
+    change_interval_s: float = 30.0
     #: how far in the past a profile's startSchedule lies (clock skew on chargers)
     start_offset_s: int = 60
     #: a charger timestamp further than this from our clock is replaced by the received

@@ -16,6 +16,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.clock import ResultClock
 from ocpp_gateway.commands import CommandDelivery, read_to_end
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
@@ -53,6 +54,8 @@ class Gateway:
         self._config_sub: Subscription | None = None
         self._config_task: asyncio.Task[None] | None = None
         self._closing: set[asyncio.Task[None]] = set()
+        interval = self.config.result_clock_s
+        self._clock = ResultClock(bus, interval) if interval else None
 
     async def start(self) -> None:
         self.registry.load()
@@ -68,6 +71,8 @@ class Gateway:
         self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
         await self.commands.start()
         await self.server.start()
+        if self._clock is not None:
+            self._clock.start()
         log.info("OCPP gateway listening on port %d", self.port)
 
     @property
@@ -75,6 +80,8 @@ class Gateway:
         return self.server.port
 
     async def stop(self) -> None:
+        if self._clock is not None:
+            await self._clock.stop()
         await self.server.stop(idle=lambda: all(s.busy == 0 for s in self.stations.values()))
         await self.commands.stop()
         if self._config_task is not None:

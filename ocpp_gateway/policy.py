@@ -7,9 +7,13 @@ to TxDefaultProfile); :func:`status_of` and :func:`status_of_error` map answers 
 statuses of ``ocpp.command_results``. The async worker in :mod:`ocpp_gateway.commands`
 only carries these out, so every rule here is tested with values and a fake clock.
 
-Hysteresis: a new target is sent only when it moved by ``threshold_kw`` or more, when
-``min_interval_s`` passed since the last send (a charger that lost the profile gets it
-back), or when the event end changed; priority-1 (emergency) commands always go out.
+Commands change only when they matter (docs/control-law.md §6): a target within the
+deadband ``max(threshold_kw, deadband_pct % of it)`` of the last one the charger took is
+not sent (emergencies included), except as a refresh after ``min_interval_s`` (a charger
+that lost the profile gets it back); a lower target, a new end (validTo) or a new priority
+(stack level) goes out at once; a higher one waits until ``change_interval_s`` after the
+last change. Fields that are not in the profile (``station_shed_kw``, ``command_ts``, the
+signal id) never cause a send.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True)
 class Rules:
-    """The hysteresis settings (``GatewayConfig.threshold_kw`` / ``min_interval_s``)."""
+    """The deadband and intervals (the ``GatewayConfig`` fields of the same names)."""
 
-    threshold_kw: float = 0.5
+    threshold_kw: float = 1.0
+    deadband_pct: float = 5.0
     min_interval_s: float = 300.0
+    change_interval_s: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +57,7 @@ class Delivered:
     dr_end_ts: datetime
     signal_id: str
     at: datetime
+    priority: int = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,9 +71,12 @@ class Memory:
 
 @dataclass(frozen=True, slots=True)
 class Hold:
-    """Nothing to send now (``why`` goes into the debug log)."""
+    """Nothing to send now (``why`` goes into the debug log); ``retry_in``: decide again
+    in that many seconds (a raise waiting for the change interval), else on the next
+    update."""
 
     why: str
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,20 +111,33 @@ def decide(
     """What to do about ``desired`` (None: a tombstone) given what the charger holds.
 
     ``force``: the charger (re)connected, so what it holds is unknown: send regardless
-    of hysteresis.
+    of the deadband and intervals.
     """
     if desired is None:
         return Clear(memory.sent.signal_id if memory.sent else None)
     if desired.dr_end_ts <= now:
         return Hold("already over; the sink's tombstone follows")
     last = memory.sent
-    if force or last is None or desired.priority == 1 or desired.dr_end_ts != last.dr_end_ts:
+    if (
+        force
+        or last is None
+        or desired.dr_end_ts != last.dr_end_ts
+        or desired.priority != last.priority
+    ):
         return Send(memory.purpose)
-    if abs(desired.target_power_kw - last.target_kw) >= rules.threshold_kw:
+    age = (now - last.at).total_seconds()
+    delta = desired.target_power_kw - last.target_kw
+    band = max(
+        rules.threshold_kw,
+        rules.deadband_pct / 100.0 * max(desired.target_power_kw, last.target_kw),
+    )
+    if abs(delta) <= band + 1e-9:
+        if age >= rules.min_interval_s:
+            return Send(memory.purpose)  # the refresh
+        return Hold("within the deadband")
+    if delta < 0 or age >= rules.change_interval_s:
         return Send(memory.purpose)
-    if (now - last.at).total_seconds() >= rules.min_interval_s:
-        return Send(memory.purpose)
-    return Hold("within hysteresis")
+    return Hold("a raise waits for the change interval", rules.change_interval_s - age)
 
 
 def answered(
@@ -132,7 +155,9 @@ def answered(
     the reconnect tries again.
     """
     if status == "Accepted":
-        sent = Delivered(desired.target_power_kw, desired.dr_end_ts, desired.signal_id, now)
+        sent = Delivered(
+            desired.target_power_kw, desired.dr_end_ts, desired.signal_id, now, desired.priority
+        )
         return Memory(sent, purpose), None
     if status in ("Rejected", "NotSupported") and purpose + 1 < purposes:
         return memory, purpose + 1

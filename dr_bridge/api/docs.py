@@ -88,6 +88,10 @@ FIELDS: dict[str, tuple[str, Any]] = {
     "field": ("The request field that is wrong.", "zone_limit_kw"),
     "msg": ("What is wrong with it.", "Input should be greater than or equal to 0"),
     "detail": ("Every bad field, or one sentence.", None),
+    "unreadable": (
+        "Why the stored revision no longer decodes (it stays listed, never hidden).",
+        None,
+    ),
     "type": ("Kind of validation error.", "greater_than_equal"),
     "input": ("The value that was refused.", -5),
     "ctx": ("Parameters of the rule that failed.", {"ge": 0}),

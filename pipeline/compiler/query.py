@@ -179,6 +179,29 @@ def _lookback(bound: exp.Expression) -> int | None:
     return None
 
 
+def temporal_bounds(select: exp.Select) -> list[tuple[exp.Column, int]]:
+    """The temporal filters of one SELECT (its WHERE and ON conjuncts) that bound a column
+    from below: ``col > NOW() - INTERVAL 'x'`` (also ``>=``, ``NOW() - ... < col``), each
+    as the column and ``x`` in seconds. What RisingWave cleans state by; retention (here)
+    and the bounded-state lint rule read them."""
+    where = select.args.get("where")
+    conds = _conjuncts(where.this) if where is not None else []
+    for join in select.args.get("joins") or []:
+        conds += _conjuncts(join.args.get("on"))
+    out = []
+    for cond in conds:
+        if isinstance(cond, exp.GT | exp.GTE):
+            col, bound = cond.this, cond.expression
+        elif isinstance(cond, exp.LT | exp.LTE):
+            col, bound = cond.expression, cond.this
+        else:
+            continue
+        seconds = _lookback(bound)
+        if isinstance(col, exp.Column) and seconds is not None:
+            out.append((col, seconds))
+    return out
+
+
 def reads(tree: exp.Expression, eowc: bool) -> list[Read]:
     """Every relation the query reads and how far back (see :class:`Read`): per reference,
     the temporal filter on one of its columns in its SELECT's WHERE or ON, or, under EMIT
@@ -199,23 +222,13 @@ def reads(tree: exp.Expression, eowc: bool) -> list[Read]:
             else:
                 name = node.name.lower()
             refs.append((node, name, (node.alias or name).lower()))
-        conds = _conjuncts(select.args["where"].this) if select.args.get("where") else []
-        for join in select.args.get("joins") or []:
-            conds += _conjuncts(join.args.get("on"))
+        bounds = temporal_bounds(select)
         for node, name, alias in refs:
             read = None
-            for cond in conds:
-                if isinstance(cond, exp.GT | exp.GTE):
-                    col, bound = cond.this, cond.expression
-                elif isinstance(cond, exp.LT | exp.LTE):
-                    col, bound = cond.expression, cond.this
-                else:
-                    continue
-                seconds = _lookback(bound)
-                owner = col.table.lower() if isinstance(col, exp.Column) else None
+            for col, seconds in bounds:
+                owner = col.table.lower()
                 mine = owner == alias or (owner == "" and len(refs) == 1)
-                longer = read is None or (read.seconds or 0) < (seconds or 0)
-                if seconds is not None and isinstance(col, exp.Column) and mine and longer:
+                if mine and (read is None or (read.seconds or 0) < seconds):
                     read = Read(name, col.name.lower(), seconds, "now")
             inner = node.this
             windowed = isinstance(inner, exp.Anonymous) and inner.name.upper() in ("TUMBLE", "HOP")

@@ -93,7 +93,6 @@ class IngestMixin:
     #: each append-only source's watermark (newest event time seen minus the delay), as
     #: RisingWave's watermark filter keeps it; rows below it are dropped at ingest
     _watermarks: dict[str, datetime]
-    _unwritten: list[Record]
     topic_prefix: str
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
@@ -138,15 +137,13 @@ class IngestMixin:
             return
         total = 0
         while total < self.max_records_per_tick:
-            # A batch whose write failed (database or bus down) is retried before anything
-            # newer: the subscription has moved past it, so dropping it would lose it.
-            batch = self._unwritten or await self._sub.batch(max_records=self.batch_size, timeout=0)
+            # A batch whose write fails raises: the engine's loop then rewinds the
+            # subscription to the committed offsets (``Engine._recover``), so it comes again.
+            batch = await self._sub.batch(max_records=self.batch_size, timeout=0)
             if not batch:
                 break
-            self._unwritten = batch
             total += len(batch)
             await self._write_batch(batch, now)
-            self._unwritten = []
             await self._sub.commit()
             if len(batch) < self.batch_size:
                 break
@@ -335,6 +332,8 @@ class IngestMixin:
         if any(k is None for k in key):
             raise Skip("no_key", f"primary key {source.primary_key} is null")
         pending = upserts.setdefault(source.name, {})
+        if source.keep_first and pending.get(key) is not None:
+            return  # the first row per key wins (ON CONFLICT DO NOTHING)
         if source.version_column and pending.get(key) is not None:
             vi = names.index(source.version_column)
             old = pending[key]
@@ -363,7 +362,8 @@ class IngestMixin:
         updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in names if c not in source.primary_key)
         sql = (
             f'INSERT INTO "{source.name}" ({cols}) VALUES ({", ".join(["%s"] * len(names))}) '
-            f"ON CONFLICT ({pk}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
+            f"ON CONFLICT ({pk}) DO "
+            + (f"UPDATE SET {updates}" if updates and not source.keep_first else "NOTHING")
         )
         if source.version_column and updates:
             v = source.version_column

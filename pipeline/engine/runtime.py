@@ -42,7 +42,7 @@ from typing import Any
 import psycopg
 
 from pipeline import topics as topic_names
-from pipeline.bus.base import Bus, BusError, Record, Subscription
+from pipeline.bus.base import Bus, BusError, Subscription
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Sink, Source, View, load, load_views, load_watermarks
@@ -107,7 +107,6 @@ class Engine(IngestMixin, SinkMixin):
         self._outbox_dirty = False
         self._offsets: dict[tuple[str, int], int] = {}
         self._watermarks: dict[str, datetime] = {}
-        self._unwritten: list[Record] = []
         self._last_tick: datetime | None = None
         self._last_retention: datetime | None = None
         self._lock = asyncio.Lock()

@@ -28,11 +28,12 @@ all history) is the case the review found; it is a finding.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlglot import exp
 
+from pipeline.compiler.query import temporal_bounds
 from pipeline.migrate.sqltext import SqlParseError, mask, parse
 
 Emit = Callable[[str, str], None]
@@ -305,37 +306,9 @@ def _scope_of(node: exp.Expr) -> exp.Expr | None:
     return parent
 
 
-def _conjuncts(node: exp.Expr | None) -> Iterable[exp.Expr]:
-    if node is None:
-        return
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.And):
-        yield from _conjuncts(node.this)
-        yield from _conjuncts(node.expression)
-    else:
-        yield node
-
-
 def _filtered(select: exp.Select, inp: _Input, n_inputs: int) -> bool:
     """Is there a temporal filter (lower bound from NOW()) on a column of ``inp``?"""
-    conds: list[exp.Expr] = []
-    where = select.args.get("where")
-    if where is not None:
-        conds += _conjuncts(where.this)
-    for join in select.args.get("joins") or []:
-        conds += _conjuncts(join.args.get("on"))
-    for cond in conds:
-        if isinstance(cond, exp.GT | exp.GTE):
-            col, bound = cond.this, cond.expression
-        elif isinstance(cond, exp.LT | exp.LTE):
-            col, bound = cond.expression, cond.this
-        else:
-            continue
-        if not isinstance(col, exp.Column) or not any(
-            True for _ in bound.find_all(exp.CurrentTimestamp)
-        ):
-            continue
+    for col, _ in temporal_bounds(select):
         owner = col.table.lower()
         if owner == inp.alias or (not owner and n_inputs == 1):
             return True

@@ -25,6 +25,7 @@ from ocpp.v16 import call
 from cli.runtime import RunSettings, Runtime
 from pipeline.embedded_pg import free_port
 from tests.ocpp_gateway.chargers import charger
+from tests.test_whole_loop import _meter_loop as _meter
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)
@@ -46,25 +47,6 @@ async def _until(check, what: str, timeout: float = 30.0):  # type: ignore[no-un
         while not (value := await check()):
             await asyncio.sleep(0.2)
     return value
-
-
-async def _meter(cp: object, watts: float) -> None:
-    while True:
-        await cp.call(  # type: ignore[attr-defined]
-            call.MeterValues(
-                connector_id=1,
-                transaction_id=1,
-                meter_value=[
-                    {
-                        "timestamp": datetime.now(UTC).isoformat(),
-                        "sampled_value": [
-                            {"value": str(watts), "measurand": "Power.Active.Import", "unit": "W"}
-                        ],
-                    }
-                ],
-            )
-        )
-        await asyncio.sleep(0.5)
 
 
 async def test_stations_zones_and_status_from_the_data_dir(tmp_path: Path, postgres: str) -> None:

@@ -62,3 +62,39 @@ def test_query_runs_a_named_file_and_refuses_unknown_names(postgres: str) -> Non
     missing = CliRunner().invoke(_app(), ["query", "nope", "--database-url", postgres])
     assert missing.exit_code == 2
     assert "no query 'nope'" in missing.output
+
+
+def test_status_json_and_watch(postgres: str) -> None:
+    """``--json`` is one document per section; ``--watch --json`` one document a line,
+    until Ctrl-C (exit 0)."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _seed(postgres)
+    once = CliRunner().invoke(_app(), ["status", "--json", "--database-url", postgres])
+    assert once.exit_code == 0, once.output
+    doc = json.loads(once.output)
+    assert set(doc) == {
+        "at", "zone_utilisation", "station_counts", "active_dr", "signal_states",
+        "station_limits", "recent_alerts",
+    }  # fmt: skip
+    assert doc["signal_states"] == []  # nothing in force
+    # s1 and s2 in north, neither ever connected: both offline.
+    assert doc["station_counts"] == [{"zone_id": "north", "stations": 2, "online": 0, "offline": 2}]
+    root = Path(__file__).resolve().parents[2]
+    watch = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", "status", "--watch", "--json", "--interval", "200ms",
+         "--database-url", postgres],
+        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert watch.stdout is not None
+    lines = [watch.stdout.readline(), watch.stdout.readline()]
+    watch.send_signal(signal.SIGINT)
+    watch.wait(timeout=30)
+    assert watch.returncode == 0
+    first, second = (json.loads(line) for line in lines)
+    assert first["zone_utilisation"] == second["zone_utilisation"]
+    assert second["at"] > first["at"]

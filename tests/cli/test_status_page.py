@@ -23,9 +23,10 @@ from ocpp.v16 import call
 from cli.runtime import RunSettings, Runtime
 from pipeline.embedded_pg import free_port
 from pipeline.secrets import hash_password
-from tests.cli.test_operator_view import _meter, _until
+from tests.cli.test_operator_view import _until
 from tests.dr_bridge.browser import browser_page, needs_chromium
 from tests.ocpp_gateway.chargers import charger
+from tests.test_whole_loop import _meter_loop as _meter
 
 pytestmark = [pytest.mark.timeout(240), needs_chromium]
 #: where to keep the screenshot (GRIDCTL_STATUS_SHOT=path), else the test's tmp dir

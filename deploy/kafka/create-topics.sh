@@ -27,6 +27,8 @@ config.station_zones                  compact
 config.station_credentials            compact
 alerts.grid.overload                  delete
 alerts.grid.dr                        delete
+pipeline.dr_baselines                 compact
+pipeline.dr_signal_states             compact
 ingest.rejected                       delete
 EOF
 )

@@ -26,6 +26,7 @@ from dr_bridge.errors import (
     StoredRecordInvalid,
 )
 from dr_bridge.intake import Intake
+from dr_bridge.states import SignalStates
 from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
@@ -39,6 +40,7 @@ def create_app(
     intake: Intake,
     zones: ZoneDirectory,
     tokens: Sequence[str],
+    signal_states: SignalStates | None = None,
     health: Health | None = None,
     views: ViewReader | None = None,
 ) -> FastAPI:
@@ -62,6 +64,8 @@ def create_app(
     app.state.settings = settings
     app.state.intake = intake
     app.state.zones = zones
+    app.state.signal_states = signal_states
+    auth = [Depends(require_token(tokens))]
     app.state.views = views
     auth = [Depends(require_token(tokens, FailureLimiter()))]
     app.add_middleware(BodyLimit, limits={"/v1/signals": MAX_SIGNAL_BYTES})

@@ -27,14 +27,27 @@ class SignalOut(BaseModel):
     priority: int
     source: str
     received_ts: datetime
+    event_id: str | None = None
+
+
+class SignalStateOut(SignalOut):
+    """A signal with what gridctl does with it (POST answer, GET of one signal)."""
+
+    state: Literal[
+        "enforced", "waiting_for_load", "infeasible", "no_stations", "scheduled", "pending", "ended"
+    ]
+    #: the pipeline's state record: baseline (and its basis), cap, shortfall_kw
+    state_detail: dict[str, object] | None = None
+    #: e.g. an infeasible cap, with the shortfall in kW
+    warnings: list[str] = []
 
 
 class UnreadableOut(BaseModel):
     """A stored revision that no longer decodes, listed by id so it is not invisible."""
 
-    signal_id: str = Field(description="The signal whose stored revision fails to decode.")
-    modification: int = Field(description="That revision's modification number.")
-    unreadable: str = Field(description="Why it cannot be read (the decoding error).")
+    signal_id: str = Field(description="the signal whose latest stored revision is unreadable")
+    modification: int = Field(description="that revision's modification")
+    unreadable: str = Field(description="why it does not decode (the contract error)")
 
 
 class StationOut(BaseModel):

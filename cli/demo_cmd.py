@@ -14,6 +14,7 @@ from rich.table import Table
 
 from cli.demo import Demo, DemoConfig, DemoState
 from cli.durations import duration_option
+from cli.output import console as plain_console
 
 _BARS = " ▁▂▃▄▅▆▇█"
 
@@ -99,7 +100,8 @@ def demo(
     seed: int = 7,
 ) -> None:
     """Run gridctl embedded with a simulated fleet and a scripted DR event on one zone."""
-    console = Console()
+    # In a pipe nothing wraps: the DSN and the token's path stay whole lines to copy.
+    console = Console() if Console().is_terminal else plain_console()
     logging.basicConfig(level=logging.WARNING)
     config = DemoConfig(
         chargers=chargers, zones=zones, duration=float(duration), reduce_pct=reduce_pct, seed=seed
@@ -121,7 +123,7 @@ def demo(
         state = asyncio.run(Demo(config, on_line=lambda line: console.print(line)).run())
     console.print(summary(state))
     console.print(
-        "next: `gridctl run` keeps the controller running (README: Quick start); "
+        "next: `gridctl run` keeps the controller running (README: Run it); "
         "`gridctl simulate --export-stations stations.csv` then "
         "`gridctl stations import stations.csv` and `gridctl simulate` give it a fleet; "
         "`gridctl status` and the status page at the API's / show what it does."

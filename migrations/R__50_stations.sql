@@ -51,7 +51,8 @@ FROM (
 WHERE rn = 1;
 
 -- Every configured station with its connection state: online when its latest event is
--- anything but a disconnect, 'never seen' when the gateway never reported it.
+-- anything but a disconnect, 'never seen' when the gateway never reported it. Last seen is
+-- its latest status event or fresh meter sample, whichever is newer.
 CREATE MATERIALIZED VIEW station_overview AS
 SELECT
     z.station_id,
@@ -61,7 +62,7 @@ SELECT
         WHEN p.event = 'Disconnected' THEN 'offline'
         ELSE 'online'
     END AS connection,
-    p.ts AS last_seen,
+    GREATEST(p.ts, l.last_event_ts) AS last_seen,
     p.ocpp_version,
     c.connectors,
     LEAST(z.max_station_kw, z.contract_max_kw) AS max_kw,
@@ -73,6 +74,8 @@ SELECT
 FROM station_zones AS z
 LEFT JOIN station_presence AS p
     ON p.station_id = z.station_id
+LEFT JOIN station_load AS l
+    ON l.station_id = z.station_id
 LEFT JOIN (
     SELECT
         station_id,

@@ -45,9 +45,9 @@ class SignalStateOut(SignalOut):
 class UnreadableOut(BaseModel):
     """A stored revision that no longer decodes, listed by id so it is not invisible."""
 
-    signal_id: str = Field(description="The signal whose stored revision fails to decode.")
-    modification: int = Field(description="That revision's modification number.")
-    unreadable: str = Field(description="Why it cannot be read (the decoding error).")
+    signal_id: str = Field(description="the signal whose latest stored revision is unreadable")
+    modification: int = Field(description="that revision's modification")
+    unreadable: str = Field(description="why it does not decode (the contract error)")
 
 
 class StationOut(BaseModel):

@@ -101,4 +101,4 @@ def test_failures_name_file_statement_and_variable(
 
     usage = run(app, "up", "--dir", str(d), "--database-url", postgres, "--var", "novalue")
     assert usage.exit_code == 2
-    assert "expected NAME=VALUE" in usage.output
+    assert "expected name=value" in usage.output

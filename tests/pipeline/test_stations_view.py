@@ -59,8 +59,9 @@ async def test_connection_connectors_limit_and_last_command(postgres: str) -> No
         )
         a, b, c = rows
         # A's cap share: zone cap 5 kW, B draws nothing and has floor 0 -> A gets 5.
+        # Last seen: its meter sample at -5 s is newer than its last status event (-30 s).
         assert a == (
-            "A", "Z1", "online", T0 - timedelta(seconds=30), "1.6", "1:Charging 2:Available",
+            "A", "Z1", "online", T0 - timedelta(seconds=5), "1.6", "1:Charging 2:Available",
             11.0, 5.0, "sig", "SetChargingProfile", "Accepted",
         )  # fmt: skip
         assert b[:6] == ("B", "Z1", "offline", T0 - timedelta(seconds=20), "2.0.1", None)

@@ -96,10 +96,27 @@ def _ts(text: str) -> str:
     return text.replace("T", " ")[:19] + (" UTC" if text.endswith(("Z", "+00:00")) else "")
 
 
+def _state(s: dict[str, Any]) -> str:
+    """enforced / waiting_for_load / infeasible (-x.x kW) / no_stations / scheduled ..."""
+    state = str(s.get("state", "-"))
+    detail = s.get("state_detail") or {}
+    if state == "infeasible" and detail.get("shortfall_kw"):
+        state += f" (short {detail['shortfall_kw']:g} kW)"
+    return state
+
+
+def warn(signal: dict[str, Any]) -> None:
+    """Print the API's warnings about a signal (an infeasible cap, with its shortfall)."""
+    err = Console(stderr=True, soft_wrap=True)
+    for text in signal.get("warnings") or ():
+        err.print(f"[yellow]warning:[/yellow] {text}")
+
+
 def signals_table(signals: list[dict[str, Any]], title: str) -> Table:
     """Signal ids are never cut: on a narrow terminal they fold onto the next line."""
     table = Table(title=title, title_justify="left")
-    for col in ("signal", "mod", "zone", "type", "amount", "start", "end", "prio", "source"):
+    cols = ("signal", "mod", "zone", "type", "amount", "start", "end", "prio", "source", "state")
+    for col in cols:
         table.add_column(col, no_wrap=col in ("start", "end"), overflow="fold")
     for s in signals:
         if "unreadable" in s:  # a stored revision that no longer decodes: say so, by id
@@ -118,6 +135,7 @@ def signals_table(signals: list[dict[str, Any]], title: str) -> Table:
             _ts(s["end_ts"]),
             str(s["priority"]),
             s["source"],
+            _state(s),
         )
     return table
 
@@ -177,7 +195,9 @@ def register(app: typer.Typer) -> None:
             f"sent [b]{signal['signal_id']}[/b] (modification {signal['modification']}): "
             f"{signal['signal_type']} {signal['zone_id']} {_amount(signal)}, "
             f"{_ts(signal['start_ts'])} -> {_ts(signal['end_ts'])}"
+            + (f" [{signal['state']}]" if signal.get("state") else "")
         )
+        warn(signal)
 
     @group.command("cancel")
     def cancel(

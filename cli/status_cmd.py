@@ -25,6 +25,7 @@ SECTIONS = (
     ("zone_utilisation", "zones: load and utilisation"),
     ("station_counts", "stations: online and offline per zone"),
     ("active_dr", "active DR signals: cap and compliance"),
+    ("signal_states", "DR signal states (enforced, waiting_for_load, infeasible, no_stations)"),
     ("station_limits", "station limits"),
     ("recent_alerts", "recent alerts"),
 )

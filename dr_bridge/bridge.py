@@ -17,6 +17,7 @@ from dr_bridge.intake import Intake
 from dr_bridge.publisher import Publisher
 from dr_bridge.revisions import RevisionStore
 from dr_bridge.server import ApiServer
+from dr_bridge.states import SignalStates
 from dr_bridge.token import ensure_token, token_path
 from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
@@ -54,6 +55,7 @@ class Bridge:
         self.store: RevisionStore | None = None
         self.publisher: Publisher | None = None
         self.zones: ZoneDirectory | None = None
+        self.signal_states: SignalStates | None = None
         self.intake: Intake | None = None
         self.app: Any = None
         self.server: ApiServer | None = None
@@ -85,6 +87,8 @@ class Bridge:
         await self.publisher.start()
         self.zones = ZoneDirectory(self.bus, s.extra_zones)
         await self.zones.start()
+        self.signal_states = SignalStates(self.bus)
+        await self.signal_states.start()
         self.intake = Intake(self.store, self.publisher, s.confirm_timeout_s)
         self.tokens = tuple(t for t in s.tokens if t)
         if not self.tokens:
@@ -101,6 +105,7 @@ class Bridge:
             tokens=self.tokens,
             health=self.health,
             views=self.views,
+            signal_states=self.signal_states,
         )
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)
@@ -148,6 +153,8 @@ class Bridge:
             await self.server.stop()
         if self.zones is not None:
             await self.zones.stop()
+        if self.signal_states is not None:
+            await self.signal_states.stop()
         if self.publisher is not None:
             await self.publisher.stop()
         if self.store is not None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
+import msgspec
+
 from dr_bridge.errors import SignalNotFound, StaleRevision
 from dr_bridge.locks import KeyedLock
 from dr_bridge.models import SignalRequest
@@ -52,6 +54,11 @@ class Intake:
         stored = self.store.event(source, ext_id)
         if stored is not None and revision <= stored.revision:
             return []
+        # One utility event, one baseline: its intervals carry the event's identity.
+        event_id = f"{source}:{ext_id}"
+        signals = [
+            s if s.event_id else msgspec.structs.replace(s, event_id=event_id) for s in signals
+        ]
         records = self.store.commit_revision(source, ext_id, revision, tag, content_hash, signals)
         await self.publisher.send(records, self.confirm_timeout_s)
         return records

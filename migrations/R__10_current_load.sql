@@ -33,7 +33,9 @@ SELECT
     station_id,
     SUM(power_kw) AS load_kw,
     COUNT(*) AS connectors,
-    SUM(CASE WHEN session_id IS NOT NULL OR power_kw > 0 THEN 1 ELSE 0 END) AS active_sessions,
+    -- A session is active while it draws power: an ended session (0 kW, session id still
+    -- set) reserves nothing.
+    SUM(CASE WHEN power_kw > ${active_kw} THEN 1 ELSE 0 END) AS active_sessions,
     MAX(event_ts) AS last_event_ts
 FROM connector_latest
 GROUP BY station_id;
@@ -56,16 +58,14 @@ LEFT JOIN station_load AS l
     ON l.station_id = z.station_id
 GROUP BY z.zone_id;
 
--- Each connector's average power per closed minute: the load history that no longer
--- changes once the minute is over (the watermark passed its end). DR baselines read it.
-CREATE MATERIALIZED VIEW connector_load_minute AS
+-- Every sample of the last baseline_history_seconds: what a DR signal heard after its
+-- start takes its pre-start baseline from. The temporal filter bounds the state.
+CREATE MATERIALIZED VIEW connector_recent AS
 SELECT
     station_id,
     connector_id,
-    window_start,
-    window_end,
-    AVG(power_kw) AS avg_kw
-FROM TUMBLE(meter_values, event_ts, INTERVAL '1 MINUTE')
+    power_kw,
+    event_ts
+FROM meter_values
 WHERE power_kw IS NOT NULL
-GROUP BY station_id, connector_id, window_start, window_end
-EMIT ON WINDOW CLOSE;
+    AND event_ts > NOW() - INTERVAL '${baseline_history_seconds} SECONDS';

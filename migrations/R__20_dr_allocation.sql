@@ -1,40 +1,13 @@
 -- Demand response: the cap of each zone under its active signals, shared among its
--- stations. Control law in ../shared/docs/architecture.md.
+-- stations. The law, argued: ../docs/control-law.md.
 
--- What each station of a signal's zone drew just before the signal started: the sum of
--- its connectors' averages over the last whole minute before start_ts. Closed minutes
--- never change, so once the signal has started its baseline is frozen: chargers that
--- comply and report less cannot lower the cap again (no runaway to zero). Until that
--- minute has closed (a few seconds after start) the baseline is unknown.
-CREATE MATERIALIZED VIEW dr_station_baseline AS
-SELECT
-    s.signal_id,
-    h.station_id,
-    SUM(h.avg_kw) AS baseline_kw
-FROM dr_signals AS s
-JOIN station_zones AS z
-    ON z.zone_id = s.zone_id
-JOIN connector_load_minute AS h
-    ON h.station_id = z.station_id
-    AND h.window_end <= s.start_ts
-    AND h.window_end > s.start_ts - INTERVAL '1 MINUTE'
-WHERE s.signal_type <> 'RESTORE'
-    AND s.end_ts > NOW()
-GROUP BY s.signal_id, h.station_id;
-
--- The zone's load when the signal starts (frozen, as above).
-CREATE MATERIALIZED VIEW dr_signal_baseline AS
-SELECT
-    signal_id,
-    SUM(baseline_kw) AS baseline_kw
-FROM dr_station_baseline
-GROUP BY signal_id;
-
--- Signals in force now: started, not ended, not restored.
+-- Signals in force now: started, not ended, not restored. event_key is the utility event
+-- (the OpenADR event of several intervals), else the signal itself.
 CREATE MATERIALIZED VIEW dr_active_signals AS
 SELECT
     signal_id,
     modification,
+    COALESCE(event_id, signal_id) AS event_key,
     zone_id,
     signal_type,
     target_reduction_kw,
@@ -49,12 +22,213 @@ WHERE signal_type <> 'RESTORE'
     AND start_ts <= NOW()
     AND end_ts > NOW();
 
--- The load each active signal allows its zone: the utility's zone limit, or the frozen
--- baseline minus the reduction (kW or %), never below zero. A reduction whose baseline
--- minute has not closed yet (or had no samples) has no cap and is not enforced.
+-- The same, and signals ended less than freshness_seconds ago: the compliance verdict of an
+-- event's last minute is given after the event ended (R__30).
+CREATE MATERIALIZED VIEW dr_recent_signals AS
+SELECT
+    signal_id,
+    COALESCE(event_id, signal_id) AS event_key,
+    zone_id,
+    signal_type,
+    target_reduction_kw,
+    target_reduction_pct,
+    zone_limit_kw,
+    start_ts,
+    end_ts,
+    priority,
+    received_ts
+FROM dr_signals
+WHERE signal_type <> 'RESTORE'
+    AND start_ts <= NOW()
+    AND end_ts > NOW() - INTERVAL '${freshness_seconds} SECONDS';
+
+-- Utility events holding a baseline: one of their signals is in force, or ended less than
+-- freshness_seconds ago (an event starting right after it can still borrow its baseline).
+CREATE MATERIALIZED VIEW dr_events AS
+SELECT
+    COALESCE(event_id, signal_id) AS event_key,
+    zone_id,
+    MIN(start_ts) AS start_ts,
+    MAX(end_ts) AS end_ts,
+    MIN(received_ts) AS received_ts
+FROM dr_signals
+WHERE signal_type <> 'RESTORE'
+    AND start_ts <= NOW()
+    AND end_ts > NOW() - INTERVAL '${freshness_seconds} SECONDS'
+GROUP BY COALESCE(event_id, signal_id), zone_id;
+
+-- -- Baselines ---------------------------------------------------------------------------
+
+-- Each station's load just before its event started: the latest sample at or before
+-- start_ts of each connector, if it was fresh then. Kept for baseline_history_seconds, so
+-- an event heard after it started still finds the load from before it.
+CREATE MATERIALIZED VIEW dr_prestart_load AS
+SELECT
+    event_key,
+    zone_id,
+    station_id,
+    SUM(power_kw) AS load_kw
+FROM (
+    SELECT
+        e.event_key,
+        e.zone_id,
+        m.station_id,
+        m.connector_id,
+        m.power_kw,
+        ROW_NUMBER() OVER (
+            PARTITION BY e.event_key, e.zone_id, m.station_id, m.connector_id
+            ORDER BY m.event_ts DESC
+        ) AS rn
+    FROM dr_events AS e
+    JOIN station_zones AS z
+        ON z.zone_id = e.zone_id
+    JOIN connector_recent AS m
+        ON m.station_id = z.station_id
+        AND m.event_ts <= e.start_ts
+        AND m.event_ts > e.start_ts - INTERVAL '${freshness_seconds} SECONDS'
+) AS latest
+WHERE rn = 1
+GROUP BY event_key, zone_id, station_id;
+
+-- A zone already under a curtailment when an event starts lends that curtailment's frozen
+-- baselines (the load now is the curtailed load): the earliest other event of the zone
+-- that started first and was still in force (or had just ended) at this one's start.
+CREATE MATERIALIZED VIEW dr_lent_baselines AS
+SELECT
+    event_key,
+    zone_id,
+    station_id,
+    baseline_kw,
+    lent_from
+FROM (
+    SELECT
+        e.event_key,
+        e.zone_id,
+        b.station_id,
+        b.baseline_kw,
+        o.event_key AS lent_from,
+        ROW_NUMBER() OVER (
+            PARTITION BY e.event_key, e.zone_id, b.station_id
+            ORDER BY o.start_ts ASC, o.event_key ASC
+        ) AS rn
+    FROM dr_events AS e
+    JOIN dr_events AS o
+        ON o.zone_id = e.zone_id
+        AND o.event_key <> e.event_key
+        AND (o.start_ts < e.start_ts OR (o.start_ts = e.start_ts AND o.event_key < e.event_key))
+        AND o.end_ts > e.start_ts - INTERVAL '${freshness_seconds} SECONDS'
+    JOIN dr_baselines AS b
+        ON b.event_key = o.event_key
+        AND b.zone_id = o.zone_id
+) AS ranked
+WHERE rn = 1;
+
+-- What each station's baseline would be if it were frozen now: lent, else its pre-start
+-- load, else (heard after start, nothing kept) its load now, else nothing known (0).
+CREATE MATERIALIZED VIEW dr_baseline_computed AS
+SELECT
+    e.event_key || '@' || e.zone_id || '|' || z.station_id AS baseline_id,
+    e.event_key,
+    e.zone_id,
+    z.station_id,
+    COALESCE(lb.baseline_kw, p.load_kw, l.load_kw, 0.0) AS baseline_kw,
+    CASE
+        WHEN lb.baseline_kw IS NOT NULL THEN 'lent'
+        WHEN p.load_kw IS NOT NULL THEN 'pre_start'
+        WHEN l.load_kw IS NOT NULL THEN 'load_now'
+        ELSE 'no_data'
+    END AS basis,
+    lb.lent_from,
+    GREATEST(e.start_ts, e.received_ts) AS effective_ts
+FROM dr_events AS e
+JOIN station_zones AS z
+    ON z.zone_id = e.zone_id
+LEFT JOIN dr_lent_baselines AS lb
+    ON lb.event_key = e.event_key
+    AND lb.zone_id = e.zone_id
+    AND lb.station_id = z.station_id
+LEFT JOIN dr_prestart_load AS p
+    ON p.event_key = e.event_key
+    AND p.zone_id = e.zone_id
+    AND p.station_id = z.station_id
+LEFT JOIN station_load AS l
+    ON l.station_id = z.station_id;
+
+-- The zone's total, which the cap is computed from, once some station of the zone has
+-- reported (until then the event waits for load data; nothing is frozen).
+CREATE MATERIALIZED VIEW dr_baseline_zone_computed AS
+SELECT
+    event_key || '@' || zone_id || '|*' AS baseline_id,
+    event_key,
+    zone_id,
+    SUM(baseline_kw) AS baseline_kw,
+    CASE
+        WHEN MAX(lent_from) IS NOT NULL THEN 'lent'
+        WHEN SUM(CASE WHEN basis = 'load_now' THEN 1 ELSE 0 END) > 0 THEN 'load_now'
+        ELSE 'pre_start'
+    END AS basis,
+    MAX(lent_from) AS lent_from,
+    MAX(effective_ts) AS effective_ts
+FROM dr_baseline_computed
+GROUP BY event_key, zone_id
+HAVING SUM(CASE WHEN basis <> 'no_data' THEN 1 ELSE 0 END) > 0;
+
+-- The baselines in force: frozen rows as they were written (kept while their event holds a
+-- baseline), else the candidate computed now. The sink writes these rows back to
+-- dr_baselines, where the first per key wins: the baseline is available at the first
+-- evaluation and never changes afterwards (removing a station from the zone does not
+-- re-sum the zone's total; a station added mid-event gets a weight, not a larger cap).
+CREATE MATERIALIZED VIEW dr_baseline_candidates AS
+SELECT
+    b.baseline_id,
+    b.event_key,
+    b.zone_id,
+    b.station_id,
+    b.baseline_kw,
+    b.basis,
+    b.lent_from,
+    b.effective_ts
+FROM dr_baselines AS b
+JOIN dr_events AS e
+    ON e.event_key = b.event_key
+    AND e.zone_id = b.zone_id
+UNION ALL
+SELECT
+    c.baseline_id,
+    c.event_key,
+    c.zone_id,
+    c.station_id,
+    c.baseline_kw,
+    c.basis,
+    c.lent_from,
+    c.effective_ts
+FROM dr_baseline_computed AS c
+JOIN dr_baseline_zone_computed AS t
+    ON t.event_key = c.event_key
+    AND t.zone_id = c.zone_id
+WHERE NOT EXISTS (SELECT 1 FROM dr_baselines AS b WHERE b.baseline_id = c.baseline_id)
+UNION ALL
+SELECT
+    t.baseline_id,
+    t.event_key,
+    t.zone_id,
+    '*' AS station_id,
+    t.baseline_kw,
+    t.basis,
+    t.lent_from,
+    t.effective_ts
+FROM dr_baseline_zone_computed AS t
+WHERE NOT EXISTS (SELECT 1 FROM dr_baselines AS b WHERE b.baseline_id = t.baseline_id);
+
+-- -- Caps ---------------------------------------------------------------------------------
+
+-- The load each signal allows its zone (recent signals: ended ones linger for alerts): the utility's zone limit, or its event's
+-- baseline minus the reduction (kW or %), never below zero. Without a baseline (no station
+-- of the zone reported yet) a reduction has no cap: its state says waiting_for_load.
 CREATE MATERIALIZED VIEW dr_signal_caps AS
 SELECT
     a.signal_id,
+    a.event_key,
     a.zone_id,
     a.signal_type,
     a.priority,
@@ -62,6 +236,7 @@ SELECT
     a.end_ts,
     a.received_ts,
     b.baseline_kw,
+    b.basis AS baseline_basis,
     CASE
         WHEN a.zone_limit_kw IS NOT NULL THEN GREATEST(0.0, a.zone_limit_kw)
         WHEN b.baseline_kw IS NULL THEN NULL
@@ -69,9 +244,11 @@ SELECT
             THEN GREATEST(0.0, b.baseline_kw - a.target_reduction_kw)
         ELSE GREATEST(0.0, b.baseline_kw * (1.0 - a.target_reduction_pct / 100.0))
     END AS cap_kw
-FROM dr_active_signals AS a
-LEFT JOIN dr_signal_baseline AS b
-    ON b.signal_id = a.signal_id;
+FROM dr_recent_signals AS a
+LEFT JOIN dr_baseline_candidates AS b
+    ON b.event_key = a.event_key
+    AND b.zone_id = a.zone_id
+    AND b.station_id = '*';
 
 -- The cap of each zone: the lowest cap among its active signals wins (ties: the more
 -- urgent priority, then signal_id), and that signal's type, priority and end apply.
@@ -79,6 +256,7 @@ CREATE MATERIALIZED VIEW dr_zone_caps AS
 SELECT
     zone_id,
     signal_id,
+    event_key,
     signal_type,
     priority,
     start_ts,
@@ -90,6 +268,7 @@ FROM (
     SELECT
         zone_id,
         signal_id,
+        event_key,
         signal_type,
         priority,
         start_ts,
@@ -103,13 +282,71 @@ FROM (
         ) AS rn
     FROM dr_signal_caps
     WHERE cap_kw IS NOT NULL
+        AND end_ts > NOW()
 ) AS ranked
 WHERE rn = 1;
 
--- Every station of a capped zone with its load now (NULL: no fresh sample), its floor
--- and its ceiling. Floor: min_active_kw under CURTAIL for a station charging a session,
--- and for a station without fresh load (held there so a session starting mid-event
--- cannot blow the cap); 0 under SHED. Ceiling: min(max_station_kw, contract_max_kw).
+-- -- Allocation ---------------------------------------------------------------------------
+
+-- What each station can follow: its ceiling min(max_station_kw, contract_max_kw); the
+-- step of its charger's unit (0.1 A per phase, or quantum_kw for W); the smallest non-zero
+-- limit, min_current_a per phase (IEC 61851) or min_active_kw if larger, rounded up to a
+-- step and never above the ceiling.
+CREATE MATERIALIZED VIEW station_limits AS
+SELECT
+    station_id,
+    zone_id,
+    ceiling_kw,
+    step_kw,
+    LEAST(ceiling_kw, CEIL(raw_min_kw / step_kw - 0.000001) * step_kw) AS min_kw
+FROM (
+    SELECT
+        station_id,
+        zone_id,
+        LEAST(max_station_kw, contract_max_kw) AS ceiling_kw,
+        CASE
+            WHEN charging_rate_unit = 'A'
+                THEN 0.1 * COALESCE(phases, 3) * COALESCE(voltage_v, 230.0) / 1000.0
+            ELSE ${quantum_kw}
+        END AS step_kw,
+        GREATEST(
+            COALESCE(min_active_kw, 0.0),
+            ${min_current_a} * COALESCE(phases, 3) * COALESCE(voltage_v, 230.0) / 1000.0
+        ) AS raw_min_kw
+    FROM station_zones
+) AS s;
+
+-- The last SetChargingProfile result of each station per signal.
+CREATE MATERIALIZED VIEW station_last_result AS
+SELECT
+    station_id,
+    signal_id,
+    status,
+    result_ts
+FROM (
+    SELECT
+        station_id,
+        signal_id,
+        status,
+        result_ts,
+        ROW_NUMBER() OVER (
+            PARTITION BY station_id, signal_id
+            ORDER BY result_ts DESC
+        ) AS rn
+    FROM command_results
+    WHERE signal_id IS NOT NULL
+        AND action = 'SetChargingProfile'
+        AND result_ts > NOW() - INTERVAL '${command_history_seconds} SECONDS'
+) AS ranked
+WHERE rn = 1;
+
+-- Every station of a capped zone: its load now (NULL: no fresh sample), its weight, floor
+-- and ceiling, and whether it follows its limits. Weight: its frozen baseline, never the
+-- load the limits produced, so compliance cannot erode it; a station that drew nothing
+-- then but charges a session now (new demand, amount unknown) weighs its ceiling; one
+-- without fresh load weighs nothing and is held at its floor. Floor: its minimum under CURTAIL for a station charging a session, and
+-- for one without fresh load (held there so a session starting mid-event cannot blow the
+-- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted.
 CREATE MATERIALIZED VIEW dr_station_bounds AS
 SELECT
     z.station_id,
@@ -123,35 +360,105 @@ SELECT
     c.cap_kw,
     l.load_kw,
     sb.baseline_kw,
-    LEAST(z.max_station_kw, z.contract_max_kw) AS ceiling_kw,
+    CASE
+        WHEN l.station_id IS NULL THEN 0.0
+        WHEN sb.baseline_kw > ${active_kw} THEN sb.baseline_kw
+        WHEN l.active_sessions > 0 THEN p.ceiling_kw
+        ELSE 0.0
+    END AS weight_kw,
+    p.ceiling_kw,
+    p.step_kw,
+    p.min_kw,
     CASE
         WHEN c.signal_type = 'SHED' THEN 0.0
-        WHEN l.station_id IS NULL OR l.active_sessions > 0
-            THEN LEAST(COALESCE(z.min_active_kw, 0.0), z.max_station_kw, z.contract_max_kw)
+        WHEN l.station_id IS NULL OR l.active_sessions > 0 THEN p.min_kw
         ELSE 0.0
-    END AS floor_kw
+    END AS floor_kw,
+    r.status AS last_status,
+    COALESCE(r.status IN ('Rejected', 'NotSupported', 'Timeout', 'Offline'), FALSE)
+        AS uncontrollable
 FROM station_zones AS z
+JOIN station_limits AS p
+    ON p.station_id = z.station_id
 JOIN dr_zone_caps AS c
     ON c.zone_id = z.zone_id
 LEFT JOIN station_load AS l
     ON l.station_id = z.station_id
-LEFT JOIN dr_station_baseline AS sb
-    ON sb.signal_id = c.signal_id
-    AND sb.station_id = z.station_id;
+LEFT JOIN dr_baseline_candidates AS sb
+    ON sb.event_key = c.event_key
+    AND sb.zone_id = c.zone_id
+    AND sb.station_id = z.station_id
+LEFT JOIN station_last_result AS r
+    ON r.station_id = z.station_id
+    AND r.signal_id = c.signal_id;
 
--- Per zone: the floors reserved and the load of the stations that report one.
+-- Per zone: what uncontrollable stations draw (reserved out of the cap; without fresh load
+-- their floor), the controllable stations' floors and weights, and what is left to share.
 CREATE MATERIALIZED VIEW dr_zone_shares AS
 SELECT
     zone_id,
-    SUM(floor_kw) AS floors_kw,
-    SUM(COALESCE(load_kw, 0.0)) AS load_kw
+    MAX(cap_kw) AS cap_kw,
+    SUM(CASE WHEN uncontrollable THEN COALESCE(load_kw, floor_kw) ELSE 0.0 END) AS reserved_kw,
+    SUM(CASE WHEN uncontrollable THEN 0.0 ELSE floor_kw END) AS floors_kw,
+    SUM(CASE WHEN uncontrollable THEN 0.0 ELSE weight_kw END) AS weights_kw,
+    SUM(CASE WHEN uncontrollable THEN 1 ELSE 0 END) AS uncontrollable_stations,
+    COUNT(*) AS stations
 FROM dr_station_bounds
 GROUP BY zone_id;
 
--- Each station's limit: its floor, plus a share of what the cap leaves above all floors
--- in proportion to its current load, at most its ceiling, quantised down to quantum_kw
--- (never below the floor). Floors first keeps the sum under the cap whenever the floors
--- fit; stations without fresh load keep their floor only.
+-- Which stations without a floor get their minimum: a share below a station's minimum
+-- cannot be followed, so instead of shares too small to charge, the stations of largest
+-- frozen demand are admitted at their minimum while the minima fit in what the cap leaves
+-- above reserved load and floors; the others pause (0). Admitted stations are floored at
+-- their minimum from then on, like active ones under CURTAIL.
+CREATE MATERIALIZED VIEW dr_station_admission AS
+SELECT
+    b.station_id,
+    b.zone_id,
+    CASE
+        WHEN b.uncontrollable THEN 0.0
+        WHEN b.floor_kw > 0.0 THEN b.floor_kw
+        WHEN b.weight_kw <= 0.0 THEN 0.0
+        WHEN SUM(
+                CASE
+                    WHEN b.uncontrollable OR b.floor_kw > 0.0 OR b.weight_kw <= 0.0 THEN 0.0
+                    ELSE b.min_kw
+                END
+            ) OVER (
+                PARTITION BY b.zone_id
+                ORDER BY b.weight_kw DESC, b.station_id ASC
+                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+            ) <= s.cap_kw - s.reserved_kw - s.floors_kw + 0.000001
+            THEN b.min_kw
+        ELSE 0.0
+    END AS base_kw
+FROM dr_station_bounds AS b
+JOIN dr_zone_shares AS s
+    ON s.zone_id = b.zone_id;
+
+-- Per zone: the minima and floors granted, and the weights of the stations that charge.
+CREATE MATERIALIZED VIEW dr_zone_admitted AS
+SELECT
+    zone_id,
+    SUM(base_kw) AS bases_kw
+FROM dr_station_admission
+GROUP BY zone_id;
+
+CREATE MATERIALIZED VIEW dr_zone_weights AS
+SELECT
+    b.zone_id,
+    SUM(b.weight_kw) AS weights_kw
+FROM dr_station_bounds AS b
+JOIN dr_station_admission AS a
+    ON a.station_id = b.station_id
+WHERE a.base_kw > 0.0
+GROUP BY b.zone_id;
+
+-- Each station's limit: 0 when paused; else its floor or minimum plus its weight's part of
+-- what the cap leaves above reserved load and those, at most its ceiling, quantised down
+-- to its charger's step (so 0 or within [min, ceiling]). An uncontrollable station is
+-- commanded what it draws (reserved), so a retry that it accepts changes nothing at once.
+-- Σ targets ≤ cap whenever the floors and reserved load fit under it.
 CREATE MATERIALIZED VIEW dr_station_targets AS
 SELECT
     b.station_id,
@@ -165,28 +472,48 @@ SELECT
     b.cap_kw,
     b.load_kw,
     b.baseline_kw,
+    b.weight_kw,
     b.floor_kw,
+    b.min_kw,
     b.ceiling_kw,
-    GREATEST(
-        b.floor_kw,
-        FLOOR(
-            LEAST(
-                b.ceiling_kw,
-                b.floor_kw + COALESCE(
-                    GREATEST(0.0, b.cap_kw - s.floors_kw) * b.load_kw / NULLIF(s.load_kw, 0.0),
-                    0.0
+    b.uncontrollable,
+    b.last_status,
+    ROUND((
+        CASE
+            WHEN b.uncontrollable
+                THEN LEAST(
+                    b.ceiling_kw,
+                    FLOOR(COALESCE(b.load_kw, b.floor_kw) / b.step_kw + 0.000001) * b.step_kw
                 )
-            ) / ${quantum_kw} + 0.000001
-        ) * ${quantum_kw}
-    ) AS target_kw
+            WHEN a.base_kw <= 0.0 THEN 0.0
+            ELSE GREATEST(
+                a.base_kw,
+                FLOOR(
+                    LEAST(
+                        b.ceiling_kw,
+                        a.base_kw + COALESCE(
+                            GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) * b.weight_kw
+                                / NULLIF(w.weights_kw, 0.0),
+                            0.0
+                        )
+                    ) / b.step_kw + 0.000001
+                ) * b.step_kw
+            )
+        END
+    )::NUMERIC, 6)::DOUBLE PRECISION AS target_kw
 FROM dr_station_bounds AS b
 JOIN dr_zone_shares AS s
-    ON s.zone_id = b.zone_id;
+    ON s.zone_id = b.zone_id
+JOIN dr_station_admission AS a
+    ON a.station_id = b.station_id
+JOIN dr_zone_admitted AS t
+    ON t.zone_id = b.zone_id
+LEFT JOIN dr_zone_weights AS w
+    ON w.zone_id = b.zone_id;
 
--- The command each capped station gets: its limit, what it sheds against its load at the
--- signal's start (stable while the event lasts, so commands do not churn with meter
--- noise), and when the limit lapses on the charger (validTo). A row vanishes when its
--- signal ends or is restored.
+-- The command each capped station gets: its limit, what it sheds against its frozen
+-- baseline (constant while the event lasts), and when the limit lapses on the charger
+-- (validTo). A row vanishes when its signal ends or is restored.
 CREATE MATERIALIZED VIEW dr_commands AS
 SELECT
     station_id,
@@ -198,3 +525,61 @@ SELECT
     end_ts AS dr_end_ts,
     GREATEST(start_ts, received_ts) AS command_ts
 FROM dr_station_targets;
+
+-- -- Signal states ------------------------------------------------------------------------
+
+-- Every active signal's state, so none is silently unenforced: enforced (its cap, or a
+-- lower one of the same zone, is being commanded), waiting_for_load (a reduction whose
+-- zone has not reported any load yet), infeasible (floors and uncontrollable load exceed
+-- the cap by shortfall_kw), no_stations (its zone has no stations).
+CREATE MATERIALIZED VIEW dr_signal_states AS
+SELECT
+    a.signal_id,
+    a.event_key,
+    a.zone_id,
+    a.signal_type,
+    a.start_ts,
+    a.end_ts,
+    a.received_ts,
+    a.baseline_kw,
+    a.baseline_basis,
+    a.cap_kw,
+    zc.signal_id AS enforced_by,
+    zc.cap_kw AS zone_cap_kw,
+    s.floors_kw,
+    s.reserved_kw,
+    s.uncontrollable_stations,
+    CASE
+        WHEN s.zone_id IS NULL AND zs.zone_id IS NULL THEN 'no_stations'
+        WHEN a.cap_kw IS NULL THEN 'waiting_for_load'
+        WHEN s.floors_kw + s.reserved_kw > s.cap_kw + 0.001 THEN 'infeasible'
+        ELSE 'enforced'
+    END AS state,
+    CASE
+        WHEN s.floors_kw + s.reserved_kw > s.cap_kw + 0.001
+            THEN ROUND((s.floors_kw + s.reserved_kw - s.cap_kw)::NUMERIC, 3)::DOUBLE PRECISION
+        ELSE 0.0
+    END AS shortfall_kw
+FROM dr_signal_caps AS a
+LEFT JOIN dr_zone_caps AS zc
+    ON zc.zone_id = a.zone_id
+LEFT JOIN dr_zone_shares AS s
+    ON s.zone_id = a.zone_id
+LEFT JOIN (SELECT zone_id FROM station_zones GROUP BY zone_id) AS zs
+    ON zs.zone_id = a.zone_id
+WHERE a.end_ts > NOW();
+
+-- What the bridge shows of each state (numbers rounded to 0.1 kW, so meter noise on
+-- reserved load does not rewrite the record every tick).
+CREATE MATERIALIZED VIEW dr_signal_state_records AS
+SELECT
+    signal_id,
+    zone_id,
+    state,
+    enforced_by,
+    baseline_basis,
+    ROUND(baseline_kw::NUMERIC, 1)::DOUBLE PRECISION AS baseline_kw,
+    ROUND(cap_kw::NUMERIC, 1)::DOUBLE PRECISION AS cap_kw,
+    ROUND(shortfall_kw::NUMERIC, 1)::DOUBLE PRECISION AS shortfall_kw,
+    uncontrollable_stations
+FROM dr_signal_states;

@@ -58,8 +58,10 @@ FROM (
 GROUP BY zone_id, window_start, window_end
 EMIT ON WINDOW CLOSE;
 
--- A zone still above its cap once cap_grace_seconds have passed since the signal
--- started: one alert per zone and closed minute while it lasts.
+-- A zone still above a signal's cap once cap_grace_seconds have passed since the signal
+-- started: one alert per signal and closed minute while it lasts. Signals linger in
+-- dr_signal_caps for freshness_seconds after their end, so the event's last minute, which
+-- closes after the end, gets its verdict too.
 CREATE MATERIALIZED VIEW zone_cap_alerts AS
 SELECT
     'zone_over_cap' AS alert_type,
@@ -73,11 +75,49 @@ SELECT
     w.window_start,
     w.window_end
 FROM zone_load_minute_closed AS w
-JOIN dr_zone_caps AS c
+JOIN dr_signal_caps AS c
     ON c.zone_id = w.zone_id
 WHERE w.window_start >= c.start_ts + INTERVAL '${cap_grace_seconds} SECONDS'
     AND w.window_end <= c.end_ts
     AND w.load_kw > c.cap_kw + ${cap_tolerance_kw};
+
+-- A signal not enforced enforce_bound_seconds after it applies (it started and we heard
+-- of it): waiting for load data, infeasible (observed_kw: floors and reserved load, limit_kw:
+-- the cap) or without stations. One alert per signal and state (keyed by its start).
+CREATE MATERIALIZED VIEW signal_state_alerts AS
+SELECT
+    'signal_' || state AS alert_type,
+    GREATEST(start_ts, received_ts) + INTERVAL '${enforce_bound_seconds} SECONDS' AS detected_at,
+    zone_id,
+    CAST(NULL AS VARCHAR) AS station_id,
+    signal_id,
+    ROUND((floors_kw + reserved_kw)::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
+    ROUND(cap_kw::NUMERIC, 3)::DOUBLE PRECISION AS limit_kw,
+    CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
+    start_ts AS window_start,
+    end_ts AS window_end
+FROM dr_signal_states
+WHERE state <> 'enforced'
+    AND start_ts < NOW() - INTERVAL '${enforce_bound_seconds} SECONDS'
+    AND received_ts < NOW() - INTERVAL '${enforce_bound_seconds} SECONDS';
+
+-- A station that does not follow its limits (its last command for the signal was rejected,
+-- not supported, timed out or found it offline): its load is reserved out of the cap and
+-- the others share the rest. One alert per station and signal.
+CREATE MATERIALIZED VIEW station_uncontrollable_alerts AS
+SELECT
+    'station_uncontrollable' AS alert_type,
+    GREATEST(start_ts, received_ts) AS detected_at,
+    zone_id,
+    station_id,
+    signal_id,
+    ROUND(load_kw::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
+    CAST(NULL AS DOUBLE PRECISION) AS limit_kw,
+    CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
+    start_ts AS window_start,
+    end_ts AS window_end
+FROM dr_station_targets
+WHERE uncontrollable;
 
 -- Command results per signal per window, once the window has closed.
 CREATE MATERIALIZED VIEW command_ack_windows AS
@@ -110,7 +150,8 @@ LEFT JOIN dr_signals AS s
     ON s.signal_id = a.signal_id
 WHERE a.accepted < ${ack_min_rate} * a.results;
 
--- Every DR compliance alert, for the alerts.grid.dr topic.
+-- Every zone-level DR compliance alert, for the alerts.grid.dr topic (station-level ones
+-- have their own sink, keyed by station).
 CREATE MATERIALIZED VIEW dr_alerts AS
 SELECT
     alert_type,
@@ -136,4 +177,17 @@ SELECT
     ack_rate,
     window_start,
     window_end
-FROM ack_rate_alerts;
+FROM ack_rate_alerts
+UNION ALL
+SELECT
+    alert_type,
+    detected_at,
+    zone_id,
+    station_id,
+    signal_id,
+    observed_kw,
+    limit_kw,
+    ack_rate,
+    window_start,
+    window_end
+FROM signal_state_alerts;

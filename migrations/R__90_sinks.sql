@@ -14,6 +14,31 @@ WITH (
 FORMAT UPSERT ENCODE JSON
 KEY ENCODE TEXT;
 
+-- Baseline candidates, read back by dr_baselines (first row per key wins): the feedback
+-- that freezes each event's baseline once. A vanished candidate (event over) is a
+-- tombstone that removes the frozen row.
+CREATE SINK dr_baselines_sink FROM dr_baseline_candidates
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}pipeline.dr_baselines',
+    primary_key = 'baseline_id'
+)
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT;
+
+-- The state of every active signal, keyed by signal: the bridge answers GET /v1/signals/{id}
+-- with it. A signal that ended leaves the view: a tombstone.
+CREATE SINK dr_signal_states_sink FROM dr_signal_state_records
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}pipeline.dr_signal_states',
+    primary_key = 'signal_id'
+)
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT;
+
 -- Station contract overloads, one per station and window.
 CREATE SINK overload_alerts_sink FROM station_overload_alerts
 WITH (
@@ -33,6 +58,18 @@ WITH (
     properties.bootstrap.server = '${kafka_bootstrap}',
     topic = '${topic_prefix}alerts.grid.dr',
     primary_key = 'alert_type,zone_id,signal_id,window_start'
+)
+FORMAT PLAIN ENCODE JSON (
+    force_append_only = 'true'
+);
+
+-- Stations that do not follow their limits, one alert per station and signal.
+CREATE SINK station_dr_alerts_sink FROM station_uncontrollable_alerts
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}alerts.grid.dr',
+    primary_key = 'alert_type,station_id,signal_id,window_start'
 )
 FORMAT PLAIN ENCODE JSON (
     force_append_only = 'true'

@@ -8,9 +8,13 @@ its first message on a reconnect without one).
 
 Per station, one worker at a time talks to the charger (OCPP allows one outstanding call),
 and always applies the *latest* desired state, so a burst of updates costs one call.
-Hysteresis: a new target is sent only when it moved by ``threshold_kw`` or more, when
-``min_interval_s`` passed since the last send, or when the event end changed; priority-1
-(emergency) commands always go out. Every attempt is published to ``ocpp.command_results``.
+Commands change only when they matter (docs/control-law.md §6): a target within the
+deadband ``max(threshold_kw, deadband_pct % of it)`` of the last one sent is not sent
+(emergencies included), except as a refresh after ``min_interval_s``; a lower target, a
+new end (validTo) or a new priority (stack level) goes out at once; a higher one waits until
+``change_interval_s`` after the last change. Fields that do not change the profile
+(``station_shed_kw``, ``command_ts``, the signal id) never cause a send. Every attempt is
+published to ``ocpp.command_results``.
 """
 
 from __future__ import annotations
@@ -83,6 +87,7 @@ class _Sent:
     dr_end_ts: datetime
     signal_id: str
     at: float  # monotonic
+    priority: int = 2
 
 
 _UNSUPPORTED = ("NotImplemented", "NotSupported")
@@ -127,6 +132,7 @@ class CommandDelivery:
         self._reader: asyncio.Task[None] | None = None
         self._caught_up = False
         self._spawned: set[asyncio.Task[Any]] = set()
+        self._timers: dict[str, asyncio.TimerHandle] = {}
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -137,6 +143,9 @@ class CommandDelivery:
         self._reader = asyncio.create_task(self._follow(), name="commands-reader")
 
     async def stop(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         tasks = [t for t in (self._reader, *self._workers.values(), *self._spawned) if t]
         for task in tasks:
             task.cancel()
@@ -209,13 +218,22 @@ class CommandDelivery:
         self._workers.pop(station_id, None)
 
     # -- one sync --------------------------------------------------------------------
-    def _due(self, station_id: str, cmd: SetChargingProfileCommand) -> bool:
+    def _due(self, station_id: str, cmd: SetChargingProfileCommand) -> bool | float:
+        """True: send now; False: nothing to send; a number: a raise due in that many s."""
         last = self._sent.get(station_id)
-        if last is None or cmd.priority == 1 or cmd.dr_end_ts != last.dr_end_ts:
+        if last is None or cmd.dr_end_ts != last.dr_end_ts or cmd.priority != last.priority:
             return True
-        if abs(cmd.target_power_kw - last.target_kw) >= self.config.threshold_kw:
+        age = time.monotonic() - last.at
+        delta = cmd.target_power_kw - last.target_kw
+        band = max(
+            self.config.threshold_kw,
+            self.config.deadband_pct / 100.0 * max(cmd.target_power_kw, last.target_kw),
+        )
+        if abs(delta) <= band + 1e-9:
+            return age >= self.config.min_interval_s
+        if delta < 0 or age >= self.config.change_interval_s:
             return True
-        return time.monotonic() - last.at >= self.config.min_interval_s
+        return self.config.change_interval_s - age
 
     async def _sync(self, station_id: str, force: bool) -> None:
         station = self.stations.get(station_id)
@@ -233,8 +251,11 @@ class CommandDelivery:
             return
         if cmd.dr_end_ts <= _now():
             return  # already over; the sink's tombstone follows
-        if not force and not self._due(station_id, cmd):
-            log.debug("station %s: %.1f kW within hysteresis, not re-sent", station_id,
+        due = True if force else self._due(station_id, cmd)
+        if due is not True:
+            if due:  # a raise held back by the change interval: try again then
+                self._later(station_id, float(due))
+            log.debug("station %s: %.1f kW not sent now (deadband / interval)", station_id,
                       cmd.target_power_kw)  # fmt: skip
             return
         caps = await station.capabilities()
@@ -253,7 +274,11 @@ class CommandDelivery:
             if status == "Accepted":
                 self._purpose[station_id] = index
                 self._sent[station_id] = _Sent(
-                    cmd.target_power_kw, cmd.dr_end_ts, cmd.signal_id, time.monotonic()
+                    cmd.target_power_kw,
+                    cmd.dr_end_ts,
+                    cmd.signal_id,
+                    time.monotonic(),
+                    cmd.priority,
                 )
                 return
             if status not in ("Rejected", "NotSupported"):
@@ -315,6 +340,18 @@ class CommandDelivery:
             await self.bus.publish(topics.COMMAND_RESULTS, result.station_id, encode(result))
         except BusError as exc:
             log.warning("command result for %s not published: %r", result.station_id, exc)
+
+    def _later(self, station_id: str, delay: float) -> None:
+        """Kick ``station_id`` again in ``delay`` s (once; a pending timer is kept)."""
+        timer = self._timers.get(station_id)
+        if timer is not None and not timer.cancelled():
+            return
+
+        def fire() -> None:
+            self._timers.pop(station_id, None)
+            self.kick(station_id)
+
+        self._timers[station_id] = asyncio.get_running_loop().call_later(delay, fire)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

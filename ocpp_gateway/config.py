@@ -80,10 +80,16 @@ class GatewayConfig:
     shutdown_grace: float = 5.0
     #: validate incoming payloads against the OCPP JSON schemas (compiled)
     validate: bool = True
-    #: command hysteresis: re-send only if the target moved at least this much ...
-    threshold_kw: float = 0.5
-    #: ... or this many seconds passed since the last send
+    #: command deadband: a target that moved by no more than max(threshold_kw,
+    #: deadband_pct % of the target) is not a new profile (docs/control-law.md §6) ...
+    threshold_kw: float = 1.0
+    deadband_pct: float = 5.0
+    #: ... but the same profile is sent again after this many seconds (a charger that
+    #: lost it gets it back)
     min_interval_s: float = 300.0
+    #: a raise waits this long after the last profile change of the station (a lower
+    #: target, a new end or a new priority goes out at once: the cap needs it)
+    change_interval_s: float = 30.0
     #: how far in the past a profile's startSchedule lies (clock skew on chargers)
     start_offset_s: int = 60
     #: a charger timestamp further than this from our clock is replaced by the received

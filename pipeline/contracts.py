@@ -35,6 +35,8 @@ __all__ = [
     "CommandResult",
     "ContractError",
     "DemandResponseSignal",
+    "DrBaseline",
+    "DrSignalState",
     "MeterValue",
     "RejectedRecord",
     "SetChargingProfileCommand",
@@ -163,6 +165,48 @@ class DemandResponseSignal(_Record, kw_only=True):
             raise ValueError("end_ts must be after start_ts - at `$.end_ts`")
 
 
+class DrBaseline(_Record, kw_only=True):
+    """A frozen baseline candidate (``pipeline.dr_baselines``, upsert by ``baseline_id``).
+
+    Written by the pipeline and read back by it; the first record per key wins. The
+    station ``*`` carries the zone's total, which the cap is computed from.
+    """
+
+    baseline_id: str
+    event_key: str
+    zone_id: str
+    station_id: str
+    baseline_kw: NonNegative
+    #: pre_start (latest fresh sample before start), load_now (signal heard after start
+    #: with no pre-start data kept), lent (the zone was already curtailed by lent_from),
+    #: no_data (a station that reported nothing)
+    basis: Literal["pre_start", "load_now", "lent", "no_data", "sum"]
+    lent_from: str | None = None
+    effective_ts: TzDatetime
+
+
+SignalState = Literal["enforced", "waiting_for_load", "infeasible", "no_stations"]
+
+
+class DrSignalState(_Record, kw_only=True):
+    """The state of an active signal (``pipeline.dr_signal_states``, upsert by signal).
+
+    Written by the pipeline; a tombstone when the signal is no longer in force.
+    """
+
+    signal_id: str
+    zone_id: str
+    state: SignalState
+    #: the signal whose cap the zone follows (the lowest of the zone's active signals)
+    enforced_by: str | None = None
+    baseline_basis: str | None = None
+    baseline_kw: float | None = None
+    cap_kw: float | None = None
+    #: how far floors and uncontrollable load exceed the cap (infeasible), else 0
+    shortfall_kw: float | None = None
+    uncontrollable_stations: int | None = None
+
+
 class StationZone(_Record, kw_only=True):
     """A station's zone and limits (``config.station_zones``, upsert by ``station_id``)."""
 
@@ -276,6 +320,8 @@ MODELS: dict[str, type[_Record]] = {
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
     topics.INGEST_REJECTED: RejectedRecord,
+    topics.DR_BASELINES: DrBaseline,
+    topics.DR_SIGNAL_STATES: DrSignalState,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

@@ -19,10 +19,21 @@ ALERTS_DR = "alerts.grid.dr"
 #: Dead letters: records the engine could not ingest, with the reason and where they came
 #: from, so that an acknowledged reading is in the engine or here, never nowhere.
 INGEST_REJECTED = "ingest.rejected"
+#: the pipeline's own feedback topic: baseline candidates, read back first-row-wins
+DR_BASELINES = "pipeline.dr_baselines"
+#: the state of each active signal (enforced, waiting_for_load, infeasible, no_stations)
+DR_SIGNAL_STATES = "pipeline.dr_signal_states"
 
 #: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
 UPSERT_TOPICS: frozenset[str] = frozenset(
-    {SET_CHARGING_PROFILE, STATION_ZONES, STATION_CREDENTIALS, DEMAND_RESPONSE}
+    {
+        SET_CHARGING_PROFILE,
+        STATION_ZONES,
+        STATION_CREDENTIALS,
+        DEMAND_RESPONSE,
+        DR_BASELINES,
+        DR_SIGNAL_STATES,
+    }
 )
 
 ALL_TOPICS: tuple[str, ...] = (
@@ -36,6 +47,8 @@ ALL_TOPICS: tuple[str, ...] = (
     ALERTS_OVERLOAD,
     ALERTS_DR,
     INGEST_REJECTED,
+    DR_BASELINES,
+    DR_SIGNAL_STATES,
 )
 
 

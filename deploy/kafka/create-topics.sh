@@ -28,6 +28,8 @@ config.station_credentials            compact
 alerts.grid.overload                  delete
 alerts.grid.dr                        delete
 ingest.rejected                       delete
+pipeline.dr_baselines                 compact
+pipeline.dr_signal_states             compact
 EOF
 )
 

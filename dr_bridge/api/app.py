@@ -26,6 +26,7 @@ from dr_bridge.errors import (
     StoredRecordInvalid,
 )
 from dr_bridge.intake import Intake
+from dr_bridge.states import SignalStates
 from dr_bridge.views import ViewReader
 from dr_bridge.zones import ZoneDirectory
 from pipeline.bus import Bus
@@ -41,6 +42,7 @@ def create_app(
     tokens: Sequence[str],
     health: Health | None = None,
     views: ViewReader | None = None,
+    signal_states: SignalStates | None = None,
 ) -> FastAPI:
     """The API app. ``tokens``: accepted bearer tokens (at least one); ``health``: the
     probes ``/healthz`` runs (none: it answers for the API alone)."""
@@ -63,6 +65,7 @@ def create_app(
     app.state.intake = intake
     app.state.zones = zones
     app.state.views = views
+    app.state.signal_states = signal_states
     auth = [Depends(require_token(tokens, FailureLimiter()))]
     app.add_middleware(BodyLimit, limits={"/v1/signals": MAX_SIGNAL_BYTES})
 

@@ -27,6 +27,22 @@ class SignalOut(BaseModel):
     priority: int
     source: str
     received_ts: datetime
+    event_id: str | None = None
+
+
+class SignalStateOut(SignalOut):
+    """A signal with what gridctl does with it (POST answer, GET of one signal)."""
+
+    state: Literal[
+        "enforced", "waiting_for_load", "infeasible", "no_stations", "scheduled", "pending", "ended"
+    ] = Field(description="What gridctl does with the signal now (the pipeline's state).")
+    state_detail: dict[str, object] | None = Field(
+        default=None,
+        description="The pipeline's state record: baseline (and its basis), cap, shortfall_kw.",
+    )
+    warnings: list[str] = Field(
+        default=[], description="What the bridge can tell at once, e.g. an infeasible cap."
+    )
 
 
 class UnreadableOut(BaseModel):

@@ -6,13 +6,15 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from dr_bridge.api.body import load_json
-from dr_bridge.api.schemas import ErrorBody, SignalOut, UnreadableOut
+from dr_bridge.api.schemas import ErrorBody, SignalOut, SignalStateOut, UnreadableOut
 from dr_bridge.intake import Intake
 from dr_bridge.models import SignalRequest, parse_signal_request
+from dr_bridge.states import SignalStates, floor_warnings
 from dr_bridge.zones import ZoneDirectory
 from pipeline.contracts import DemandResponseSignal, encode
 
@@ -36,10 +38,44 @@ def _one(signal: DemandResponseSignal, status_code: int = 200) -> Response:
     return _json(encode(signal), status_code)
 
 
+def _state_body(request: Request, signal: DemandResponseSignal) -> dict[str, Any]:
+    """The signal and what gridctl does with it: the pipeline's state of it while it is in
+    force (``state``: enforced / waiting_for_load / infeasible / no_stations, or
+    ``scheduled``, ``ended``, ``pending`` when the pipeline has not evaluated it yet) and
+    ``warnings`` the bridge can give at once (a zone limit below the floors)."""
+    states: SignalStates | None = getattr(request.app.state, "signal_states", None)
+    zones: ZoneDirectory = request.app.state.zones
+    body: dict[str, Any] = msgspec.to_builtins(signal)
+    now = datetime.now(UTC)
+    record = states.get(signal.signal_id) if states is not None else None
+    if signal.signal_type == "RESTORE" or signal.end_ts <= now:
+        body["state"] = "ended"
+    elif record is not None:
+        body["state"] = record.state
+        body["state_detail"] = msgspec.to_builtins(record)
+    else:
+        body["state"] = "scheduled" if signal.start_ts > now else "pending"
+    warnings = floor_warnings(signal, zones.stations())
+    if record is not None and record.state == "infeasible" and record.shortfall_kw:
+        warnings.append(f"infeasible: floors and uncontrollable load exceed the cap by "
+                        f"{record.shortfall_kw:g} kW")  # fmt: skip
+    body["warnings"] = warnings
+    return body
+
+
+def _with_state(request: Request, signal: DemandResponseSignal, status_code: int = 200) -> Response:
+    return _json(msgspec.json.encode(_state_body(request, signal)), status_code)
+
+
 @router.post(
     "",
     status_code=201,
-    responses={201: {"model": SignalOut}, 200: {"model": SignalOut}, **_ERRORS},
+    responses={
+        201: {"model": SignalStateOut},
+        200: {"model": SignalStateOut},
+        409: {},
+        **_ERRORS,
+    },
     openapi_extra={
         "requestBody": {
             "required": True,
@@ -55,19 +91,20 @@ async def post_signal(request: Request) -> Response:
     now = datetime.now(UTC)
     parsed = parse_signal_request(raw, zones.is_zone, now)
     signal, created = await intake.submit(parsed, now)
-    return _one(signal, 201 if created else 200)
+    return _with_state(request, signal, 201 if created else 200)
 
 
-@router.get("", responses={200: {"model": list[SignalOut | UnreadableOut]}, **_ERRORS})
+@router.get("", responses={200: {"model": list[SignalStateOut | UnreadableOut]}, **_ERRORS})
 async def list_signals(request: Request, active: bool = False) -> Response:
-    """Latest revision of every signal; ``active=true``: not ended and not cancelled.
+    """Latest revision of every signal with its state; ``active=true``: not ended and not
+    cancelled.
 
     A stored revision that does not decode is listed by id with ``unreadable`` (the
     reason) instead of its fields, whatever ``active`` says: it may be in force.
     """
     intake: Intake = request.app.state.intake
     readable, unreadable = intake.list_all(active=active)
-    items = [encode(s.signal) for s in readable]
+    items = [msgspec.json.encode(_state_body(request, s.signal)) for s in readable]
     items += [
         json.dumps(
             {"signal_id": u.signal_id, "modification": u.modification, "unreadable": u.reason}
@@ -77,11 +114,11 @@ async def list_signals(request: Request, active: bool = False) -> Response:
     return _json(b"[" + b",".join(items) + b"]")
 
 
-@router.get("/{signal_id}", responses={200: {"model": SignalOut}, 404: {}, **_ERRORS})
+@router.get("/{signal_id}", responses={200: {"model": SignalStateOut}, 404: {}, **_ERRORS})
 async def get_signal(request: Request, signal_id: str) -> Response:
-    """The latest revision of one signal."""
+    """The latest revision of one signal, its state and warnings."""
     intake: Intake = request.app.state.intake
-    return _one(intake.get(signal_id).signal)
+    return _with_state(request, intake.get(signal_id).signal)
 
 
 @router.delete("/{signal_id}", responses={200: {"model": SignalOut}, 404: {}, **_ERRORS})

@@ -23,7 +23,14 @@ from collections.abc import Mapping
 import sqlglot
 
 from pipeline.compiler.bootstrap import BOOTSTRAP_SQL, SCHEMA
-from pipeline.compiler.ddl import Relation, parse_relation, parse_sink, strip_comments, unquote
+from pipeline.compiler.ddl import (
+    Relation,
+    parse_relation,
+    parse_sink,
+    pg_type,
+    strip_comments,
+    unquote,
+)
 from pipeline.compiler.errors import CompileError, first_line
 from pipeline.compiler.query import QueryError, Read, compile_query, output_columns
 from pipeline.compiler.top1 import INGEST_SEQ, top1_refresh_sql
@@ -108,19 +115,51 @@ def _relation_sql(rel: Relation, sql: str) -> list[str]:
     columns = json.dumps([[c.name, c.type] for c in rel.columns])
     out.append(
         f"INSERT INTO {SCHEMA}.sources (name, kind, topic, format, primary_key, version_column, "
-        "key_column, watermark_column, watermark_delay, append_only, columns) VALUES ("
-        f"{_lit(rel.name)}, {_lit(rel.kind)}, {_lit(topic)}, {_lit(fmt)}, "
+        "key_column, watermark_column, watermark_delay, append_only, columns, keep_first) "
+        f"VALUES ({_lit(rel.name)}, {_lit(rel.kind)}, {_lit(topic)}, {_lit(fmt)}, "
         f"{_array(rel.primary_key)}, {_lit(rel.version_column)}, {_lit(rel.key_column)}, "
         f"{_lit(rel.watermark_column)}, {_lit(rel.watermark_delay)}::INTERVAL, "
-        f"{'TRUE' if append_only else 'FALSE'}, {_lit(columns)}::JSONB) "
+        f"{'TRUE' if append_only else 'FALSE'}, {_lit(columns)}::JSONB, "
+        f"{'TRUE' if rel.keep_first else 'FALSE'}) "
         "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, topic = EXCLUDED.topic, "
         "format = EXCLUDED.format, primary_key = EXCLUDED.primary_key, "
         "version_column = EXCLUDED.version_column, key_column = EXCLUDED.key_column, "
         "watermark_column = EXCLUDED.watermark_column, "
         "watermark_delay = EXCLUDED.watermark_delay, append_only = EXCLUDED.append_only, "
-        "columns = EXCLUDED.columns"
+        "columns = EXCLUDED.columns, keep_first = EXCLUDED.keep_first"
     )
     return out
+
+
+_ALTER_ADD = re.compile(
+    rf"^\s*ALTER\s+TABLE\s+(?P<name>{_IDENT})\s+ADD\s+(?:COLUMN\s+)?(?P<col>{_IDENT})\s+"
+    r"(?P<type>[A-Za-z][A-Za-z0-9 ()]*?)\s*;?\s*$",
+    re.I | re.S,
+)
+
+
+def _alter_sql(sql: str, text: str) -> list[str]:
+    """``ALTER TABLE t ADD [COLUMN] c type``: the column, and the ingest learns to fill it.
+
+    RisingWave fills a new column from the JSON field of the same name for messages read
+    from then on; the embedded engine's ingest maps fields by the catalog's column list.
+    """
+    m = _ALTER_ADD.match(text)
+    if m is None:
+        raise CompileError(
+            first_line(sql), "only ALTER TABLE name ADD [COLUMN] name type is compiled"
+        )
+    name, col = unquote(m.group("name")), unquote(m.group("col"))
+    try:
+        ctype = pg_type(m.group("type"))
+    except ValueError as exc:
+        raise CompileError(first_line(sql), str(exc)) from exc
+    entry = _lit(json.dumps([[col, ctype]]))
+    return [
+        f'ALTER TABLE "{name}" ADD COLUMN IF NOT EXISTS "{col}" {ctype}',
+        f"UPDATE {SCHEMA}.sources SET columns = columns || {entry}::JSONB "
+        f"WHERE name = {_lit(name)} AND NOT columns @> {entry}::JSONB",
+    ]
 
 
 def _sink_sql(sql: str) -> list[str]:
@@ -243,6 +282,8 @@ def compile_statement(sql: str) -> list[str]:
         return _sink_sql(sql)
     if head.startswith(("CREATE MATERIALIZED VIEW", "CREATE VIEW")):
         return _view_sql(sql, text)
+    if head.startswith("ALTER TABLE"):
+        return _alter_sql(sql, text)
     if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
         try:
             plain = sqlglot.transpile(text, read="risingwave", write="postgres")[0]

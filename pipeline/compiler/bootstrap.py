@@ -44,6 +44,9 @@ $$""",
     append_only BOOLEAN NOT NULL,
     columns JSONB NOT NULL
 )""",
+    # ON CONFLICT DO NOTHING tables: the first row per key wins (frozen values).
+    f"ALTER TABLE {SCHEMA}.sources ADD COLUMN IF NOT EXISTS keep_first BOOLEAN "
+    "NOT NULL DEFAULT FALSE",
     # Lowest watermark among the named sources that have one (EMIT ON WINDOW CLOSE): a
     # window is closed once the event time seen, minus the allowed lateness, passed its end.
     f"""CREATE OR REPLACE FUNCTION {SCHEMA}.watermark(VARIADIC names TEXT[])

@@ -153,6 +153,9 @@ class Relation:
     format: str | None = None
     indexes: list[list[str]] = field(default_factory=list)
     if_not_exists: bool = False
+    #: ``ON CONFLICT DO NOTHING``: the first row per key wins (a value frozen once);
+    #: otherwise a later row overwrites (RisingWave's default, ``OVERWRITE``)
+    keep_first: bool = False
 
 
 @dataclass
@@ -276,10 +279,16 @@ def _relation(text: str, comments: list[str], head: re.Match[str]) -> Relation:
     if m:
         rel.version_column = unquote(m.group("col"))
         rest = rest[: m.start()] + " " + rest[m.end() :]
-    m = re.search(r"\bON\s+CONFLICT\s+(OVERWRITE|IGNORE|DO\s+UPDATE\s+IF\s+NOT\s+NULL)", rest, re.I)
+    m = re.search(
+        r"\bON\s+CONFLICT\s+(OVERWRITE|IGNORE|DO\s+NOTHING|DO\s+UPDATE\s+IF\s+NOT\s+NULL)",
+        rest,
+        re.I,
+    )
     if m:
-        if m.group(1).upper() != "OVERWRITE":
-            raise ValueError(f"ON CONFLICT {m.group(1)} is not compiled (only OVERWRITE)")
+        action = " ".join(m.group(1).upper().split())
+        if action not in ("OVERWRITE", "IGNORE", "DO NOTHING"):
+            raise ValueError(f"ON CONFLICT {action} is not compiled (OVERWRITE, DO NOTHING)")
+        rel.keep_first = action != "OVERWRITE"
         rest = rest[: m.start()] + " " + rest[m.end() :]
     m = re.search(rf"\bINCLUDE\s+KEY\s+AS\s+(?P<col>{_IDENT})", rest, re.I)
     if m:
@@ -295,6 +304,8 @@ def _relation(text: str, comments: list[str], head: re.Match[str]) -> Relation:
     for col in [*rel.primary_key, rel.version_column, rel.watermark_column]:
         if col and col not in names:
             raise ValueError(f"column {col!r} is not declared")
+    if rel.keep_first and rel.version_column:
+        raise ValueError("ON CONFLICT DO NOTHING takes no version column")
     if rel.kind == "SOURCE" and rel.primary_key:
         raise ValueError("a SOURCE has no primary key; use a TABLE")
     if rel.format == "UPSERT" and not rel.primary_key:

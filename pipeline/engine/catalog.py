@@ -27,6 +27,8 @@ class Source:
     watermark_delay: timedelta | None
     append_only: bool
     columns: tuple[tuple[str, str], ...]
+    #: ON CONFLICT DO NOTHING: the first row per key wins
+    keep_first: bool = False
 
     @property
     def column_names(self) -> list[str]:
@@ -105,7 +107,7 @@ async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]
         async with conn.cursor() as cur:
             await cur.execute(
                 f"SELECT name, kind, topic, format, primary_key, version_column, key_column, "
-                f"watermark_column, watermark_delay, append_only, columns "
+                f"watermark_column, watermark_delay, append_only, columns, keep_first "
                 f"FROM {SCHEMA}.sources ORDER BY name"
             )
             sources = [
@@ -123,6 +125,7 @@ async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]
                     columns=tuple(
                         tuple(c) for c in (r[10] if isinstance(r[10], list) else json.loads(r[10]))
                     ),
+                    keep_first=r[11],
                 )
                 for r in await cur.fetchall()
             ]

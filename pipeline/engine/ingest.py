@@ -332,6 +332,8 @@ class IngestMixin:
         if any(k is None for k in key):
             raise Skip("no_key", f"primary key {source.primary_key} is null")
         pending = upserts.setdefault(source.name, {})
+        if source.keep_first and pending.get(key) is not None:
+            return  # the first row per key wins (ON CONFLICT DO NOTHING)
         if source.version_column and pending.get(key) is not None:
             vi = names.index(source.version_column)
             old = pending[key]
@@ -360,7 +362,8 @@ class IngestMixin:
         updates = ", ".join(f'"{c}" = EXCLUDED."{c}"' for c in names if c not in source.primary_key)
         sql = (
             f'INSERT INTO "{source.name}" ({cols}) VALUES ({", ".join(["%s"] * len(names))}) '
-            f"ON CONFLICT ({pk}) DO " + (f"UPDATE SET {updates}" if updates else "NOTHING")
+            f"ON CONFLICT ({pk}) DO "
+            + (f"UPDATE SET {updates}" if updates and not source.keep_first else "NOTHING")
         )
         if source.version_column and updates:
             v = source.version_column

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 
 from dr_bridge import Bridge
 from pipeline import topics
+from pipeline.contracts import DrSignalState, encode
 from tests.dr_bridge.conftest import TOKEN, RecordingBus, dr_records, field_names
 
 
@@ -310,3 +312,40 @@ async def test_concurrent_posts_of_one_new_signal_publish_once(
     assert sorted(r.status_code for r in responses) == [200, 200, 200, 200, 201]
     assert len({r.text for r in responses}) == 1
     assert [(s.signal_id, s.modification) for s in bus.published] == [("race", 0)]
+
+
+# -- what gridctl does with a signal ------------------------------------------------------
+async def test_infeasible_zone_limit_is_said_in_the_201(client: httpx.AsyncClient) -> None:
+    # zone-a: cs-1 and cs-2, three-phase 230 V: 6 A x 3 x 230 V = 4.14 -> 4.2 kW each.
+    r = await client.post("/v1/signals", json=_body(target_reduction_kw=None, zone_limit_kw=8))
+    assert r.status_code == 201
+    (warning,) = r.json()["warnings"]
+    assert "8.4 kW" in warning and "0.4 kW above the 8 kW limit" in warning
+    assert r.json()["state"] == "pending"  # the pipeline has not evaluated it yet
+    ok = await client.post("/v1/signals", json=_body(target_reduction_kw=None, zone_limit_kw=9))
+    assert ok.json()["warnings"] == []
+
+
+async def test_get_carries_the_pipelines_state(client: httpx.AsyncClient, bridge: Bridge) -> None:
+    r = await client.post("/v1/signals", json=_body(signal_id="st-1"))
+    assert r.status_code == 201
+    state = DrSignalState(
+        signal_id="st-1", zone_id="zone-a", state="infeasible", enforced_by="st-1",
+        baseline_basis="pre_start", baseline_kw=20.0, cap_kw=10.0, shortfall_kw=2.2,
+        uncontrollable_stations=1,
+    )  # fmt: skip
+    await bridge.bus.publish(topics.DR_SIGNAL_STATES, "st-1", encode(state))
+    async with asyncio.timeout(10):
+        while (body := (await client.get("/v1/signals/st-1")).json())["state"] == "pending":
+            await asyncio.sleep(0.05)
+    assert body["state"] == "infeasible"
+    assert body["state_detail"]["shortfall_kw"] == 2.2
+    assert body["warnings"] == [
+        "infeasible: floors and uncontrollable load exceed the cap by 2.2 kW"
+    ]
+    listed = (await client.get("/v1/signals")).json()
+    assert [s["state"] for s in listed if s["signal_id"] == "st-1"] == ["infeasible"]
+    await bridge.bus.publish(topics.DR_SIGNAL_STATES, "st-1", None)  # no longer in force
+    async with asyncio.timeout(10):
+        while (await client.get("/v1/signals/st-1")).json()["state"] != "pending":
+            await asyncio.sleep(0.05)

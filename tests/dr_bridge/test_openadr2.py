@@ -80,6 +80,8 @@ async def test_registration_event_modification_cancellation_restart(stack: Stack
     assert first.source == "openadr2"
     assert first.start_ts == start and first.end_ts == start + timedelta(minutes=30)
     assert first.signal_id.startswith("oadr2:ev-1:")
+    # Every interval and zone of the event names it: the pipeline gives them one baseline.
+    assert {s.event_id for s in stack.bus.published} == {"openadr2:ev-1"}
     assert stack.vtn.opts["ev-1"] == "optIn"
 
     # A repeated poll with nothing new publishes nothing.

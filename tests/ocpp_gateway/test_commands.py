@@ -25,11 +25,19 @@ END = datetime.now(UTC) + timedelta(hours=2)
 
 
 async def command(
-    bus: Bus, station: str, kw: float, *, priority: int = 2, signal: str = "sig", end=END
+    bus: Bus,
+    station: str,
+    kw: float,
+    *,
+    priority: int = 2,
+    signal: str = "sig",
+    end=END,
+    shed: float = 0.0,
 ) -> None:
     cmd = SetChargingProfileCommand(
         station_id=station,
         target_power_kw=kw,
+        station_shed_kw=shed,
         signal_id=signal,
         priority=priority,
         dr_end_ts=end,
@@ -71,7 +79,10 @@ def limit16(profile: dict) -> float:
 
 @pytest.fixture
 async def hyst(bus: Bus, gateway_config: GatewayConfig) -> AsyncIterator[Gateway]:
-    gw = Gateway(bus, replace(gateway_config, threshold_kw=1.0, min_interval_s=3600))
+    gw = Gateway(
+        bus,
+        replace(gateway_config, threshold_kw=1.0, min_interval_s=3600, change_interval_s=0),
+    )
     await gw.start()
     yield gw
     await gw.stop()
@@ -123,23 +134,49 @@ async def test_fallback_to_tx_default_then_clear_on_tombstone(gateway: Gateway, 
         ]
 
 
-async def test_hysteresis_and_priority_bypass(hyst: Gateway, bus: Bus) -> None:
+async def test_deadband_new_end_and_new_priority(hyst: Gateway, bus: Bus) -> None:
     async with charger(hyst.port, "CP-HY") as cp:
         await boot16(cp)
         await command(bus, "CP-HY", 11.0)
         assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 11000.0
-        await command(bus, "CP-HY", 11.5)  # moved less than 1 kW: not re-sent
-        await settle(hyst, "CP-HY", 11.5)
+        # Within max(1 kW, 5 % of 11.9 = 0.6 kW) = 1 kW: not a new profile, emergencies
+        # and fields that are not in the profile (station_shed_kw) included.
+        await command(bus, "CP-HY", 11.9, shed=3.0)
+        await settle(hyst, "CP-HY", 11.9)
         assert cp.profiles.empty()
         await command(bus, "CP-HY", 12.5)  # moved 1.5 kW from what was sent
         assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 12500.0
-        await command(bus, "CP-HY", 12.6, priority=1)  # emergency: always sent
+        await command(bus, "CP-HY", 12.6, priority=1)  # a new stack level: a new profile
         assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 12600.0
-        await command(bus, "CP-HY", 12.7, end=END + timedelta(hours=1))  # new end: re-sent
+        await command(bus, "CP-HY", 12.7, priority=1)  # emergency within the deadband
+        await settle(hyst, "CP-HY", 12.7)
+        assert cp.profiles.empty()
+        await command(bus, "CP-HY", 12.7, priority=1, end=END + timedelta(hours=1))  # new end
         profile = await asyncio.wait_for(cp.profiles.get(), 10)
         assert limit16(profile) == 12700.0 and profile["valid_to"].startswith(
             (END + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M")
         )
+
+
+async def test_raises_wait_for_the_change_interval_cuts_do_not(
+    bus: Bus, gateway_config: GatewayConfig
+) -> None:
+    gw = Gateway(bus, replace(gateway_config, min_interval_s=3600, change_interval_s=1.5))
+    await gw.start()
+    try:
+        async with charger(gw.port, "CP-CI") as cp:
+            await boot16(cp)
+            await command(bus, "CP-CI", 10.0)
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 10000.0
+            await command(bus, "CP-CI", 6.0)  # a cut goes out at once (the cap needs it)
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 6000.0
+            await command(bus, "CP-CI", 9.0)  # a raise right after: held back ...
+            await settle(gw, "CP-CI", 9.0)
+            assert cp.profiles.empty()
+            # ... and sent by itself once the interval has passed, with no new record.
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 9000.0
+    finally:
+        await gw.stop()
 
 
 async def test_min_interval_zero_resends_every_change(bus: Bus, gateway_config) -> None:

@@ -188,8 +188,11 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
         ).fetchall()
         assert sinks == [
             ("dr_alerts_sink", "alerts.grid.dr", "PLAIN"),
+            ("dr_baselines_sink", "pipeline.dr_baselines", "UPSERT"),
+            ("dr_signal_states_sink", "pipeline.dr_signal_states", "UPSERT"),
             ("overload_alerts_sink", "alerts.grid.overload", "PLAIN"),
             ("set_charging_profile_sink", "ocpp.commands.set_charging_profile", "UPSERT"),
+            ("station_dr_alerts_sink", "alerts.grid.dr", "PLAIN"),
         ]
         topics = conn.execute("SELECT topic FROM gridctl_engine.sources ORDER BY topic").fetchall()
         assert [t for (t,) in topics] == [
@@ -199,6 +202,7 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
             "ocpp.meter_values",
             "ocpp.station_status",  # station_status (append-only) and station_presence
             "ocpp.station_status",
+            "pipeline.dr_baselines",
         ]
 
 

@@ -110,6 +110,27 @@ VALID: dict[type[msgspec.Struct], dict[str, Any]] = {
         "detail": "ocpp.meter_values: $: required field is missing",
         "rejected_ts": T0,
     },
+    contracts.DrBaseline: {
+        "baseline_id": "ev-1@zone-a|st-1",
+        "event_key": "ev-1",
+        "zone_id": "zone-a",
+        "station_id": "st-1",
+        "baseline_kw": 12.5,
+        "basis": "pre_start",
+        "lent_from": None,
+        "effective_ts": T0,
+    },
+    contracts.DrSignalState: {
+        "signal_id": "dr-1",
+        "zone_id": "zone-a",
+        "state": "infeasible",
+        "enforced_by": "dr-1",
+        "baseline_basis": "pre_start",
+        "baseline_kw": 40.0,
+        "cap_kw": 4.0,
+        "shortfall_kw": 0.2,
+        "uncontrollable_stations": 1,
+    },
 }
 
 CASES = [pytest.param(topic, model, id=topic) for topic, model in contracts.MODELS.items()]

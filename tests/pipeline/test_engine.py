@@ -21,18 +21,21 @@ pytestmark = pytest.mark.timeout(120)
 
 
 async def _capped_zone(h: Harness) -> None:
-    await h.station("A", "Z1")
-    await h.station("B", "Z1")
+    """SHED 8 kW over single-phase stations drawing 10 and 6 kW: each gets its 1.4 kW
+    minimum, the 5.2 kW left by demand 10 : 6 -> 4.65 and 3.35, quantised 4.6 and 3.3 (a
+    zone limit of 4 kW: 1.4 + 0.75 -> 2.1 and 1.4 + 0.45 -> 1.8)."""
+    await h.station("A", "Z1", phases=1)
+    await h.station("B", "Z1", phases=1)
     await h.sample("A", 1, 10.0, -5)
     await h.sample("B", 1, 6.0, -5)
-    await h.signal("sig", "Z1", start=0, end=600, zone_limit_kw=8.0)
+    await h.signal("sig", "Z1", "SHED", start=0, end=600, zone_limit_kw=8.0)
 
 
 async def test_restart_neither_repeats_nor_drops(postgres: str) -> None:
     async with Harness(postgres) as h:
         await _capped_zone(h)
         await h.tick(1)
-        assert h.targets() == {"A": 5.0, "B": 3.0}
+        assert h.targets() == {"A": 4.6, "B": 3.3}
         await h.engine.stop()
         # A second engine on the same database: the emitted state was persisted, so
         # nothing is sent again.
@@ -40,9 +43,9 @@ async def test_restart_neither_repeats_nor_drops(postgres: str) -> None:
         await h.engine.start(loop=False)
         assert await h.tick(2) == []
         # A change after the restart is sent, once.
-        await h.signal("sig", "Z1", start=0, end=600, modification=1, zone_limit_kw=4.0)
+        await h.signal("sig", "Z1", "SHED", start=0, end=600, modification=1, zone_limit_kw=4.0)
         sent = await h.tick(3)
-        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.5), ("B", 1.5)]
+        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.1), ("B", 1.8)]
         assert await h.tick(4) == []
 
 
@@ -50,7 +53,7 @@ async def test_outbox_survives_a_failed_publish_and_is_sent_once(postgres: str) 
     async with Harness(postgres) as h:
         await _capped_zone(h)
         await h.tick(1)
-        await h.signal("sig", "Z1", start=0, end=600, modification=1, zone_limit_kw=4.0)
+        await h.signal("sig", "Z1", "SHED", start=0, end=600, modification=1, zone_limit_kw=4.0)
         await h.bus.stop()  # the bus goes down: publishing fails (a real LocalBus, stopped)
         h.clock.set(T0 + timedelta(seconds=2))
         with pytest.raises(PublishError):
@@ -58,16 +61,16 @@ async def test_outbox_survives_a_failed_publish_and_is_sent_once(postgres: str) 
         with psycopg.connect(postgres) as conn:
             pending = conn.execute(
                 "SELECT key, value::jsonb->>'target_power_kw' FROM gridctl_engine.outbox "
-                "ORDER BY seq"
+                "WHERE topic = 'ocpp.commands.set_charging_profile' ORDER BY seq"
             ).fetchall()
-        assert pending == [("A", "2.5"), ("B", "1.5")]
+        assert pending == [("A", "2.1"), ("B", "1.8")]
         await h.engine.stop()
         await h.bus.start()
         # Restart: the outbox goes out first, exactly once; the next tick adds nothing.
         h.engine = Engine(postgres, h.bus, clock=h.clock)
         await h.engine.start(loop=False)
         sent = await h.tick(3)
-        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.5), ("B", 1.5)]
+        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.1), ("B", 1.8)]
         assert await h.tick(4) == []
 
 
@@ -122,7 +125,7 @@ async def test_noc_queries_run(postgres: str) -> None:
             "over cap",
         )
         cols, rows = run_query(postgres, "station_limits")
-        assert [(r[0], r[cols.index("target_kw")]) for r in rows] == [("A", 5.0), ("B", 3.0)]
+        assert [(r[0], r[cols.index("target_kw")]) for r in rows] == [("A", 4.6), ("B", 3.3)]
         cols, rows = run_query(postgres, "zone_utilisation")
         assert rows[0][cols.index("utilisation_pct")] == pytest.approx(36.4)
         for name in ("recent_alerts", "ack_rate"):
@@ -138,7 +141,7 @@ async def test_outbox_retried_by_the_next_tick_without_new_decisions(postgres: s
             await h.engine.run_tick()
         await h.bus.start()
         sent = await h.tick(2)  # nothing new to decide, but the outbox goes out now
-        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 5.0), ("B", 3.0)]
+        assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 4.6), ("B", 3.3)]
         assert await h.tick(3) == []
         assert h.query("SELECT count(*) FROM gridctl_engine.outbox") == [(0,)]
 

@@ -57,6 +57,10 @@ class Harness:
         max_kw: float = 22.0,
         contract_kw: float = 22.0,
         min_active_kw: float = 0.0,
+        *,
+        unit: str = "W",
+        phases: int = 3,
+        voltage_v: float = 230.0,
     ) -> None:
         await self._pub(
             topics.STATION_ZONES,
@@ -67,6 +71,9 @@ class Harness:
                 "max_station_kw": max_kw,
                 "contract_max_kw": contract_kw,
                 "min_active_kw": min_active_kw,
+                "charging_rate_unit": unit,
+                "phases": phases,
+                "voltage_v": voltage_v,
             },
         )
 
@@ -99,6 +106,8 @@ class Harness:
         end: float = 3600,
         modification: int = 0,
         priority: int = 2,
+        received: float | None = None,
+        event_id: str | None = None,
         **amount: float,
     ) -> None:
         await self._pub(
@@ -112,7 +121,8 @@ class Harness:
                 "start_ts": ts(start),
                 "end_ts": ts(end),
                 "priority": priority,
-                "received_ts": ts(start),
+                "received_ts": ts(start if received is None else received),
+                **({"event_id": event_id} if event_id else {}),
                 **amount,
             },
         )

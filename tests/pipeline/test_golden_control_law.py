@@ -1,0 +1,308 @@
+"""Golden scenarios of control law v2 (docs/control-law.md), numbers computed by hand.
+
+Each test feeds contract records through a LocalBus into the engine running the compiled
+migrations on a real PostgreSQL, on a virtual clock, and checks what the sinks emit.
+Stations are single-phase 230 V unless said otherwise: their minimum charging power is
+6 A x 230 V = 1.38 kW, rounded up to the 0.1 kW step: 1.4 kW.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline import topics
+from tests.pipeline.golden.harness import Harness
+
+pytestmark = pytest.mark.timeout(180)
+
+
+async def station(h: Harness, sid: str, zone: str, **kw: float) -> None:
+    await h.station(sid, zone, phases=1, **kw)  # type: ignore[arg-type]
+
+
+def dr_alerts(h: Harness, alert_type: str) -> list[dict]:
+    return [a for a in h.alerts if a["topic"] == topics.ALERTS_DR and a["alert_type"] == alert_type]
+
+
+def state(h: Harness, signal_id: str) -> tuple:
+    rows = h.query(
+        "SELECT state, shortfall_kw FROM dr_signal_states "
+        f"WHERE signal_id = '{signal_id}'"  # test ids only
+    )
+    return rows[0] if rows else ("absent", None)
+
+
+async def test_reduction_starting_now_is_enforced_at_the_first_tick(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z1")
+        for t in (-15, -5):  # A: 6 + 6 kW on two connectors; B: 4 kW
+            await h.sample("A", 1, 6.0, t)
+            await h.sample("A", 2, 6.0, t)
+            await h.sample("B", 1, 4.0, t)
+        await h.signal("sig1", "Z1", start=0, end=600, target_reduction_kw=6.0)
+        await h.tick(1)
+        # Baseline: the latest sample of each connector before start, 16 kW (no waiting for
+        # a minute to close); cap 16 - 6 = 10. CURTAIL floors 1.4 each, the 7.2 kW left
+        # by frozen demand 12 : 4 -> A 1.4 + 5.4 = 6.8, B 1.4 + 1.8 = 3.2.
+        assert h.targets() == {"A": 6.8, "B": 3.2}
+        assert h.commands["A"]["station_shed_kw"] == 5.2
+        assert h.commands["A"]["dr_end_ts"] == "2026-01-05T12:10:00Z"
+        assert state(h, "sig1") == ("enforced", 0.0)
+        await h.tick(2)  # the candidates came back through the bus: frozen
+        assert sorted(h.query("SELECT station_id, baseline_kw, basis FROM dr_baselines")) == [
+            ("*", 16.0, "pre_start"),
+            ("A", 12.0, "pre_start"),
+            ("B", 4.0, "pre_start"),
+        ]
+        # Ten minutes of chargers drawing their targets, with +-5 % meter noise: weights are
+        # the frozen demand, so nothing moves and no command is sent again.
+        for i, t in enumerate(range(10, 600, 10)):
+            noise = 1.05 if i % 2 else 0.95
+            await h.sample("A", 1, 3.4 * noise, t)
+            await h.sample("A", 2, 3.4 * noise, t)
+            await h.sample("B", 1, 3.2 * noise, t)
+            await h.tick(t + 1)
+        assert h.targets() == {"A": 6.8, "B": 3.2}
+        assert len(h.command_updates) == 2
+        assert h.query("SELECT baseline_kw, cap_kw FROM dr_zone_caps") == [(16.0, 10.0)]
+
+
+async def test_levels_of_one_event_share_one_baseline(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z1")
+        await h.sample("A", 1, 10.0, -5)
+        await h.sample("B", 1, 10.0, -5)
+        # One OpenADR event, two intervals: 50 % for 5 minutes, then 25 %.
+        await h.signal("E-1", "Z1", start=0, end=300, event_id="E", target_reduction_pct=50.0)
+        await h.signal("E-2", "Z1", start=300, end=900, event_id="E", target_reduction_pct=25.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 5.0, "B": 5.0}  # cap 10: 1.4 + 3.6 each
+        for t in range(10, 301, 10):
+            await h.sample("A", 1, 5.0, t)
+            await h.sample("B", 1, 5.0, t)
+            await h.tick(t + 1)
+        # The second interval keeps the event's baseline, 20 kW (not the curtailed 10):
+        # cap 15 -> 1.4 + 6.1 = 7.5 each (from the curtailed load it would be 3.75).
+        assert h.targets() == {"A": 7.5, "B": 7.5}
+        assert h.query(
+            "SELECT baseline_kw, cap_kw FROM dr_signal_caps WHERE signal_id = 'E-2'"
+        ) == [(20.0, 15.0)]
+        assert h.tombstones == []  # no gap at the interval boundary
+
+
+async def test_event_heard_after_its_start(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z2")
+        # A drew 10 kW before its event (started 10 min before we heard of it), 8 kW now.
+        await h.sample("A", 1, 10.0, -610)
+        await h.sample("A", 1, 8.0, -5)
+        # B's event started 20 min ago: older than the 15 min of samples kept.
+        await h.sample("B", 1, 10.0, -1205)
+        await h.sample("B", 1, 8.0, -5)
+        await h.signal("a", "Z1", start=-600, end=600, received=0, target_reduction_pct=50.0)
+        await h.signal("b", "Z2", start=-1200, end=600, received=0, target_reduction_pct=50.0)
+        await h.tick(1)
+        # a: the pre-start sample, 10 kW -> cap 5. b: the load now, 8 kW -> cap 4.
+        assert h.targets() == {"A": 5.0, "B": 4.0}
+        assert sorted(
+            h.query("SELECT signal_id, baseline_kw, baseline_basis, cap_kw FROM dr_signal_caps")
+        ) == [("a", 10.0, "pre_start", 5.0), ("b", 8.0, "load_now", 4.0)]
+
+
+async def test_second_signal_in_a_curtailed_zone_borrows_the_baseline(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z1")
+        await h.sample("A", 1, 10.0, -5)
+        await h.sample("B", 1, 10.0, -5)
+        await h.signal("first", "Z1", start=0, end=3600, target_reduction_kw=5.0)
+        await h.signal("second", "Z1", start=60, end=3600, target_reduction_pct=50.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 7.5, "B": 7.5}  # cap 20 - 5 = 15
+        for t in range(10, 61, 10):
+            await h.sample("A", 1, 7.5, t)
+            await h.sample("B", 1, 7.5, t)
+            await h.tick(t + 1)
+        # The second signal borrows the first's frozen 20 kW (the load now, 15 kW, is
+        # already curtailed): cap 10 < 15 wins -> 1.4 + 3.6 = 5.0 each (not 3.75).
+        assert h.query(
+            "SELECT baseline_kw, baseline_basis, cap_kw FROM dr_signal_caps "
+            "WHERE signal_id = 'second'"
+        ) == [(20.0, "lent", 10.0)]
+        assert h.targets() == {"A": 5.0, "B": 5.0}
+        assert h.commands["A"]["signal_id"] == "second"
+
+
+async def test_ac_station_in_amps_under_shed_never_between_zero_and_6_a(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        for sid in ("A", "B", "C"):  # three-phase 230 V, limited in A: min 4.14 kW
+            await h.station(sid, "Z1", unit="A")
+        await h.sample("A", 1, 10.0, -5)
+        await h.sample("B", 1, 10.0, -5)
+        await h.sample("C", 1, 2.0, -5)
+        await h.signal("s", "Z1", "SHED", start=0, end=600, priority=1, zone_limit_kw=12.0)
+        await h.tick(1)
+        # Shares below 4.14 kW cannot be followed. By frozen demand 10, 10, 2 the minima
+        # fit for A and B (8.28 kW <= 12), not for C as well (12.42 > 12): C pauses (0);
+        # A and B get 4.14 + 3.72 / 2 = 6.0 kW = 8.69 A -> 8.6 A = 8.6 x 690 W = 5.934 kW
+        # each (quantised in A, the charger's unit).
+        assert h.targets() == {"A": 5.934, "B": 5.934, "C": 0.0}
+        for t in range(10, 300, 10):
+            await h.sample("A", 1, 5.934, t)
+            await h.sample("B", 1, 5.934, t)
+            await h.sample("C", 1, 0.0, t)
+            await h.tick(t + 1)
+        for _, _, value in h.command_updates:
+            assert value is None or value["target_power_kw"] in (0.0, 5.934)
+        assert len(h.command_updates) == 3
+
+
+async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        for sid in ("A", "B", "C"):
+            await station(h, sid, "Z1")
+            await h.sample(sid, 1, 10.0, -5)
+        await h.signal("sig", "Z1", start=0, end=600, zone_limit_kw=18.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}  # 1.4 + 13.8 / 3 each
+        await h.result("A", "sig", "Accepted", 2)
+        await h.result("B", "sig", "Accepted", 2)
+        await h.result("C", "sig", "NotSupported", 2)
+        await h.sample("A", 1, 6.0, 2)
+        await h.sample("B", 1, 6.0, 2)
+        await h.sample("C", 1, 10.0, 2)  # C keeps drawing 10 kW
+        await h.tick(3)
+        # C's 10 kW is reserved: 18 - 10 - floors 2.8 = 5.2 left -> A, B 1.4 + 2.6 = 4.0.
+        assert h.targets() == {"A": 4.0, "B": 4.0, "C": 10.0}
+        assert 4.0 + 4.0 + 10.0 <= 18.0
+        alerts = dr_alerts(h, "station_uncontrollable")
+        assert [(a["station_id"], a["signal_id"], a["observed_kw"]) for a in alerts] == [
+            ("C", "sig", 10.0)
+        ]
+        # C accepts a retry (reconnect): controllable again, shares even out.
+        await h.result("C", "sig", "Accepted", 10)
+        await h.tick(11)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+
+
+async def test_infeasible_cap_is_said_and_alerted(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        for sid in ("A", "B", "C"):
+            await station(h, sid, "Z1")
+            await h.sample(sid, 1, 5.0, -5)
+        await h.signal("tight", "Z1", start=0, end=600, zone_limit_kw=4.0)
+        await h.tick(1)
+        # Three sessions at their 1.4 kW minimum need 4.2 kW > 4.0: infeasible by 0.2 kW.
+        assert state(h, "tight") == ("infeasible", 0.2)
+        assert h.targets() == {"A": 1.4, "B": 1.4, "C": 1.4}
+        await h.tick(20)
+        assert dr_alerts(h, "signal_infeasible") == []  # within the 30 s bound
+        await h.tick(31)
+        alerts = dr_alerts(h, "signal_infeasible")
+        assert [(a["signal_id"], a["observed_kw"], a["limit_kw"]) for a in alerts] == [
+            ("tight", 4.2, 4.0)
+        ]
+        await h.tick(60)
+        assert len(dr_alerts(h, "signal_infeasible")) == 1
+
+
+async def test_waiting_for_load_then_enforced(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await h.signal("w", "Z1", start=0, end=600, target_reduction_pct=50.0)
+        await h.signal("nowhere", "ZX", start=0, end=600, zone_limit_kw=5.0)
+        await h.tick(1)
+        assert state(h, "w") == ("waiting_for_load", 0.0)
+        assert state(h, "nowhere")[0] == "no_stations"
+        assert h.commands == {}
+        await h.tick(31)
+        assert [a["signal_id"] for a in dr_alerts(h, "signal_waiting_for_load")] == ["w"]
+        assert [a["signal_id"] for a in dr_alerts(h, "signal_no_stations")] == ["nowhere"]
+        await h.sample("A", 1, 10.0, 40)  # the charger reports: its load now is the baseline
+        await h.tick(41)
+        assert state(h, "w") == ("enforced", 0.0)
+        assert h.targets() == {"A": 5.0}
+        assert h.query("SELECT baseline_basis FROM dr_signal_caps WHERE signal_id = 'w'") == [
+            ("load_now",)
+        ]
+
+
+async def test_last_minute_of_an_event_gets_its_verdict(postgres: str) -> None:
+    async with Harness(postgres, cap_grace_seconds="0") as h:
+        await station(h, "A", "Z1")
+        await h.signal("sig", "Z1", start=0, end=120, zone_limit_kw=5.0)
+        for t in range(0, 200, 10):  # the charger ignores its limit
+            await h.sample("A", 1, 10.0, t)
+            await h.tick(t + 1)
+        over = dr_alerts(h, "zone_over_cap")
+        assert [a["window_start"][11:19] for a in over] == ["12:00:00", "12:01:00"]
+
+
+async def test_clamps_to_station_max_and_contract(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1", max_kw=22.0, contract_kw=7.0)
+        await station(h, "B", "Z1", max_kw=5.0, contract_kw=22.0)
+        await h.sample("A", 1, 10.0, -5)
+        await h.sample("B", 1, 10.0, -5)
+        await h.signal("lim", "Z1", start=0, end=600, zone_limit_kw=30.0)
+        await h.tick(1)
+        # Shares would be 15 each; A is capped by its contract, B by its hardware.
+        assert h.targets() == {"A": 7.0, "B": 5.0}
+
+
+async def test_modification_changes_cap_and_stale_revision_ignored(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z1")
+        await h.sample("A", 1, 10.0, -5)
+        await h.sample("B", 1, 10.0, -5)
+        await h.signal("sig", "Z1", start=0, end=3600, target_reduction_kw=4.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 8.0, "B": 8.0}  # cap 16: 1.4 + 6.6 each
+        await h.signal("sig", "Z1", start=0, end=3600, modification=2, target_reduction_kw=10.0)
+        await h.tick(16)
+        # Same frozen baseline (20 kW), new reduction: cap 10.
+        assert h.targets() == {"A": 5.0, "B": 5.0}
+        # An older revision arriving late does not win over modification 2.
+        await h.signal("sig", "Z1", start=0, end=3600, modification=1, target_reduction_kw=1.0)
+        await h.tick(17)
+        assert h.targets() == {"A": 5.0, "B": 5.0}
+
+
+async def test_restore_and_natural_end_give_tombstones(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z2")
+        await h.sample("A", 1, 10.0, -5)
+        await h.sample("B", 1, 10.0, -5)
+        await h.signal("r", "Z1", start=0, end=3600, zone_limit_kw=5.0)
+        await h.signal("e", "Z2", start=0, end=60, zone_limit_kw=4.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 5.0, "B": 4.0}
+        await h.signal("r", "Z1", "RESTORE", start=0, end=3600, modification=1)
+        await h.tick(30)
+        assert h.tombstones == [(30, "A")]
+        await h.tick(59)
+        assert h.targets() == {"B": 4.0}
+        await h.tick(60)  # end_ts is exclusive: the signal is over at 60 s
+        assert h.tombstones == [(30, "A"), (60, "B")]
+        assert h.commands == {}
+
+
+async def test_lowest_cap_wins_across_signals(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await h.sample("A", 1, 10.0, -5)
+        await h.signal("econ", "Z1", start=0, end=600, priority=2, zone_limit_kw=6.0)
+        await h.signal("emerg", "Z1", "SHED", start=0, end=300, priority=1, zone_limit_kw=3.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 3.0}
+        assert h.commands["A"]["signal_id"] == "emerg"
+        assert h.commands["A"]["priority"] == 1
+        await h.sample("A", 1, 3.0, 300)
+        await h.tick(301)  # the emergency ended: the economic signal's cap applies again
+        assert h.targets() == {"A": 6.0}
+        assert h.commands["A"]["signal_id"] == "econ"

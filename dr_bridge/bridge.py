@@ -103,9 +103,9 @@ class Bridge:
             intake=self.intake,
             zones=self.zones,
             tokens=self.tokens,
+            signal_states=self.signal_states,
             health=self.health,
             views=self.views,
-            signal_states=self.signal_states,
         )
         if self._serve_api:
             self.server = ApiServer(self.app, s.host, s.port)

@@ -79,7 +79,9 @@ JOIN dr_signal_caps AS c
     ON c.zone_id = w.zone_id
 WHERE w.window_start >= c.start_ts + INTERVAL '${cap_grace_seconds} SECONDS'
     AND w.window_end <= c.end_ts
-    AND w.load_kw > c.cap_kw + ${cap_tolerance_kw};
+    AND w.load_kw > c.cap_kw + ${cap_tolerance_kw}
+    -- Only minutes just closed are judged (each once); older ones leave the join's state.
+    AND w.window_end > NOW() - INTERVAL '${alert_lookback_seconds} SECONDS';
 
 -- A signal not enforced enforce_bound_seconds after it applies (it started and we heard
 -- of it): waiting for load data, infeasible (observed_kw: floors and reserved load, limit_kw:
@@ -148,7 +150,9 @@ SELECT
 FROM command_ack_windows AS a
 LEFT JOIN dr_signals AS s
     ON s.signal_id = a.signal_id
-WHERE a.accepted < ${ack_min_rate} * a.results;
+WHERE a.accepted < ${ack_min_rate} * a.results
+    -- Windows just closed; older ones leave the join's state.
+    AND a.window_end > NOW() - INTERVAL '${alert_lookback_seconds} SECONDS';
 
 -- Every zone-level DR compliance alert, for the alerts.grid.dr topic (station-level ones
 -- have their own sink, keyed by station).

@@ -17,6 +17,8 @@ FROM (
         AVG(power_kw) AS avg_kw
     FROM TUMBLE(meter_values, event_ts, INTERVAL '1 MINUTE')
     WHERE power_kw IS NOT NULL
+        -- the last history_hours only: older minutes leave the state (and the view)
+        AND event_ts > NOW() - INTERVAL '${history_hours} HOURS'
     GROUP BY station_id, connector_id, window_start, window_end
 ) AS per_connector
 GROUP BY station_id, window_start, window_end;
@@ -31,4 +33,5 @@ SELECT
 FROM station_load_minute AS h
 JOIN station_zones AS z
     ON z.station_id = h.station_id
+WHERE h.window_start > NOW() - INTERVAL '${history_hours} HOURS'
 GROUP BY z.zone_id, h.window_start, h.window_end;

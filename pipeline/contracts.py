@@ -319,9 +319,9 @@ MODELS: dict[str, type[_Record]] = {
     topics.STATION_STATUS: StationStatus,
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
-    topics.INGEST_REJECTED: RejectedRecord,
     topics.DR_BASELINES: DrBaseline,
     topics.DR_SIGNAL_STATES: DrSignalState,
+    topics.INGEST_REJECTED: RejectedRecord,
 }
 
 _T = TypeVar("_T", bound=msgspec.Struct)

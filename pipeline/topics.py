@@ -16,13 +16,13 @@ STATION_ZONES = "config.station_zones"
 STATION_CREDENTIALS = "config.station_credentials"
 ALERTS_OVERLOAD = "alerts.grid.overload"
 ALERTS_DR = "alerts.grid.dr"
-#: Dead letters: records the engine could not ingest, with the reason and where they came
-#: from, so that an acknowledged reading is in the engine or here, never nowhere.
-INGEST_REJECTED = "ingest.rejected"
 #: the pipeline's own feedback topic: baseline candidates, read back first-row-wins
 DR_BASELINES = "pipeline.dr_baselines"
 #: the state of each active signal (enforced, waiting_for_load, infeasible, no_stations)
 DR_SIGNAL_STATES = "pipeline.dr_signal_states"
+#: Dead letters: records the engine could not ingest, with the reason and where they came
+#: from, so that an acknowledged reading is in the engine or here, never nowhere.
+INGEST_REJECTED = "ingest.rejected"
 
 #: Topics whose records replace earlier ones with the same key (Kafka: cleanup.policy=compact).
 UPSERT_TOPICS: frozenset[str] = frozenset(
@@ -46,9 +46,9 @@ ALL_TOPICS: tuple[str, ...] = (
     STATION_CREDENTIALS,
     ALERTS_OVERLOAD,
     ALERTS_DR,
-    INGEST_REJECTED,
     DR_BASELINES,
     DR_SIGNAL_STATES,
+    INGEST_REJECTED,
 )
 
 

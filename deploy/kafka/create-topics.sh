@@ -27,9 +27,9 @@ config.station_zones                  compact
 config.station_credentials            compact
 alerts.grid.overload                  delete
 alerts.grid.dr                        delete
-ingest.rejected                       delete
 pipeline.dr_baselines                 compact
 pipeline.dr_signal_states             compact
+ingest.rejected                       delete
 EOF
 )
 

@@ -40,9 +40,9 @@ def create_app(
     intake: Intake,
     zones: ZoneDirectory,
     tokens: Sequence[str],
+    signal_states: SignalStates | None = None,
     health: Health | None = None,
     views: ViewReader | None = None,
-    signal_states: SignalStates | None = None,
 ) -> FastAPI:
     """The API app. ``tokens``: accepted bearer tokens (at least one); ``health``: the
     probes ``/healthz`` runs (none: it answers for the API alone)."""
@@ -64,8 +64,9 @@ def create_app(
     app.state.settings = settings
     app.state.intake = intake
     app.state.zones = zones
-    app.state.views = views
     app.state.signal_states = signal_states
+    auth = [Depends(require_token(tokens))]
+    app.state.views = views
     auth = [Depends(require_token(tokens, FailureLimiter()))]
     app.add_middleware(BodyLimit, limits={"/v1/signals": MAX_SIGNAL_BYTES})
 

@@ -35,14 +35,11 @@ class SignalStateOut(SignalOut):
 
     state: Literal[
         "enforced", "waiting_for_load", "infeasible", "no_stations", "scheduled", "pending", "ended"
-    ] = Field(description="What gridctl does with the signal now (the pipeline's state).")
-    state_detail: dict[str, object] | None = Field(
-        default=None,
-        description="The pipeline's state record: baseline (and its basis), cap, shortfall_kw.",
-    )
-    warnings: list[str] = Field(
-        default=[], description="What the bridge can tell at once, e.g. an infeasible cap."
-    )
+    ]
+    #: the pipeline's state record: baseline (and its basis), cap, shortfall_kw
+    state_detail: dict[str, object] | None = None
+    #: e.g. an infeasible cap, with the shortfall in kW
+    warnings: list[str] = []
 
 
 class UnreadableOut(BaseModel):

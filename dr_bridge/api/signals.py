@@ -73,7 +73,6 @@ def _with_state(request: Request, signal: DemandResponseSignal, status_code: int
     responses={
         201: {"model": SignalStateOut},
         200: {"model": SignalStateOut},
-        409: {},
         **_ERRORS,
     },
     openapi_extra={

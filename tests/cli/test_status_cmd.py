@@ -78,9 +78,10 @@ def test_status_json_and_watch(postgres: str) -> None:
     assert once.exit_code == 0, once.output
     doc = json.loads(once.output)
     assert set(doc) == {
-        "at", "zone_utilisation", "station_counts", "active_dr", "station_limits",
-        "recent_alerts",
+        "at", "zone_utilisation", "station_counts", "active_dr", "signal_states",
+        "station_limits", "recent_alerts",
     }  # fmt: skip
+    assert doc["signal_states"] == []  # nothing in force
     # s1 and s2 in north, neither ever connected: both offline.
     assert doc["station_counts"] == [{"zone_id": "north", "stations": 2, "online": 0, "offline": 2}]
     root = Path(__file__).resolve().parents[2]

@@ -99,17 +99,6 @@ VALID: dict[type[msgspec.Struct], dict[str, Any]] = {
         "window_start": T0,
         "window_end": T1,
     },
-    contracts.RejectedRecord: {
-        "topic": "ocpp.meter_values",
-        "partition": 0,
-        "offset": 41,
-        "key": "st-1",
-        "value": '{"station_id": "st-1"}',
-        "table": "meter_values",
-        "reason": "contract",
-        "detail": "ocpp.meter_values: $: required field is missing",
-        "rejected_ts": T0,
-    },
     contracts.DrBaseline: {
         "baseline_id": "ev-1@zone-a|st-1",
         "event_key": "ev-1",
@@ -130,6 +119,17 @@ VALID: dict[type[msgspec.Struct], dict[str, Any]] = {
         "cap_kw": 4.0,
         "shortfall_kw": 0.2,
         "uncontrollable_stations": 1,
+    },
+    contracts.RejectedRecord: {
+        "topic": "ocpp.meter_values",
+        "partition": 0,
+        "offset": 41,
+        "key": "st-1",
+        "value": '{"station_id": "st-1"}',
+        "table": "meter_values",
+        "reason": "contract",
+        "detail": "ocpp.meter_values: $: required field is missing",
+        "rejected_ts": T0,
     },
 }
 

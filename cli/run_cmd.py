@@ -145,10 +145,11 @@ def run(
         str,
         typer.Option(
             envvar="GRIDCTL_MAX_CLOCK_SKEW",
-            help="how far a charger's clock may be off (5m); beyond: the received time",
+            help="how far behind ours a charger's clock may be (keep it below the "
+            "watermark, 10s); beyond, or ahead by over 1s: the received time",
             callback=duration_option("--max-clock-skew"),
         ),
-    ] = "5m",
+    ] = "5s",
     ocpp_msgs_per_s: Annotated[
         float,
         typer.Option(envvar="GRIDCTL_OCPP_MSGS_PER_S", help="per-charger budget, messages/s"),

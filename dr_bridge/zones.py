@@ -8,58 +8,28 @@ the beginning, replays the latest value per station, then follows changes.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
+from dr_bridge.follow import TopicFollower
 from dr_bridge.oadr2_map import ZoneView
 from pipeline import topics
-from pipeline.bus import Bus, BusClosed, LocalBus, Record, Subscription
+from pipeline.bus import Bus, Record
 from pipeline.contracts import ContractError, StationZone, decode
 
 log = logging.getLogger(__name__)
 
 
-class ZoneDirectory:
+class ZoneDirectory(TopicFollower):
     """Station -> zone, kept current from the bus; ``extra_zones`` are always known."""
 
+    topic = topics.STATION_ZONES
+    name = "dr-zones"
+
     def __init__(self, bus: Bus, extra_zones: Sequence[str] = ()) -> None:
-        self._bus = bus
+        super().__init__(bus)
         self._extra = frozenset(extra_zones)
         self._stations: dict[str, StationZone] = {}
-        self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        """Subscribe and read what the topic holds now, so lookups are right at once."""
-        self._sub = self._bus.subscribe([topics.STATION_ZONES], group=None, from_beginning=True)
-        # The in-process bus answers at once; a Kafka consumer needs a moment to be
-        # assigned its partitions, so wait longer for its first batch. Then read until
-        # the topic has nothing more right now.
-        local = isinstance(self._bus, LocalBus)
-        timeout = 0.0 if local else 2.0
-        while True:
-            records = await self._sub.batch(max_records=5000, timeout=timeout)
-            if not records:
-                break
-            self._apply_records(records)
-            timeout = 0.0 if local else 0.2
-        self._task = asyncio.create_task(self._follow(), name="dr-zones")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._sub is not None:
-            await self._sub.close()
-
-    async def _follow(self) -> None:
-        assert self._sub is not None
-        with contextlib.suppress(BusClosed):
-            while True:
-                self._apply_records(await self._sub.batch(max_records=5000, timeout=1.0))
 
     def _apply_records(self, records: list[Record]) -> None:
         for record in records:

@@ -250,6 +250,9 @@ LEFT JOIN dr_baseline_candidates AS b
     AND b.zone_id = a.zone_id
     AND b.station_id = '*';
 
+-- Alerts look a zone's caps up when a minute closes (temporal join by zone: R__30).
+CREATE INDEX dr_signal_caps_by_zone ON dr_signal_caps (zone_id);
+
 -- The cap of each zone: the lowest cap among its active signals wins (ties: the more
 -- urgent priority, then signal_id), and that signal's type, priority and end apply.
 CREATE MATERIALIZED VIEW dr_zone_caps AS

@@ -61,7 +61,10 @@ EMIT ON WINDOW CLOSE;
 -- A zone still above a signal's cap once cap_grace_seconds have passed since the signal
 -- started: one alert per signal and closed minute while it lasts. Signals linger in
 -- dr_signal_caps for freshness_seconds after their end, so the event's last minute, which
--- closes after the end, gets its verdict too.
+-- closes after the end, gets its verdict too. The caps are looked up when the minute
+-- closes (a process-time temporal join, index dr_signal_caps_by_zone): a revision
+-- afterwards neither retracts nor repeats an alert (a regular join would re-emit every
+-- joined minute on each revision, and force_append_only would send them again).
 CREATE MATERIALIZED VIEW zone_cap_alerts AS
 SELECT
     'zone_over_cap' AS alert_type,
@@ -75,7 +78,7 @@ SELECT
     w.window_start,
     w.window_end
 FROM zone_load_minute_closed AS w
-JOIN dr_signal_caps AS c
+JOIN dr_signal_caps FOR SYSTEM_TIME AS OF PROCTIME() AS c
     ON c.zone_id = w.zone_id
 WHERE w.window_start >= c.start_ts + INTERVAL '${cap_grace_seconds} SECONDS'
     AND w.window_end <= c.end_ts
@@ -134,7 +137,8 @@ WHERE signal_id IS NOT NULL
 GROUP BY signal_id, window_start, window_end
 EMIT ON WINDOW CLOSE;
 
--- A signal whose commands were acknowledged less often than ack_min_rate in a window.
+-- A signal whose commands were acknowledged less often than ack_min_rate in a window. The
+-- signal is looked up when the window closes (temporal join: a revision repeats nothing).
 CREATE MATERIALIZED VIEW ack_rate_alerts AS
 SELECT
     'ack_rate_low' AS alert_type,
@@ -148,7 +152,7 @@ SELECT
     a.window_start,
     a.window_end
 FROM command_ack_windows AS a
-LEFT JOIN dr_signals AS s
+LEFT JOIN dr_signals FOR SYSTEM_TIME AS OF PROCTIME() AS s
     ON s.signal_id = a.signal_id
 WHERE a.accepted < ${ack_min_rate} * a.results
     -- Windows just closed; older ones leave the join's state.

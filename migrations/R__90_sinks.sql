@@ -45,6 +45,8 @@ WITH (
     connector = 'kafka',
     properties.bootstrap.server = '${kafka_bootstrap}',
     topic = '${topic_prefix}alerts.grid.overload',
+    -- re-created (an edited R file), it must not send past alerts again
+    snapshot = 'false',
     primary_key = 'alert_type,station_id,window_start'
 )
 FORMAT PLAIN ENCODE JSON (
@@ -57,6 +59,8 @@ WITH (
     connector = 'kafka',
     properties.bootstrap.server = '${kafka_bootstrap}',
     topic = '${topic_prefix}alerts.grid.dr',
+    -- re-created (an edited R file), it must not send past alerts again
+    snapshot = 'false',
     primary_key = 'alert_type,zone_id,signal_id,window_start'
 )
 FORMAT PLAIN ENCODE JSON (
@@ -69,6 +73,8 @@ WITH (
     connector = 'kafka',
     properties.bootstrap.server = '${kafka_bootstrap}',
     topic = '${topic_prefix}alerts.grid.dr',
+    -- re-created (an edited R file), it must not send past alerts again
+    snapshot = 'false',
     primary_key = 'alert_type,station_id,signal_id,window_start'
 )
 FORMAT PLAIN ENCODE JSON (

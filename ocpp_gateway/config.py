@@ -96,9 +96,10 @@ class GatewayConfig:
     change_interval_s: float = 30.0
     #: how far in the past a profile's startSchedule lies (clock skew on chargers)
     start_offset_s: int = 60
-    #: a charger timestamp further than this from our clock is replaced by the received
-    #: time (the charger's is kept in ``charger_ts``): ``--max-clock-skew``
-    max_clock_skew_s: float = 300.0
+    #: a charger timestamp further behind our clock than this (or ahead by more than 1 s)
+    #: is replaced by the received time (the charger's is kept in ``charger_ts``):
+    #: ``--max-clock-skew``; keep it below the migrations' ``watermark_seconds`` (10 s)
+    max_clock_skew_s: float = 5.0
     #: readings above a station's ``max_station_kw`` times this are refused as impossible
     max_power_factor: float = 1.5
 

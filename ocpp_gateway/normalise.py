@@ -106,7 +106,7 @@ class Bounds:
     ``GatewayConfig.max_power_factor`` is refused instead.
     """
 
-    max_skew_s: float = 300.0
+    max_skew_s: float = 5.0
     max_power_kw: float = 4000.0
     max_current_a: float = 5000.0
     max_voltage_v: float = 2000.0
@@ -115,11 +115,24 @@ class Bounds:
 DEFAULT_BOUNDS = Bounds()
 
 
+#: A reading cannot be measured after it arrived: beyond this (network and rounding) a
+#: charger's clock is ahead, and its time would move the pipeline's watermark for everyone.
+MAX_AHEAD_S = 1.0
+
+
 def bound_time(
     charger_ts: datetime, received_ts: datetime, max_skew_s: float
 ) -> tuple[datetime, datetime | None]:
-    """``(event_ts, charger_ts or None)``: the charger's time if within the skew, else ours."""
-    if abs((charger_ts - received_ts).total_seconds()) <= max_skew_s:
+    """``(event_ts, charger_ts or None)``: the charger's time if it lies within
+    ``[received - max_skew_s, received + MAX_AHEAD_S]``, else ours.
+
+    The sources' watermark is ``max(event_ts) - watermark_seconds`` (10 s) on both
+    engines, and rows below it are dropped: a charger ahead of us would push it past
+    everyone else's samples, one behind by more than the delay would have all of its own
+    dropped. Keeping ``event_ts`` within a few seconds of our clock keeps both out.
+    """
+    ahead = (charger_ts - received_ts).total_seconds()
+    if -max_skew_s <= ahead <= MAX_AHEAD_S:
         return charger_ts, None
     return received_ts, charger_ts
 

@@ -35,11 +35,24 @@ class SignalStateOut(SignalOut):
 
     state: Literal[
         "enforced", "waiting_for_load", "infeasible", "no_stations", "scheduled", "pending", "ended"
-    ]
-    #: the pipeline's state record: baseline (and its basis), cap, shortfall_kw
-    state_detail: dict[str, object] | None = None
-    #: e.g. an infeasible cap, with the shortfall in kW
-    warnings: list[str] = []
+    ] = Field(
+        description="What gridctl does with the signal: enforced (limits sent), "
+        "waiting_for_load (no fresh meter data yet), infeasible (floors or uncontrollable "
+        "load exceed the cap), no_stations (nothing mapped to the zone), scheduled (starts "
+        "later), pending (not yet evaluated by the engine), ended.",
+        examples=["enforced"],
+    )
+    state_detail: dict[str, object] | None = Field(
+        default=None,
+        description="The pipeline's state record: the baseline and how it was taken "
+        "(pre_start, load_now, lent), the cap in kW, and the shortfall in kW when infeasible.",
+    )
+    warnings: list[str] = Field(
+        default=[],
+        description="Reasons the signal is not fully enforced, e.g. an infeasible cap with "
+        "the shortfall in kW.",
+        examples=[["zone Z1: floors 12.6 kW exceed the cap 12.57 kW by 0.03 kW"]],
+    )
 
 
 class UnreadableOut(BaseModel):

@@ -360,9 +360,14 @@ def compile_drop(kind: str, name: str) -> list[str]:
             f"DELETE FROM {SCHEMA}.reads WHERE view = {_lit(name)}",
             *_orphan_sinks(),
         ]
+    if kind == "INDEX":
+        # An index of a table, or of a materialised view's cache (see _index_sql).
+        return [f'DROP INDEX IF EXISTS "{name}"', f'DROP INDEX IF EXISTS {SCHEMA}."{name}"']
     if kind == "SINK":
         return [
             f'DROP VIEW IF EXISTS {SCHEMA}."{name}__query"',
             f"DELETE FROM {SCHEMA}.sinks WHERE name = {_lit(name)}",
         ]
-    raise CompileError(f"DROP {kind} {name}", "only MATERIALIZED VIEW, VIEW and SINK are dropped")
+    raise CompileError(
+        f"DROP {kind} {name}", "only MATERIALIZED VIEW, VIEW, SINK and INDEX are dropped"
+    )

@@ -108,7 +108,8 @@ def test_a_second_run_on_the_same_data_dir_is_refused_naming_the_first(running) 
     assert len(lines) == 1, err
     assert f"pid {proc.pid}" in lines[0] and str(data_dir) in lines[0]
     assert proc.poll() is None  # the first one is untouched
-    assert _health(state["api_url"])[0] == 200
+    # and healthy (its engine may still be catching up on a loaded machine: wait for it)
+    _wait_for(lambda: _health(state["api_url"])[0] == 200, 120, "the first run healthy")
 
 
 def test_paused_postgres_makes_healthz_503_and_it_recovers(running) -> None:  # type: ignore[no-untyped-def]

@@ -24,7 +24,8 @@ pytestmark = pytest.mark.timeout(300)
 async def _embedded(dsn: str) -> list[dict[str, Any]]:
     records = read_input(SCENARIOS[0].read_text().splitlines())
     out = io.StringIO()
-    await replay(records, out, tick=timedelta(seconds=1), dsn=dsn)
+    # A tick every 5 s of virtual time: every decision of the scenario falls on one.
+    await replay(records, out, tick=timedelta(seconds=5), dsn=dsn)
     return read_jsonl(out.getvalue().splitlines())
 
 

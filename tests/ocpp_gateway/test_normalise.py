@@ -130,8 +130,9 @@ def test_record_metadata_and_one_record_per_timestamp() -> None:
     assert len(records) == 2  # the temperature-only sample carries none of our fields
     first, second = records
     assert (first.station_id, first.connector_id, first.session_id) == ("CP-9", 2, "42")
-    assert first.event_ts == datetime(2026, 11, 24, 9, 59, 30, tzinfo=UTC)
-    assert first.charger_ts is None  # 31 s from the received time: the charger's clock holds
+    # 31 s behind the received time (> 5 s): ours, the charger's kept aside
+    assert first.event_ts == RX
+    assert first.charger_ts == datetime(2026, 11, 24, 9, 59, 30, tzinfo=UTC)
     assert second.event_ts.tzinfo is not None  # naive charger clock read as UTC
     assert first.received_ts == RX and first.ocpp_version == "1.6"
 
@@ -161,12 +162,14 @@ def test_bad_timestamp_raises() -> None:
 @pytest.mark.parametrize(
     ("stamp", "event_ts", "charger_ts"),
     [
-        # 1 s after RX: within the default 300 s, the charger's time is kept as event_ts
+        # 1 s after RX: within the 1 s a reading may seem ahead, the charger's time is kept
         ("2026-11-24T10:00:02Z", datetime(2026, 11, 24, 10, 0, 2, tzinfo=UTC), None),
-        # exactly 300 s early: still within
-        ("2026-11-24T09:55:01Z", datetime(2026, 11, 24, 9, 55, 1, tzinfo=UTC), None),
-        # 301 s early: the received time, the charger's kept aside
-        ("2026-11-24T09:55:00Z", RX, datetime(2026, 11, 24, 9, 55, 0, tzinfo=UTC)),
+        # 2 s after RX: a clock ahead of ours, which would move the watermark: ours
+        ("2026-11-24T10:00:03Z", RX, datetime(2026, 11, 24, 10, 0, 3, tzinfo=UTC)),
+        # exactly 5 s behind (the default skew): still within
+        ("2026-11-24T09:59:56Z", datetime(2026, 11, 24, 9, 59, 56, tzinfo=UTC), None),
+        # 6 s behind: the received time, the charger's kept aside
+        ("2026-11-24T09:59:55Z", RX, datetime(2026, 11, 24, 9, 59, 55, tzinfo=UTC)),
         ("2100-01-01T00:00:00Z", RX, datetime(2100, 1, 1, tzinfo=UTC)),
         ("1970-01-01T00:00:00Z", RX, datetime(1970, 1, 1, tzinfo=UTC)),
     ],
@@ -178,11 +181,15 @@ def test_charger_time_is_bounded_by_the_received_time(stamp, event_ts, charger_t
     assert (record.event_ts, record.charger_ts) == (event_ts, charger_ts)
 
 
-def test_skew_bound_is_configurable() -> None:
-    mv = [{"timestamp": "2026-11-24T10:00:12Z", "sampled_value": [{"value": "1"}]}]
-    (record,) = meter_values_v16("CP", 1, mv, received_ts=RX, bounds=Bounds(max_skew_s=10))
-    assert record.event_ts == RX  # 11 s ahead of RX > 10 s
-    assert record.charger_ts == datetime(2026, 11, 24, 10, 0, 12, tzinfo=UTC)
+def test_skew_bound_is_configurable_behind_but_never_ahead() -> None:
+    behind = [{"timestamp": "2026-11-24T09:59:52Z", "sampled_value": [{"value": "1"}]}]
+    (record,) = meter_values_v16("CP", 1, behind, received_ts=RX, bounds=Bounds(max_skew_s=10))
+    assert record.event_ts == datetime(2026, 11, 24, 9, 59, 52, tzinfo=UTC)  # 9 s <= 10 s
+    assert record.charger_ts is None
+    ahead = [{"timestamp": "2026-11-24T10:00:05Z", "sampled_value": [{"value": "1"}]}]
+    (record,) = meter_values_v16("CP", 1, ahead, received_ts=RX, bounds=Bounds(max_skew_s=10))
+    assert record.event_ts == RX  # 4 s ahead: never within, whatever the skew
+    assert record.charger_ts == datetime(2026, 11, 24, 10, 0, 5, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -51,23 +51,9 @@ def test_clean_fixture_has_no_findings() -> None:
     assert lint_dir(FIXTURE) == []
 
 
-#: Unbounded state the review found in migrations/ (issue 13), until the migrations that
-#: bound it land; every other finding fails the test.
-KNOWN_UNBOUNDED = {
-    ("R__20_dr_allocation.sql", 1),
-    ("R__30_alerts.sql", 3),
-    ("R__30_alerts.sql", 5),
-    ("R__40_history.sql", 1),
-    ("R__40_history.sql", 2),
-}
-
-
 @pytest.mark.skipif(not any(MIGRATIONS.glob("*.sql")), reason="migrations/ not written yet")
 def test_project_migrations_pass_lint() -> None:
-    found = lint_dir(MIGRATIONS)
-    known = [f for f in found if (f.script, f.statement) in KNOWN_UNBOUNDED]
-    assert all(f.rule == "unbounded-state" for f in known)
-    assert [str(f) for f in found if f not in known] == []
+    assert [str(f) for f in lint_dir(MIGRATIONS)] == []
 
 
 SOURCE = (

@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 from ocpp.v16 import call
 
@@ -69,6 +70,26 @@ async def _meter_loop(cp: object, watts: float) -> None:
             )
         )
         await asyncio.sleep(0.5)
+
+
+async def engine_sees_load(dsn: str, station: str, timeout: float = 90.0) -> None:
+    """Wait until the engine counts ``station``'s load.
+
+    On the session's shared broker the engine first ingests what every earlier test
+    published; on a loaded machine that can take longer than a fixed sleep. The 5 s the
+    loop is given start once the engine can act on a signal, as in production.
+    """
+
+    def load() -> float | None:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT load_kw FROM station_load WHERE station_id = %s", (station,)
+            ).fetchone()
+        return row[0] if row else None
+
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(load):
+            await asyncio.sleep(0.25)
 
 
 async def _only_prefixed_topics_used(
@@ -138,7 +159,7 @@ async def test_dr_send_and_cancel_reach_the_charger(
             assert started.transaction_id
             meter = asyncio.create_task(_meter_loop(cp, 11000.0))
             try:
-                await asyncio.sleep(2.0)  # the engine sees fresh load
+                await engine_sees_load(postgres, station)
                 signal_id = f"sig-{uuid.uuid4().hex[:8]}"
                 await gridctl(
                     "dr",

@@ -26,7 +26,7 @@ from ocpp_gateway.server import OcppServer
 from ocpp_gateway.station import BootThrottle, Station, StationContext
 from ocpp_gateway.versions import DIALECTS
 from pipeline import topics
-from pipeline.bus import Bus, BusError, Subscription
+from pipeline.bus import Bus, BusError, Record, Subscription
 
 __all__ = ["Gateway"]
 
@@ -62,12 +62,12 @@ class Gateway:
         for dialect in DIALECTS.values():  # compile the validators before chargers come
             for action in dialect.station.handled():
                 dialect.schemas.compile(action)
+        # Transactions known before a restart (or to the worker a charger held before)
+        # come with the config: a TransactionEvent without evse needs them at once.
         self._config_sub = self.bus.subscribe(
-            [topics.STATION_CREDENTIALS, topics.STATION_ZONES], group=None
+            [topics.STATION_CREDENTIALS, topics.STATION_ZONES, topics.OCPP_SESSIONS], group=None
         )
-        await read_to_end(
-            self._config_sub, self.registry.apply, self.bus, self.config.startup_read_s
-        )
+        await read_to_end(self._config_sub, self._apply, self.bus, self.config.startup_read_s)
         self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
         await self.commands.start()
         await self.server.start()
@@ -97,10 +97,17 @@ class Gateway:
         while True:
             try:
                 for record in await self._config_sub.batch(500, timeout=1.0):
-                    self.registry.apply(record)
+                    self._apply(record)
             except BusError as exc:
                 log.warning("config topics unreadable, retrying: %r", exc)
                 await asyncio.sleep(1.0)
+
+    def _apply(self, record: Record) -> None:
+        if record.topic == topics.OCPP_SESSIONS:
+            # what we publish about a station held here is older than what we hold
+            self.ctx.sessions.apply(record, held=self.stations.keys())
+        else:
+            self.registry.apply(record)
 
     async def _serve_station(
         self, station_id: str, subprotocol: str, connection: ServerConnection

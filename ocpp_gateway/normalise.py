@@ -40,6 +40,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
+
 from pipeline.contracts import MeterValue
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "parse_ts",
     "records",
     "scale",
+    "zero_from",
 ]
 
 #: a version's reader: sampledValue list -> (measurand, location, phase, contract value)
@@ -256,3 +259,15 @@ def records(
             )
         )
     return out
+
+
+def zero_from(records: Iterable[MeterValue], end_ts: datetime) -> list[MeterValue]:
+    """The readings of a transaction's last message, those at or after its end at 0 kW.
+
+    Once a session ended its connector draws nothing, whatever the final sample says;
+    the engine counts the latest sample per connector, so the end must be the latest one
+    and read 0 (an ended session is not active and reserves no floor).
+    """
+    return [
+        msgspec.structs.replace(r, power_kw=0.0) if r.event_ts >= end_ts else r for r in records
+    ]

@@ -35,6 +35,7 @@ from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.normalise import Bounds, NormaliseError
 from ocpp_gateway.profiles import UNKNOWN, Capabilities
 from ocpp_gateway.routing import Routes, result_payload, routes_of, to_snake
+from ocpp_gateway.sessions import SessionBook, Sessions
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Message
 from pipeline.contracts import (
@@ -122,9 +123,9 @@ class StationContext:
     metrics: GatewayMetrics
     registry: Registry
     commands: Reconciler | None = None
-    #: station -> connector/EVSE id -> running session id; kept across reconnects, since a
-    #: 1.6 charger that reconnects mid-session sends MeterValues without transactionId
-    sessions: dict[str, dict[int, str]] = field(default_factory=dict)
+    #: each station's transactions (connector/EVSE -> running one, the latest ended):
+    #: kept across reconnects and, through ``ocpp.sessions``, across restarts
+    sessions: SessionBook = field(default_factory=SessionBook)
     boots: BootThrottle | None = None
     #: station -> its budget, kept across reconnects: reconnecting must not refill it
     budgets: dict[str, Budget] = field(default_factory=dict)
@@ -173,7 +174,6 @@ class Station:
         self.version = dialect.name
         self.ctx = ctx
         self.link: Link | None = None
-        self.sessions = ctx.sessions.setdefault(station_id, {})  # connector/EVSE -> session
         self.booted = False
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
@@ -254,9 +254,21 @@ class Station:
         task.add_done_callback(self._background_tasks.discard)
 
     # -- bus -------------------------------------------------------------------------
-    def connector_of(self, session: str) -> int:
-        """The connector/EVSE a running session is on (0 when unknown, e.g. after restart)."""
-        return next((c for c, s in self.sessions.items() if s == session), 0)
+    @property
+    def sessions(self) -> Sessions:
+        """This station's transactions as known now (see :mod:`ocpp_gateway.sessions`)."""
+        return self.ctx.sessions.get(self.id)
+
+    def ignore(self, reason: str, what: str, session: str) -> None:
+        """Acknowledge a call whose readings are not published, and say so.
+
+        ``closed_transaction``: the transaction ended (its end published 0 kW for its
+        connector); a late or repeated event must not make it draw again.
+        ``unknown_evse``: nothing says which connector the transaction runs on (a gateway
+        that lost ``ocpp.sessions``); a guess would count another connector twice.
+        """
+        self.ctx.metrics.readings_ignored.labels(reason).inc()
+        self.warn.warning("%s for transaction %r not counted: %s", what, session[:40], reason)
 
     def bounds(self) -> Bounds:
         """What a plausible reading of this station is (its maximum, when known)."""
@@ -287,16 +299,24 @@ class Station:
             messages.append(Message(topics.METER_VALUES, self.id, data))
         return messages
 
-    async def publish_durable(self, records: Sequence[MeterValue]) -> None:
+    async def publish_durable(
+        self, records: Sequence[MeterValue], sessions: Sessions | None = None
+    ) -> None:
         """Publish readings and return only once durable; else raise ``InternalError``.
 
         Records that break the contract raise ``PropertyConstraintViolationError`` and
         none of the call's records is published (a charger retries a call as a whole).
+        ``sessions``, the station's new transaction state, goes in the same batch (after
+        the readings) and is adopted only once durable, so a retried call finds the
+        state it left.
         """
-        if not records:
+        if not records and sessions is None:
             return
         ctx = self.ctx
         messages = self._encode_checked(records)
+        if sessions is not None:
+            state = sessions.record(self.id, now_utc())
+            messages.append(Message(topics.OCPP_SESSIONS, self.id, encode(state)))
         skewed = sum(r.charger_ts is not None for r in records)
         if skewed:
             ctx.metrics.clock_skew.labels(self.id).inc(skewed)
@@ -317,6 +337,8 @@ class Station:
             raise InternalError(description="readings not stored yet; retry later") from None
         ctx.metrics.publish_seconds.observe(time.perf_counter() - t0)
         ctx.metrics.readings.inc(len(records))
+        if sessions is not None:
+            ctx.sessions.put(self.id, sessions)
 
     async def publish_status(self, event: str, **fields: Any) -> None:
         """Best effort: a lost status line must not make the charger retry its call."""

@@ -14,7 +14,7 @@ from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
 from ocpp_gateway.clock import now_utc
-from ocpp_gateway.normalise import bound_time, parse_ts
+from ocpp_gateway.normalise import bound_time, parse_ts, zero_from
 from ocpp_gateway.routing import after, on
 from ocpp_gateway.station import Station, check_id
 from ocpp_gateway.v16.normalise import meter_values
@@ -85,8 +85,7 @@ class StationV16(Station):
             charger_ts=charger_ts,
             ocpp_version="1.6",
         )
-        await self.publish_durable([record])
-        self.sessions[connector_id] = session
+        await self.publish_durable([record], self.sessions.start(connector_id, session))
         return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": "Accepted"})
 
     @on(Action.stop_transaction)
@@ -99,7 +98,18 @@ class StationV16(Station):
         **_: Any,
     ):
         session = str(transaction_id)
-        connector = self.connector_of(session)
+        answer = call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+        known = self.sessions
+        if known.is_closed(session):
+            self.ignore("closed_transaction", "StopTransaction", session)
+            return answer
+        connector = known.connector_of(session)
+        if connector is None:
+            # Not known which connector it ran on (no ocpp.sessions record of it): a guess
+            # would count another connector twice; remember it ended, count nothing.
+            await self.publish_durable((), known.end(session))
+            self.ignore("unknown_evse", "StopTransaction", session)
+            return answer
         received = now_utc()
         records = meter_values(
             self.id,
@@ -112,6 +122,7 @@ class StationV16(Station):
         event_ts, charger_ts = bound_time(
             parse_ts(timestamp), received, self.ctx.config.max_clock_skew_s
         )
+        records = zero_from(records, event_ts)
         records.append(
             MeterValue(
                 station_id=self.id,
@@ -125,10 +136,8 @@ class StationV16(Station):
                 ocpp_version="1.6",
             )
         )
-        await self.publish_durable(records)
-        if self.sessions.get(connector) == session:
-            del self.sessions[connector]
-        return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+        await self.publish_durable(records, known.end(session))
+        return answer
 
     @on(Action.meter_values)
     async def on_meter_values(
@@ -139,12 +148,22 @@ class StationV16(Station):
         **_: Any,
     ):
         check_id("connectorId", connector_id)
-        session = str(transaction_id) if transaction_id is not None else None
-        session = session or self.sessions.get(connector_id)
+        known = self.sessions
+        changed = None
+        if transaction_id is None:
+            session = known.on(connector_id)
+        else:
+            session = str(transaction_id)
+            if known.is_closed(session):
+                # a sample queued before the stop and sent after it: the stop's 0 kW stands
+                self.ignore("closed_transaction", "MeterValues", session)
+                return call_result.MeterValues()
+            if connector_id != 0:  # learnt again after a restart, for its StopTransaction
+                changed = known.start(connector_id, session)
         records = meter_values(
             self.id, connector_id, meter_value, session_id=session, bounds=self.bounds()
         )
-        await self.publish_durable(records)
+        await self.publish_durable(records, changed)
         return call_result.MeterValues()
 
     @on(Action.data_transfer)

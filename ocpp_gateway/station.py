@@ -346,6 +346,7 @@ class Station:
             station_id=self.id,
             event=event,  # type: ignore[arg-type]
             ocpp_version=self.version,  # type: ignore[arg-type]
+            gateway=self.ctx.config.name,
             ts=now_utc(),
             **fields,
         )

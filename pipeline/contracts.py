@@ -273,6 +273,8 @@ class StationStatus(_Record, kw_only=True):
     status: Text | None = None
     error_code: Text | None = None
     ocpp_version: Literal["1.6", "2.0.1"] | None = None
+    #: the gateway process holding the connection (``w0``, ``w1``: ``--gateway-workers``)
+    gateway: Text | None = None
     ts: TzDatetime
 
 

@@ -23,12 +23,13 @@ from pipeline.contracts import MeterValue
 __all__ = ["StationV16"]
 
 # Transaction ids must be unique per charger and fit a 32-bit int; seeding from the clock
-# keeps them increasing across gateway restarts.
-_TX_IDS = itertools.count(int(time.time() * 10) % 2_000_000_000 + 1)
+# keeps them increasing across gateway restarts, and worker i of n taking only ids equal
+# to i mod n keeps the workers sharing a port apart (a charger may move between them).
+_TX_SEQ = itertools.count(int(time.time() * 10) % 1_000_000_000 + 1)
 
 
-def _next_tx_id() -> int:
-    return next(_TX_IDS) % 2_147_483_647 or 1
+def next_tx_id(worker: int = 0, workers: int = 1) -> int:
+    return (next(_TX_SEQ) * workers + worker) % 2_147_483_647 or workers
 
 
 class StationV16(Station):
@@ -69,7 +70,7 @@ class StationV16(Station):
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ):
         check_id("connectorId", connector_id)
-        tx = _next_tx_id()
+        tx = next_tx_id(self.ctx.config.worker_index, self.ctx.config.workers)
         session = str(tx)
         received = now_utc()
         event_ts, charger_ts = bound_time(

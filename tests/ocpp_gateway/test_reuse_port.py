@@ -1,9 +1,9 @@
 """Two gateways on one port (SO_REUSEPORT): each delivers to the chargers it holds.
 
-Both gateways run in this process on one in-process bus (a real Kafka-protocol broker
-between processes is what ``gridctl run --gateway-workers`` would need; not built yet).
-Real chargers (the ocpp library, 1.6 and 2.0.1) connect over real sockets; the kernel
-picks the gateway.
+Both gateways run in this process on one in-process bus; the worker processes of
+``gridctl run --gateway-workers`` on a Kafka-protocol broker are
+``tests/test_whole_loop_workers.py``. Real chargers (the ocpp library, 1.6 and 2.0.1)
+connect over real sockets; the kernel picks the gateway.
 """
 
 from __future__ import annotations

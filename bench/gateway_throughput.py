@@ -207,6 +207,13 @@ async def _stock_server():
         with contextlib.suppress(websockets.ConnectionClosed):
             await cp.start()
 
+    return await _websockets_server(handler)
+
+
+async def _websockets_server(handler):
+    """A plain ``websockets`` server on a free loopback port: (server, port, close)."""
+    import websockets
+
     server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=[f"ocpp{ocpp_version()}"])
     port = server.sockets[0].getsockname()[1]
 
@@ -227,14 +234,7 @@ async def _echo_server():
             async for text in ws:
                 await ws.send(json.dumps([3, json.loads(text)[1], {}]))
 
-    server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=[f"ocpp{ocpp_version()}"])
-    port = server.sockets[0].getsockname()[1]
-
-    async def close() -> None:
-        server.close()
-        await server.wait_closed()
-
-    return server, port, close
+    return await _websockets_server(handler)
 
 
 class Server:

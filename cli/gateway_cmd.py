@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import signal
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,11 +38,21 @@ def gateway_options(pairs: list[str] | None) -> dict[str, Any]:
     return out
 
 
+async def _parent_gone(stop: asyncio.Event) -> None:
+    """Stop when the process that started us is gone (``run`` killed with -9): a worker
+    must not hold the port and chargers for a controller that no longer exists."""
+    parent = os.getppid()
+    while os.getppid() == parent:
+        await asyncio.sleep(1.0)
+    stop.set()
+
+
 async def serve(
     bootstrap: str,
     kafka_config: dict[str, str],
     topic_prefix: str,
     options: dict[str, Any],
+    watch_parent: bool = False,
 ) -> None:
     from ocpp_gateway import Gateway, GatewayConfig
     from pipeline.bus import KafkaBus
@@ -52,6 +63,7 @@ async def serve(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
+    watcher = asyncio.create_task(_parent_gone(stop)) if watch_parent else None
     bus = with_prefix(KafkaBus(bootstrap, config=dict(kafka_config)), topic_prefix)
     await bus.start()
     gateway = Gateway(bus, GatewayConfig(**options))
@@ -60,6 +72,8 @@ async def serve(
         print(f"READY {gateway.port}", flush=True)
         await stop.wait()
     finally:
+        if watcher is not None:
+            watcher.cancel()
         with contextlib.suppress(Exception):
             await gateway.stop()
         await bus.stop()
@@ -95,6 +109,9 @@ def gateway(
         list[str] | None,
         typer.Option("--gateway-option", help="a GatewayConfig field NAME=VALUE (JSON value)"),
     ] = None,
+    watch_parent: Annotated[
+        bool, typer.Option(help="stop when the starting process is gone (gridctl run)")
+    ] = False,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
     log_format: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_FORMAT")] = "text",
 ) -> None:
@@ -140,6 +157,7 @@ def gateway(
                 parse_vars(kafka_config, None, "--kafka-config"),
                 topic_prefix,
                 options,
+                watch_parent,
             )
         )
     except (OSError, RuntimeError, ValueError, BusError) as exc:

@@ -60,6 +60,7 @@ class WorkerSpec:
             "--topic-prefix", self.topic_prefix,
             "--log-level", self.log_level,
             "--log-format", self.log_format,
+            "--watch-parent",
         ]  # fmt: skip
         if self.allow_unknown_stations:
             args.append("--allow-unknown-stations")
@@ -99,9 +100,13 @@ class GatewayWorkers:
         # command line of a process is readable by every user of the machine.
         env = {**os.environ, "GRIDCTL_API_TOKENS": self._tokens}
         env.pop("GRIDCTL_KAFKA_BOOTSTRAP", None)  # argv says which broker
+        # A session of its own: a Ctrl-C at the terminal reaches only ``run``, which stops
+        # the workers in order (after the API, before the bus); ``--watch-parent`` ends
+        # them if ``run`` is killed outright.
         proc = await asyncio.create_subprocess_exec(
-            *self.spec.argv(index), stdout=asyncio.subprocess.PIPE, env=env
-        )
+            *self.spec.argv(index), stdout=asyncio.subprocess.PIPE, env=env,
+            start_new_session=True,
+        )  # fmt: skip
         self._procs[index] = proc
         assert proc.stdout is not None
         try:

@@ -35,7 +35,7 @@ from pipeline.bus import Bus, Subscription
 from pipeline.contracts import CommandResult, StationStatus, decode
 from pipeline.embedded_pg import free_port
 from tests.ocpp_gateway.chargers import charger
-from tests.test_whole_loop import _meter_loop, gridctl
+from tests.test_whole_loop import _meter_loop, engine_sees_load, gridctl
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here"),
@@ -196,7 +196,8 @@ async def test_two_workers_each_deliver_to_the_charger_they_hold(
                 asyncio.create_task(_events_loop(cs201, 11000.0)),
             ]
             try:
-                await asyncio.sleep(3.0)  # the engine sees both stations' load
+                for station in (a16, b201):  # the engine counts both stations' load
+                    await engine_sees_load(postgres, station)
                 signal_id = f"sig-{uuid.uuid4().hex[:8]}"
                 await gridctl("dr", "send", "--zone", zone, "--limit-kw", "10",
                               "--duration", "10m", "--id", signal_id, *api)  # fmt: skip

@@ -122,7 +122,7 @@ async def charging(
 def profile_limit_kw(profile: dict[str, Any], phases: int = 3, voltage_v: float = 230) -> float:
     """The first period's limit of a received profile, in kW whatever its unit."""
     schedule = profile["charging_schedule"]
-    limit = schedule["charging_schedule_period"][0]["limit"]
+    limit = float(schedule["charging_schedule_period"][0]["limit"])  # a Decimal from JSON
     if schedule["charging_rate_unit"] == "W":
-        return limit / 1000
-    return limit * phases * voltage_v / 1000
+        return round(limit / 1000, 3)
+    return round(limit * phases * voltage_v / 1000, 3)

@@ -100,3 +100,39 @@ async def test_dr_send_and_cancel_reach_the_charger(
                 await _only_prefixed_topics_used(runtime, prefix, station, signal_id)
     finally:
         await runtime.stop()
+
+
+async def test_reduce_pct_reaches_every_charger_within_5_s(tmp_path: Path, postgres: str) -> None:
+    """``--reduce-pct 50`` after 10 s of reports: no closed minute needed (issue 12).
+
+    Two 22 kW three-phase stations (W) drawing 11 and 7 kW: the frozen baseline is the
+    latest sample of each at the start, 18 kW; the cap 50 % of it, 9 kW. Minimum 6 A x
+    3 x 230 V = 4.14 kW, rounded up to the 0.1 kW step: 4.2 kW each (CURTAIL floors,
+    8.4 kW). The 0.6 kW left goes by frozen weight: 11/18 -> 4.2 + 0.367 = 4.567, and
+    7/18 -> 4.2 + 0.233 = 4.433, quantised down to 4.5 and 4.4 kW (8.9 kW <= 9).
+    """
+    settings = loop_settings(tmp_path, postgres, bus="local")
+    runtime = Runtime(settings)
+    endpoints = await runtime.start()
+    zone = f"zone-{uuid.uuid4().hex[:6]}"
+    a, b = (f"pct-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    api = api_args(endpoints)
+    try:
+        await import_stations(
+            tmp_path, api, [three_phase_station(a, zone), three_phase_station(b, zone)]
+        )
+        async with (
+            charging(settings.ocpp_port, a, 11000.0) as cp_a,
+            charging(settings.ocpp_port, b, 7000.0) as cp_b,
+        ):
+            await asyncio.sleep(10.0)  # the chargers have reported for 10 s
+            await gridctl(
+                "dr", "send", "--zone", zone, "--reduce-pct", "50", "--duration", "10m", *api
+            )
+            async with asyncio.timeout(5.0):  # from the CLI's answer, both chargers
+                got = [await cp_a.profiles.get(), await cp_b.profiles.get()]
+            assert [profile_limit_kw(p) for p in got] == [4.5, 4.4]
+            assert all(p["valid_to"] for p in got), "every limit carries its own expiry"
+            assert "enforced" in await gridctl("dr", "list", *api)
+    finally:
+        await runtime.stop()

@@ -160,6 +160,30 @@ async def test_ac_station_in_amps_under_shed_never_between_zero_and_6_a(postgres
         assert len(h.command_updates) == 3
 
 
+async def test_capacity_freed_by_a_pause_and_a_ceiling_goes_to_the_others(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        # Minimum 3 kW each (min_active_kw); A's hardware stops at 3.5 kW.
+        await station(h, "A", "Z1", max_kw=3.5, min_active_kw=3.0)
+        for sid in ("B", "C", "D"):
+            await station(h, sid, "Z1", min_active_kw=3.0)
+        for sid, kw in (("A", 10.0), ("B", 6.0), ("C", 4.0), ("D", 1.0)):
+            await h.sample(sid, 1, kw, -5)
+        await h.signal("s", "Z1", "SHED", start=0, end=600, zone_limit_kw=11.0)
+        await h.tick(1)
+        # By frozen demand 10, 6, 4, 1 the minima fit for A, B, C (9 kW <= 11), not for D
+        # as well (12 > 11): D pauses. 11 - 9 = 2 kW left, by weight 10 : 6 : 4 -> A would
+        # get 1.0 but has room for 0.5 (ceiling 3.5): A full at 3.5; the other 1.5 kW by
+        # 6 : 4 -> B 3 + 0.9 = 3.9, C 3 + 0.6 = 3.6. All of the cap is used: 11.0.
+        assert h.targets() == {"A": 3.5, "B": 3.9, "C": 3.6, "D": 0.0}
+        assert sum(h.targets().values()) == pytest.approx(11.0)
+        for t in range(10, 120, 10):  # chargers comply: nothing moves
+            for sid, kw in h.targets().items():
+                await h.sample(sid, 1, kw, t)
+            await h.tick(t + 1)
+        assert h.targets() == {"A": 3.5, "B": 3.9, "C": 3.6, "D": 0.0}
+        assert len(h.command_updates) == 4
+
+
 async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: str) -> None:
     async with Harness(postgres) as h:
         for sid in ("A", "B", "C"):

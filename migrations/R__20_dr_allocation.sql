@@ -319,18 +319,21 @@ FROM (
     FROM station_zones
 ) AS s;
 
--- The last SetChargingProfile result of each station per signal.
+-- The last SetChargingProfile result of each station per signal, and the limit it
+-- carried (what the station accepted, when it did).
 CREATE MATERIALIZED VIEW station_last_result AS
 SELECT
     station_id,
     signal_id,
     status,
+    limit_kw,
     result_ts
 FROM (
     SELECT
         station_id,
         signal_id,
         status,
+        limit_kw,
         result_ts,
         ROW_NUMBER() OVER (
             PARTITION BY station_id, signal_id
@@ -343,13 +346,47 @@ FROM (
 ) AS ranked
 WHERE rn = 1;
 
+-- Stations that accepted a limit more than uncontrolled_grace_seconds ago and drew above
+-- it (by more than station_tolerance_kw, or station_tolerance_pct of it if larger) all
+-- through the last uncontrolled_grace_seconds: the sum over its connectors of each one's
+-- lowest sample in that time (a lower bound of the station's load at every instant of it)
+-- still exceeds the limit. A new Accepted result (the gateway re-sends on reconnect)
+-- starts the grace period again.
+CREATE MATERIALIZED VIEW station_over_limit AS
+SELECT
+    station_id,
+    signal_id,
+    limit_kw,
+    SUM(lowest_kw) AS lowest_kw
+FROM (
+    SELECT
+        r.station_id,
+        r.signal_id,
+        r.limit_kw,
+        m.connector_id,
+        MIN(m.power_kw) AS lowest_kw
+    FROM station_last_result AS r
+    JOIN meter_values AS m
+        ON m.station_id = r.station_id
+        AND m.event_ts > NOW() - INTERVAL '${uncontrolled_grace_seconds} SECONDS'
+    WHERE r.status = 'Accepted'
+        AND r.limit_kw IS NOT NULL
+        AND r.result_ts <= NOW() - INTERVAL '${uncontrolled_grace_seconds} SECONDS'
+        AND m.power_kw IS NOT NULL
+    GROUP BY r.station_id, r.signal_id, r.limit_kw, m.connector_id
+) AS per_connector
+GROUP BY station_id, signal_id, limit_kw
+HAVING SUM(lowest_kw) > limit_kw
+    + GREATEST(${station_tolerance_kw}, limit_kw * ${station_tolerance_pct} / 100.0);
+
 -- Every station of a capped zone: its load now (NULL: no fresh sample), its weight, floor
 -- and ceiling, and whether it follows its limits. Weight: its frozen baseline, never the
 -- load the limits produced, so compliance cannot erode it; a station that drew nothing
 -- then but charges a session now (new demand, amount unknown) weighs its ceiling; one
 -- without fresh load weighs nothing and is held at its floor. Floor: its minimum under CURTAIL for a station charging a session, and
 -- for one without fresh load (held there so a session starting mid-event cannot blow the
--- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted.
+-- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted,
+-- or it accepted it and keeps drawing above it (station_over_limit).
 CREATE MATERIALIZED VIEW dr_station_bounds AS
 SELECT
     z.station_id,
@@ -378,8 +415,9 @@ SELECT
         ELSE 0.0
     END AS floor_kw,
     r.status AS last_status,
+    o.limit_kw AS overdrawn_limit_kw,
     COALESCE(r.status IN ('Rejected', 'NotSupported', 'Timeout', 'Offline'), FALSE)
-        AS uncontrollable
+        OR o.station_id IS NOT NULL AS uncontrollable
 FROM station_zones AS z
 JOIN station_limits AS p
     ON p.station_id = z.station_id
@@ -393,7 +431,10 @@ LEFT JOIN dr_baseline_candidates AS sb
     AND sb.station_id = z.station_id
 LEFT JOIN station_last_result AS r
     ON r.station_id = z.station_id
-    AND r.signal_id = c.signal_id;
+    AND r.signal_id = c.signal_id
+LEFT JOIN station_over_limit AS o
+    ON o.station_id = z.station_id
+    AND o.signal_id = c.signal_id;
 
 -- Per zone: what uncontrollable stations draw (reserved out of the cap; without fresh load
 -- their floor), the controllable stations' floors and weights, and what is left to share.
@@ -516,7 +557,9 @@ GROUP BY f.zone_id, s.cap_kw, s.reserved_kw, t.bases_kw, t.weights_kw, t.rooms_k
 -- Each station's limit: 0 when paused; else its floor or minimum plus its part of what
 -- the cap leaves (water-filled up to its ceiling), quantised down to its charger's step
 -- (so 0 or within [min, ceiling]). An uncontrollable station is commanded what it draws
--- (reserved), so a retry that it accepts changes nothing at once. Σ targets ≤ cap
+-- (reserved), so a retry that it accepts changes nothing at once; one that accepted its
+-- limit and overdraws it keeps that limit (no new command: what it does with it is what
+-- shows whether it follows it), while its measured load is reserved. Σ targets ≤ cap
 -- whenever the floors and reserved load fit under it.
 CREATE MATERIALIZED VIEW dr_station_targets AS
 SELECT
@@ -537,8 +580,10 @@ SELECT
     b.ceiling_kw,
     b.uncontrollable,
     b.last_status,
+    b.overdrawn_limit_kw,
     ROUND((
         CASE
+            WHEN b.overdrawn_limit_kw IS NOT NULL THEN LEAST(b.ceiling_kw, b.overdrawn_limit_kw)
             WHEN b.uncontrollable
                 THEN LEAST(
                     b.ceiling_kw,

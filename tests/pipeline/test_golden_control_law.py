@@ -212,6 +212,58 @@ async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: s
         assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
 
 
+async def test_station_that_overdraws_its_accepted_limit_is_reserved_then_retried(
+    postgres: str,
+) -> None:
+    async with Harness(postgres) as h:
+        for sid in ("A", "B", "C"):
+            await station(h, sid, "Z1")
+            await h.sample(sid, 1, 10.0, -5)
+        await h.signal("sig", "Z1", start=0, end=600, zone_limit_kw=18.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}  # 1.4 + 13.8 / 3 each
+        for sid in ("A", "B", "C"):  # every station accepts its 6 kW
+            await h.result(sid, "sig", "Accepted", 2, limit_kw=6.0)
+
+        async def minute(t0: int, t1: int, c_kw: float) -> None:
+            for t in range(t0, t1, 10):
+                await h.sample("A", 1, h.targets()["A"], t)
+                await h.sample("B", 1, h.targets()["B"], t)
+                await h.sample("C", 1, c_kw, t)  # C draws what it likes
+                await h.tick(t + 1)
+
+        await minute(10, 70, 10.0)
+        # Tick 61: accepted at 2 s, not yet 60 s (uncontrolled_grace_seconds) ago.
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+        assert dr_alerts(h, "station_uncontrollable") == []
+        await minute(70, 80, 10.0)
+        # Tick 71: accepted 69 s ago, and every sample of the last 60 s (20..70 s) is
+        # 10 kW > 6 + 0.5 kW tolerance (max(0.5 kW, 5 % of 6)): C does not follow its
+        # limit. Its 10 kW are reserved: 18 - 10 - floors 2.8 = 5.2 -> A, B 1.4 + 2.6 =
+        # 4.0; C keeps the 6 kW it accepted (no new command to it).
+        assert h.targets() == {"A": 4.0, "B": 4.0, "C": 6.0}
+        assert 4.0 + 4.0 + 10.0 <= 18.0  # what the zone draws once A and B follow
+        alerts = dr_alerts(h, "station_uncontrollable")
+        assert [(a["station_id"], a["observed_kw"], a["limit_kw"]) for a in alerts] == [
+            ("C", 10.0, 6.0)
+        ]
+        await h.result("A", "sig", "Accepted", 72, limit_kw=4.0)
+        await h.result("B", "sig", "Accepted", 72, limit_kw=4.0)
+        await minute(80, 100, 10.0)
+        assert h.targets() == {"A": 4.0, "B": 4.0, "C": 6.0}
+        # C reconnects; the gateway re-sends its profile and C accepts it: controllable
+        # again for the grace period, shares even out; C now follows its limit.
+        await h.result("C", "sig", "Accepted", 101, limit_kw=6.0)
+        await minute(100, 110, 6.0)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+        await h.result("A", "sig", "Accepted", 112, limit_kw=6.0)
+        await h.result("B", "sig", "Accepted", 112, limit_kw=6.0)
+        await minute(110, 190, 6.0)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+        assert len(dr_alerts(h, "station_uncontrollable")) == 1
+        assert [v["target_power_kw"] for _, k, v in h.command_updates if k == "C"] == [6.0]
+
+
 async def test_infeasible_cap_is_said_and_alerted(postgres: str) -> None:
     async with Harness(postgres) as h:
         for sid in ("A", "B", "C"):

@@ -117,7 +117,7 @@ SELECT
     station_id,
     signal_id,
     ROUND(load_kw::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
-    CAST(NULL AS DOUBLE PRECISION) AS limit_kw,
+    overdrawn_limit_kw AS limit_kw,
     CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
     start_ts AS window_start,
     end_ts AS window_end

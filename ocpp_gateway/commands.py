@@ -270,7 +270,9 @@ class CommandDelivery:
                 start_offset_s=self.config.start_offset_s,
                 caps=caps,
             )
-            status = await self._attempt(station, "SetChargingProfile", kwargs, cmd.signal_id)
+            status = await self._attempt(
+                station, "SetChargingProfile", kwargs, cmd.signal_id, cmd.target_power_kw
+            )
             if status == "Accepted":
                 self._purpose[station_id] = index
                 self._sent[station_id] = _Sent(
@@ -285,7 +287,12 @@ class CommandDelivery:
                 return  # Timeout / Offline: the next update or reconnect tries again
 
     async def _attempt(
-        self, station: Target, action: str, kwargs: dict[str, Any], signal_id: str | None
+        self,
+        station: Target,
+        action: str,
+        kwargs: dict[str, Any],
+        signal_id: str | None,
+        limit_kw: float | None = None,
     ) -> str:
         sent = _now()
         t0 = time.perf_counter()
@@ -315,6 +322,7 @@ class CommandDelivery:
                 sent_ts=sent,
                 result_ts=_now(),
                 latency_ms=round(elapsed * 1000, 3),
+                limit_kw=limit_kw,
             )
         )
         return status

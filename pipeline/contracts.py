@@ -260,6 +260,10 @@ class CommandResult(_Record, kw_only=True):
     sent_ts: TzDatetime
     result_ts: TzDatetime
     latency_ms: NonNegative | None = None
+    #: The limit the command carried (kW), for SetChargingProfile: what the station
+    #: accepted, which the pipeline compares its measured load with (a station drawing
+    #: above it beyond a grace period does not follow its limits). Null for other actions.
+    limit_kw: NonNegative | None = None
 
 
 class StationStatus(_Record, kw_only=True):

@@ -132,14 +132,14 @@ def _relation_sql(rel: Relation, sql: str) -> list[str]:
 
 
 _ALTER_ADD = re.compile(
-    rf"^\s*ALTER\s+TABLE\s+(?P<name>{_IDENT})\s+ADD\s+(?:COLUMN\s+)?(?P<col>{_IDENT})\s+"
+    rf"^\s*ALTER\s+(?:TABLE|SOURCE)\s+(?P<name>{_IDENT})\s+ADD\s+(?:COLUMN\s+)?(?P<col>{_IDENT})\s+"
     r"(?P<type>[A-Za-z][A-Za-z0-9 ()]*?)\s*;?\s*$",
     re.I | re.S,
 )
 
 
 def _alter_sql(sql: str, text: str) -> list[str]:
-    """``ALTER TABLE t ADD [COLUMN] c type``: the column, and the ingest learns to fill it.
+    """``ALTER TABLE|SOURCE t ADD [COLUMN] c type``: the column, and the ingest fills it.
 
     RisingWave fills a new column from the JSON field of the same name for messages read
     from then on; the embedded engine's ingest maps fields by the catalog's column list.
@@ -147,7 +147,8 @@ def _alter_sql(sql: str, text: str) -> list[str]:
     m = _ALTER_ADD.match(text)
     if m is None:
         raise CompileError(
-            first_line(sql), "only ALTER TABLE name ADD [COLUMN] name type is compiled"
+            first_line(sql),
+            "only ALTER TABLE|SOURCE name ADD [COLUMN] name type is compiled",
         )
     name, col = unquote(m.group("name")), unquote(m.group("col"))
     try:
@@ -282,7 +283,7 @@ def compile_statement(sql: str) -> list[str]:
         return _sink_sql(sql)
     if head.startswith(("CREATE MATERIALIZED VIEW", "CREATE VIEW")):
         return _view_sql(sql, text)
-    if head.startswith("ALTER TABLE"):
+    if head.startswith(("ALTER TABLE", "ALTER SOURCE")):
         return _alter_sql(sql, text)
     if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
         try:

@@ -133,23 +133,27 @@ def statement_label(sql: str) -> str:
     return f"{m.group(1)}: {verb}"
 
 
-def print_profile(times: list[tuple[str, float]], connectors: int) -> None:
+def print_profile(
+    times: list[tuple[str, float]], connectors: int, what: str = "one steady tick"
+) -> None:
     """Per-statement cost of one tick, largest first."""
     by: dict[str, float] = {}
     for sql, seconds in times:
         by[statement_label(sql)] = by.get(statement_label(sql), 0.0) + seconds
     total = sum(by.values())
-    print(f"profile of one steady tick at {connectors} connectors (statements run one by one):")
+    print(f"profile of {what} at {connectors} connectors (statements run one by one):")
     for label, seconds in sorted(by.items(), key=lambda kv: -kv[1]):
         print(f"  {seconds * 1000:8.1f} ms  {100 * seconds / total:5.1f} %  {label}")
     print(f"  {total * 1000:8.1f} ms  total", flush=True)
 
 
-def curtail(signal_id: str, zone: int, now: datetime) -> bytes:
-    """A CURTAIL of 30 % on zone ``zone`` from ``now`` (deeper than the bench's 20 %)."""
+def curtail(signal_id: str, zone: int, now: datetime, modification: int = 0) -> bytes:
+    """A CURTAIL of 30 % on zone ``zone`` from ``now`` (deeper than the bench's 20 %); its
+    revision ``modification`` 1 asks 40 %."""
     return json.dumps(
-        {"signal_id": signal_id, "zone_id": f"Z{zone:04d}", "signal_type": "CURTAIL",
-         "target_reduction_pct": 30.0, "start_ts": now.isoformat(),
+        {"signal_id": signal_id, "modification": modification, "zone_id": f"Z{zone:04d}",
+         "signal_type": "CURTAIL", "target_reduction_pct": 30.0 + 10 * modification,
+         "start_ts": now.isoformat(),
          "end_ts": (now + timedelta(hours=1)).isoformat(), "priority": 2,
          "received_ts": now.isoformat()}
     ).encode()  # fmt: skip
@@ -230,6 +234,21 @@ async def run_size(
     t = time.perf_counter()
     after = await engine.run_tick()
     after_s = time.perf_counter() - t
+    if profile:
+        # The same event applied again, profiled (a revision: deeper still, every command).
+        now = clock.advance(timedelta(seconds=1))
+        await bus.publish_many(
+            [
+                Message(topics.DEMAND_RESPONSE, f"deep-{z}", curtail(f"deep-{z}", z, now, 1))
+                for z in range(zones)
+            ]
+        )
+        engine.statement_times = []
+        t = time.perf_counter()
+        await engine.run_tick()
+        print(f"(profiled, the revision tick took {(time.perf_counter() - t) * 1000:.0f} ms)")
+        print_profile(engine.statement_times, len(conns), "a revision of every zone's CURTAIL")
+        engine.statement_times = None
     await engine.stop()
     await bus.stop()
     times.sort()

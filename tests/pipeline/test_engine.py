@@ -167,3 +167,33 @@ async def test_incremental_latest_per_connector_equals_full_recomputation(postgr
         assert seen[10] == [("A", 1, 3.0), ("A", 2, 4.0), ("B", 1, 2.0)]
         assert seen[124] == [("A", 2, 4.0), ("B", 1, 2.0)]  # A/1 stamped 3 s is stale now
         assert seen[200] == []
+
+
+async def test_views_in_the_tick_read_the_caches_below_them(postgres: str) -> None:
+    """Inside a tick a view reads what the tick already stored of the views below it
+    (their ``__tick`` relations), tables as themselves; the views dashboards read compute
+    everything. Reading the views' own definitions nested every plan below (planning
+    dr_station_targets took ~0.6 s at 5,000 stations) and evaluated each view again."""
+    async with Harness(postgres) as h:
+
+        def definition(view: str) -> str:
+            ((sql,),) = h.query(f"SELECT pg_get_viewdef('gridctl_engine.{view}'::regclass)")
+            return str(sql)
+
+        shares = definition("dr_zone_shares__eval")
+        assert "gridctl_engine.dr_station_bounds__tick" in shares
+        bounds = definition("dr_station_bounds__eval")
+        assert "(station_zones z\n" in bounds  # a table, read as itself
+        assert "gridctl_engine.dr_zone_caps__tick" in bounds
+        assert "gridctl_engine.station_limits__tick" in bounds  # a plain view's tick form
+        assert "gridctl_engine.dr_station_targets__tick" in definition("dr_commands__tick")
+        live = definition("dr_zone_shares__live")
+        assert "FROM dr_station_bounds" in live and "__tick" not in live
+        # and the tick computes the same rows as the views do
+        await _capped_zone(h)
+        await h.tick(1)
+        assert h.targets() == {"A": 4.6, "B": 3.3}
+        commands = "SELECT station_id, target_power_kw FROM {} ORDER BY 1"
+        assert h.query(commands.format("dr_commands")) == h.query(
+            commands.format("gridctl_engine.dr_commands__tick")
+        )

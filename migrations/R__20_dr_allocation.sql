@@ -415,6 +415,7 @@ SELECT
         ELSE 0.0
     END AS floor_kw,
     r.status AS last_status,
+    r.result_ts AS last_result_ts,
     o.limit_kw AS overdrawn_limit_kw,
     COALESCE(r.status IN ('Rejected', 'NotSupported', 'Timeout', 'Offline'), FALSE)
         OR o.station_id IS NOT NULL AS uncontrollable
@@ -580,6 +581,7 @@ SELECT
     b.ceiling_kw,
     b.uncontrollable,
     b.last_status,
+    b.last_result_ts,
     b.overdrawn_limit_kw,
     ROUND((
         CASE

@@ -35,6 +35,7 @@ __all__ = [
     "CommandResult",
     "ContractError",
     "DemandResponseSignal",
+    "DrAlertEpisode",
     "DrBaseline",
     "DrSignalState",
     "MeterValue",
@@ -340,6 +341,18 @@ class RejectedRecord(_Record, kw_only=True):
     rejected_ts: TzDatetime
 
 
+class DrAlertEpisode(Alert, kw_only=True):
+    """An alert episode (``pipeline.dr_alert_episodes``, upsert by ``alert_id``).
+
+    Written by the pipeline and read back by it; the first record per key wins, so the
+    alert sent from it does not change while the episode lasts (a signal's state, a
+    station's load and results change underneath). A tombstone ends the episode.
+    """
+
+    #: ``<alert_type>|<signal_id>|<station_id or *>``
+    alert_id: str
+
+
 #: The contract of each topic.
 MODELS: dict[str, type[_Record]] = {
     topics.METER_VALUES: MeterValue,
@@ -353,6 +366,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
     topics.DR_BASELINES: DrBaseline,
+    topics.DR_ALERT_EPISODES: DrAlertEpisode,
     topics.DR_SIGNAL_STATES: DrSignalState,
     topics.INGEST_REJECTED: RejectedRecord,
 }

@@ -202,6 +202,7 @@ async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: s
         # C's 10 kW is reserved: 18 - 10 - floors 2.8 = 5.2 left -> A, B 1.4 + 2.6 = 4.0.
         assert h.targets() == {"A": 4.0, "B": 4.0, "C": 10.0}
         assert 4.0 + 4.0 + 10.0 <= 18.0
+        await h.tick(4)  # the alert episode comes back frozen (pipeline.dr_alert_episodes)
         alerts = dr_alerts(h, "station_uncontrollable")
         assert [(a["station_id"], a["signal_id"], a["observed_kw"]) for a in alerts] == [
             ("C", "sig", 10.0)
@@ -243,10 +244,11 @@ async def test_station_that_overdraws_its_accepted_limit_is_reserved_then_retrie
         # 4.0; C keeps the 6 kW it accepted (no new command to it).
         assert h.targets() == {"A": 4.0, "B": 4.0, "C": 6.0}
         assert 4.0 + 4.0 + 10.0 <= 18.0  # what the zone draws once A and B follow
+        await h.tick(72)  # the alert episode comes back frozen (pipeline.dr_alert_episodes)
         alerts = dr_alerts(h, "station_uncontrollable")
-        assert [(a["station_id"], a["observed_kw"], a["limit_kw"]) for a in alerts] == [
-            ("C", 10.0, 6.0)
-        ]
+        assert [(a["station_id"], a["observed_kw"], a["limit_kw"], a["detected_at"][11:19])
+                for a in alerts] == [("C", 10.0, 6.0, "12:01:02")]  # fmt: skip
+        # detected: accepted at 2 s + 60 s of grace
         await h.result("A", "sig", "Accepted", 72, limit_kw=4.0)
         await h.result("B", "sig", "Accepted", 72, limit_kw=4.0)
         await minute(80, 100, 10.0)
@@ -277,6 +279,7 @@ async def test_infeasible_cap_is_said_and_alerted(postgres: str) -> None:
         await h.tick(20)
         assert dr_alerts(h, "signal_infeasible") == []  # within the 30 s bound
         await h.tick(31)
+        await h.tick(32)  # the alert episode comes back frozen (pipeline.dr_alert_episodes)
         alerts = dr_alerts(h, "signal_infeasible")
         assert [(a["signal_id"], a["observed_kw"], a["limit_kw"]) for a in alerts] == [
             ("tight", 4.2, 4.0)
@@ -295,6 +298,7 @@ async def test_waiting_for_load_then_enforced(postgres: str) -> None:
         assert state(h, "nowhere")[0] == "no_stations"
         assert h.commands == {}
         await h.tick(31)
+        await h.tick(32)  # the alert episodes come back frozen (pipeline.dr_alert_episodes)
         assert [a["signal_id"] for a in dr_alerts(h, "signal_waiting_for_load")] == ["w"]
         assert [a["signal_id"] for a in dr_alerts(h, "signal_no_stations")] == ["nowhere"]
         await h.sample("A", 1, 10.0, 40)  # the charger reports: its load now is the baseline

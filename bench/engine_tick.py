@@ -9,7 +9,7 @@ Wall time depends on what else runs on the machine, so the CPU time of the engin
 plus its PostgreSQL backend (from /proc) is printed too.
 
     .venv/bin/python bench/engine_tick.py [--sizes 1000,10000,50000] [--ticks 20]
-        [--history-hours 0] [--history-period 300]
+        [--history-hours 0] [--history-period 300] [--profile]
         [--database-url postgresql://...]   (default: a throw-away embedded PostgreSQL)
 
 ``--history-hours 1,48`` adds that much recorded history before the last 10 minutes (a
@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -113,8 +114,58 @@ def sample(sid: str, c: int, ts: datetime, kw: float) -> bytes:
     ).encode()  # fmt: skip
 
 
+def statement_label(sql: str) -> str:
+    """A statement of the tick by what it does, for the profile table."""
+    if sql.startswith("sink "):
+        return sql
+    m = re.search(r'"(\w+)__(cache|closed)"', sql)
+    if "set_config" in sql or "emitted_until" in sql or ".clock SET" in sql:
+        return "bookkeeping (clock, settings, watermarks)"
+    if m is None:
+        return sql[:60]
+    verb = "append closed windows" if m.group(2) == "closed" else "refresh cache"
+    if sql.startswith("DELETE") and m.group(2) == "cache" and "WHERE" not in sql:
+        verb = "empty cache"
+    if sql.startswith("DELETE") and "WHERE" in sql:
+        verb = "expire cache rows"
+    if sql.startswith("WITH fresh"):
+        verb = "refresh cache (latest rows since last tick)"
+    return f"{m.group(1)}: {verb}"
+
+
+def print_profile(
+    times: list[tuple[str, float]], connectors: int, what: str = "one steady tick"
+) -> None:
+    """Per-statement cost of one tick, largest first."""
+    by: dict[str, float] = {}
+    for sql, seconds in times:
+        by[statement_label(sql)] = by.get(statement_label(sql), 0.0) + seconds
+    total = sum(by.values())
+    print(f"profile of {what} at {connectors} connectors (statements run one by one):")
+    for label, seconds in sorted(by.items(), key=lambda kv: -kv[1]):
+        print(f"  {seconds * 1000:8.1f} ms  {100 * seconds / total:5.1f} %  {label}")
+    print(f"  {total * 1000:8.1f} ms  total", flush=True)
+
+
+def curtail(signal_id: str, zone: int, now: datetime, modification: int = 0) -> bytes:
+    """A CURTAIL of 30 % on zone ``zone`` from ``now`` (deeper than the bench's 20 %); its
+    revision ``modification`` 1 asks 40 %."""
+    return json.dumps(
+        {"signal_id": signal_id, "modification": modification, "zone_id": f"Z{zone:04d}",
+         "signal_type": "CURTAIL", "target_reduction_pct": 30.0 + 10 * modification,
+         "start_ts": now.isoformat(),
+         "end_ts": (now + timedelta(hours=1)).isoformat(), "priority": 2,
+         "received_ts": now.isoformat()}
+    ).encode()  # fmt: skip
+
+
 async def run_size(
-    server: str, connectors: int, ticks: int, history_h: float = 0.0, history_period: int = 300
+    server: str,
+    connectors: int,
+    ticks: int,
+    history_h: float = 0.0,
+    history_period: int = 300,
+    profile: bool = False,
 ) -> None:
     dsn = create_db(server)
     apply_migrations(dsn)
@@ -152,6 +203,52 @@ async def run_size(
         t = time.perf_counter()
         await engine.run_tick()
         idle.append(time.perf_counter() - t)
+    if profile:
+        # One more steady tick, each statement run alone and timed.
+        now = clock.advance(timedelta(seconds=1))
+        chunk = [conns[(ticks * per_tick + j) % len(conns)] for j in range(per_tick)]
+        await bus.publish_many(
+            [Message(topics.METER_VALUES, s, sample(s, c, now, 3.0)) for s, c in chunk]
+        )
+        engine.statement_times = []
+        await engine.run_tick()
+        print_profile(engine.statement_times, len(conns))
+        engine.statement_times = None
+    # Applying an event: a new, deeper CURTAIL on every zone changes every station's
+    # command in one tick (diff, sink state, outbox, publish), then the next tick ingests
+    # the baselines it froze.
+    now = clock.advance(timedelta(seconds=1))
+    zones = (len(conns) // 2 + 99) // 100
+    await bus.publish_many(
+        [
+            Message(topics.DEMAND_RESPONSE, f"deep-{z}", curtail(f"deep-{z}", z, now))
+            for z in range(zones)
+        ]
+    )
+    t, c0, b0 = time.perf_counter(), time.process_time(), backend_cpu(pid)
+    applied = await engine.run_tick()
+    apply_s = time.perf_counter() - t
+    apply_cpu = time.process_time() - c0 + backend_cpu(pid) - b0
+    commands = sum(1 for e in applied if e.topic == topics.SET_CHARGING_PROFILE)
+    clock.advance(timedelta(seconds=1))
+    t = time.perf_counter()
+    after = await engine.run_tick()
+    after_s = time.perf_counter() - t
+    if profile:
+        # The same event applied again, profiled (a revision: deeper still, every command).
+        now = clock.advance(timedelta(seconds=1))
+        await bus.publish_many(
+            [
+                Message(topics.DEMAND_RESPONSE, f"deep-{z}", curtail(f"deep-{z}", z, now, 1))
+                for z in range(zones)
+            ]
+        )
+        engine.statement_times = []
+        t = time.perf_counter()
+        await engine.run_tick()
+        print(f"(profiled, the revision tick took {(time.perf_counter() - t) * 1000:.0f} ms)")
+        print_profile(engine.statement_times, len(conns), "a revision of every zone's CURTAIL")
+        engine.statement_times = None
     await engine.stop()
     await bus.stop()
     times.sort()
@@ -165,6 +262,9 @@ async def run_size(
         f"{statistics.median(times) * 1000:6.1f} ms, p95 {p95 * 1000:6.1f} ms"
         f" | tick without new samples {statistics.median(idle) * 1000:6.1f} ms"
         f" | CPU per steady tick (engine + PG backend) {statistics.median(cpus) * 1000:6.1f} ms"
+        f" | new CURTAIL on every zone: tick {apply_s * 1000:6.1f} ms (CPU {apply_cpu * 1000:.0f}"
+        f" ms), {commands} commands changed of {len(applied)} records; next tick"
+        f" {after_s * 1000:6.1f} ms ({len(after)} records)"
         f" (load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
         flush=True,
     )
@@ -177,13 +277,14 @@ async def main() -> None:
     ap.add_argument("--history-hours", default="0")
     ap.add_argument("--history-period", type=int, default=300)
     ap.add_argument("--database-url")
+    ap.add_argument("--profile", action="store_true", help="print each statement's cost")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     hours = [float(h) for h in args.history_hours.split(",")]
     runs = [(n, h) for n in sizes for h in hours]
     if args.database_url:
         for n, h in runs:
-            await run_size(args.database_url, n, args.ticks, h, args.history_period)
+            await run_size(args.database_url, n, args.ticks, h, args.history_period, args.profile)
         return
     from pipeline.embedded_pg import EmbeddedPostgres
 
@@ -192,7 +293,7 @@ async def main() -> None:
         server.start()
         try:
             for n, h in runs:
-                await run_size(server.dsn, n, args.ticks, h, args.history_period)
+                await run_size(server.dsn, n, args.ticks, h, args.history_period, args.profile)
         finally:
             server.destroy()
 

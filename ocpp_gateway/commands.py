@@ -236,12 +236,19 @@ class CommandDelivery:
             payload = dialect.set_profile(
                 cmd, zone, purposes[index], _now(), self.config.start_offset_s, caps
             )
-            status = await self._attempt(station, "SetChargingProfile", payload, cmd.signal_id)
+            status = await self._attempt(
+                station, "SetChargingProfile", payload, cmd.signal_id, cmd.target_power_kw
+            )
             memory, index = policy.answered(memory, cmd, index, status, _now(), len(purposes))
         self._memory[station_id] = memory
 
     async def _attempt(
-        self, station: Target, action: str, payload: dict[str, Any], signal_id: str | None
+        self,
+        station: Target,
+        action: str,
+        payload: dict[str, Any],
+        signal_id: str | None,
+        limit_kw: float | None = None,
     ) -> str:
         sent = _now()
         t0 = time.perf_counter()
@@ -266,6 +273,7 @@ class CommandDelivery:
                 sent_ts=sent,
                 result_ts=_now(),
                 latency_ms=round(elapsed * 1000, 3),
+                limit_kw=limit_kw,
             )
         )
         return status

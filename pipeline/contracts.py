@@ -35,6 +35,7 @@ __all__ = [
     "CommandResult",
     "ContractError",
     "DemandResponseSignal",
+    "DrAlertEpisode",
     "DrBaseline",
     "DrSignalState",
     "MeterValue",
@@ -262,6 +263,10 @@ class CommandResult(_Record, kw_only=True):
     sent_ts: TzDatetime
     result_ts: TzDatetime
     latency_ms: NonNegative | None = None
+    #: The limit the command carried (kW), for SetChargingProfile: what the station
+    #: accepted, which the pipeline compares its measured load with (a station drawing
+    #: above it beyond a grace period does not follow its limits). Null for other actions.
+    limit_kw: NonNegative | None = None
 
 
 class StationStatus(_Record, kw_only=True):
@@ -336,6 +341,18 @@ class RejectedRecord(_Record, kw_only=True):
     rejected_ts: TzDatetime
 
 
+class DrAlertEpisode(Alert, kw_only=True):
+    """An alert episode (``pipeline.dr_alert_episodes``, upsert by ``alert_id``).
+
+    Written by the pipeline and read back by it; the first record per key wins, so the
+    alert sent from it does not change while the episode lasts (a signal's state, a
+    station's load and results change underneath). A tombstone ends the episode.
+    """
+
+    #: ``<alert_type>|<signal_id>|<station_id or *>``
+    alert_id: str
+
+
 #: The contract of each topic.
 MODELS: dict[str, type[_Record]] = {
     topics.METER_VALUES: MeterValue,
@@ -349,6 +366,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
     topics.DR_BASELINES: DrBaseline,
+    topics.DR_ALERT_EPISODES: DrAlertEpisode,
     topics.DR_SIGNAL_STATES: DrSignalState,
     topics.INGEST_REJECTED: RejectedRecord,
 }

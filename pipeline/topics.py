@@ -21,6 +21,9 @@ ALERTS_OVERLOAD = "alerts.grid.overload"
 ALERTS_DR = "alerts.grid.dr"
 #: the pipeline's own feedback topic: baseline candidates, read back first-row-wins
 DR_BASELINES = "pipeline.dr_baselines"
+#: the pipeline's own feedback topic: alert episodes, read back first-row-wins, so an alert
+#: reading state that changes (a signal's state, a station's results) is sent once
+DR_ALERT_EPISODES = "pipeline.dr_alert_episodes"
 #: the state of each active signal (enforced, waiting_for_load, infeasible, no_stations)
 DR_SIGNAL_STATES = "pipeline.dr_signal_states"
 #: Dead letters: records the engine could not ingest, with the reason and where they came
@@ -36,6 +39,7 @@ UPSERT_TOPICS: frozenset[str] = frozenset(
         STATION_CREDENTIALS,
         DEMAND_RESPONSE,
         DR_BASELINES,
+        DR_ALERT_EPISODES,
         DR_SIGNAL_STATES,
     }
 )
@@ -52,6 +56,7 @@ ALL_TOPICS: tuple[str, ...] = (
     ALERTS_OVERLOAD,
     ALERTS_DR,
     DR_BASELINES,
+    DR_ALERT_EPISODES,
     DR_SIGNAL_STATES,
     INGEST_REJECTED,
 )

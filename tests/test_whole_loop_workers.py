@@ -34,8 +34,9 @@ from pipeline import topics
 from pipeline.bus import Bus, Subscription
 from pipeline.contracts import CommandResult, StationStatus, decode
 from pipeline.embedded_pg import free_port
+from tests.loop_kit import engine_sees_load, gridctl
+from tests.loop_kit import meter_loop as _meter_loop
 from tests.ocpp_gateway.chargers import charger
-from tests.test_whole_loop import _meter_loop, engine_sees_load, gridctl
 
 pytestmark = [
     pytest.mark.skipif(not hasattr(socket, "SO_REUSEPORT"), reason="no SO_REUSEPORT here"),

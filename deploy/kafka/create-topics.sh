@@ -29,6 +29,7 @@ config.station_credentials            compact
 alerts.grid.overload                  delete
 alerts.grid.dr                        delete
 pipeline.dr_baselines                 compact
+pipeline.dr_alert_episodes            compact
 pipeline.dr_signal_states             compact
 ingest.rejected                       delete
 EOF

@@ -32,7 +32,13 @@ from pipeline.compiler.ddl import (
     unquote,
 )
 from pipeline.compiler.errors import CompileError, first_line
-from pipeline.compiler.query import QueryError, Read, compile_query, output_columns
+from pipeline.compiler.query import (
+    CompiledQuery,
+    QueryError,
+    Read,
+    compile_query,
+    output_columns,
+)
 from pipeline.compiler.top1 import INGEST_SEQ, top1_refresh_sql
 
 __all__ = [
@@ -132,14 +138,14 @@ def _relation_sql(rel: Relation, sql: str) -> list[str]:
 
 
 _ALTER_ADD = re.compile(
-    rf"^\s*ALTER\s+TABLE\s+(?P<name>{_IDENT})\s+ADD\s+(?:COLUMN\s+)?(?P<col>{_IDENT})\s+"
+    rf"^\s*ALTER\s+(?:TABLE|SOURCE)\s+(?P<name>{_IDENT})\s+ADD\s+(?:COLUMN\s+)?(?P<col>{_IDENT})\s+"
     r"(?P<type>[A-Za-z][A-Za-z0-9 ()]*?)\s*;?\s*$",
     re.I | re.S,
 )
 
 
 def _alter_sql(sql: str, text: str) -> list[str]:
-    """``ALTER TABLE t ADD [COLUMN] c type``: the column, and the ingest learns to fill it.
+    """``ALTER TABLE|SOURCE t ADD [COLUMN] c type``: the column, and the ingest fills it.
 
     RisingWave fills a new column from the JSON field of the same name for messages read
     from then on; the embedded engine's ingest maps fields by the catalog's column list.
@@ -147,7 +153,8 @@ def _alter_sql(sql: str, text: str) -> list[str]:
     m = _ALTER_ADD.match(text)
     if m is None:
         raise CompileError(
-            first_line(sql), "only ALTER TABLE name ADD [COLUMN] name type is compiled"
+            first_line(sql),
+            "only ALTER TABLE|SOURCE name ADD [COLUMN] name type is compiled",
         )
     name, col = unquote(m.group("name")), unquote(m.group("col"))
     try:
@@ -169,7 +176,7 @@ def _sink_sql(sql: str) -> list[str]:
     if view is None:
         view = f"{SCHEMA}.{sink.name}__query"
         try:
-            out.append(f"CREATE VIEW {view} AS {compile_query(sink.query or '').sql}")
+            out.append(_tick_view(view, compile_query(sink.query or "")))
         except QueryError as exc:
             raise CompileError(first_line(sql), str(exc)) from exc
     if sink.format not in ("PLAIN", "UPSERT"):
@@ -210,6 +217,7 @@ def _view_sql(sql: str, text: str) -> list[str]:
     materialized = bool(m.group("mat"))
     body = compiled.sql
     reads = _reads_sql(name, compiled.reads)
+    tick = f'{SCHEMA}."{name}__tick"'
     if eowc:
         open_, closed = f'{SCHEMA}."{name}__open"', f'{SCHEMA}."{name}__closed"'
         return [
@@ -220,19 +228,37 @@ def _view_sql(sql: str, text: str) -> list[str]:
             f"CREATE TABLE {closed} AS SELECT * FROM {open_} WITH NO DATA",
             f'CREATE INDEX "{name}__closed__end" ON {closed} (window_end)',
             f'CREATE VIEW "{name}" AS SELECT * FROM {closed}',
-            _view_row(name, "eowc", compiled.sources),
+            _view_row(name, "eowc", compiled.sources, step=compiled.window_step),
             *reads,
         ]
-    if materialized and compiled.aggregating and not compiled.windowed:
+    # Aggregates and joins are stored once per tick: every view above reads the result
+    # instead of recomputing it (the allocation views read dr_station_bounds five times).
+    # A filter or projection of one relation stays a plain view: the planner folds it
+    # into its readers and uses the relation's indexes (connector_recent holds every
+    # sample of 15 minutes; storing it would cost more than reading it).
+    if materialized and (compiled.aggregating or compiled.joining) and not compiled.windowed:
+        # The engine's tick stores name__eval's result in name__cache once; the views and
+        # sinks above read it through name__tick. The view itself (what dashboards read)
+        # reads the cache too while the tick maintains it: like a RisingWave MV it holds
+        # the last tick's result, and a query costs a scan, not an evaluation of every
+        # view below (45 s for sql/station_limits.sql at 10k connectors when it did). A
+        # view no sink reads is not maintained: it is its query (name__live), computed
+        # when read.
         live, cache = f'{SCHEMA}."{name}__live"', f'{SCHEMA}."{name}__cache"'
+        kept = f"{SCHEMA}.maintained({_lit(name)})"
+        evaluate = f'{SCHEMA}."{name}__eval"'
         refresh = top1_refresh_sql(name, sqlglot.parse_one(query, read="risingwave"))
         return [
             f"DROP VIEW IF EXISTS {live} CASCADE",
+            f"DROP VIEW IF EXISTS {evaluate} CASCADE",
+            f"DROP VIEW IF EXISTS {tick} CASCADE",
             f"DROP TABLE IF EXISTS {cache} CASCADE",
             f"CREATE VIEW {live} AS\n{body}",
+            _tick_view(evaluate, compiled),
             f"CREATE TABLE {cache} AS SELECT * FROM {live} WITH NO DATA",
-            f'CREATE VIEW "{name}" AS SELECT * FROM {cache} WHERE {SCHEMA}.cached({_lit(name)}) '
-            f"UNION ALL SELECT * FROM {live} WHERE NOT {SCHEMA}.cached({_lit(name)})",
+            f"CREATE VIEW {tick} AS SELECT * FROM {cache}",
+            f'CREATE VIEW "{name}" AS SELECT * FROM {tick} WHERE {kept} '
+            f"UNION ALL SELECT * FROM {live} WHERE NOT {kept}",
             *(refresh[:2] if refresh else []),
             _view_row(
                 name,
@@ -242,8 +268,30 @@ def _view_sql(sql: str, text: str) -> list[str]:
             ),
             *reads,
         ]
-    verb = "CREATE OR REPLACE VIEW" if m.group("ine") else "CREATE VIEW"
-    return [f'{verb} "{name}" AS\n{body}', *reads]
+    if m.group("ine"):
+        return [
+            f'CREATE OR REPLACE VIEW "{name}" AS\n{body}',
+            _tick_view(tick, compiled, "CREATE OR REPLACE VIEW"),
+            *reads,
+        ]
+    return [
+        f'CREATE VIEW "{name}" AS\n{body}',
+        f"DROP VIEW IF EXISTS {tick} CASCADE",
+        _tick_view(tick, compiled),
+        *reads,
+    ]
+
+
+def _tick_view(target: str, compiled: CompiledQuery, verb: str = "CREATE VIEW") -> str:
+    """Create view ``target`` as ``compiled`` reads inside the engine's tick: the views
+    below through their tick relations (``gridctl_engine.tick_sql``). Without it each
+    view would evaluate every view below it again, and their plans nest: planning the
+    allocation views took longer than running them."""
+    head = _lit(f"{verb} {target} AS\n")
+    return (
+        f"DO $gridctl$ BEGIN EXECUTE {head} || {SCHEMA}.tick_sql("
+        f"{_lit(compiled.tick_sql)}, {_array(compiled.refs)}); END $gridctl$"
+    )
 
 
 def _reads_sql(name: str, reads: list[Read]) -> list[str]:
@@ -258,12 +306,22 @@ def _reads_sql(name: str, reads: list[Read]) -> list[str]:
     return out
 
 
-def _view_row(name: str, kind: str, sources: list[str], refresh: str | None = None) -> str:
+def _view_row(
+    name: str,
+    kind: str,
+    sources: list[str],
+    refresh: str | None = None,
+    *,
+    step: int | None = None,
+) -> str:
     return (
-        f"INSERT INTO {SCHEMA}.views (name, kind, sources, refresh_sql) VALUES "
-        f"({_lit(name)}, {_lit(kind)}, {_array(sources)}, {_lit(refresh)}) "
+        f"INSERT INTO {SCHEMA}.views (name, kind, sources, refresh_sql, window_step) VALUES "
+        f"({_lit(name)}, {_lit(kind)}, {_array(sources)}, {_lit(refresh)}, "
+        f"{'NULL' if step is None else int(step)}) "
         "ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, sources = EXCLUDED.sources, "
-        "refresh_sql = EXCLUDED.refresh_sql, last_seq = NULL, emitted_until = NULL, "
+        "refresh_sql = EXCLUDED.refresh_sql, window_step = EXCLUDED.window_step, "
+        # a new, empty cache: read live until a tick fills it
+        "last_seq = NULL, emitted_until = NULL, maintained = false, "
         # Re-created after what it reads: it must come after it in dependency order.
         f"seq = nextval(pg_get_serial_sequence('{SCHEMA}.views', 'seq'))"
     )
@@ -282,7 +340,7 @@ def compile_statement(sql: str) -> list[str]:
         return _sink_sql(sql)
     if head.startswith(("CREATE MATERIALIZED VIEW", "CREATE VIEW")):
         return _view_sql(sql, text)
-    if head.startswith("ALTER TABLE"):
+    if head.startswith(("ALTER TABLE", "ALTER SOURCE")):
         return _alter_sql(sql, text)
     if head.startswith(("CREATE INDEX", "CREATE UNIQUE INDEX")):
         try:
@@ -354,6 +412,8 @@ def compile_drop(kind: str, name: str) -> list[str]:
             f'DROP VIEW IF EXISTS "{name}" CASCADE',
             f'DROP VIEW IF EXISTS {SCHEMA}."{name}__open" CASCADE',
             f'DROP VIEW IF EXISTS {SCHEMA}."{name}__live" CASCADE',
+            f'DROP VIEW IF EXISTS {SCHEMA}."{name}__eval" CASCADE',
+            f'DROP VIEW IF EXISTS {SCHEMA}."{name}__tick" CASCADE',
             f'DROP TABLE IF EXISTS {SCHEMA}."{name}__closed" CASCADE',
             f'DROP TABLE IF EXISTS {SCHEMA}."{name}__cache" CASCADE',
             f"DELETE FROM {SCHEMA}.views WHERE name = {_lit(name)}",

@@ -70,9 +70,10 @@ RETURNS TIMESTAMPTZ LANGUAGE sql STABLE AS $$
 $$""",
     # Materialised views. kind 'eowc': an EMIT ON WINDOW CLOSE view, kept as an append-only
     # table of closed windows (name__closed) filled from name__open up to the watermark;
-    # kind 'cached': an aggregating view whose result the engine stores once per tick
-    # (name__cache) so that the views above it do not recompute it. ``seq`` is creation
-    # order, which is dependency order.
+    # kind 'cached': an aggregating or joining view whose result the engine stores once
+    # per tick (name__cache, filled from name__eval) so that the views above it read it
+    # (through name__tick) instead of recomputing it. ``seq`` is creation order, which is
+    # dependency order.
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.views (
     name TEXT PRIMARY KEY,
     seq BIGSERIAL,
@@ -83,12 +84,48 @@ $$""",
     # kind 'top1': a latest-row-per-key view refreshed incrementally (see compiler.top1).
     f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS refresh_sql TEXT",
     f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS last_seq BIGINT",
+    # kind 'eowc': seconds between its windows' ends (the engine skips a tick in which
+    # the watermark passed no window end: no window closed, nothing to append).
+    f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS window_step INTEGER",
+    # Whether the engine's tick refreshes view ``name``'s cache (it refreshes what its
+    # sinks read; a dashboard-only view is computed when read). Set by the tick that
+    # fills the cache, in its transaction: a reader sees the last tick's result or the
+    # live query, never an empty cache. The view reads the cache when it is maintained.
+    f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS maintained BOOLEAN NOT NULL "
+    "DEFAULT false",
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.maintained(view_name TEXT)
+RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT v.maintained FROM {SCHEMA}.views AS v WHERE v.name = view_name),
+                    false)
+$$""",
     # Whether view ``name`` reads its per-tick cache: only inside the engine's tick, after
     # the cache was refreshed (gridctl.cached lists those views); dashboards read live.
     f"""CREATE OR REPLACE FUNCTION {SCHEMA}.cached(name TEXT)
 RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
     SELECT position(',' || name || ',' IN
                     COALESCE(current_setting('gridctl.cached', TRUE), '')) > 0
+$$""",
+    # The query of a view as the engine's tick reads it (compiler.query.mark_relations):
+    # each marked relation becomes its tick relation when it has one (a view's
+    # name__tick: what this tick computed of it), else itself (a table). Resolved once,
+    # when the view is created; its dependencies exist by then.
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.tick_sql(body TEXT, refs TEXT[])
+RETURNS TEXT LANGUAGE plpgsql STABLE AS $$
+DECLARE
+    ref TEXT;
+BEGIN
+    FOREACH ref IN ARRAY refs LOOP
+        body := replace(
+            body,
+            '"gridctl_ref"."' || replace(ref, '"', '""') || '"',  -- as sqlglot quotes it
+            CASE WHEN to_regclass(format('{SCHEMA}.%I', ref || '__tick')) IS NOT NULL
+                THEN format('{SCHEMA}.%I', ref || '__tick')
+                ELSE format('%I', ref)
+            END
+        );
+    END LOOP;
+    RETURN body;
+END
 $$""",
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.sinks (
     name TEXT PRIMARY KEY,

@@ -16,6 +16,7 @@ view evaluated at a given engine time gives the same rows, provided that:
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -150,7 +151,50 @@ class CompiledQuery:
     sources: list[str]  # relations read directly (watermarks of EMIT ON WINDOW CLOSE)
     windowed: bool  # uses TUMBLE or HOP
     aggregating: bool  # GROUP BY, aggregates or window functions: worth materialising
+    joining: bool = False  # joins, set operations or subqueries: worth materialising too
     reads: list[Read] = field(default_factory=list)  # retention follows these
+    #: the same query with every relation it reads replaced by a marker
+    #: (:data:`REF_SCHEMA`), resolved when the view is created (``tick_sql`` in bootstrap)
+    tick_sql: str = ""
+    refs: list[str] = field(default_factory=list)  # the relations behind the markers
+    #: seconds between window ends (gcd of the TUMBLE sizes and HOP slides; None: none)
+    window_step: int | None = None
+
+
+#: Schema name of the markers in :attr:`CompiledQuery.tick_sql`. Inside the engine's tick
+#: a view reads what the tick already computed of the views below it (their per-tick
+#: caches), not their definitions again; which relation that is is known only when the
+#: view is created, so the compiler marks each relation read and PostgreSQL resolves the
+#: marks (``gridctl_engine.tick_sql``): a view with a tick relation (``name__tick``) is read
+#: there, a table as itself.
+REF_SCHEMA = "gridctl_ref"
+
+
+def mark_relations(tree: exp.Expression) -> tuple[exp.Expression, list[str]]:
+    """``tree`` with each unqualified relation replaced by ``"gridctl_ref"."name"``
+    (aliased as before, or by its own name so column references still resolve)."""
+    ctes = {c.alias_or_name.lower() for c in tree.find_all(exp.CTE)}
+    refs: list[str] = []
+
+    def visit(node: exp.Expression) -> exp.Expression:
+        if not isinstance(node, exp.Table) or node.args.get("db") or node.args.get("catalog"):
+            return node
+        ident = node.this
+        if not isinstance(ident, exp.Identifier):
+            return node
+        name = ident.this if ident.quoted else ident.this.lower()
+        if name in ctes:
+            return node
+        refs.append(name)
+        marked = exp.Table(
+            this=exp.to_identifier(name, quoted=True),
+            db=exp.to_identifier(REF_SCHEMA, quoted=True),
+        )
+        alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name))
+        marked.set("alias", alias)
+        return marked
+
+    return tree.copy().transform(visit), list(dict.fromkeys(refs))
 
 
 def _conjuncts(node: exp.Expression | None) -> list[exp.Expression]:
@@ -253,10 +297,29 @@ def compile_query(text: str, *, eowc: bool = False) -> CompiledQuery:
         isinstance(t.this, exp.Anonymous) and t.this.name.upper() in ("TUMBLE", "HOP")
         for t in tree.find_all(exp.Table)
     )
+    steps = [
+        interval_seconds(t.this.expressions[2])
+        for t in tree.find_all(exp.Table)
+        if isinstance(t.this, exp.Anonymous)
+        and t.this.name.upper() in ("TUMBLE", "HOP")
+        and len(t.this.expressions) >= 3
+    ]
     aggregating = any(True for _ in tree.find_all(exp.Group, exp.AggFunc, exp.Window))
+    joining = any(True for _ in tree.find_all(exp.Join, exp.SetOperation, exp.Exists))
     needs = reads(tree, eowc)
     tree = rewrite(tree)
-    return CompiledQuery(tree.sql(dialect="postgres"), names, windowed, aggregating, needs)
+    marked, refs = mark_relations(tree)
+    return CompiledQuery(
+        tree.sql(dialect="postgres"),
+        names,
+        windowed,
+        aggregating,
+        joining=joining,
+        reads=needs,
+        tick_sql=marked.sql(dialect="postgres"),
+        refs=refs,
+        window_step=math.gcd(*steps) if steps else None,
+    )
 
 
 def output_columns(text: str) -> list[str]:

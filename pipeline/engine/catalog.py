@@ -44,6 +44,13 @@ class Sink:
     topic: str
     format: str
     primary_key: tuple[str, ...]
+    #: what the tick reads: the view's tick relation (``gridctl_engine."v__tick"``: the
+    #: caches this tick filled) when it has one, else the view itself
+    read_from: str = ""
+
+    @property
+    def relation(self) -> str:
+        return self.read_from or self.view_name
 
     @property
     def upsert(self) -> bool:
@@ -59,6 +66,11 @@ class View:
     kind: str
     sources: tuple[str, ...]
     refresh_sql: str | None = None
+    #: the query the tick stores in the cache: ``name__eval`` (reads the caches below),
+    #: or, compiled before it existed, ``name__live`` under ``gridctl.cached``
+    evaluate: str | None = None
+    #: 'eowc': seconds between window ends (windows are aligned to ``WINDOW_ORIGIN``)
+    window_step: int | None = None
 
 
 async def load_views(conn: psycopg.AsyncConnection) -> list[View]:
@@ -81,14 +93,16 @@ WITH RECURSIVE closure(oid) AS (
     JOIN pg_depend d ON d.objid = r.oid AND d.classid = 'pg_rewrite'::regclass
         AND d.refclassid = 'pg_class'::regclass AND d.refobjid <> closure.oid
 )
-SELECT v.name, v.kind, v.sources, v.refresh_sql FROM {SCHEMA}.views AS v
+SELECT v.name, v.kind, v.sources, v.refresh_sql,
+    to_regclass(format('%I.%I', '{SCHEMA}', v.name || '__eval'))::text, v.window_step
+FROM {SCHEMA}.views AS v
 WHERE to_regclass(format('%I.%I', '{SCHEMA}', v.name || CASE v.kind
         WHEN 'eowc' THEN '__closed' ELSE '__cache' END)) IS NOT NULL
     AND to_regclass(format('%I', v.name)) IS NOT NULL
     AND (v.kind = 'eowc' OR to_regclass(format('%I', v.name))::oid IN (SELECT oid FROM closure))
 ORDER BY v.seq"""
         )
-        return [View(r[0], r[1], tuple(r[2]), r[3]) for r in await cur.fetchall()]
+        return [View(r[0], r[1], tuple(r[2]), r[3], r[4], r[5]) for r in await cur.fetchall()]
 
 
 async def load_watermarks(conn: psycopg.AsyncConnection) -> dict[str, datetime]:
@@ -130,10 +144,11 @@ async def load(conn: psycopg.AsyncConnection) -> tuple[list[Source], list[Sink]]
                 for r in await cur.fetchall()
             ]
             await cur.execute(
-                f"SELECT name, view_name, topic, format, primary_key FROM {SCHEMA}.sinks "
-                "ORDER BY name"
+                f"SELECT name, view_name, topic, format, primary_key, COALESCE(to_regclass("
+                f"format('%I.%I', '{SCHEMA}', view_name || '__tick'))::text, '') "
+                f"FROM {SCHEMA}.sinks ORDER BY name"
             )
-            sinks = [Sink(r[0], r[1], r[2], r[3], tuple(r[4])) for r in await cur.fetchall()]
+            sinks = [Sink(r[0], r[1], r[2], r[3], tuple(r[4]), r[5]) for r in await cur.fetchall()]
     except psycopg.errors.UndefinedTable as exc:
         raise CatalogError(f"no engine catalog ({exc}); apply the migrations first") from exc
     return sources, sinks

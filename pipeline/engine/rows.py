@@ -122,6 +122,31 @@ def sink_key_sql(sink: Sink) -> str:
     return f"replace({key}, '+00:00\"', 'Z\"')"
 
 
+def sink_apply_sql(sink: Sink) -> str:
+    """One statement that applies what ``sink`` must emit now, set-based, in PostgreSQL:
+    the changes (:func:`sink_query`, one per key) update ``gridctl_engine.sink_state``
+    (a tombstone deletes the key) and are appended to ``gridctl_engine.outbox`` in key
+    order; it returns the outbox rows (``seq, key, value``) to publish. Parameters
+    ``%(sink)s``, ``%(topic)s``, ``%(now)s``. Ten thousand changed commands are a few
+    set operations, not ten thousand round trips."""
+    state = "gridctl_engine.sink_state"
+    return (
+        # A view that breaks its own primary key gives a key twice: one row per key (any
+        # one of them, as before, when the last of the ordered rows won).
+        f"WITH diff AS MATERIALIZED (SELECT DISTINCT ON (key) key, value FROM "
+        f"({sink_query(sink)}) AS d ORDER BY key), "
+        f"gone AS (DELETE FROM {state} AS s USING diff AS d WHERE s.sink = %(sink)s "
+        "AND s.key = d.key AND d.value IS NULL), "
+        f"kept AS (INSERT INTO {state} (sink, key, value, emitted_at) "
+        "SELECT %(sink)s, key, value, %(now)s FROM diff WHERE value IS NOT NULL "
+        "ON CONFLICT (sink, key) DO UPDATE SET value = EXCLUDED.value, "
+        "emitted_at = EXCLUDED.emitted_at) "
+        "INSERT INTO gridctl_engine.outbox (topic, key, value, ts) "
+        "SELECT %(topic)s, key, value, %(now)s FROM diff ORDER BY key "
+        "RETURNING seq, key, value"
+    )
+
+
 def sink_query(sink: Sink) -> str:
     """SQL returning what ``sink`` must emit now, as ``(key, value)`` JSON texts, in key order.
 
@@ -134,7 +159,7 @@ def sink_query(sink: Sink) -> str:
     utc = "'+00:00\"', 'Z\"'"
     cur = (
         f"SELECT {sink_key_sql(sink)} AS key, replace(row_to_json(v)::text, {utc}) AS value "
-        f"FROM {sink.view_name} AS v"
+        f"FROM {sink.relation} AS v"
     )
     state = "SELECT key, value FROM gridctl_engine.sink_state WHERE sink = %(sink)s"
     if sink.upsert:

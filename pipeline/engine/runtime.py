@@ -2,12 +2,12 @@
 
 One tick is: ingest every record waiting on the bus (one transaction per batch); then, in
 one transaction, set the engine clock, bring the materialised views up to date (windows of
-EMIT ON WINDOW CLOSE views closed since the last tick are appended; aggregating views that
-sinks read are computed once), compare each sink's view with what it emitted before (in
-PostgreSQL, so only changes cross the wire) and record the changes with the records to
-send; then publish them; and, once a minute of engine time, delete raw rows older than the
-retention. ``start()`` runs ticks every ``tick`` seconds; replay and tests call
-``run_tick()`` themselves on a virtual clock.
+EMIT ON WINDOW CLOSE views closed since the last tick are appended; aggregating and joining
+views that sinks read are computed once, each reading the results of the ones below), compare
+each sink's view with what it emitted before and record the changes with the records to send
+(one set-based statement per sink, in PostgreSQL); then publish them in one batch; and, once
+a minute of engine time, delete raw rows no view needs any more. ``start()`` runs ticks
+every ``tick`` seconds; replay and tests call ``run_tick()`` themselves on a virtual clock.
 
 Delivery guarantees, argued:
 
@@ -105,6 +105,7 @@ class Engine(IngestMixin, SinkMixin):
         self._sinks: list[Sink] = []
         self._views: list[View] = []
         self._outbox_dirty = False
+        self.statement_times: list[tuple[str, float]] | None = None
         self._offsets: dict[tuple[str, int], int] = {}
         self._watermarks: dict[str, datetime] = {}
         self._last_tick: datetime | None = None
@@ -416,7 +417,7 @@ class Engine(IngestMixin, SinkMixin):
             key = sink_key_sql(sink)
             await conn.execute(
                 f"DELETE FROM {SCHEMA}.sink_state AS s WHERE s.sink = %s AND s.emitted_at < %s "
-                f"AND NOT EXISTS (SELECT 1 FROM {sink.view_name} AS v WHERE {key} = s.key)",  # type: ignore[arg-type]
+                f"AND NOT EXISTS (SELECT 1 FROM {sink.relation} AS v WHERE {key} = s.key)",  # type: ignore[arg-type]
                 (sink.name, now - timedelta(hours=1)),
             )
 

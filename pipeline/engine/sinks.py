@@ -1,5 +1,9 @@
 """Sinks: materialise views, diff each sink against its emitted state, publish via outbox.
 
+Per tick the cost is the views' (see ``bench/engine_tick.py --profile`` and
+docs/engines.md, "What a tick costs"); applying the changes is set-based (one statement
+per sink updates the emitted state and fills the outbox) and publishing one batch.
+
 A mixin of :class:`~pipeline.engine.runtime.Engine` (the delivery argument is in the
 ``runtime`` docstring).
 """
@@ -8,7 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from datetime import datetime
+import time
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -18,7 +23,7 @@ from pipeline.bus.base import Bus, Message
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
 from pipeline.engine.catalog import Sink, Source, View
-from pipeline.engine.rows import Emit, sink_query
+from pipeline.engine.rows import Emit, sink_apply_sql
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -35,59 +40,42 @@ class SinkMixin:
     _views: list[View]
     _sources: dict[str, list[Source]]
     _outbox_dirty: bool
+    #: when a list, each statement of a tick is run alone and its (SQL, seconds) appended
+    statement_times: list[tuple[str, float]] | None
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
     async def _evaluate_sinks(self, now: datetime) -> list[Emit]:
         conn = self._require()
-        emits: list[Emit] = []
-        changes: dict[str, dict[str, str | None]] = {}
         async with conn.cursor(row_factory=dict_row) as cur:
             await self._materialise(cur, now)
             try:
-                results = await self._read_sinks(cur, savepoints=False)
+                applied = await self._apply_sinks(cur, now, savepoints=False)
             except psycopg.Error:
-                # A view is missing or broken (e.g. mid-rebuild): read sink by sink.
+                # A view is missing or broken (e.g. mid-rebuild): apply sink by sink.
                 await conn.rollback()
                 await self._materialise(cur, now)
-                results = await self._read_sinks(cur, savepoints=True)
-            for sink, rows in results:
-                # Keys may repeat if a view breaks its own primary key: the last row wins.
-                changed = dict(rows)
-                emits.extend(Emit(sink.topic, k, v) for k, v in changed.items())
-                if changed:
-                    changes[sink.name] = changed
-            for name, changed in changes.items():
-                gone = [(name, k) for k, v in changed.items() if v is None]
-                kept = [(name, k, v, now) for k, v in changed.items() if v is not None]
-                if gone:
-                    await cur.executemany(
-                        f"DELETE FROM {SCHEMA}.sink_state WHERE sink = %s AND key = %s", gone
-                    )
-                if kept:
-                    await cur.executemany(
-                        f"INSERT INTO {SCHEMA}.sink_state (sink, key, value, emitted_at) "
-                        "VALUES (%s, %s, %s, %s) ON CONFLICT (sink, key) DO UPDATE SET "
-                        "value = EXCLUDED.value, emitted_at = EXCLUDED.emitted_at",
-                        kept,
-                    )
-            if emits:
-                await cur.executemany(
-                    f"INSERT INTO {SCHEMA}.outbox (topic, key, value, ts) VALUES (%s, %s, %s, %s)",
-                    [(e.topic, e.key, e.value, now) for e in emits],
-                )
+                applied = await self._apply_sinks(cur, now, savepoints=True)
         await conn.commit()
-        for name, changed in changes.items():
-            metrics.SINK_RECORDS.labels(name).inc(len(changed))
-        if emits or self._outbox_dirty:
-            await self._flush_outbox()
-        return emits
+        pending: list[tuple[int, Emit]] = []
+        for sink, rows in applied:
+            if rows:
+                metrics.SINK_RECORDS.labels(sink.name).inc(len(rows))
+            pending += [(r["seq"], Emit(sink.topic, r["key"], r["value"])) for r in rows]
+        pending.sort(key=lambda p: p[0])
+        if self._outbox_dirty:
+            await self._flush_outbox()  # older records first; they include these
+        elif pending:
+            await self._publish(pending)
+        return [e for _, e in pending]
 
     async def _materialise(self, cur: psycopg.AsyncCursor[Any], now: datetime) -> None:
         """Set the clock and bring materialised views up to date, in dependency order,
         inside the tick's transaction: EOWC views get the windows closed since the last
-        tick appended (their scans start at the window holding the previous watermark),
-        cached views store their result once so the views above read it instead of
-        recomputing it. The statements go in one pipeline: one round trip, not dozens."""
+        tick appended (their scans start at the window holding the previous watermark;
+        a tick in which no window ended appends nothing and is skipped), cached views
+        store their result once and the views above read that (``name__eval`` reads the
+        ``__tick`` relations below it) instead of recomputing it. The statements go in one
+        pipeline: one round trip, not dozens."""
         marks: dict[str, tuple[datetime | None, datetime | None]] = {}
         if any(v.kind == "eowc" for v in self._views):
             await cur.execute(
@@ -99,11 +87,28 @@ class SinkMixin:
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id", (None if self._clock is None else now,))
         ]
+        # The views this tick refreshes read their caches from now on (compiler: a
+        # maintained view is its cache); written only when the set changed.
+        kept = [v.name for v in self._views if v.kind != "eowc"]
+        statements.append(
+            (
+                f"UPDATE {SCHEMA}.views SET maintained = (name = ANY(%s)) "
+                "WHERE maintained IS DISTINCT FROM (name = ANY(%s))",
+                (kept, kept),
+            )
+        )
         cached: list[str] = []
+        # Views compiled before name__eval existed read the caches below them only when
+        # gridctl.cached lists those (their public view chooses cache or query).
+        legacy = any(v.kind != "eowc" and v.evaluate is None for v in self._views)
         for view in self._views:
             if view.kind == "eowc":
                 done, mark = marks.get(view.name, (None, None))
                 if mark is None or (done is not None and mark <= done):
+                    continue
+                if done is not None and not _window_ends_between(done, mark, view.window_step):
+                    # No window ended in (done, mark]: nothing closed. The scan would still
+                    # aggregate the open window's rows (a minute of samples) for nothing.
                     continue
                 since = "" if done is None else done.isoformat()
                 statements += [
@@ -122,30 +127,30 @@ class SinkMixin:
                     ("SELECT set_config('gridctl.window_since', '', true)", ()),
                 ]
             elif view.kind == "top1" and view.refresh_sql and self._append_only(view):
-                cached.append(view.name)
-                statements += [
-                    *((sql, ()) for sql in view.refresh_sql.split(";\n")),
-                    (
-                        "SELECT set_config('gridctl.cached', %s, true)",
-                        ("," + ",".join(cached) + ",",),
-                    ),
-                ]
+                statements += [(sql, ()) for sql in view.refresh_sql.split(";\n")]
             else:
-                cached.append(view.name)
+                query = view.evaluate or f'{SCHEMA}."{view.name}__live"'
                 statements += [
                     # DELETE, not TRUNCATE: TRUNCATE invalidates every cached plan that
                     # reads the table, and replanning the views each tick costs more.
                     (f'DELETE FROM {SCHEMA}."{view.name}__cache"', ()),
-                    (
-                        f'INSERT INTO {SCHEMA}."{view.name}__cache" '
-                        f'SELECT * FROM {SCHEMA}."{view.name}__live"',
-                        (),
-                    ),
+                    (f'INSERT INTO {SCHEMA}."{view.name}__cache" SELECT * FROM {query}', ()),
+                ]
+            if legacy and view.kind != "eowc":
+                cached.append(view.name)
+                statements.append(
                     (
                         "SELECT set_config('gridctl.cached', %s, true)",
                         ("," + ",".join(cached) + ",",),
-                    ),
-                ]
+                    )
+                )
+        if self.statement_times is not None:
+            # Profiling (bench/engine_profile.py): one statement at a time, each timed.
+            for sql, params in statements:
+                began = time.perf_counter()
+                await cur.execute(sql, params or None)  # type: ignore[arg-type]
+                self.statement_times.append((sql, time.perf_counter() - began))
+            return
         async with self._require().pipeline():
             for sql, params in statements:
                 await cur.execute(sql, params or None)  # type: ignore[arg-type]
@@ -157,17 +162,26 @@ class SinkMixin:
             view.sources[0] in names and names[view.sources[0]].append_only
         )
 
-    async def _read_sinks(
-        self, cur: psycopg.AsyncCursor[Any], *, savepoints: bool
-    ) -> list[tuple[Sink, list[tuple[str, str]]]]:
-        """(key, value) JSON texts of every sink's view, UPSERT sinks first, then by name."""
+    async def _apply_sinks(
+        self, cur: psycopg.AsyncCursor[Any], now: datetime, *, savepoints: bool
+    ) -> list[tuple[Sink, list[dict[str, Any]]]]:
+        """Apply each sink's changes to its emitted state and the outbox (UPSERT sinks
+        first, then by name); the outbox rows written, per sink."""
         conn = self._require()
-        out: list[tuple[Sink, list[tuple[str, str]]]] = []
+        out: list[tuple[Sink, list[dict[str, Any]]]] = []
         for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():
-                    await cur.execute(sink_query(sink), {"sink": sink.name})  # type: ignore[arg-type]
-                    out.append((sink, [(r["key"], r["value"]) for r in await cur.fetchall()]))
+                    began = time.perf_counter()
+                    await cur.execute(
+                        sink_apply_sql(sink),  # type: ignore[arg-type]
+                        {"sink": sink.name, "topic": sink.topic, "now": now},
+                    )
+                    out.append((sink, await cur.fetchall()))
+                    if self.statement_times is not None:
+                        self.statement_times.append(
+                            (f"sink {sink.name}", time.perf_counter() - began)
+                        )
             except psycopg.Error as exc:
                 if not savepoints:
                     raise
@@ -180,16 +194,27 @@ class SinkMixin:
         conn = self._require()
         async with conn.cursor() as cur:
             await cur.execute(f"SELECT seq, topic, key, value FROM {SCHEMA}.outbox ORDER BY seq")
-            pending = await cur.fetchall()
+            rows = await cur.fetchall()
         await conn.commit()
-        if not pending:
+        if not rows:
             self._outbox_dirty = False
             return
+        await self._publish([(seq, Emit(t, k, v)) for seq, t, k, v in rows])
+
+    async def _publish(self, pending: list[tuple[int, Emit]]) -> None:
+        """Publish outbox records (``seq`` order) in one batch; then delete them.
+
+        The tick that wrote them publishes them straight from what its statement
+        returned; a leftover outbox (a failed publish, a crash) is read back first."""
         # Until the bus acknowledged, every tick retries (even one that decides nothing).
         self._outbox_dirty = True
         await self.bus.publish_many(
-            [Message(t, k, None if v is None else v.encode()) for _, t, k, v in pending]
+            [
+                Message(e.topic, e.key, None if e.value is None else e.value.encode())
+                for _, e in pending
+            ]
         )
+        conn = self._require()
         await conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE seq <= %s", (pending[-1][0],))
         await conn.commit()
         self._outbox_dirty = False
@@ -207,3 +232,15 @@ class SinkMixin:
                 await conn.execute(f'VACUUM {SCHEMA}."{name}__cache"')  # type: ignore[arg-type]
         finally:
             await conn.set_autocommit(False)
+
+
+_ORIGIN = datetime(2000, 1, 1, tzinfo=UTC)  # bootstrap.WINDOW_ORIGIN
+
+
+def _window_ends_between(after: datetime, upto: datetime, step: int | None) -> bool:
+    """Whether a window end (``_ORIGIN`` + k * ``step`` seconds) lies in ``(after, upto]``;
+    True when the step is unknown (compiled before it was recorded)."""
+    if not step:
+        return True
+    unit = timedelta(seconds=step)
+    return (upto - _ORIGIN) // unit > (after - _ORIGIN) // unit

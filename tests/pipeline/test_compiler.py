@@ -89,11 +89,27 @@ def test_materialized_views_eowc_and_cached() -> None:
     cached = compile_statement(
         "CREATE MATERIALIZED VIEW c AS SELECT k, SUM(x) AS s FROM t GROUP BY k"
     )
-    assert any("gridctl_engine.cached('c')" in s for s in cached)
+    # the tick stores name__eval (reading the views below through their tick relations)
+    # in name__cache, and readers in the tick read name__tick; the view itself reads the
+    # cache while the tick maintains it, else its query
+    assert (
+        'CREATE VIEW "c" AS SELECT * FROM gridctl_engine."c__tick" WHERE '
+        "gridctl_engine.maintained('c') UNION ALL SELECT * FROM gridctl_engine.\"c__live\" "
+        "WHERE NOT gridctl_engine.maintained('c')"
+    ) in cached
+    assert any('"c__eval"' in s and "tick_sql(" in s for s in cached)
+    assert 'CREATE VIEW gridctl_engine."c__tick" AS SELECT * FROM gridctl_engine."c__cache"' in (
+        cached
+    )
     plain = compile_statement("CREATE MATERIALIZED VIEW p AS SELECT k FROM t WHERE x > 1")
     assert plain[0] == 'CREATE VIEW "p" AS\nSELECT k FROM t WHERE x > 1'
+    assert plain[2] == (
+        "DO $gridctl$ BEGIN EXECUTE 'CREATE VIEW gridctl_engine.\"p__tick\" AS\n' || "
+        'gridctl_engine.tick_sql(\'SELECT k FROM "gridctl_ref"."t" AS t WHERE x > 1\', '
+        "ARRAY['t']::TEXT[]); END $gridctl$"
+    )
     # and how far back it reads t, for retention: all of it (no temporal filter)
-    assert plain[1:] == [
+    assert plain[3:] == [
         "DELETE FROM gridctl_engine.reads WHERE view = 'p'",
         "INSERT INTO gridctl_engine.reads (view, relation, col, seconds, basis) VALUES "
         "('p', 't', NULL, NULL, 'now')",

@@ -39,9 +39,11 @@ __all__ = [
     "DrBaseline",
     "DrSignalState",
     "MeterValue",
+    "OpenSession",
     "RejectedRecord",
     "SetChargingProfileCommand",
     "StationCredential",
+    "StationSessions",
     "StationStatus",
     "StationZone",
     "decode",
@@ -276,6 +278,32 @@ class StationStatus(_Record, kw_only=True):
     status: Text | None = None
     error_code: Text | None = None
     ocpp_version: Literal["1.6", "2.0.1"] | None = None
+    #: the gateway process holding the connection (``w0``, ``w1``: ``--gateway-workers``)
+    gateway: Text | None = None
+    ts: TzDatetime
+
+
+class OpenSession(_Record, kw_only=True):
+    """A transaction running on one connector (1.6) or EVSE (2.0.1)."""
+
+    connector_id: Int32Id
+    session_id: Text
+
+
+class StationSessions(_Record, kw_only=True):
+    """The gateway's memory of a station's transactions (``ocpp.sessions``, upsert by
+    ``station_id``).
+
+    Written by the gateway that holds the station, in the same durable batch as the
+    readings that changed it, and read back by a gateway that starts (or that the charger
+    reconnects to): a 2.0.1 TransactionEvent names its EVSE only once, a 1.6
+    StopTransaction only its transaction, and ``closed`` lists the latest transactions
+    that ended, whose late or repeated events are ignored.
+    """
+
+    station_id: StationId
+    open: list[OpenSession] = []
+    closed: list[Text] = []
     ts: TzDatetime
 
 
@@ -332,6 +360,7 @@ MODELS: dict[str, type[_Record]] = {
     topics.STATION_ZONES: StationZone,
     topics.STATION_CREDENTIALS: StationCredential,
     topics.SET_CHARGING_PROFILE: SetChargingProfileCommand,
+    topics.OCPP_SESSIONS: StationSessions,
     topics.COMMAND_RESULTS: CommandResult,
     topics.STATION_STATUS: StationStatus,
     topics.ALERTS_OVERLOAD: Alert,

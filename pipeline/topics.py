@@ -11,6 +11,9 @@ METER_VALUES = "ocpp.meter_values"
 STATION_STATUS = "ocpp.station_status"
 COMMAND_RESULTS = "ocpp.command_results"
 SET_CHARGING_PROFILE = "ocpp.commands.set_charging_profile"
+#: the gateway's own memory: which transaction runs on which connector/EVSE of a station,
+#: and which ended (read back by a restarted gateway, or the worker a charger moves to)
+OCPP_SESSIONS = "ocpp.sessions"
 DEMAND_RESPONSE = "grid.demand_response"
 STATION_ZONES = "config.station_zones"
 STATION_CREDENTIALS = "config.station_credentials"
@@ -31,6 +34,7 @@ INGEST_REJECTED = "ingest.rejected"
 UPSERT_TOPICS: frozenset[str] = frozenset(
     {
         SET_CHARGING_PROFILE,
+        OCPP_SESSIONS,
         STATION_ZONES,
         STATION_CREDENTIALS,
         DEMAND_RESPONSE,
@@ -45,6 +49,7 @@ ALL_TOPICS: tuple[str, ...] = (
     STATION_STATUS,
     COMMAND_RESULTS,
     SET_CHARGING_PROFILE,
+    OCPP_SESSIONS,
     DEMAND_RESPONSE,
     STATION_ZONES,
     STATION_CREDENTIALS,

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from ocpp.v16 import call
 
 from cli.runtime import RunSettings
@@ -56,6 +57,26 @@ def loop_settings(tmp_path: Path, postgres: str, **overrides: Any) -> RunSetting
     }
     fields.update(overrides)
     return RunSettings(**fields)
+
+
+async def engine_sees_load(dsn: str, station: str, timeout: float = 90.0) -> None:
+    """Wait until the engine counts ``station``'s load.
+
+    On the session's shared broker the engine first ingests what every earlier test
+    published; on a loaded machine that can take longer than a fixed sleep. The 5 s the
+    loop is given start once the engine can act on a signal, as in production.
+    """
+
+    def load() -> float | None:
+        with psycopg.connect(dsn) as conn:
+            row = conn.execute(
+                "SELECT load_kw FROM station_load WHERE station_id = %s", (station,)
+            ).fetchone()
+        return row[0] if row else None
+
+    async with asyncio.timeout(timeout):
+        while not await asyncio.to_thread(load):
+            await asyncio.sleep(0.25)
 
 
 def api_args(endpoints: Any) -> list[str]:

@@ -20,6 +20,7 @@ from pipeline import topics
 from tests.loop_kit import (
     api_args,
     charging,
+    engine_sees_load,
     gridctl,
     import_stations,
     loop_settings,
@@ -81,7 +82,7 @@ async def test_dr_send_and_cancel_reach_the_charger(
     try:
         await import_stations(tmp_path, api, [three_phase_station(station, zone)])
         async with charging(settings.ocpp_port, station, 11000.0) as cp:
-            await asyncio.sleep(2.0)  # the engine sees fresh load
+            await engine_sees_load(postgres, station)
             signal_id = f"sig-{uuid.uuid4().hex[:8]}"
             await gridctl(
                 "dr", "send", "--zone", zone, "--limit-kw", "5", "--duration", "10m",

@@ -22,6 +22,7 @@ ocpp.meter_values                     delete
 ocpp.station_status                   delete
 ocpp.command_results                  delete
 ocpp.commands.set_charging_profile    compact
+ocpp.sessions                         compact
 grid.demand_response                  compact
 config.station_zones                  compact
 config.station_credentials            compact

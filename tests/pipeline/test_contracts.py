@@ -78,6 +78,12 @@ VALID: dict[type[msgspec.Struct], dict[str, Any]] = {
         "result_ts": T1,
         "latency_ms": 42.0,
     },
+    contracts.StationSessions: {
+        "station_id": "st-1",
+        "open": [{"connector_id": 1, "session_id": "tx-1"}],
+        "closed": ["tx-0"],
+        "ts": T0,
+    },
     contracts.StationStatus: {
         "station_id": "st-1",
         "event": "StatusNotification",

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from pipeline.bus.tansu import CLIENT_CONFIG  # noqa: E402  (after ROOT is on the path)
+
 TOKEN = "bench-token"
 
 
@@ -296,8 +298,5 @@ def start_tansu(log_dir: Path | None = None) -> Any:
     return broker
 
 
-#: Group joins on Tansu take session.timeout.ms / 2 (see tests/fixtures/kafka.py).
-TANSU_CLIENT_CONFIG = {
-    "consumer.session.timeout.ms": 1500,
-    "consumer.heartbeat.interval.ms": 300,
-}
+#: Group joins on Tansu take session.timeout.ms / 2 (see pipeline/bus/tansu.py).
+TANSU_CLIENT_CONFIG = CLIENT_CONFIG

@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/gateway_throughput.py --only throughput --chargers 200 --seconds 10
     .venv/bin/python bench/gateway_throughput.py --only rate --rate 5000
     .venv/bin/python bench/gateway_throughput.py --only rss --rss-steps 1000,5000,10000
+    .venv/bin/python bench/gateway_throughput.py --only throughput --gateway-workers 2
 
 The server under test runs in its own process (so its event loop does not share a core
 with the load); the load is a light raw-websocket client in this process: N chargers in
@@ -16,8 +17,12 @@ CallResult. Servers compared in one run:
 - ``ours/local``: :class:`ocpp_gateway.Gateway` on ``LocalBus`` (memory), validation on;
 - ``ours/wal``: the same on ``LocalBus(path)``, fsynced write-ahead log (``gridctl run``);
 - ``ours/kafka``: the same on ``KafkaBus`` against the Tansu broker (a third process);
+- ``ours/kafka xN`` (``--gateway-workers N``): N such gateway processes on one port with
+  SO_REUSEPORT, as ``gridctl run --gateway-workers N`` runs them (CPU summed over them);
 - ``stock``: a central system written with the ocpp library's defaults (jsonschema
-  validation in a thread, library routing), answering MeterValues with an empty result.
+  validation in a thread, library routing), answering MeterValues with an empty result;
+- ``echo``: the floor in Python, a raw ``websockets`` server parsing each frame as JSON
+  and answering an empty CallResult (no validation, no routing, no bus).
 
 ``rate`` paces the load at a fixed MeterValues/s (open loop per charger) and reports the
 ack latency distribution; ``rss`` opens 1k..10k connections sending heartbeats and reads
@@ -38,6 +43,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -108,21 +114,29 @@ def frame_parts() -> tuple[str, str]:
 
 
 # -- servers (child process) ------------------------------------------------------------
-def _serve(kind: str, bootstrap: str | None, port_q: mp.Queue, stop: mp.Event) -> None:
+def _serve(
+    kind: str, bootstrap: str | None, port_q: mp.Queue, stop: mp.Event, port: int = 0,
+    index: int = 0, workers: int = 1,
+) -> None:  # fmt: skip
     import logging
 
     logging.basicConfig(level=logging.ERROR)
-    asyncio.run(_serve_async(kind, bootstrap, port_q, stop))
+    asyncio.run(_serve_async(kind, bootstrap, port_q, stop, port, index, workers))
 
 
-async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop: mp.Event) -> None:
+async def _serve_async(
+    kind: str, bootstrap: str | None, port_q: mp.Queue, stop: mp.Event, port: int = 0,
+    index: int = 0, workers: int = 1,
+) -> None:  # fmt: skip
     if kind == "stock":
         _server, port, close = await _stock_server()
+    elif kind == "echo":
+        _server, port, close = await _echo_server()
     else:
         from ocpp_gateway import Gateway, GatewayConfig
         from pipeline.bus import LocalBus
 
-        if kind == "ours/kafka":
+        if kind.startswith("ours/kafka"):
             from pipeline.bus import KafkaBus
 
             bus = KafkaBus(bootstrap, config={"consumer.session.timeout.ms": 1500})  # type: ignore[arg-type]
@@ -135,7 +149,9 @@ async def _serve_async(kind: str, bootstrap: str | None, port_q: mp.Queue, stop:
             bus = LocalBus()
         await bus.start()
         gw = Gateway(
-            bus, GatewayConfig(port=0, allow_unknown_stations=True, max_size=1 << 20,
+            bus, GatewayConfig(port=port, reuse_port=workers > 1, worker_index=index,
+                               workers=workers, report_offline=workers == 1,
+                               allow_unknown_stations=True, max_size=1 << 20,
                                ping_interval=None, metrics_tokens=(_METRICS_TOKEN,),
                                # the closed loop sends ~20-40 calls/s per charger: the
                                # budget is checked on every frame but must not throttle
@@ -191,6 +207,13 @@ async def _stock_server():
         with contextlib.suppress(websockets.ConnectionClosed):
             await cp.start()
 
+    return await _websockets_server(handler)
+
+
+async def _websockets_server(handler):
+    """A plain ``websockets`` server on a free loopback port: (server, port, close)."""
+    import websockets
+
     server = await websockets.serve(handler, "127.0.0.1", 0, subprotocols=[f"ocpp{ocpp_version()}"])
     port = server.sockets[0].getsockname()[1]
 
@@ -201,28 +224,61 @@ async def _stock_server():
     return server, port, close
 
 
+async def _echo_server():
+    """The floor in Python: websockets parsing each frame as JSON and answering an empty
+    CallResult, no validation, no routing, no bus."""
+    import websockets
+
+    async def handler(ws):
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for text in ws:
+                await ws.send(json.dumps([3, json.loads(text)[1], {}]))
+
+    return await _websockets_server(handler)
+
+
 class Server:
-    def __init__(self, kind: str, bootstrap: str | None = None) -> None:
-        ctx = mp.get_context("spawn")
-        self.q: mp.Queue = ctx.Queue()
-        self.stop_ev = ctx.Event()
-        self.proc = ctx.Process(target=_serve, args=(kind, bootstrap, self.q, self.stop_ev))
+    """The server under test: one process, or ``workers`` gateway processes sharing one
+    port with SO_REUSEPORT (what ``gridctl run --gateway-workers`` runs)."""
+
+    def __init__(self, kind: str, bootstrap: str | None = None, workers: int = 1) -> None:
+        self.ctx = mp.get_context("spawn")
+        self.q: mp.Queue = self.ctx.Queue()
+        self.stop_ev = self.ctx.Event()
+        self.kind, self.bootstrap, self.workers = kind, bootstrap, workers
+        self.procs: list[Any] = []
+        self.pids: list[int] = []
+
+    def _start(self, port: int, index: int) -> None:
+        args = (self.kind, self.bootstrap, self.q, self.stop_ev, port, index, self.workers)
+        proc = self.ctx.Process(target=_serve, args=args)
+        proc.start()
+        self.procs.append(proc)
+        got, pid = self.q.get(timeout=60)
+        self.pids.append(pid)
+        self.port = got
 
     def __enter__(self) -> Server:
-        self.proc.start()
-        self.port, self.pid = self.q.get(timeout=60)
+        self._start(0, 0)
+        for index in range(1, self.workers):
+            self._start(self.port, index)
+        self.pid = self.pids[0]
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop_ev.set()
-        self.proc.join(20)
-        if self.proc.is_alive():
-            self.proc.terminate()
+        for proc in self.procs:
+            proc.join(20)
+            if proc.is_alive():
+                proc.terminate()
 
     def cpu_s(self) -> float:
-        """User + system CPU seconds of the server process (all its threads)."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        """User + system CPU seconds of the server processes (all their threads)."""
+        total = 0
+        for pid in self.pids:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        return total / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
@@ -488,6 +544,8 @@ def main() -> None:
     ap.add_argument("--heartbeat", type=float, default=5.0)
     ap.add_argument("--no-kafka", action="store_true")
     ap.add_argument("--clients", type=int, default=2, help="load client processes")
+    ap.add_argument("--gateway-workers", type=int, default=1,
+                    help="also measure N gateway processes on one port (Kafka)")  # fmt: skip
     ap.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6",
                     help="1.6 MeterValues or 2.0.1 TransactionEvent")  # fmt: skip
     args = ap.parse_args()
@@ -505,6 +563,10 @@ def main() -> None:
             print(f"(no Tansu broker: {exc}; skipping KafkaBus)")
             broker = None
     kinds = ["stock", "ours/local", "ours/wal"] + (["ours/kafka"] if broker else [])
+    workers = args.gateway_workers
+    many = f"ours/kafka x{workers}"
+    if workers > 1 and broker:
+        kinds.append(many)
     print(f"# host: {os.cpu_count()} cores, load avg {os.getloadavg()[0]:.2f} at start; "
           f"payload: {args.ocpp} {frame_parts()[0]}, 9 sampled values, "
           f"{len(frame_parts()[1])} bytes")  # fmt: skip
@@ -515,8 +577,9 @@ def main() -> None:
             print(f"{'server':<12} {per_s:>14} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
                   f" {'server CPU µs/msg':>18} {'server CPU %':>13}")  # fmt: skip
             results = {}
-            for kind in kinds:
-                with Server(kind, broker.bootstrap if broker else None) as srv:
+            for kind in ["echo", *kinds]:
+                n = workers if kind == many else 1
+                with Server(kind, broker.bootstrap if broker else None, n) as srv:
                     r = load(srv.port, args.chargers, args.seconds, srv=srv, clients=args.clients)
                 results[kind] = r
                 print(f"{kind:<12} {r['rate']:>14.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
@@ -524,8 +587,14 @@ def main() -> None:
             for kind in kinds[1:]:
                 ratio = results[kind]["rate"] / results["stock"]["rate"]
                 cpu_ratio = results["stock"]["cpu_us"] / results[kind]["cpu_us"]
+                floor = results[kind]["cpu_us"] / results["echo"]["cpu_us"]
                 print(f"{kind} vs stock: {ratio:.2f}x {per_s}, "
-                      f"{cpu_ratio:.2f}x less server CPU per message")  # fmt: skip
+                      f"{cpu_ratio:.2f}x less server CPU per message; "
+                      f"{floor:.2f}x the raw websockets echo's CPU")  # fmt: skip
+            if many in results:
+                r1, rn = results["ours/kafka"], results[many]
+                print(f"{many} vs one worker: {rn['rate'] / r1['rate']:.2f}x {per_s} "
+                      f"(the load generator shares these {os.cpu_count()} cores)")  # fmt: skip
         if "rate" in parts:
             print(f"\n## paced: {args.rate:.0f} MeterValues/s over {args.rate_chargers} chargers, "
                   f"{args.seconds:.0f} s")  # fmt: skip

@@ -46,8 +46,8 @@ class DemoConfig:
     reduce_pct: float = 40.0
     meter_interval: float = 2.0
     seed: int = 7
-    #: seconds of samples before the baseline minute may close (see baseline_wait)
-    baseline_least: float = 20.0
+    #: seconds the fleet reports before the DR event (see baseline_wait)
+    baseline_least: float = 5.0
 
 
 @dataclass
@@ -93,18 +93,15 @@ class DemoState:
         return max(self.profiles_received.values()) - self.signal_at
 
 
-def baseline_wait(now: float, *, least: float = 20.0, margin: float = 12.0) -> float:
-    """Seconds to wait before sending the signal, so that its baseline exists at once.
+def baseline_wait(meter_interval: float, *, least: float = 5.0) -> float:
+    """Seconds the fleet reports before the signal is sent.
 
-    A reduction is taken from the zone's load over the last closed minute before the
-    signal starts (``dr_station_baseline``), so the fleet must have reported through a
-    whole-minute boundary first: at least ``least`` seconds of samples, then the next
-    minute boundary, then ``margin``: the minute closes once the watermark (10 s by
-    default, ``watermark_seconds``) has passed its end.
+    The control law freezes a signal's baseline at its first evaluation from the latest
+    fresh sample of every connector (docs/control-law.md), so the event needs no closed
+    minute: it needs every charger to have reported once, which two meter intervals plus
+    the first connections cover, and a few seconds of load on the dashboard to cut from.
     """
-    ready = now + least
-    boundary = (int(ready) // 60 + 1) * 60
-    return boundary + margin - now
+    return max(least, 2 * meter_interval + 1.0)
 
 
 class Demo:
@@ -193,7 +190,7 @@ class Demo:
     async def _scenario(self, endpoints: Endpoints, fleet: Fleet) -> None:
         cfg = self.config
         began = time.monotonic()
-        warmup = baseline_wait(time.time(), least=cfg.baseline_least)
+        warmup = baseline_wait(cfg.meter_interval, least=cfg.baseline_least)
         self.state.phase = f"measuring the baseline ({warmup:.0f} s)"
         self._say(
             f"{cfg.chargers} chargers connecting and charging; measuring the baseline load "

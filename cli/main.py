@@ -19,6 +19,7 @@ import typer
 GROUPS: dict[str, tuple[str, str]] = {
     "migrate": ("cli.migrate_cmd", "Apply, plan, verify and lint the SQL migrations."),
     "run": ("cli.run_cmd", "Run gateway, DR bridge and (embedded) engine."),
+    "gateway": ("cli.gateway_cmd", "One OCPP gateway worker on Kafka (of several on a port)."),
     "demo": ("cli.demo_cmd", "Everything embedded plus a simulated fleet and a DR event."),
     "simulate": ("cli.simulate_cmd", "A fleet of real OCPP chargers that obey profiles."),
     "dr": ("cli.dr_cmd", "Send, cancel and list demand-response signals."),

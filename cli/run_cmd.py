@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
+import socket
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -160,6 +162,15 @@ def run(
     ocpp_max_frame: Annotated[
         int, typer.Option(envvar="GRIDCTL_OCPP_MAX_FRAME", help="largest OCPP frame, bytes")
     ] = 64 * 1024,
+    gateway_workers: Annotated[
+        int | None,
+        typer.Option(
+            envvar="GRIDCTL_GATEWAY_WORKERS",
+            help="gateway processes sharing the OCPP port (SO_REUSEPORT), meeting the engine "
+            "on Kafka; default one per core with --bus kafka, else 1 (more than 1 without "
+            "--bus kafka starts the embedded Tansu broker, which keeps the bus in memory)",
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option(envvar="GRIDCTL_LOG_LEVEL")] = "INFO",
     log_format: Annotated[
         str, typer.Option(envvar="GRIDCTL_LOG_FORMAT", help="text | json (one object a line)")
@@ -190,6 +201,7 @@ def run(
         raise typer.BadParameter("1, 2 or 3", param_hint="--openadr3-priority")
     if bus == "kafka" and not kafka_bootstrap:
         raise typer.BadParameter("--bus kafka needs --kafka-bootstrap", param_hint="--bus")
+    workers = _gateway_workers(gateway_workers, bus)
     try:
         setup_logging(log_level, log_format)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -239,6 +251,9 @@ def run(
             "budget_msgs_burst": 4 * ocpp_msgs_per_s,
             "budget_bytes_burst": max(4 * ocpp_bytes_per_s, ocpp_max_frame),
         },
+        gateway_workers=workers,
+        log_level=log_level,
+        log_format=log_format,
     )
     _check_gateway_options(settings.gateway_options)
     try:
@@ -248,6 +263,36 @@ def run(
         # in one line; everything started so far has been stopped by serve().
         typer.echo(f"gridctl run: cannot start: {exc}", err=True)
         raise typer.Exit(1) from None
+
+
+def _gateway_workers(asked: int | None, bus: str) -> int:
+    """How many gateway processes: as asked, else one per core on Kafka, else 1.
+
+    The in-process bus's log is what makes an acknowledged reading durable on one machine;
+    the embedded broker that several workers need keeps records in memory, so it is used
+    only when asked for.
+    """
+    if asked is None:
+        return (os.cpu_count() or 1) if bus == "kafka" else 1
+    if asked < 1:
+        raise typer.BadParameter("at least 1", param_hint="--gateway-workers")
+    if asked > 1 and not hasattr(socket, "SO_REUSEPORT"):
+        raise typer.BadParameter(
+            "several workers share the port with SO_REUSEPORT, which this OS lacks: run one "
+            "`gridctl gateway` per port behind a TCP load balancer (docs/operations.md)",
+            param_hint="--gateway-workers",
+        )
+    if asked > 1 and bus == "local":
+        from pipeline.bus.tansu import TansuError, find_tansu
+
+        try:
+            find_tansu()
+        except TansuError as exc:
+            raise typer.BadParameter(
+                f"{exc}; or give --bus kafka --kafka-bootstrap HOST:PORT",
+                param_hint="--gateway-workers",
+            ) from None
+    return asked
 
 
 def _check_gateway_options(options: dict[str, Any]) -> None:

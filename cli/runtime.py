@@ -58,6 +58,11 @@ class RunSettings:
     #: further BridgeSettings fields of the OpenADR VENs (``openadr3_client_id``, ...)
     openadr_options: dict[str, Any] = field(default_factory=dict)
     gateway_options: dict[str, Any] = field(default_factory=dict)
+    #: gateway processes sharing the OCPP port (1: the gateway runs in this process);
+    #: more need a Kafka bus: ``bus="kafka"``, else the embedded Tansu broker is started
+    gateway_workers: int = 1
+    log_level: str = "INFO"
+    log_format: str = "text"
 
 
 @dataclass
@@ -113,6 +118,8 @@ class Runtime:
         self._pg: Any = None
         self._engine: Any = None
         self._gateway: Any = None
+        self._workers: Any = None
+        self._tansu: Any = None
         self._bridge: Any = None
         self._events: Any = None
         self.endpoints: Endpoints | None = None
@@ -150,12 +157,20 @@ class Runtime:
                 None, lambda: apply(self.database_url, s.migrations_dir, variables)
             )
 
-        if s.bus == "kafka":
-            if not s.kafka_bootstrap:
-                raise ValueError("--bus kafka needs --kafka-bootstrap HOST:PORT")
+        bootstrap, kafka_config = s.kafka_bootstrap, dict(s.kafka_config)
+        if s.gateway_workers > 1 and s.bus == "local":
+            # Workers meet on a Kafka-protocol bus: the embedded broker, on loopback.
+            from pipeline.bus.tansu import CLIENT_CONFIG, TansuBroker
+
+            self._tansu = TansuBroker(log_path=s.data_dir / "tansu.log")
+            await loop.run_in_executor(None, self._tansu.start)
+            bootstrap, kafka_config = self._tansu.bootstrap, {**CLIENT_CONFIG, **kafka_config}
+        if bootstrap is not None and (s.bus == "kafka" or self._tansu is not None):
             from pipeline.bus import KafkaBus
 
-            raw: Bus = KafkaBus(s.kafka_bootstrap, config=dict(s.kafka_config))
+            raw: Bus = KafkaBus(bootstrap, config=kafka_config)
+        elif s.bus == "kafka":
+            raise ValueError("--bus kafka needs --kafka-bootstrap HOST:PORT")
         else:
             raw = LocalBus(s.data_dir / "bus")
         # Every component but the engine names topics by contract; the prefix is put on
@@ -175,22 +190,29 @@ class Runtime:
             self._engine = Engine(self.database_url, raw, tick=s.tick, topic_prefix=prefix)
             await self._engine.start()
 
-        from ocpp_gateway import Gateway, GatewayConfig
+        if s.gateway_workers == 1:
+            from ocpp_gateway import Gateway, GatewayConfig
 
-        self._gateway = Gateway(
-            self.bus,
-            GatewayConfig(
-                host=s.host,
-                port=s.ocpp_port,
-                allow_unknown_stations=s.allow_unknown_stations,
-                # /metrics on the OCPP port names signal ids: the API's tokens read it
-                # (asked per scrape: a generated token exists once the bridge started)
-                metrics_tokens=lambda: self._bridge.tokens if self._bridge is not None else (),
-                state_dir=str(s.data_dir / "gateway"),
-                **s.gateway_options,
-            ),
-        )
-        await self._gateway.start()
+            self._gateway = Gateway(
+                self.bus,
+                GatewayConfig(
+                    host=s.host,
+                    port=s.ocpp_port,
+                    allow_unknown_stations=s.allow_unknown_stations,
+                    # /metrics on the OCPP port names signal ids: the API's tokens read it
+                    # (asked per scrape: a generated token exists once the bridge started)
+                    metrics_tokens=lambda: self._bridge.tokens if self._bridge else (),
+                    state_dir=str(s.data_dir / "gateway"),
+                    **s.gateway_options,
+                ),
+            )
+            await self._gateway.start()
+            gateway_port = self._gateway.port
+        else:
+            # the workers start once the API has its token (they serve /metrics with it)
+            from pipeline.embedded_pg import free_port
+
+            gateway_port = s.ocpp_port or free_port()
 
         from cli.health_probes import build_health
         from dr_bridge import Bridge, BridgeSettings
@@ -201,7 +223,7 @@ class Runtime:
             tick=s.tick,
             database_url=self.database_url,
             gateway_host=s.host,
-            gateway_port=self._gateway.port,
+            gateway_port=gateway_port,
         )
         self._bridge = Bridge(
             self.bus,
@@ -220,13 +242,32 @@ class Runtime:
             views=self._views(),
         )
         await self._bridge.start()
+        if s.gateway_workers > 1:
+            from cli.workers import GatewayWorkers, WorkerSpec
+
+            assert bootstrap is not None
+            spec = WorkerSpec(
+                count=s.gateway_workers,
+                port=gateway_port,
+                bootstrap=bootstrap,
+                data_dir=s.data_dir,
+                host=s.host,
+                kafka_config=kafka_config,
+                topic_prefix=prefix,
+                allow_unknown_stations=s.allow_unknown_stations,
+                options=s.gateway_options,
+                log_level=s.log_level,
+                log_format=s.log_format,
+            )
+            self._workers = GatewayWorkers(spec, api_tokens=self._bridge.tokens)
+            await self._workers.start()
 
         shown_host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
         tokens = getattr(self._bridge, "tokens", ())
         self.endpoints = Endpoints(
             ocpp_url=(
                 f"{'wss' if s.gateway_options.get('certfile') else 'ws'}://"
-                f"{shown_host}:{self._gateway.port}/ocpp/{{station_id}}"
+                f"{shown_host}:{gateway_port}/ocpp/{{station_id}}"
             ),
             api_url=f"http://{shown_host}:{self._bridge.port}",
             token_file=getattr(self._bridge, "token_file", None),
@@ -236,7 +277,7 @@ class Runtime:
             ),
             database_password_file=self._pg.reader_passfile if self._pg is not None else None,
             engine=s.engine,
-            bus=s.bus if s.bus == "local" else f"kafka ({s.kafka_bootstrap})",
+            bus=self._bus_name(bootstrap),
         )
         write_state(
             s.data_dir,
@@ -255,6 +296,18 @@ class Runtime:
         gc.freeze()
         return self.endpoints
 
+    def _bus_name(self, bootstrap: str | None) -> str:
+        s = self.settings
+        workers = f", {s.gateway_workers} gateway workers" if s.gateway_workers > 1 else ""
+        if self._tansu is not None:
+            return f"kafka (embedded Tansu on {bootstrap}, in memory{workers})"
+        return "local" if s.bus == "local" else f"kafka ({bootstrap}{workers})"
+
+    @property
+    def gateway_pids(self) -> list[int]:
+        """The worker processes' ids (none when the gateway runs in this process)."""
+        return self._workers.pids if self._workers is not None else []
+
     def _views(self) -> Any:
         """The engine's views for the API's read endpoints, as the read-only role."""
         from dr_bridge.views import ViewReader
@@ -270,10 +323,15 @@ class Runtime:
     async def stop(self, *, discard_database: bool = False) -> None:
         """Stop every component; ``discard_database`` also deletes the embedded cluster,
         which may live outside the data dir (relocated for root), for throw-away runs."""
-        for component in (self._bridge, self._gateway, self._engine, self._events, self.bus):
+        components = (
+            self._bridge, self._workers, self._gateway, self._engine, self._events, self.bus,
+        )  # fmt: skip
+        for component in components:
             if component is not None:
                 with contextlib.suppress(Exception):
                     await component.stop()
+        if self._tansu is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self._tansu.stop)
         if self._pg is not None:
             end = self._pg.destroy if discard_database else self._pg.stop
             await asyncio.get_running_loop().run_in_executor(None, end)

@@ -319,18 +319,21 @@ FROM (
     FROM station_zones
 ) AS s;
 
--- The last SetChargingProfile result of each station per signal.
+-- The last SetChargingProfile result of each station per signal, and the limit it
+-- carried (what the station accepted, when it did).
 CREATE MATERIALIZED VIEW station_last_result AS
 SELECT
     station_id,
     signal_id,
     status,
+    limit_kw,
     result_ts
 FROM (
     SELECT
         station_id,
         signal_id,
         status,
+        limit_kw,
         result_ts,
         ROW_NUMBER() OVER (
             PARTITION BY station_id, signal_id
@@ -343,13 +346,47 @@ FROM (
 ) AS ranked
 WHERE rn = 1;
 
+-- Stations that accepted a limit more than uncontrolled_grace_seconds ago and drew above
+-- it (by more than station_tolerance_kw, or station_tolerance_pct of it if larger) all
+-- through the last uncontrolled_grace_seconds: the sum over its connectors of each one's
+-- lowest sample in that time (a lower bound of the station's load at every instant of it)
+-- still exceeds the limit. A new Accepted result (the gateway re-sends on reconnect)
+-- starts the grace period again.
+CREATE MATERIALIZED VIEW station_over_limit AS
+SELECT
+    station_id,
+    signal_id,
+    limit_kw,
+    SUM(lowest_kw) AS lowest_kw
+FROM (
+    SELECT
+        r.station_id,
+        r.signal_id,
+        r.limit_kw,
+        m.connector_id,
+        MIN(m.power_kw) AS lowest_kw
+    FROM station_last_result AS r
+    JOIN meter_values AS m
+        ON m.station_id = r.station_id
+        AND m.event_ts > NOW() - INTERVAL '${uncontrolled_grace_seconds} SECONDS'
+    WHERE r.status = 'Accepted'
+        AND r.limit_kw IS NOT NULL
+        AND r.result_ts <= NOW() - INTERVAL '${uncontrolled_grace_seconds} SECONDS'
+        AND m.power_kw IS NOT NULL
+    GROUP BY r.station_id, r.signal_id, r.limit_kw, m.connector_id
+) AS per_connector
+GROUP BY station_id, signal_id, limit_kw
+HAVING SUM(lowest_kw) > limit_kw
+    + GREATEST(${station_tolerance_kw}, limit_kw * ${station_tolerance_pct} / 100.0);
+
 -- Every station of a capped zone: its load now (NULL: no fresh sample), its weight, floor
 -- and ceiling, and whether it follows its limits. Weight: its frozen baseline, never the
 -- load the limits produced, so compliance cannot erode it; a station that drew nothing
 -- then but charges a session now (new demand, amount unknown) weighs its ceiling; one
 -- without fresh load weighs nothing and is held at its floor. Floor: its minimum under CURTAIL for a station charging a session, and
 -- for one without fresh load (held there so a session starting mid-event cannot blow the
--- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted.
+-- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted,
+-- or it accepted it and keeps drawing above it (station_over_limit).
 CREATE MATERIALIZED VIEW dr_station_bounds AS
 SELECT
     z.station_id,
@@ -378,8 +415,10 @@ SELECT
         ELSE 0.0
     END AS floor_kw,
     r.status AS last_status,
+    r.result_ts AS last_result_ts,
+    o.limit_kw AS overdrawn_limit_kw,
     COALESCE(r.status IN ('Rejected', 'NotSupported', 'Timeout', 'Offline'), FALSE)
-        AS uncontrollable
+        OR o.station_id IS NOT NULL AS uncontrollable
 FROM station_zones AS z
 JOIN station_limits AS p
     ON p.station_id = z.station_id
@@ -393,7 +432,10 @@ LEFT JOIN dr_baseline_candidates AS sb
     AND sb.station_id = z.station_id
 LEFT JOIN station_last_result AS r
     ON r.station_id = z.station_id
-    AND r.signal_id = c.signal_id;
+    AND r.signal_id = c.signal_id
+LEFT JOIN station_over_limit AS o
+    ON o.station_id = z.station_id
+    AND o.signal_id = c.signal_id;
 
 -- Per zone: what uncontrollable stations draw (reserved out of the cap; without fresh load
 -- their floor), the controllable stations' floors and weights, and what is left to share.
@@ -413,55 +455,113 @@ GROUP BY zone_id;
 -- cannot be followed, so instead of shares too small to charge, the stations of largest
 -- frozen demand are admitted at their minimum while the minima fit in what the cap leaves
 -- above reserved load and floors; the others pause (0). Admitted stations are floored at
--- their minimum from then on, like active ones under CURTAIL.
+-- their minimum from then on, like active ones under CURTAIL. A station that charges
+-- (base above 0, controllable) and weighs something then fills its room up to its
+-- ceiling; fill_level_kw is the level, in kW per kW of weight, at which it is full.
 CREATE MATERIALIZED VIEW dr_station_admission AS
 SELECT
-    b.station_id,
-    b.zone_id,
+    station_id,
+    zone_id,
+    base_kw,
+    CASE WHEN base_kw > 0.0 AND weight_kw > 0.0 THEN weight_kw ELSE 0.0 END AS fill_weight_kw,
     CASE
-        WHEN b.uncontrollable THEN 0.0
-        WHEN b.floor_kw > 0.0 THEN b.floor_kw
-        WHEN b.weight_kw <= 0.0 THEN 0.0
-        WHEN SUM(
-                CASE
-                    WHEN b.uncontrollable OR b.floor_kw > 0.0 OR b.weight_kw <= 0.0 THEN 0.0
-                    ELSE b.min_kw
-                END
-            ) OVER (
-                PARTITION BY b.zone_id
-                ORDER BY b.weight_kw DESC, b.station_id ASC
-                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-            ) <= s.cap_kw - s.reserved_kw - s.floors_kw + 0.000001
-            THEN b.min_kw
+        WHEN base_kw > 0.0 AND weight_kw > 0.0 THEN GREATEST(0.0, ceiling_kw - base_kw)
         ELSE 0.0
-    END AS base_kw
-FROM dr_station_bounds AS b
-JOIN dr_zone_shares AS s
-    ON s.zone_id = b.zone_id;
+    END AS room_kw,
+    CASE
+        WHEN base_kw > 0.0 AND weight_kw > 0.0 THEN GREATEST(0.0, ceiling_kw - base_kw) / weight_kw
+    END AS full_at_level
+FROM (
+    SELECT
+        b.station_id,
+        b.zone_id,
+        b.weight_kw,
+        b.ceiling_kw,
+        CASE
+            WHEN b.uncontrollable THEN 0.0
+            WHEN b.floor_kw > 0.0 THEN b.floor_kw
+            WHEN b.weight_kw <= 0.0 THEN 0.0
+            WHEN SUM(
+                    CASE
+                        WHEN b.uncontrollable OR b.floor_kw > 0.0 OR b.weight_kw <= 0.0 THEN 0.0
+                        ELSE b.min_kw
+                    END
+                ) OVER (
+                    PARTITION BY b.zone_id
+                    ORDER BY b.weight_kw DESC, b.station_id ASC
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+                ) <= s.cap_kw - s.reserved_kw - s.floors_kw + 0.000001
+                THEN b.min_kw
+            ELSE 0.0
+        END AS base_kw
+    FROM dr_station_bounds AS b
+    JOIN dr_zone_shares AS s
+        ON s.zone_id = b.zone_id
+) AS admitted;
 
--- Per zone: the minima and floors granted, and the weights of the stations that charge.
+-- Per zone: the minima and floors granted, the weights of the stations that charge and
+-- the room they have left below their ceilings.
 CREATE MATERIALIZED VIEW dr_zone_admitted AS
 SELECT
     zone_id,
-    SUM(base_kw) AS bases_kw
+    SUM(base_kw) AS bases_kw,
+    SUM(fill_weight_kw) AS weights_kw,
+    SUM(room_kw) AS rooms_kw
 FROM dr_station_admission
 GROUP BY zone_id;
 
-CREATE MATERIALIZED VIEW dr_zone_weights AS
+-- What the cap leaves above reserved load and bases (available_kw) is poured into the
+-- charging stations by weight, each up to its ceiling, and what a full station cannot
+-- take goes to the others (water-filling): every station gets min(room, level x weight)
+-- for the one level at which the parts add up to what is available. Ordered by the level
+-- at which each is full, the k first are full and the others share the rest by weight;
+-- the level is the largest (available - their rooms) / (the others' weights) over k,
+-- the first k included with none full (available / all weights). Saturated: everything
+-- fits, every charging station is at its ceiling.
+CREATE MATERIALIZED VIEW dr_zone_levels AS
 SELECT
-    b.zone_id,
-    SUM(b.weight_kw) AS weights_kw
-FROM dr_station_bounds AS b
-JOIN dr_station_admission AS a
-    ON a.station_id = b.station_id
-WHERE a.base_kw > 0.0
-GROUP BY b.zone_id;
+    f.zone_id,
+    GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) AS available_kw,
+    GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) >= t.rooms_kw - 0.000001 AS saturated,
+    GREATEST(
+        GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) / t.weights_kw,
+        MAX(
+            CASE
+                WHEN t.weights_kw - f.weights_full_kw > 0.000001
+                    THEN (GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) - f.rooms_full_kw)
+                        / (t.weights_kw - f.weights_full_kw)
+            END
+        )
+    ) AS level
+FROM (
+    SELECT
+        zone_id,
+        SUM(room_kw) OVER (
+            PARTITION BY zone_id
+            ORDER BY full_at_level ASC, station_id ASC
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS rooms_full_kw,
+        SUM(fill_weight_kw) OVER (
+            PARTITION BY zone_id
+            ORDER BY full_at_level ASC, station_id ASC
+            ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+        ) AS weights_full_kw
+    FROM dr_station_admission
+    WHERE fill_weight_kw > 0.0
+) AS f
+JOIN dr_zone_admitted AS t
+    ON t.zone_id = f.zone_id
+JOIN dr_zone_shares AS s
+    ON s.zone_id = f.zone_id
+GROUP BY f.zone_id, s.cap_kw, s.reserved_kw, t.bases_kw, t.weights_kw, t.rooms_kw;
 
--- Each station's limit: 0 when paused; else its floor or minimum plus its weight's part of
--- what the cap leaves above reserved load and those, at most its ceiling, quantised down
--- to its charger's step (so 0 or within [min, ceiling]). An uncontrollable station is
--- commanded what it draws (reserved), so a retry that it accepts changes nothing at once.
--- Σ targets ≤ cap whenever the floors and reserved load fit under it.
+-- Each station's limit: 0 when paused; else its floor or minimum plus its part of what
+-- the cap leaves (water-filled up to its ceiling), quantised down to its charger's step
+-- (so 0 or within [min, ceiling]). An uncontrollable station is commanded what it draws
+-- (reserved), so a retry that it accepts changes nothing at once; one that accepted its
+-- limit and overdraws it keeps that limit (no new command: what it does with it is what
+-- shows whether it follows it), while its measured load is reserved. Σ targets ≤ cap
+-- whenever the floors and reserved load fit under it.
 CREATE MATERIALIZED VIEW dr_station_targets AS
 SELECT
     b.station_id,
@@ -481,8 +581,11 @@ SELECT
     b.ceiling_kw,
     b.uncontrollable,
     b.last_status,
+    b.last_result_ts,
+    b.overdrawn_limit_kw,
     ROUND((
         CASE
+            WHEN b.overdrawn_limit_kw IS NOT NULL THEN LEAST(b.ceiling_kw, b.overdrawn_limit_kw)
             WHEN b.uncontrollable
                 THEN LEAST(
                     b.ceiling_kw,
@@ -494,25 +597,21 @@ SELECT
                 FLOOR(
                     LEAST(
                         b.ceiling_kw,
-                        a.base_kw + COALESCE(
-                            GREATEST(0.0, s.cap_kw - s.reserved_kw - t.bases_kw) * b.weight_kw
-                                / NULLIF(w.weights_kw, 0.0),
-                            0.0
-                        )
+                        a.base_kw + CASE
+                            WHEN a.fill_weight_kw <= 0.0 THEN 0.0
+                            WHEN l.saturated THEN a.room_kw
+                            ELSE LEAST(a.room_kw, l.level * a.fill_weight_kw)
+                        END
                     ) / b.step_kw + 0.000001
                 ) * b.step_kw
             )
         END
     )::NUMERIC, 6)::DOUBLE PRECISION AS target_kw
 FROM dr_station_bounds AS b
-JOIN dr_zone_shares AS s
-    ON s.zone_id = b.zone_id
 JOIN dr_station_admission AS a
     ON a.station_id = b.station_id
-JOIN dr_zone_admitted AS t
-    ON t.zone_id = b.zone_id
-LEFT JOIN dr_zone_weights AS w
-    ON w.zone_id = b.zone_id;
+LEFT JOIN dr_zone_levels AS l
+    ON l.zone_id = b.zone_id;
 
 -- The command each capped station gets: its limit, what it sheds against its frozen
 -- baseline (constant while the event lasts), and when the limit lapses on the charger

@@ -86,11 +86,24 @@ WHERE w.window_start >= c.start_ts + INTERVAL '${cap_grace_seconds} SECONDS'
     -- Only minutes just closed are judged (each once); older ones leave the join's state.
     AND w.window_end > NOW() - INTERVAL '${alert_lookback_seconds} SECONDS';
 
--- A signal not enforced enforce_bound_seconds after it applies (it started and we heard
--- of it): waiting for load data, infeasible (observed_kw: floors and reserved load, limit_kw:
--- the cap) or without stations. One alert per signal and state (keyed by its start).
-CREATE MATERIALIZED VIEW signal_state_alerts AS
+-- -- Alerts on state that changes: once per episode ------------------------------------
+-- A signal's state and a station's results change underneath these alerts (revisions,
+-- meter noise on reserved load, retries). Each episode is frozen through the feedback
+-- topic pipeline.dr_alert_episodes (table dr_alert_episodes, V0012, first row per key
+-- wins) and the alerts are sent from the frozen rows: an insert once per episode, which a
+-- force_append_only sink sends once on RisingWave as on the embedded engine.
+
+-- What holds now, keyed by alert_id: a signal not enforced (waiting for load data,
+-- infeasible: observed_kw the floors and reserved load, limit_kw the cap; or without
+-- stations); a station that does not follow its limits (its last command for the signal
+-- was rejected, not supported, timed out or found it offline: detected at that result; or
+-- it overdraws the limit it accepted: detected a grace period after it accepted it).
+-- new_after: before then the condition opens no episode (a signal gets
+-- enforce_bound_seconds after it applies, started and heard, to be enforced); an episode
+-- already open stays open while its condition holds, whatever a revision moves.
+CREATE MATERIALIZED VIEW dr_alert_conditions AS
 SELECT
+    'signal_' || state || '|' || signal_id || '|*' AS alert_id,
     'signal_' || state AS alert_type,
     GREATEST(start_ts, received_ts) + INTERVAL '${enforce_bound_seconds} SECONDS' AS detected_at,
     zone_id,
@@ -100,29 +113,98 @@ SELECT
     ROUND(cap_kw::NUMERIC, 3)::DOUBLE PRECISION AS limit_kw,
     CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
     start_ts AS window_start,
-    end_ts AS window_end
+    end_ts AS window_end,
+    GREATEST(start_ts, received_ts) + INTERVAL '${enforce_bound_seconds} SECONDS' AS new_after
 FROM dr_signal_states
 WHERE state <> 'enforced'
-    AND start_ts < NOW() - INTERVAL '${enforce_bound_seconds} SECONDS'
-    AND received_ts < NOW() - INTERVAL '${enforce_bound_seconds} SECONDS';
-
--- A station that does not follow its limits (its last command for the signal was rejected,
--- not supported, timed out or found it offline): its load is reserved out of the cap and
--- the others share the rest. One alert per station and signal.
-CREATE MATERIALIZED VIEW station_uncontrollable_alerts AS
+UNION ALL
 SELECT
+    'station_uncontrollable|' || signal_id || '|' || station_id AS alert_id,
     'station_uncontrollable' AS alert_type,
-    GREATEST(start_ts, received_ts) AS detected_at,
+    CASE
+        WHEN overdrawn_limit_kw IS NOT NULL
+            THEN last_result_ts + INTERVAL '${uncontrolled_grace_seconds} SECONDS'
+        ELSE last_result_ts
+    END AS detected_at,
     zone_id,
     station_id,
     signal_id,
     ROUND(load_kw::NUMERIC, 3)::DOUBLE PRECISION AS observed_kw,
-    CAST(NULL AS DOUBLE PRECISION) AS limit_kw,
+    overdrawn_limit_kw AS limit_kw,
     CAST(NULL AS DOUBLE PRECISION) AS ack_rate,
     start_ts AS window_start,
-    end_ts AS window_end
+    end_ts AS window_end,
+    start_ts AS new_after
 FROM dr_station_targets
 WHERE uncontrollable;
+
+-- The episodes: frozen rows whose condition still holds, and new ones past new_after
+-- (written back to dr_alert_episodes by the sink; the first row per key wins). Once
+-- frozen, a candidate is the frozen row itself, so nothing is re-sent while it lasts.
+CREATE MATERIALIZED VIEW dr_alert_candidates AS
+SELECT
+    e.alert_id,
+    e.alert_type,
+    e.detected_at,
+    e.zone_id,
+    e.station_id,
+    e.signal_id,
+    e.observed_kw,
+    e.limit_kw,
+    e.ack_rate,
+    e.window_start,
+    e.window_end
+FROM dr_alert_episodes AS e
+WHERE EXISTS (SELECT 1 FROM dr_alert_conditions AS c WHERE c.alert_id = e.alert_id)
+UNION ALL
+SELECT
+    c.alert_id,
+    c.alert_type,
+    c.detected_at,
+    c.zone_id,
+    c.station_id,
+    c.signal_id,
+    c.observed_kw,
+    c.limit_kw,
+    c.ack_rate,
+    c.window_start,
+    c.window_end
+FROM dr_alert_conditions AS c
+WHERE c.new_after <= NOW()
+    AND NOT EXISTS (SELECT 1 FROM dr_alert_episodes AS e WHERE e.alert_id = c.alert_id);
+
+-- A signal not enforced enforce_bound_seconds after it applies: one alert per episode.
+CREATE MATERIALIZED VIEW signal_state_alerts AS
+SELECT
+    alert_type,
+    detected_at,
+    zone_id,
+    station_id,
+    signal_id,
+    observed_kw,
+    limit_kw,
+    ack_rate,
+    window_start,
+    window_end
+FROM dr_alert_episodes
+WHERE station_id IS NULL;
+
+-- A station that does not follow its limits: its load is reserved out of the cap and the
+-- others share the rest. One alert per station, signal and episode.
+CREATE MATERIALIZED VIEW station_uncontrollable_alerts AS
+SELECT
+    alert_type,
+    detected_at,
+    zone_id,
+    station_id,
+    signal_id,
+    observed_kw,
+    limit_kw,
+    ack_rate,
+    window_start,
+    window_end
+FROM dr_alert_episodes
+WHERE station_id IS NOT NULL;
 
 -- Command results per signal per window, once the window has closed.
 CREATE MATERIALIZED VIEW command_ack_windows AS

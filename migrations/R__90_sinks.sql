@@ -27,6 +27,19 @@ WITH (
 FORMAT UPSERT ENCODE JSON
 KEY ENCODE TEXT;
 
+-- Alert episodes, read back by dr_alert_episodes (first row per key wins): the feedback
+-- that makes an alert on changing state one alert per episode. A vanished candidate (the
+-- condition ended) is a tombstone that ends the episode.
+CREATE SINK dr_alert_episodes_sink FROM dr_alert_candidates
+WITH (
+    connector = 'kafka',
+    properties.bootstrap.server = '${kafka_bootstrap}',
+    topic = '${topic_prefix}pipeline.dr_alert_episodes',
+    primary_key = 'alert_id'
+)
+FORMAT UPSERT ENCODE JSON
+KEY ENCODE TEXT;
+
 -- The state of every active signal, keyed by signal: the bridge answers GET /v1/signals/{id}
 -- with it. A signal that ended leaves the view: a tombstone.
 CREATE SINK dr_signal_states_sink FROM dr_signal_state_records
@@ -53,7 +66,8 @@ FORMAT PLAIN ENCODE JSON (
     force_append_only = 'true'
 );
 
--- DR compliance alerts (zone above cap after grace, low acknowledgement rate).
+-- DR compliance alerts (zone above cap after grace, low acknowledgement rate, signals not
+-- enforced). The key names the episode (detected_at: when it began).
 CREATE SINK dr_alerts_sink FROM dr_alerts
 WITH (
     connector = 'kafka',
@@ -61,13 +75,13 @@ WITH (
     topic = '${topic_prefix}alerts.grid.dr',
     -- re-created (an edited R file), it must not send past alerts again
     snapshot = 'false',
-    primary_key = 'alert_type,zone_id,signal_id,window_start'
+    primary_key = 'alert_type,zone_id,signal_id,window_start,detected_at'
 )
 FORMAT PLAIN ENCODE JSON (
     force_append_only = 'true'
 );
 
--- Stations that do not follow their limits, one alert per station and signal.
+-- Stations that do not follow their limits, one alert per station, signal and episode.
 CREATE SINK station_dr_alerts_sink FROM station_uncontrollable_alerts
 WITH (
     connector = 'kafka',
@@ -75,7 +89,7 @@ WITH (
     topic = '${topic_prefix}alerts.grid.dr',
     -- re-created (an edited R file), it must not send past alerts again
     snapshot = 'false',
-    primary_key = 'alert_type,station_id,signal_id,window_start'
+    primary_key = 'alert_type,station_id,signal_id,window_start,detected_at'
 )
 FORMAT PLAIN ENCODE JSON (
     force_append_only = 'true'

@@ -21,6 +21,8 @@ from pipeline import topics
 from pipeline.bus.base import Bus, BusError
 from pipeline.contracts import CommandResult, encode
 
+__all__ = ["CLOCK_ACTION", "CLOCK_STATION", "ResultClock", "clock_record", "now_utc"]
+
 log = logging.getLogger(__name__)
 
 #: the station id of clock records; readers tell them by the action (a charger could be
@@ -66,3 +68,8 @@ class ResultClock:
             except BusError as exc:
                 log.warning("clock record not published (%r); windows close on the next", exc)
             await asyncio.sleep(self.interval)
+
+
+def now_utc() -> datetime:
+    """Now, timezone-aware UTC: how every gateway module stamps records and decisions."""
+    return datetime.now(UTC)

@@ -7,14 +7,11 @@ connected to it; a station that connects later gets its state after BootNotifica
 its first message on a reconnect without one).
 
 Per station, one worker at a time talks to the charger (OCPP allows one outstanding call),
-and always applies the *latest* desired state, so a burst of updates costs one call.
-Commands change only when they matter (docs/control-law.md §6): a target within the
-deadband ``max(threshold_kw, deadband_pct % of it)`` of the last one sent is not sent
-(emergencies included), except as a refresh after ``min_interval_s``; a lower target, a
-new end (validTo) or a new priority (stack level) goes out at once; a higher one waits until
-``change_interval_s`` after the last change. Fields that do not change the profile
-(``station_shed_kw``, ``command_ts``, the signal id) never cause a send. Every attempt is
-published to ``ocpp.command_results``.
+and always applies the *latest* desired state, so a burst of updates costs one call. What
+to send (the deadband and change interval of docs/control-law.md §6, purpose fallback,
+status mapping) is :mod:`ocpp_gateway.policy`'s decision; this module carries it out,
+including the retry of a raise the change interval held back. Every attempt is published
+to ``ocpp.command_results``.
 """
 
 from __future__ import annotations
@@ -25,19 +22,18 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
-from ocpp.exceptions import OCPPError
 from websockets.exceptions import ConnectionClosed
 
-from ocpp_gateway import profiles
+from ocpp_gateway import policy
 from ocpp_gateway.auth import StationRegistry
+from ocpp_gateway.clock import now_utc
 from ocpp_gateway.config import GatewayConfig
-from ocpp_gateway.errors import StationOffline
+from ocpp_gateway.dialect import Dialect
+from ocpp_gateway.errors import ChargerRefused, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
-from ocpp_gateway.station import now_utc
+from ocpp_gateway.profiles import Capabilities
 from pipeline import topics
 from pipeline.bus import Bus, BusError, LocalBus, Record, Subscription
 from pipeline.contracts import (
@@ -70,27 +66,17 @@ def station_key(key: str | None) -> str | None:
 
 
 class Target(Protocol):
-    """What delivery needs of a connected station (``StationV16`` / ``StationV201``)."""
+    """What delivery needs of a connected station (a :class:`~.station.Station`)."""
 
     id: str
-    version: str
+    dialect: Dialect
     reconciled: bool  # False until the charger spoke on this connection
 
-    async def request(self, action: str, kwargs: dict[str, Any]) -> Any: ...
+    async def request(self, action: str, payload: dict[str, Any]) -> dict[str, Any]: ...
 
-    async def capabilities(self) -> profiles.Capabilities: ...
-
-
-@dataclass(slots=True)
-class _Sent:
-    target_kw: float
-    dr_end_ts: datetime
-    signal_id: str
-    at: float  # monotonic
-    priority: int = 2
+    async def capabilities(self) -> Capabilities: ...
 
 
-_UNSUPPORTED = ("NotImplemented", "NotSupported")
 _now = now_utc
 
 
@@ -124,8 +110,11 @@ class CommandDelivery:
         #: station -> latest command, or None after a tombstone
         self.desired: dict[str, SetChargingProfileCommand | None] = {}
         self.stations: dict[str, Target] = {}
-        self._sent: dict[str, _Sent] = {}
-        self._purpose: dict[str, int] = {}  # index into profiles.MAX_PURPOSES that worked
+        self.rules = policy.Rules(
+            config.threshold_kw, config.deadband_pct, config.min_interval_s,
+            config.change_interval_s,
+        )  # fmt: skip
+        self._memory: dict[str, policy.Memory] = {}
         self._pending: dict[str, bool] = {}  # station -> forced
         self._workers: dict[str, asyncio.Task[None]] = {}
         self._sub: Subscription | None = None
@@ -218,23 +207,6 @@ class CommandDelivery:
         self._workers.pop(station_id, None)
 
     # -- one sync --------------------------------------------------------------------
-    def _due(self, station_id: str, cmd: SetChargingProfileCommand) -> bool | float:
-        """True: send now; False: nothing to send; a number: a raise due in that many s."""
-        last = self._sent.get(station_id)
-        if last is None or cmd.dr_end_ts != last.dr_end_ts or cmd.priority != last.priority:
-            return True
-        age = time.monotonic() - last.at
-        delta = cmd.target_power_kw - last.target_kw
-        band = max(
-            self.config.threshold_kw,
-            self.config.deadband_pct / 100.0 * max(cmd.target_power_kw, last.target_kw),
-        )
-        if abs(delta) <= band + 1e-9:
-            return age >= self.config.min_interval_s
-        if delta < 0 or age >= self.config.change_interval_s:
-            return True
-        return self.config.change_interval_s - age
-
     async def _sync(self, station_id: str, force: bool) -> None:
         station = self.stations.get(station_id)
         if station is None or station_id not in self.desired:
@@ -242,66 +214,52 @@ class CommandDelivery:
         if not station.reconciled:
             return  # not spoken yet (maybe not booted): reconcile() will bring it up to date
         cmd = self.desired[station_id]
-        if cmd is None:
-            last = self._sent.pop(station_id, None)
-            kwargs = profiles.clear_kwargs(station.version, station_id)
-            await self._attempt(
-                station, "ClearChargingProfile", kwargs, last.signal_id if last else None
-            )
+        memory = self._memory.get(station_id, policy.Memory())
+        action = policy.decide(cmd, memory, _now(), self.rules, force=force)
+        dialect = station.dialect
+        if type(action) is policy.Clear:
+            payload = dialect.clear_profile(station_id)
+            await self._attempt(station, "ClearChargingProfile", payload, action.signal_id)
+            self._memory[station_id] = policy.Memory(None, memory.purpose)
             return
-        if cmd.dr_end_ts <= _now():
-            return  # already over; the sink's tombstone follows
-        due = True if force else self._due(station_id, cmd)
-        if due is not True:
-            if due:  # a raise held back by the change interval: try again then
-                self._later(station_id, float(due))
-            log.debug("station %s: %.1f kW not sent now (deadband / interval)", station_id,
-                      cmd.target_power_kw)  # fmt: skip
+        if type(action) is policy.Hold or cmd is None:
+            if type(action) is policy.Hold and action.retry_in is not None:
+                self._later(station_id, action.retry_in)  # a raise held back: try then
+            log.debug("station %s: nothing sent (%s)", station_id, action)
             return
+        assert type(action) is policy.Send
         caps = await station.capabilities()
-        purposes = profiles.MAX_PURPOSES[station.version]
-        first = self._purpose.get(station_id, 0)
-        for index in range(first, len(purposes)):
-            kwargs = profiles.set_profile_kwargs(
-                station.version,
-                cmd,
-                self.registry.zone(station_id),
-                purposes[index],
-                start_offset_s=self.config.start_offset_s,
-                caps=caps,
+        zone = self.registry.zone(station_id)
+        purposes = dialect.purposes
+        index: int | None = min(action.purpose, len(purposes) - 1)
+        while index is not None:
+            payload = dialect.set_profile(
+                cmd, zone, purposes[index], _now(), self.config.start_offset_s, caps
             )
-            status = await self._attempt(station, "SetChargingProfile", kwargs, cmd.signal_id)
-            if status == "Accepted":
-                self._purpose[station_id] = index
-                self._sent[station_id] = _Sent(
-                    cmd.target_power_kw,
-                    cmd.dr_end_ts,
-                    cmd.signal_id,
-                    time.monotonic(),
-                    cmd.priority,
-                )
-                return
-            if status not in ("Rejected", "NotSupported"):
-                return  # Timeout / Offline: the next update or reconnect tries again
+            status = await self._attempt(
+                station, "SetChargingProfile", payload, cmd.signal_id, cmd.target_power_kw
+            )
+            memory, index = policy.answered(memory, cmd, index, status, _now(), len(purposes))
+        self._memory[station_id] = memory
 
     async def _attempt(
-        self, station: Target, action: str, kwargs: dict[str, Any], signal_id: str | None
+        self,
+        station: Target,
+        action: str,
+        payload: dict[str, Any],
+        signal_id: str | None,
+        limit_kw: float | None = None,
     ) -> str:
         sent = _now()
         t0 = time.perf_counter()
         try:
-            result = await station.request(action, kwargs)
-            status = str(getattr(result.status, "value", result.status))
-            if action == "ClearChargingProfile" and status == "Unknown":
-                status = "Accepted"  # no such profile on the charger: cleared all the same
+            status = policy.status_of(action, await station.request(action, payload))
         except TimeoutError:
             status = "Timeout"
         except (ConnectionClosed, StationOffline):
             status = "Offline"
-        except OCPPError as exc:
-            status = "NotSupported" if exc.code in _UNSUPPORTED else "Rejected"
-        if status not in ("Accepted", "Rejected", "NotSupported", "Timeout", "Offline"):
-            status = "Rejected"
+        except ChargerRefused as exc:
+            status = policy.status_of_error(exc.code)
         elapsed = time.perf_counter() - t0
         self.metrics.commands.labels(status).inc()
         self.metrics.command_seconds.observe(elapsed)
@@ -315,6 +273,7 @@ class CommandDelivery:
                 sent_ts=sent,
                 result_ts=_now(),
                 latency_ms=round(elapsed * 1000, 3),
+                limit_kw=limit_kw,
             )
         )
         return status

@@ -19,6 +19,17 @@ class GatewayConfig:
 
     host: str = "127.0.0.1"
     port: int = 9000
+    #: bind with SO_REUSEPORT, so several gateway processes share one port and the kernel
+    #: spreads connections among them (Linux, BSD; each applies commands only to its own
+    #: connections, so they need a bus between them and the engine: Kafka)
+    reuse_port: bool = False
+    #: this process's place among the gateway workers sharing the port (``gridctl run
+    #: --gateway-workers``): 1.6 transaction ids of worker i of n are i mod n, so two
+    #: workers never hand a charger the same id; ``instance`` names it in
+    #: ``ocpp.station_status`` (None: ``w<worker_index>``)
+    worker_index: int = 0
+    workers: int = 1
+    instance: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
     allow_unknown_stations: bool = False
@@ -102,6 +113,8 @@ class GatewayConfig:
     def __post_init__(self) -> None:
         if (self.certfile is None) != (self.keyfile is None):
             raise ConfigError("wss needs both certfile and keyfile")
+        if not 0 <= self.worker_index < self.workers:
+            raise ConfigError("worker_index must be within 0 .. workers - 1")
         if self.ack_timeout <= 0:
             raise ConfigError("ack_timeout must be positive")
         if self.verify_slots < 1:
@@ -114,6 +127,11 @@ class GatewayConfig:
             raise ConfigError("max_clock_skew_s must be positive")
         if not self.max_power_factor >= 1:
             raise ConfigError("max_power_factor must be at least 1")
+
+    @property
+    def name(self) -> str:
+        """This gateway's name in station status records."""
+        return self.instance or f"w{self.worker_index}"
 
     @property
     def tls(self) -> bool:

@@ -9,11 +9,15 @@
     │        TypeConstraintViolation, OccurrenceConstraintViolation ...)
     ├── AuthError              a handshake refused before the upgrade; carries the HTTP
     │                          ``status`` (401, 403, 404, 429, 503) and a reason
-    └── StationOffline         the charger's socket closed before it answered our call
+    ├── StationOffline         the charger's socket closed before it answered our call
+    ├── ChargerRefused         the charger answered our call with a CallError ``code``
+    └── CallPending            misuse (also a RuntimeError): a second call of ours while
+                               one waits; OCPP allows one outstanding call per charger
 
 Errors raised *inside* a handler that must reach the charger as a CallError are the ocpp
-library's own ``OCPPError`` subclasses (``InternalError`` for "not durable yet"), because
-the library's router turns exactly those into CallErrors.
+library's own ``OCPPError`` subclasses (``InternalError`` for "not durable yet"), which
+carry their spec code; :meth:`ocpp_gateway.station.Station.handle` turns them (and any
+unexpected exception, as ``InternalError``) into the CallError the charger gets.
 """
 
 from __future__ import annotations
@@ -66,3 +70,16 @@ class AuthError(GatewayError):
 
 class StationOffline(GatewayError):
     """The charger disconnected before answering; its desired state waits for reconnect."""
+
+
+class ChargerRefused(GatewayError):
+    """The charger answered our call with a CallError (or a result breaking the schema)."""
+
+    def __init__(self, code: str, description: str) -> None:
+        self.code = code
+        self.description = description
+        super().__init__(f"{code}: {description}")
+
+
+class CallPending(GatewayError, RuntimeError):
+    """Misuse: a second call of ours while the first waits (OCPP allows one at a time)."""

@@ -15,28 +15,22 @@ import logging
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from ocpp_gateway import validation
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.clock import ResultClock
 from ocpp_gateway.commands import CommandDelivery, read_to_end
 from ocpp_gateway.config import GatewayConfig
+from ocpp_gateway.connection import Connection
 from ocpp_gateway.logsafe import clean
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.server import OcppServer
-from ocpp_gateway.station import BootThrottle, StationBase, StationContext
-from ocpp_gateway.v16 import StationV16
-from ocpp_gateway.v201 import StationV201
+from ocpp_gateway.station import BootThrottle, Station, StationContext
+from ocpp_gateway.versions import DIALECTS
 from pipeline import topics
-from pipeline.bus import Bus, BusError, Subscription
+from pipeline.bus import Bus, BusError, Record, Subscription
 
 __all__ = ["Gateway"]
 
 log = logging.getLogger("ocpp_gateway")
-
-_CLASSES: dict[str, type[StationV16] | type[StationV201]] = {
-    "ocpp1.6": StationV16,
-    "ocpp2.0.1": StationV201,
-}
 
 
 class Gateway:
@@ -55,7 +49,7 @@ class Gateway:
         self.ctx = StationContext(bus, self.config, self.metrics, self.registry, self.commands)
         if self.config.boot_rate_per_s:
             self.ctx.boots = BootThrottle(self.config.boot_rate_per_s)
-        self.stations: dict[str, StationBase] = {}
+        self.stations: dict[str, Station] = {}
         self.server = OcppServer(self.config, self.registry, self.metrics, self._serve_station)
         self._config_sub: Subscription | None = None
         self._config_task: asyncio.Task[None] | None = None
@@ -65,15 +59,15 @@ class Gateway:
 
     async def start(self) -> None:
         self.registry.load()
-        for cls in (StationV16, StationV201):
-            for action in cls.route_map_actions():
-                validation.compile_validator(cls.version, action)
+        for dialect in DIALECTS.values():  # compile the validators before chargers come
+            for action in dialect.station.handled():
+                dialect.schemas.compile(action)
+        # Transactions known before a restart (or to the worker a charger held before)
+        # come with the config: a TransactionEvent without evse needs them at once.
         self._config_sub = self.bus.subscribe(
-            [topics.STATION_CREDENTIALS, topics.STATION_ZONES], group=None
+            [topics.STATION_CREDENTIALS, topics.STATION_ZONES, topics.OCPP_SESSIONS], group=None
         )
-        await read_to_end(
-            self._config_sub, self.registry.apply, self.bus, self.config.startup_read_s
-        )
+        await read_to_end(self._config_sub, self._apply, self.bus, self.config.startup_read_s)
         self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
         await self.commands.start()
         await self.server.start()
@@ -103,24 +97,32 @@ class Gateway:
         while True:
             try:
                 for record in await self._config_sub.batch(500, timeout=1.0):
-                    self.registry.apply(record)
+                    self._apply(record)
             except BusError as exc:
                 log.warning("config topics unreadable, retrying: %r", exc)
                 await asyncio.sleep(1.0)
 
+    def _apply(self, record: Record) -> None:
+        if record.topic == topics.OCPP_SESSIONS:
+            # what we publish about a station held here is older than what we hold
+            self.ctx.sessions.apply(record, held=self.stations.keys())
+        else:
+            self.registry.apply(record)
+
     async def _serve_station(
         self, station_id: str, subprotocol: str, connection: ServerConnection
     ) -> None:
-        station = _CLASSES[subprotocol](station_id, connection, self.ctx)
+        dialect = DIALECTS[subprotocol]
+        station = dialect.station(station_id, dialect, self.ctx)
+        link = Connection(connection, station)
         old = self.stations.get(station_id)
         if old is not None:
             # The newest connection of a station wins: the old one is usually half-dead.
             log.info("station %s reconnected; closing its previous connection", station_id)
             # In the background: a half-dead peer would hold the new connection for the
             # whole close timeout.
-            closing = asyncio.create_task(
-                old._connection.close(1000, "replaced by a new connection")  # type: ignore[attr-defined]
-            )
+            assert old.link is not None
+            closing = asyncio.create_task(old.link.close(1000, "replaced by a new connection"))
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
         self.stations[station_id] = station
@@ -128,7 +130,7 @@ class Gateway:
         self.metrics.connected.inc()
         await station.publish_status("Connected")
         try:
-            await station.start()
+            await link.run()
         except ConnectionClosed as exc:
             if exc.sent is not None and exc.sent.code == 1009:
                 station.warn.warning("frame above max_size, closed (1009)")

@@ -93,6 +93,13 @@ class GatewayMetrics:
             ["reason"],
             registry=r,
         )
+        self.readings_ignored = Counter(
+            names.READINGS_IGNORED,
+            "Calls acknowledged whose readings were not published: for a transaction that "
+            "had ended, or one whose connector/EVSE is not known, by reason",
+            ["reason"],
+            registry=r,
+        )
 
     def command_outcome(self, signal_id: str | None, action: str, status: str) -> None:
         """Count one profile attempt towards its signal's acknowledgement rate."""

@@ -1,4 +1,4 @@
-"""Meter values of both OCPP versions -> ``ocpp.meter_values`` records (pure, no I/O).
+"""Meter values -> ``ocpp.meter_values`` records: the rules both OCPP versions share (pure).
 
 Input is what the handlers receive: the ocpp library's snake_case dicts. One record per
 ``meterValue`` element (one timestamped sample of one connector/EVSE). Rules, per spec:
@@ -35,31 +35,39 @@ received time gets the received time as ``event_ts`` and keeps the charger's tim
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any
+
+import msgspec
 
 from pipeline.contracts import MeterValue
 
 __all__ = [
+    "DEFAULT_BOUNDS",
+    "ENERGY",
+    "FIELDS",
     "Bounds",
     "ImplausibleReading",
     "NormaliseError",
+    "Samples",
     "bound_time",
-    "meter_values_v16",
-    "meter_values_v201",
     "parse_ts",
+    "records",
+    "scale",
+    "zero_from",
 ]
 
-Version = Literal["1.6", "2.0.1"]
+#: a version's reader: sampledValue list -> (measurand, location, phase, contract value)
+Samples = Callable[[Iterable[Mapping[str, Any]]], Iterable[tuple[str, Any, Any, float]]]
 ENERGY = "Energy.Active.Import.Register"
 POWER = "Power.Active.Import"
 CURRENT = "Current.Import"
 VOLTAGE = "Voltage"
 SOC = "SoC"
-_FIELDS = {POWER: "power_kw", CURRENT: "current_a", VOLTAGE: "voltage_v", SOC: "soc_percent"}
-_FIELDS[ENERGY] = "energy_kwh"
+FIELDS = {POWER: "power_kw", CURRENT: "current_a", VOLTAGE: "voltage_v", SOC: "soc_percent"}
+FIELDS[ENERGY] = "energy_kwh"
 #: measurand -> its units -> factor into the contract's unit (kW, kWh, A, V, %)
 _UNITS: dict[str, dict[str, float]] = {
     POWER: {"W": 1e-3, "kW": 1.0},
@@ -73,7 +81,6 @@ _DEFAULT_UNIT = {ENERGY: "Wh", POWER: "W", CURRENT: "A", VOLTAGE: "V", SOC: "Per
 NOISE_KW = 0.05
 NOISE_A = 0.5
 _NOISE = {POWER: NOISE_KW, CURRENT: NOISE_A}
-_MAX_MULTIPLIER = 9
 _PHASES = ("L1", "L2", "L3")
 _PHASES_N = ("L1-N", "L2-N", "L3-N")
 _LOCATION_RANK = {"Outlet": 0, None: 1, "Inlet": 2, "Cable": 3, "Body": 4, "EV": 5}
@@ -163,7 +170,7 @@ def _reduce(samples: Iterable[tuple[str, str | None, str | None, float]]) -> dic
     """(measurand, location, phase, value in contract units) -> one value per field."""
     best: dict[str, tuple[int, dict[str | None, float]]] = {}
     for measurand, location, phase, value in samples:
-        field = _FIELDS.get(measurand)
+        field = FIELDS.get(measurand)
         if field is None:
             continue
         rank = _LOCATION_RANK.get(location, 6)
@@ -176,7 +183,7 @@ def _reduce(samples: Iterable[tuple[str, str | None, str | None, float]]) -> dic
             current[1][phase] = value
     out: dict[str, float] = {}
     for field, (_, by_phase) in best.items():
-        measurand = next(m for m, f in _FIELDS.items() if f == field)
+        measurand = next(m for m, f in FIELDS.items() if f == field)
         combined = _combine(measurand, by_phase)
         if combined is not None:
             out[field] = combined
@@ -186,7 +193,7 @@ def _reduce(samples: Iterable[tuple[str, str | None, str | None, float]]) -> dic
     return out
 
 
-def _scale(measurand: str, unit: str | None, value: float) -> float:
+def scale(measurand: str, unit: str | None, value: float) -> float:
     unit = unit or _DEFAULT_UNIT[measurand]
     factor = _UNITS[measurand].get(unit)
     if factor is None:
@@ -215,49 +222,9 @@ def _check_limits(values: Mapping[str, float], bounds: Bounds) -> None:
             raise ImplausibleReading(f"{field} {value:g} {unit} is above this station's {limit:g}")
 
 
-def _samples_v16(sampled: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, Any, Any, float]]:
-    for sv in sampled:
-        if sv.get("format") == "SignedData":
-            continue  # signed blobs carry no plain number
-        measurand = sv.get("measurand") or ENERGY
-        if measurand not in _FIELDS:
-            continue
-        try:
-            number = float(sv["value"])
-        except (KeyError, TypeError, ValueError):
-            bad = sv.get("value")
-            raise NormaliseError(f"{measurand}: value {bad!r} is not a number") from None
-        yield (
-            measurand,
-            sv.get("location"),
-            sv.get("phase"),
-            _scale(measurand, sv.get("unit"), number),
-        )
-
-
-def _samples_v201(sampled: Iterable[Mapping[str, Any]]) -> Iterable[tuple[str, Any, Any, float]]:
-    for sv in sampled:
-        measurand = sv.get("measurand") or ENERGY
-        if measurand not in _FIELDS:
-            continue
-        value = sv.get("value")
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise NormaliseError(f"{measurand}: value {value!r} is not a number")
-        uom = sv.get("unit_of_measure") or {}
-        multiplier = uom.get("multiplier", 0) or 0
-        if not -_MAX_MULTIPLIER <= multiplier <= _MAX_MULTIPLIER:
-            raise ImplausibleReading(f"{measurand}: multiplier {multiplier} is outside -9..9"[:120])
-        number = float(value) * 10.0 ** int(multiplier)
-        yield (
-            measurand,
-            sv.get("location"),
-            sv.get("phase"),
-            _scale(measurand, uom.get("unit"), number),
-        )
-
-
-def _records(
-    version: Version,
+def records(
+    version: str,
+    samples: Samples,
     station_id: str,
     connector_id: int,
     session_id: str | None,
@@ -265,7 +232,11 @@ def _records(
     received_ts: datetime,
     bounds: Bounds,
 ) -> list[MeterValue]:
-    samples = _samples_v16 if version == "1.6" else _samples_v201
+    """One record per ``meterValue`` element that carries one of our measurands.
+
+    ``samples`` is the version's reader of ``sampledValue`` (``v16.normalise`` ...):
+    (measurand, location, phase, value in contract units) per sampled value.
+    """
     out = []
     for mv in meter_value:
         values = _reduce(samples(mv.get("sampled_value") or ()))
@@ -283,38 +254,20 @@ def _records(
                 event_ts=event_ts,
                 received_ts=received_ts,
                 charger_ts=charger_ts,
-                ocpp_version=version,
+                ocpp_version=version,  # type: ignore[arg-type]  # the dialect's name
                 **values,  # type: ignore[arg-type]
             )
         )
     return out
 
 
-def meter_values_v16(
-    station_id: str,
-    connector_id: int,
-    meter_value: Iterable[Mapping[str, Any]],
-    *,
-    session_id: str | None = None,
-    received_ts: datetime | None = None,
-    bounds: Bounds = DEFAULT_BOUNDS,
-) -> list[MeterValue]:
-    """Records of a 1.6 ``MeterValues`` (or ``StopTransaction.transactionData``)."""
-    received = received_ts or datetime.now(UTC)
-    cid = connector_id
-    return _records("1.6", station_id, cid, session_id, meter_value, received, bounds)
+def zero_from(records: Iterable[MeterValue], end_ts: datetime) -> list[MeterValue]:
+    """The readings of a transaction's last message, those at or after its end at 0 kW.
 
-
-def meter_values_v201(
-    station_id: str,
-    evse_id: int,
-    meter_value: Iterable[Mapping[str, Any]],
-    *,
-    session_id: str | None = None,
-    received_ts: datetime | None = None,
-    bounds: Bounds = DEFAULT_BOUNDS,
-) -> list[MeterValue]:
-    """Records of a 2.0.1 ``MeterValues`` or ``TransactionEvent.meterValue``."""
-    received = received_ts or datetime.now(UTC)
-    cid = evse_id
-    return _records("2.0.1", station_id, cid, session_id, meter_value, received, bounds)
+    Once a session ended its connector draws nothing, whatever the final sample says;
+    the engine counts the latest sample per connector, so the end must be the latest one
+    and read 0 (an ended session is not active and reserves no floor).
+    """
+    return [
+        msgspec.structs.replace(r, power_kw=0.0) if r.event_ts >= end_ts else r for r in records
+    ]

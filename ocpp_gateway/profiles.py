@@ -1,4 +1,4 @@
-"""SetChargingProfile payloads per OCPP version (pure, no I/O).
+"""What SetChargingProfile payloads of every OCPP version share (pure, no I/O).
 
 A limit from the pipeline becomes a *self-expiring* profile: Absolute, ``startSchedule`` a
 minute in the past (chargers' clocks drift), ``duration`` up to the event end and
@@ -7,7 +7,8 @@ when the event ends. The profile id is derived from the station id, so every gat
 instance (and every restart) addresses the same profile and can replace or clear it.
 The stack level follows the priority: an emergency (1) stacks above an economic (2).
 
-Payloads are the snake_case keyword arguments of the ocpp library's ``call`` classes.
+Payloads are wire payloads (camelCase), validated and serialised once by the protocol;
+each version package's ``profiles`` module wraps these parts in its own envelope.
 """
 
 from __future__ import annotations
@@ -21,22 +22,16 @@ from typing import Any
 from pipeline.contracts import SetChargingProfileCommand, StationZone
 
 __all__ = [
-    "MAX_PURPOSES",
     "UNKNOWN",
     "Capabilities",
-    "clear_kwargs",
     "limit_value",
     "parse_units",
+    "profile_body",
     "profile_id",
-    "set_profile_kwargs",
+    "schedule",
     "stack_level",
+    "ts",
 ]
-
-#: purposes to try in order: the station-wide cap first, TxDefaultProfile as fallback
-MAX_PURPOSES = {
-    "1.6": ("ChargePointMaxProfile", "TxDefaultProfile"),
-    "2.0.1": ("ChargingStationMaxProfile", "TxDefaultProfile"),
-}
 
 
 def profile_id(station_id: str) -> int:
@@ -92,65 +87,44 @@ def limit_value(
     return "W", math.floor(target_kw * 1000.0 * 10 + 1e-9) / 10, phases
 
 
-def _schedule(
+def schedule(
     cmd: SetChargingProfileCommand,
     zone: StationZone | None,
     now: datetime,
     start_offset_s: int,
     caps: Capabilities,
 ) -> dict[str, Any]:
+    """The ``chargingSchedule`` both versions share (camelCase, as sent)."""
     start = (now - timedelta(seconds=start_offset_s)).replace(microsecond=0)
     duration = max(1, math.ceil((cmd.dr_end_ts - start).total_seconds()))
     unit, limit, phases = limit_value(cmd.target_power_kw, zone, caps)
-    period: dict[str, Any] = {"start_period": 0, "limit": limit}
+    period: dict[str, Any] = {"startPeriod": 0, "limit": limit}
     if phases != 3:
-        period["number_phases"] = phases  # 3 is the default in both versions
+        period["numberPhases"] = phases  # 3 is the default in both versions
     return {
-        "start_schedule": _ts(start),
+        "startSchedule": ts(start),
         "duration": duration,
-        "charging_rate_unit": unit,
-        "charging_schedule_period": [period],
+        "chargingRateUnit": unit,
+        "chargingSchedulePeriod": [period],
     }
 
 
-def _ts(value: datetime) -> str:
+def ts(value: datetime) -> str:
+    """RFC 3339 in UTC with ``Z``, as chargers parse most reliably."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def set_profile_kwargs(
-    version: str,
-    cmd: SetChargingProfileCommand,
-    zone: StationZone | None,
-    purpose: str,
-    *,
-    now: datetime | None = None,
-    start_offset_s: int = 60,
-    caps: Capabilities = UNKNOWN,
+def profile_body(
+    cmd: SetChargingProfileCommand, purpose: str, start: str, caps: Capabilities
 ) -> dict[str, Any]:
-    """Keyword arguments of ``call.SetChargingProfile`` for ``version`` and ``purpose``."""
-    now = now or datetime.now(UTC)
-    pid = profile_id(cmd.station_id)
-    schedule = _schedule(cmd, zone, now, start_offset_s, caps)
+    """The fields of a ``chargingProfile`` both versions share: a self-expiring limit."""
     level = stack_level(cmd.priority)
     if caps.max_stack_level is not None:
         level = max(0, min(level, caps.max_stack_level))
-    profile: dict[str, Any] = {
-        "stack_level": level,
-        "charging_profile_purpose": purpose,
-        "charging_profile_kind": "Absolute",
-        "valid_from": schedule["start_schedule"],
-        "valid_to": _ts(cmd.dr_end_ts),
+    return {
+        "stackLevel": level,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Absolute",
+        "validFrom": start,
+        "validTo": ts(cmd.dr_end_ts),
     }
-    if version == "1.6":
-        profile["charging_profile_id"] = pid
-        profile["charging_schedule"] = schedule
-        return {"connector_id": 0, "cs_charging_profiles": profile}
-    profile["id"] = pid
-    profile["charging_schedule"] = [{"id": pid, **schedule}]
-    return {"evse_id": 0, "charging_profile": profile}
-
-
-def clear_kwargs(version: str, station_id: str) -> dict[str, Any]:
-    """Keyword arguments of ``call.ClearChargingProfile`` for our profile of a station."""
-    pid = profile_id(station_id)
-    return {"id": pid} if version == "1.6" else {"charging_profile_id": pid}

@@ -29,14 +29,15 @@ from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import AuthError
 from ocpp_gateway.logsafe import Warnings, clean
 from ocpp_gateway.metrics import GatewayMetrics
+
+# ours, in order of preference: websockets picks the first one the charger also offers
+from ocpp_gateway.versions import SUBPROTOCOLS
 from pipeline.contracts import STATION_ID_MAX, STATION_ID_PATTERN
 
 __all__ = ["SUBPROTOCOLS", "OcppServer", "station_id_from_path"]
 
 log = logging.getLogger("ocpp_gateway.server")
 
-#: ours, in order of preference: websockets picks the first one the charger also offers
-SUBPROTOCOLS = ("ocpp2.0.1", "ocpp1.6")
 _STATION_ID = re.compile(STATION_ID_PATTERN)
 
 Handler = Callable[[str, str, ServerConnection], Awaitable[None]]
@@ -107,6 +108,7 @@ class OcppServer:
             # ours may queue for a password check for verify_wait_s and then hash
             open_timeout=self.config.verify_wait_s + 20.0,
             server_header="gridctl-ocpp",
+            reuse_port=self.config.reuse_port or None,
         )
 
     @property

@@ -1,15 +1,14 @@
-"""What both versions' ChargePoint subclasses share: fast routing and durable publishing.
+"""One connected station as the application sees it: handlers' common ground, no socket.
 
-The ocpp library's router validates with jsonschema in a thread and converts keys with
-regular expressions on every message. :class:`StationBase` keeps the library's model
-(``@on`` handlers, snake_case keyword arguments, typed results, ``call()`` for our
-requests) but routes itself: frames are decoded by :mod:`ocpp_gateway.frames`, payloads
-checked by the compiled validators of :mod:`ocpp_gateway.validation`, keys converted with
-a memo. Every problem becomes the right CallError and a log line naming the station; the
-connection keeps reading.
+:class:`Station` is what each version's handler class (``v16.handlers.StationV16`` ...)
+extends: the call dispatch (:meth:`Station.handle`: snake_case keyword arguments in, the
+typed result's JSON object or a :class:`Refusal` out), durable publishing, sessions, boot
+throttling and the capability query. Bytes never pass through here: the connection
+adapter (:mod:`ocpp_gateway.connection`) feeds the protocol and calls :meth:`handle`;
+our own requests go out through the :class:`Link` it binds.
 
-Readings are acknowledged only when durable: :meth:`StationBase.publish_durable` raises
-the library's ``InternalError`` (so the charger gets a CallError and retries) when the bus
+Readings are acknowledged only when durable: :meth:`Station.publish_durable` raises the
+library's ``InternalError`` (so the charger gets a CallError and retries) when the bus
 does not confirm within ``ack_timeout``.
 """
 
@@ -19,32 +18,24 @@ import asyncio
 import inspect
 import logging
 import random
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-from ocpp.charge_point import remove_nones, serialize_as_dict, snake_to_camel_case
-from ocpp.exceptions import (
-    FormatViolationError,
-    InternalError,
-    OCPPError,
-    PropertyConstraintViolationError,
-)
-from ocpp.messages import Call
-from websockets.exceptions import ConnectionClosed
+from ocpp.exceptions import InternalError, OCPPError, PropertyConstraintViolationError
 
-from ocpp_gateway import frames, validation
-from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.budget import Budget
+from ocpp_gateway.clock import now_utc
 from ocpp_gateway.config import GatewayConfig
-from ocpp_gateway.errors import FrameError, StationOffline
+from ocpp_gateway.dialect import Dialect
+from ocpp_gateway.errors import ChargerRefused, StationOffline
 from ocpp_gateway.logsafe import Warnings
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.normalise import Bounds, NormaliseError
 from ocpp_gateway.profiles import UNKNOWN, Capabilities
+from ocpp_gateway.routing import Routes, result_payload, routes_of, to_snake
+from ocpp_gateway.sessions import SessionBook, Sessions
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Message
 from pipeline.contracts import (
@@ -52,20 +43,22 @@ from pipeline.contracts import (
     ContractError,
     MeterValue,
     StationStatus,
+    StationZone,
     decode,
     encode,
 )
 
-if TYPE_CHECKING:
-    from ocpp_gateway.commands import CommandDelivery
-
-__all__ = ["StationBase", "StationContext", "check_id", "now_utc"]
+__all__ = [
+    "BootThrottle",
+    "Link",
+    "Reconciler",
+    "Refusal",
+    "Station",
+    "StationContext",
+    "check_id",
+]
 
 log = logging.getLogger("ocpp_gateway")
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def check_id(name: str, value: int) -> int:
@@ -103,6 +96,24 @@ class BootThrottle:
         return False
 
 
+class Link(Protocol):
+    """What a station needs of its connection: our calls, and ending it."""
+
+    async def request(self, action: str, payload: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class Reconciler(Protocol):
+    """Command delivery as a station sees it (so this module does not import it)."""
+
+    async def reconcile(self, station: Any) -> None: ...
+
+
+class Registry(Protocol):
+    def zone(self, station_id: str) -> StationZone | None: ...
+
+
 @dataclass(slots=True)
 class StationContext:
     """What a station connection needs from the gateway (injected, so tests can build one)."""
@@ -110,11 +121,11 @@ class StationContext:
     bus: Bus
     config: GatewayConfig
     metrics: GatewayMetrics
-    registry: StationRegistry
-    commands: CommandDelivery | None = None
-    #: station -> connector/EVSE id -> running session id; kept across reconnects, since a
-    #: 1.6 charger that reconnects mid-session sends MeterValues without transactionId
-    sessions: dict[str, dict[int, str]] = field(default_factory=dict)
+    registry: Registry
+    commands: Reconciler | None = None
+    #: each station's transactions (connector/EVSE -> running one, the latest ended):
+    #: kept across reconnects and, through ``ocpp.sessions``, across restarts
+    sessions: SessionBook = field(default_factory=SessionBook)
     boots: BootThrottle | None = None
     #: station -> its budget, kept across reconnects: reconnecting must not refill it
     budgets: dict[str, Budget] = field(default_factory=dict)
@@ -140,140 +151,50 @@ class StationContext:
 _MAX_BUDGETS = 100_000
 
 
-_SNAKE_1 = re.compile("(.)([A-Z][a-z]+)")
-_SNAKE_2 = re.compile("([a-z0-9])([A-Z])(?=\\S)")
-_SNAKE_MEMO: dict[str, str] = {}
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A call answered with a CallError ``code`` instead of a result."""
+
+    code: str
+    description: str
 
 
-def _snake_key(key: str) -> str:
-    out = _SNAKE_MEMO.get(key)
-    if out is None:
-        # The library's conversion, memoised: the key set of OCPP is small and fixed.
-        k = key.replace("ocppCSMSURL", "ocpp_csms_url").replace("V2X", "_v2x")
-        k = _SNAKE_2.sub(r"\1_\2", _SNAKE_1.sub(r"\1_\2", k.replace("V2G", "_v2g"))).lower()
-        if len(_SNAKE_MEMO) < 10_000:  # a fuzzing charger must not grow it without bound
-            _SNAKE_MEMO[key] = k
-        out = k
-    return out
+class Station:
+    """Base of each version's handler class; one instance per connection."""
 
+    routes: ClassVar[Routes]
 
-def to_snake(data: Any) -> Any:
-    """camelCase keys -> snake_case keys, recursively (the library's rule, memoised)."""
-    if type(data) is dict:
-        return {
-            _SNAKE_MEMO.get(k) or _snake_key(k): v if type(v) not in _NESTED else to_snake(v)
-            for k, v in data.items()
-        }
-    if type(data) is list:
-        return [v if type(v) not in _NESTED else to_snake(v) for v in data]
-    return data
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.routes = routes_of(cls)
 
-
-_NESTED = (dict, list)
-
-
-class StationBase:
-    """Mixin placed before the library's ``ChargePoint`` in each version's class."""
-
-    version: ClassVar[str]
-    #: every action of this version (for NotImplemented vs NotSupported)
-    known_actions: ClassVar[frozenset[str]]
-
-    id: str
-    route_map: dict[str, dict[str, Any]]
-    _response_queue: asyncio.Queue[Any]
-    _ocpp_version: str
-
-    @classmethod
-    def route_map_actions(cls) -> list[str]:
-        """The actions this class has an ``@on`` handler for (to precompile validators)."""
-        actions = (getattr(getattr(cls, name), "_on_action", None) for name in dir(cls))
-        return sorted({str(getattr(a, "value", a)) for a in actions if a is not None})
-
-    def setup(self, ctx: StationContext) -> None:
-        """Bind the gateway context; call right after ``ChargePoint.__init__``."""
+    def __init__(self, station_id: str, dialect: Dialect, ctx: StationContext) -> None:
+        self.id = station_id
+        self.dialect = dialect
+        self.version = dialect.name
         self.ctx = ctx
-        self.sessions = ctx.sessions.setdefault(self.id, {})  # connector/EVSE -> session
+        self.link: Link | None = None
         self.booted = False
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
-        self._after_tasks: set[asyncio.Task[Any]] = set()
+        self._background_tasks: set[asyncio.Task[Any]] = set()
         self._caps: Capabilities | None = None
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
-        self._budget = ctx.budget(self.id)
+        self.budget = ctx.budget(station_id)
         #: this station's warnings: escaped, and at most a few per 10 s with a count
-        self.warn = Warnings(log, f"station {self.id}: ")
+        self.warn = Warnings(log, f"station {station_id}: ")
 
-    async def start(self) -> None:
-        """Read frames until the socket closes (raises ``ConnectionClosed`` then).
+    @classmethod
+    def handled(cls) -> frozenset[str]:
+        """The actions this class has an ``@on`` handler for."""
+        return frozenset(cls.routes.on)
 
-        Each frame is charged to the connection's :class:`~.budget.Budget` before it is
-        parsed: over budget, the next read waits (the charger is slowed, TCP pushes back);
-        still over after ``budget_disconnect_s``, the connection is closed with 1008.
+    # -- calls from the charger ------------------------------------------------------------
+    async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | Refusal:
+        """Run the handler of ``action``; the answer's JSON object or the CallError.
+
+        ``action`` must be one of :meth:`handled` (the protocol refuses the others).
         """
-        connection = self._connection  # type: ignore[attr-defined]
-        budget = self._budget
-        clock = time.monotonic
-        while True:
-            message = await connection.recv()
-            now = clock()
-            wait = budget.charge(len(message), now)
-            if wait > 0.0:
-                await self._slow_down(wait, now)
-            await self.route_message(message)
-
-    async def _slow_down(self, wait: float, now: float) -> None:
-        config = self.ctx.config
-        if self._budget.flooding(now):
-            self.ctx.metrics.budget.labels("disconnected").inc()
-            reason = (
-                f"over budget for {config.budget_disconnect_s:g} s "
-                f"({config.budget_msgs_per_s:g} msgs/s, {config.budget_bytes_per_s:g} bytes/s)"
-            )
-            self.warn.warning("closed (1008): %s", reason)
-            connection = self._connection  # type: ignore[attr-defined]
-            try:
-                # A flooder's close answer queues behind everything it already sent: give
-                # it a second, not the whole close timeout, then drop the TCP connection.
-                async with asyncio.timeout(1.0):
-                    await connection.close(1008, reason)
-            except TimeoutError:
-                connection.transport.abort()
-            return  # the next recv() raises ConnectionClosed
-        self.ctx.metrics.budget.labels("slowed").inc()
-        if self._budget.throttled_since == now:  # the first wait of a run
-            self.warn.warning("over its budget, slowed down")
-        await asyncio.sleep(wait)
-
-    async def route_message(self, raw: str | bytes) -> None:
-        try:
-            msg = frames.decode(raw, self.version)
-        except FrameError as exc:
-            self.warn.warning("bad frame (%s): %s", exc.code, exc.reason)
-            self.ctx.metrics.frame_errors.labels(exc.code).inc()
-            await self._send(frames.encode_call_error(exc.unique_id, exc.code, exc.reason))
-            return
-        if isinstance(msg, Call):
-            self.busy += 1
-            try:
-                await self._dispatch(msg, time.perf_counter())
-            finally:
-                self.busy -= 1
-        elif self._call_lock.locked():  # type: ignore[attr-defined]
-            self._response_queue.put_nowait(msg)
-        else:
-            # Nothing of ours is waiting: queueing it would let a confused (or hostile)
-            # charger grow the queue without bound.
-            self.warn.warning("unexpected answer %s ignored", msg.unique_id)
-
-    async def _dispatch(self, msg: Call, t0: float) -> None:
-        action = msg.action
-        handlers = self.route_map.get(action)
-        handler = handlers.get("_on_action") if handlers else None
-        if handler is None:
-            code = "NotSupported" if action in self.known_actions else "NotImplemented"
-            await self._refuse(msg, code, f"action {action[:64]!r} is not handled")
-            return
         metrics = self._per_action.get(action)
         if metrics is None:  # labels() is slow: one lookup per action and connection
             metrics = self._per_action[action] = (
@@ -281,62 +202,73 @@ class StationBase:
                 self.ctx.metrics.ack_seconds.labels(action),
             )
         metrics[0].inc()
+        t0 = time.perf_counter()
+        self.busy += 1
         try:
-            if self.ctx.config.validate:
-                validation.validate_request(self.version, action, msg.payload)
-            kwargs = to_snake(msg.payload)
-            result = handler(**kwargs)
+            result = getattr(self, self.routes.on[action])(**to_snake(payload))
             if inspect.isawaitable(result):
                 result = await result
+            answer = result_payload(result)
         except OCPPError as exc:
-            await self._refuse(msg, exc.code, exc.description)
-            return
+            return self._refusal(action, exc.code, exc.description)
         except NormaliseError as exc:
             code = exc.code
             if code == "FormatViolation":
-                code = frames.format_violation_code(self.version)
+                code = self.dialect.format_violation
             else:
                 self.ctx.metrics.readings_refused.labels("implausible").inc()
-            await self._refuse(msg, code, str(exc))
-            return
+            return self._refusal(action, code, str(exc))
         except Exception as exc:
             if isinstance(exc, TypeError) and not self.ctx.config.validate:
                 # an unexpected or missing keyword: the schema would have caught it
-                await self._refuse(msg, frames.format_violation_code(self.version), str(exc))
-                return
+                return self._refusal(action, self.dialect.format_violation, str(exc))
             log.exception("station %s: %s handler failed", self.id, action)
-            await self._refuse(msg, "InternalError", f"{type(exc).__name__}")
-            return
-        payload = snake_to_camel_case(remove_nones(serialize_as_dict(result)))
-        await self._send(frames.encode_call_result(msg.unique_id, payload))
+            return self._refusal(action, "InternalError", type(exc).__name__)
+        finally:
+            self.busy -= 1
         metrics[1].observe(time.perf_counter() - t0)
-        after = handlers.get("_after_action") if handlers else None
-        if after is not None:
-            out = after(**kwargs)
+        return answer
+
+    def _refusal(self, action: str, code: str, description: str) -> Refusal:
+        self.warn.warning("%s refused: %s: %s", action[:64], code, description)
+        self.ctx.metrics.frame_errors.labels(code).inc()
+        return Refusal(code, description)
+
+    def answered(self, action: str, payload: dict[str, Any]) -> None:
+        """The answer to ``action`` went out: start its ``@after`` hook in the background.
+
+        A charger that reconnects without a BootNotification (common in 1.6) is brought to
+        the desired state after its first answered message instead.
+        """
+        name = self.routes.after.get(action)
+        if name is not None:
+            out = getattr(self, name)(**to_snake(payload))
             if inspect.isawaitable(out):
                 self._background(out)
         elif not self.reconciled and self.ctx.commands is not None:
-            # A charger that reconnects without a BootNotification (common in 1.6) is
-            # brought to the desired state after its first message instead.
             self._background(self.reconcile())
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
-        self._after_tasks.add(task)
-        task.add_done_callback(self._after_tasks.discard)
-
-    async def _refuse(self, msg: Call, code: str, reason: str) -> None:
-        self.warn.warning("%s %s refused: %s: %s", msg.action[:64], msg.unique_id, code, reason)
-        self.ctx.metrics.frame_errors.labels(code).inc()
-        await self._send(frames.encode_call_error(msg.unique_id, code, reason))
-
-    async def _send(self, message: str) -> None:
-        await self._connection.send(message)  # type: ignore[attr-defined]
+        self._background_tasks.add(task)
+        task.add_done_callback(self._background_tasks.discard)
 
     # -- bus -------------------------------------------------------------------------
-    def connector_of(self, session: str) -> int:
-        """The connector/EVSE a running session is on (0 when unknown, e.g. after restart)."""
-        return next((c for c, s in self.sessions.items() if s == session), 0)
+    @property
+    def sessions(self) -> Sessions:
+        """This station's transactions as known now (see :mod:`ocpp_gateway.sessions`)."""
+        return self.ctx.sessions.get(self.id)
+
+    def ignore(self, reason: str, what: str, session: str) -> None:
+        """Acknowledge a call whose readings are not published, and say so.
+
+        ``closed_transaction``: the transaction ended (its end published 0 kW for its
+        connector); a late or repeated event must not make it draw again.
+        ``unknown_evse``: nothing says which connector the transaction runs on (a gateway
+        that lost ``ocpp.sessions``); a guess would count another connector twice.
+        """
+        self.ctx.metrics.readings_ignored.labels(reason).inc()
+        self.warn.warning("%s for transaction %r not counted: %s", what, session[:40], reason)
 
     def bounds(self) -> Bounds:
         """What a plausible reading of this station is (its maximum, when known)."""
@@ -360,23 +292,31 @@ class StationBase:
                 decode(MeterValue, data, topic=topics.METER_VALUES)
             except ContractError as exc:
                 self.ctx.metrics.readings_refused.labels("contract").inc(len(records))
-                field = exc.field.removeprefix("$.")
+                name = exc.field.removeprefix("$.")
                 raise PropertyConstraintViolationError(
-                    description=f"{field}: {exc.reason}"[:255]
+                    description=f"{name}: {exc.reason}"[:255]
                 ) from None
             messages.append(Message(topics.METER_VALUES, self.id, data))
         return messages
 
-    async def publish_durable(self, records: Sequence[MeterValue]) -> None:
+    async def publish_durable(
+        self, records: Sequence[MeterValue], sessions: Sessions | None = None
+    ) -> None:
         """Publish readings and return only once durable; else raise ``InternalError``.
 
         Records that break the contract raise ``PropertyConstraintViolationError`` and
         none of the call's records is published (a charger retries a call as a whole).
+        ``sessions``, the station's new transaction state, goes in the same batch (after
+        the readings) and is adopted only once durable, so a retried call finds the
+        state it left.
         """
-        if not records:
+        if not records and sessions is None:
             return
         ctx = self.ctx
         messages = self._encode_checked(records)
+        if sessions is not None:
+            state = sessions.record(self.id, now_utc())
+            messages.append(Message(topics.OCPP_SESSIONS, self.id, encode(state)))
         skewed = sum(r.charger_ts is not None for r in records)
         if skewed:
             ctx.metrics.clock_skew.labels(self.id).inc(skewed)
@@ -397,6 +337,8 @@ class StationBase:
             raise InternalError(description="readings not stored yet; retry later") from None
         ctx.metrics.publish_seconds.observe(time.perf_counter() - t0)
         ctx.metrics.readings.inc(len(records))
+        if sessions is not None:
+            ctx.sessions.put(self.id, sessions)
 
     async def publish_status(self, event: str, **fields: Any) -> None:
         """Best effort: a lost status line must not make the charger retry its call."""
@@ -404,6 +346,7 @@ class StationBase:
             station_id=self.id,
             event=event,  # type: ignore[arg-type]
             ocpp_version=self.version,  # type: ignore[arg-type]
+            gateway=self.ctx.config.name,
             ts=now_utc(),
             **fields,
         )
@@ -426,9 +369,19 @@ class StationBase:
         if self.reconciled or self.ctx.commands is None:
             return
         self.reconciled = True
-        await self.ctx.commands.reconcile(self)  # type: ignore[arg-type]
+        await self.ctx.commands.reconcile(self)
 
-    # -- commands (used by CommandDelivery) ------------------------------------------
+    # -- our calls (used by CommandDelivery) -----------------------------------------
+    async def request(self, action: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """Send one of our calls (a camelCase payload) and return the answer's payload.
+
+        Raises ``TimeoutError``, :class:`~ocpp_gateway.errors.StationOffline` or
+        :class:`~ocpp_gateway.errors.ChargerRefused`.
+        """
+        if self.link is None:
+            raise StationOffline(f"station {self.id} has no connection")
+        return await self.link.request(action, payload)
+
     async def capabilities(self) -> Capabilities:
         """Rate units and stack levels the charger takes, asked once per connection.
 
@@ -438,53 +391,14 @@ class StationBase:
         if self._caps is None:
             caps = UNKNOWN
             if self.ctx.config.query_capabilities:
+                action, payload = self.dialect.capability_query
                 try:
                     async with asyncio.timeout(self.ctx.config.capability_timeout):
-                        caps = await self._query_capabilities()
-                except (OCPPError, TimeoutError, StationOffline, ConnectionClosed) as exc:
+                        answer = await self.request(action, payload)
+                    caps = self.dialect.read_capabilities(answer)
+                except (ChargerRefused, TimeoutError, StationOffline) as exc:
                     log.info("station %s: capabilities unknown (%r)", self.id, exc)
                 except (KeyError, TypeError, ValueError) as exc:
                     self.warn.warning("unreadable capabilities: %r", exc)
             self._caps = caps
         return self._caps
-
-    async def _query_capabilities(self) -> Capabilities:
-        raise NotImplementedError
-
-    async def request(self, action: str, kwargs: dict[str, Any]) -> Any:
-        """Send one of our calls and return the typed result (``call(suppress=False)``).
-
-        Our payload is checked with the compiled validator (tens of µs) instead of the
-        library's jsonschema in a thread (~1 ms of CPU and two thread hops per call, half
-        the gateway's CPU when a DR event sends 1,000 profiles at once,
-        ``bench/dr_latency.py``). The charger's answer is not schema-checked: an unknown
-        status counts as Rejected in delivery, missing fields as a FormationViolation.
-        """
-        module = self._call_module  # type: ignore[attr-defined]
-        payload = getattr(module, action)(**kwargs)
-        if self.ctx.config.validate:
-            # kwargs are plain JSON values (profiles.py, the capability queries), so they
-            # convert without dataclasses.asdict(), which the library's call() runs again.
-            body = snake_to_camel_case(remove_nones(kwargs))
-            try:
-                validation.validate_request(self.version, action, body)
-            except OCPPError as exc:
-                raise ValueError(f"gridctl built an invalid {action}: {exc}") from None
-        # The library's call() waits out its whole response timeout when the socket
-        # closes; race it against the close so delivery learns "Offline" at once.
-        call = asyncio.ensure_future(
-            self.call(payload, suppress=False, skip_schema_validation=True)  # type: ignore[attr-defined]
-        )
-        closed = asyncio.ensure_future(self._connection.wait_closed())  # type: ignore[attr-defined]
-        try:
-            await asyncio.wait({call, closed}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            closed.cancel()
-            if not call.done():
-                call.cancel()
-        if call.done() and not call.cancelled():
-            try:
-                return call.result()
-            except TypeError as exc:  # the answer lacks or adds fields (not schema-checked)
-                raise FormatViolationError(description=f"{action} answer: {exc}"[:255]) from None
-        raise StationOffline(f"station {self.id} disconnected before answering {action}")

@@ -35,12 +35,15 @@ __all__ = [
     "CommandResult",
     "ContractError",
     "DemandResponseSignal",
+    "DrAlertEpisode",
     "DrBaseline",
     "DrSignalState",
     "MeterValue",
+    "OpenSession",
     "RejectedRecord",
     "SetChargingProfileCommand",
     "StationCredential",
+    "StationSessions",
     "StationStatus",
     "StationZone",
     "decode",
@@ -260,6 +263,10 @@ class CommandResult(_Record, kw_only=True):
     sent_ts: TzDatetime
     result_ts: TzDatetime
     latency_ms: NonNegative | None = None
+    #: The limit the command carried (kW), for SetChargingProfile: what the station
+    #: accepted, which the pipeline compares its measured load with (a station drawing
+    #: above it beyond a grace period does not follow its limits). Null for other actions.
+    limit_kw: NonNegative | None = None
 
 
 class StationStatus(_Record, kw_only=True):
@@ -271,6 +278,32 @@ class StationStatus(_Record, kw_only=True):
     status: Text | None = None
     error_code: Text | None = None
     ocpp_version: Literal["1.6", "2.0.1"] | None = None
+    #: the gateway process holding the connection (``w0``, ``w1``: ``--gateway-workers``)
+    gateway: Text | None = None
+    ts: TzDatetime
+
+
+class OpenSession(_Record, kw_only=True):
+    """A transaction running on one connector (1.6) or EVSE (2.0.1)."""
+
+    connector_id: Int32Id
+    session_id: Text
+
+
+class StationSessions(_Record, kw_only=True):
+    """The gateway's memory of a station's transactions (``ocpp.sessions``, upsert by
+    ``station_id``).
+
+    Written by the gateway that holds the station, in the same durable batch as the
+    readings that changed it, and read back by a gateway that starts (or that the charger
+    reconnects to): a 2.0.1 TransactionEvent names its EVSE only once, a 1.6
+    StopTransaction only its transaction, and ``closed`` lists the latest transactions
+    that ended, whose late or repeated events are ignored.
+    """
+
+    station_id: StationId
+    open: list[OpenSession] = []
+    closed: list[Text] = []
     ts: TzDatetime
 
 
@@ -308,6 +341,18 @@ class RejectedRecord(_Record, kw_only=True):
     rejected_ts: TzDatetime
 
 
+class DrAlertEpisode(Alert, kw_only=True):
+    """An alert episode (``pipeline.dr_alert_episodes``, upsert by ``alert_id``).
+
+    Written by the pipeline and read back by it; the first record per key wins, so the
+    alert sent from it does not change while the episode lasts (a signal's state, a
+    station's load and results change underneath). A tombstone ends the episode.
+    """
+
+    #: ``<alert_type>|<signal_id>|<station_id or *>``
+    alert_id: str
+
+
 #: The contract of each topic.
 MODELS: dict[str, type[_Record]] = {
     topics.METER_VALUES: MeterValue,
@@ -315,11 +360,13 @@ MODELS: dict[str, type[_Record]] = {
     topics.STATION_ZONES: StationZone,
     topics.STATION_CREDENTIALS: StationCredential,
     topics.SET_CHARGING_PROFILE: SetChargingProfileCommand,
+    topics.OCPP_SESSIONS: StationSessions,
     topics.COMMAND_RESULTS: CommandResult,
     topics.STATION_STATUS: StationStatus,
     topics.ALERTS_OVERLOAD: Alert,
     topics.ALERTS_DR: Alert,
     topics.DR_BASELINES: DrBaseline,
+    topics.DR_ALERT_EPISODES: DrAlertEpisode,
     topics.DR_SIGNAL_STATES: DrSignalState,
     topics.INGEST_REJECTED: RejectedRecord,
 }

@@ -8,6 +8,8 @@ once, here.
 METER_DATA_AGE_SECONDS = "gridctl_meter_data_age_seconds"  # histogram: event_ts -> ingest
 READINGS_INGESTED = "gridctl_readings_ingested_total"  # counter
 READINGS_REFUSED = "gridctl_readings_refused_total"  # counter {reason}
+#: counter {reason}: readings acknowledged but not published (closed or unplaceable transaction)
+READINGS_IGNORED = "gridctl_readings_ignored_total"
 INGEST_LATENCY_SECONDS = "gridctl_ingest_latency_seconds"  # histogram: bus -> engine table
 ENGINE_LAG_RECORDS = "gridctl_engine_lag_records"  # gauge: records on the bus not yet ingested
 ENGINE_TICK_SECONDS = "gridctl_engine_tick_seconds"  # histogram

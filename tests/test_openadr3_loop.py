@@ -11,20 +11,22 @@ reports it asks for must arrive at the VTN with the zone's measured load (the en
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from ocpp.v16 import call
-
-from cli.runtime import RunSettings, Runtime
+from cli.runtime import Runtime
 from dr_bridge.server import ApiServer
-from pipeline.embedded_pg import free_port
 from tests.dr_bridge.oa3_vtn import Vtn3
-from tests.ocpp_gateway.chargers import charger
-from tests.test_whole_loop import _meter_loop, gridctl
+from tests.loop_kit import (
+    api_args,
+    charging,
+    import_stations,
+    loop_settings,
+    profile_limit_kw,
+    three_phase_station,
+)
 
 
 async def test_capacity_limit_reaches_the_charger_and_the_report_reaches_the_vtn(
@@ -37,12 +39,9 @@ async def test_capacity_limit_reaches_the_charger_and_the_report_reaches_the_vtn
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, b"vtn-s3cret\n")
     os.close(fd)
-    settings = RunSettings(
-        data_dir=tmp_path / "data",
-        database_url=postgres,
-        ocpp_port=free_port(),
-        api_port=free_port(),
-        tick=0.5,
+    settings = loop_settings(
+        tmp_path,
+        postgres,
         openadr3_vtn_url=vtn_server.url,
         openadr_options={
             "openadr3_client_id": "ven-client",
@@ -56,69 +55,41 @@ async def test_capacity_limit_reaches_the_charger_and_the_report_reaches_the_vtn
     endpoints = await runtime.start()
     station = f"oa3-{uuid.uuid4().hex[:8]}"
     zone = f"zone-{uuid.uuid4().hex[:6]}"
-    api = ["--api", endpoints.api_url, "--token", endpoints.token or ""]
     try:
-        csv = tmp_path / "stations.csv"
-        csv.write_text(
-            "station_id,zone_id,max_station_kw,contract_max_kw,min_active_kw,"
-            "charging_rate_unit,phases,voltage_v,password\n"
-            f"{station},{zone},22,22,1.4,W,3,230,s3cret-pw\n"
-        )
-        await gridctl("stations", "import", str(csv), *api)
-        async with charger(settings.ocpp_port, station, password="s3cret-pw") as cp:
-            await cp.call(call.BootNotification(charge_point_model="m", charge_point_vendor="v"))
-            await cp.call(
-                call.StartTransaction(
-                    connector_id=1,
-                    id_tag="T",
-                    meter_start=0,
-                    timestamp=datetime.now(UTC).isoformat(),
-                )
+        await import_stations(tmp_path, api_args(endpoints), [three_phase_station(station, zone)])
+        async with charging(settings.ocpp_port, station, 11000.0) as cp:
+            await asyncio.sleep(2.0)  # the engine sees fresh load
+            start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
+            vtn.put(
+                {
+                    "id": "ev-loop",
+                    "priority": 1,
+                    "targets": [{"type": "GROUP", "values": [zone]}],
+                    "payloadDescriptors": [{"payloadType": "IMPORT_CAPACITY_LIMIT", "units": "KW"}],
+                    "reportDescriptors": [
+                        {"payloadType": "DEMAND", "units": "KW"},
+                        {"payloadType": "USAGE", "units": "KWH"},
+                    ],
+                    # naive, like the reference VTN
+                    "intervalPeriod": {
+                        "start": start.replace(tzinfo=None).isoformat(sep=" "),
+                        "duration": "PT12S",
+                    },
+                    "intervals": [
+                        {
+                            "id": 0,
+                            "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [5]}],
+                        }
+                    ],
+                }
             )
-            meter = asyncio.create_task(_meter_loop(cp, 11000.0))
-            try:
-                await asyncio.sleep(2.0)  # the engine sees fresh load
-                start = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=2)
-                vtn.put(
-                    {
-                        "id": "ev-loop",
-                        "priority": 1,
-                        "targets": [{"type": "GROUP", "values": [zone]}],
-                        "payloadDescriptors": [
-                            {"payloadType": "IMPORT_CAPACITY_LIMIT", "units": "KW"}
-                        ],
-                        "reportDescriptors": [
-                            {"payloadType": "DEMAND", "units": "KW"},
-                            {"payloadType": "USAGE", "units": "KWH"},
-                        ],
-                        # naive, like the reference VTN
-                        "intervalPeriod": {
-                            "start": start.replace(tzinfo=None).isoformat(sep=" "),
-                            "duration": "PT12S",
-                        },
-                        "intervals": [
-                            {
-                                "id": 0,
-                                "payloads": [{"type": "IMPORT_CAPACITY_LIMIT", "values": [5]}],
-                            }
-                        ],
-                    }
-                )
-                profile = await asyncio.wait_for(cp.profiles.get(), timeout=10.0)
-                schedule = profile["charging_schedule"]
-                limit = schedule["charging_schedule_period"][0]["limit"]
-                unit = schedule["charging_rate_unit"]
-                limit_kw = limit / 1000 if unit == "W" else limit * 3 * 230 / 1000
-                assert 0 < limit_kw <= 5.0, profile
-                assert profile["valid_to"], "every limit carries its own expiry"
+            profile = await asyncio.wait_for(cp.profiles.get(), timeout=10.0)
+            assert 0 < profile_limit_kw(profile) <= 5.0, profile
+            assert profile["valid_to"], "every limit carries its own expiry"
 
-                async with asyncio.timeout(60):  # liveness bound: event end + delay + a poll
-                    while len(vtn.reports) < 2:
-                        await asyncio.sleep(0.2)
-            finally:
-                meter.cancel()
-                with contextlib.suppress(BaseException):
-                    await meter
+            async with asyncio.timeout(60):  # liveness bound: event end + delay + a poll
+                while len(vtn.reports) < 2:
+                    await asyncio.sleep(0.2)
     finally:
         await runtime.stop()
         await vtn_server.stop()

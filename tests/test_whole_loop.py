@@ -10,35 +10,23 @@ SetChargingProfile within 5 s of ``gridctl dr send`` and a ClearChargingProfile 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sys
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from ocpp.v16 import call
 
-from cli.runtime import RunSettings, Runtime
+from cli.runtime import Runtime
 from pipeline import topics
-from pipeline.embedded_pg import free_port
-from tests.ocpp_gateway.chargers import charger
-
-GRIDCTL = [sys.executable, "-m", "cli.main"]
-
-
-async def gridctl(*args: str, env: dict[str, str] | None = None) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *GRIDCTL,
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=Path(__file__).resolve().parent.parent,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode == 0, f"gridctl {' '.join(args)}: {err.decode()}{out.decode()}"
-    return out.decode()
+from tests.loop_kit import (
+    api_args,
+    charging,
+    engine_sees_load,
+    gridctl,
+    import_stations,
+    loop_settings,
+    profile_limit_kw,
+    three_phase_station,
+)
 
 
 @pytest.fixture(params=["local", "kafka", "local-prefixed"])
@@ -50,25 +38,6 @@ def bus_choice(request: pytest.FixtureRequest) -> tuple[str, str | None, dict, s
         return "local", None, {}, "siteA."
     broker = request.getfixturevalue("kafka")
     return "kafka", broker.bootstrap, dict(broker.client_config), ""
-
-
-async def _meter_loop(cp: object, watts: float) -> None:
-    while True:
-        await cp.call(  # type: ignore[attr-defined]
-            call.MeterValues(
-                connector_id=1,
-                transaction_id=1,
-                meter_value=[
-                    {
-                        "timestamp": datetime.now(UTC).isoformat(),
-                        "sampled_value": [
-                            {"value": str(watts), "measurand": "Power.Active.Import", "unit": "W"}
-                        ],
-                    }
-                ],
-            )
-        )
-        await asyncio.sleep(0.5)
 
 
 async def _only_prefixed_topics_used(
@@ -97,80 +66,74 @@ async def test_dr_send_and_cancel_reach_the_charger(
     tmp_path: Path, postgres: str, bus_choice: tuple[str, str | None, dict, str]
 ) -> None:
     bus, bootstrap, kafka_config, prefix = bus_choice
-    settings = RunSettings(
-        data_dir=tmp_path / "data",
-        database_url=postgres,
-        bus=bus,  # type: ignore[arg-type]
+    settings = loop_settings(
+        tmp_path,
+        postgres,
+        bus=bus,
         kafka_bootstrap=bootstrap,
         kafka_config=kafka_config,
-        ocpp_port=free_port(),
-        api_port=free_port(),
-        tick=0.5,
         migration_vars={"topic_prefix": prefix} if prefix else {},
     )
     runtime = Runtime(settings)
     endpoints = await runtime.start()
     station = f"loop-{uuid.uuid4().hex[:8]}"
     zone = f"zone-{uuid.uuid4().hex[:6]}"
-    api = ["--api", endpoints.api_url, "--token", endpoints.token or ""]
+    api = api_args(endpoints)
     try:
-        csv = tmp_path / "stations.csv"
-        csv.write_text(
-            "station_id,zone_id,max_station_kw,contract_max_kw,min_active_kw,"
-            "charging_rate_unit,phases,voltage_v,password\n"
-            f"{station},{zone},22,22,1.4,W,3,230,s3cret-pw\n"
+        await import_stations(tmp_path, api, [three_phase_station(station, zone)])
+        async with charging(settings.ocpp_port, station, 11000.0) as cp:
+            await engine_sees_load(postgres, station)
+            signal_id = f"sig-{uuid.uuid4().hex[:8]}"
+            await gridctl(
+                "dr", "send", "--zone", zone, "--limit-kw", "5", "--duration", "10m",
+                "--id", signal_id, *api,
+            )  # fmt: skip
+            profile = await asyncio.wait_for(cp.profiles.get(), timeout=5.0)
+            assert 0 < profile_limit_kw(profile) <= 5.0, profile
+            assert profile["valid_to"], "every limit carries its own expiry"
+
+            listed = await gridctl("dr", "list", *api)
+            assert signal_id[:12] in listed
+            await gridctl("dr", "cancel", signal_id, *api)
+            cleared = await asyncio.wait_for(cp.clears.get(), timeout=5.0)
+            assert cleared is not None
+            if prefix:
+                await _only_prefixed_topics_used(runtime, prefix, station, signal_id)
+    finally:
+        await runtime.stop()
+
+
+async def test_reduce_pct_reaches_every_charger_within_5_s(tmp_path: Path, postgres: str) -> None:
+    """``--reduce-pct 50`` after 10 s of reports: no closed minute needed (issue 12).
+
+    Two 22 kW three-phase stations (W) drawing 11 and 7 kW: the frozen baseline is the
+    latest sample of each at the start, 18 kW; the cap 50 % of it, 9 kW. Minimum 6 A x
+    3 x 230 V = 4.14 kW, rounded up to the 0.1 kW step: 4.2 kW each (CURTAIL floors,
+    8.4 kW). The 0.6 kW left goes by frozen weight: 11/18 -> 4.2 + 0.367 = 4.567, and
+    7/18 -> 4.2 + 0.233 = 4.433, quantised down to 4.5 and 4.4 kW (8.9 kW <= 9).
+    """
+    settings = loop_settings(tmp_path, postgres, bus="local")
+    runtime = Runtime(settings)
+    endpoints = await runtime.start()
+    zone = f"zone-{uuid.uuid4().hex[:6]}"
+    a, b = (f"pct-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    api = api_args(endpoints)
+    try:
+        await import_stations(
+            tmp_path, api, [three_phase_station(a, zone), three_phase_station(b, zone)]
         )
-        await gridctl("stations", "import", str(csv), *api)
-
-        async with charger(settings.ocpp_port, station, password="s3cret-pw") as cp:
-            boot = await cp.call(
-                call.BootNotification(charge_point_model="loop", charge_point_vendor="gridctl")
+        async with (
+            charging(settings.ocpp_port, a, 11000.0) as cp_a,
+            charging(settings.ocpp_port, b, 7000.0) as cp_b,
+        ):
+            await asyncio.sleep(10.0)  # the chargers have reported for 10 s
+            await gridctl(
+                "dr", "send", "--zone", zone, "--reduce-pct", "50", "--duration", "10m", *api
             )
-            assert boot.status == "Accepted"
-            started = await cp.call(
-                call.StartTransaction(
-                    connector_id=1,
-                    id_tag="TAG1",
-                    meter_start=0,
-                    timestamp=datetime.now(UTC).isoformat(),
-                )
-            )
-            assert started.transaction_id
-            meter = asyncio.create_task(_meter_loop(cp, 11000.0))
-            try:
-                await asyncio.sleep(2.0)  # the engine sees fresh load
-                signal_id = f"sig-{uuid.uuid4().hex[:8]}"
-                await gridctl(
-                    "dr",
-                    "send",
-                    "--zone",
-                    zone,
-                    "--limit-kw",
-                    "5",
-                    "--duration",
-                    "10m",
-                    "--id",
-                    signal_id,
-                    *api,
-                )
-                profile = await asyncio.wait_for(cp.profiles.get(), timeout=5.0)
-                schedule = profile["charging_schedule"]
-                limit = schedule["charging_schedule_period"][0]["limit"]
-                unit = schedule["charging_rate_unit"]
-                limit_kw = limit / 1000 if unit == "W" else limit * 3 * 230 / 1000
-                assert 0 < limit_kw <= 5.0, profile
-                assert profile["valid_to"], "every limit carries its own expiry"
-
-                listed = await gridctl("dr", "list", *api)
-                assert signal_id[:12] in listed
-                await gridctl("dr", "cancel", signal_id, *api)
-                cleared = await asyncio.wait_for(cp.clears.get(), timeout=5.0)
-                assert cleared is not None
-                if prefix:
-                    await _only_prefixed_topics_used(runtime, prefix, station, signal_id)
-            finally:
-                meter.cancel()
-                with contextlib.suppress(BaseException):
-                    await meter
+            async with asyncio.timeout(5.0):  # from the CLI's answer, both chargers
+                got = [await cp_a.profiles.get(), await cp_b.profiles.get()]
+            assert [profile_limit_kw(p) for p in got] == [4.5, 4.4]
+            assert all(p["valid_to"] for p in got), "every limit carries its own expiry"
+            assert "enforced" in await gridctl("dr", "list", *api)
     finally:
         await runtime.stop()

@@ -22,12 +22,14 @@ ocpp.meter_values                     delete
 ocpp.station_status                   delete
 ocpp.command_results                  delete
 ocpp.commands.set_charging_profile    compact
+ocpp.sessions                         compact
 grid.demand_response                  compact
 config.station_zones                  compact
 config.station_credentials            compact
 alerts.grid.overload                  delete
 alerts.grid.dr                        delete
 pipeline.dr_baselines                 compact
+pipeline.dr_alert_episodes            compact
 pipeline.dr_signal_states             compact
 ingest.rejected                       delete
 EOF

@@ -30,7 +30,14 @@ import subprocess
 import time
 from pathlib import Path
 
-__all__ = ["TansuBroker", "TansuError", "find_tansu", "free_port"]
+__all__ = ["CLIENT_CONFIG", "TansuBroker", "TansuError", "find_tansu", "free_port"]
+
+#: librdkafka settings for clients of Tansu: a group join waits session.timeout.ms / 2 on
+#: it (real brokers refuse below 6 s, so these are for Tansu only)
+CLIENT_CONFIG = {
+    "consumer.session.timeout.ms": 1500,
+    "consumer.heartbeat.interval.ms": 300,
+}
 
 
 class TansuError(RuntimeError):

@@ -87,6 +87,17 @@ $$""",
     # kind 'eowc': seconds between its windows' ends (the engine skips a tick in which
     # the watermark passed no window end: no window closed, nothing to append).
     f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS window_step INTEGER",
+    # Whether the engine's tick refreshes view ``name``'s cache (it refreshes what its
+    # sinks read; a dashboard-only view is computed when read). Set by the tick that
+    # fills the cache, in its transaction: a reader sees the last tick's result or the
+    # live query, never an empty cache. The view reads the cache when it is maintained.
+    f"ALTER TABLE {SCHEMA}.views ADD COLUMN IF NOT EXISTS maintained BOOLEAN NOT NULL "
+    "DEFAULT false",
+    f"""CREATE OR REPLACE FUNCTION {SCHEMA}.maintained(view_name TEXT)
+RETURNS BOOLEAN LANGUAGE sql STABLE AS $$
+    SELECT COALESCE((SELECT v.maintained FROM {SCHEMA}.views AS v WHERE v.name = view_name),
+                    false)
+$$""",
     # Whether view ``name`` reads its per-tick cache: only inside the engine's tick, after
     # the cache was refreshed (gridctl.cached lists those views); dashboards read live.
     f"""CREATE OR REPLACE FUNCTION {SCHEMA}.cached(name TEXT)

@@ -87,6 +87,16 @@ class SinkMixin:
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id", (None if self._clock is None else now,))
         ]
+        # The views this tick refreshes read their caches from now on (compiler: a
+        # maintained view is its cache); written only when the set changed.
+        kept = [v.name for v in self._views if v.kind != "eowc"]
+        statements.append(
+            (
+                f"UPDATE {SCHEMA}.views SET maintained = (name = ANY(%s)) "
+                "WHERE maintained IS DISTINCT FROM (name = ANY(%s))",
+                (kept, kept),
+            )
+        )
         cached: list[str] = []
         # Views compiled before name__eval existed read the caches below them only when
         # gridctl.cached lists those (their public view chooses cache or query).

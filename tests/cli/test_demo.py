@@ -5,16 +5,16 @@ from __future__ import annotations
 from cli.demo import Demo, DemoConfig, baseline_wait
 
 
-def test_baseline_wait_lands_after_a_closed_minute() -> None:
-    wait = baseline_wait(1_000_000.0, least=20.0, margin=12.0)  # 16:40 past the hour
-    assert (1_000_000.0 + wait) % 60 == 12.0
-    assert wait >= 20.0
+def test_baseline_wait_covers_two_meter_intervals_not_a_minute_boundary() -> None:
+    # the baseline is the latest fresh sample per connector: every charger reports once
+    assert baseline_wait(2.0, least=5.0) == 5.0  # 2 x 2 s + 1 s = 5 s
+    assert baseline_wait(10.0, least=5.0) == 21.0  # slow meters: 2 x 10 s + 1 s
 
 
 async def test_demo_curtails_the_zone_and_clears_after_the_event() -> None:
     lines: list[str] = []
     state = await Demo(
-        DemoConfig(chargers=12, zones=2, duration=40, baseline_least=5.0),
+        DemoConfig(chargers=12, zones=2, duration=30),
         on_line=lines.append,
     ).run()
     zone_stations = state.zone_stations

@@ -24,8 +24,8 @@ from ocpp.v16 import call
 
 from cli.runtime import RunSettings, Runtime
 from pipeline.embedded_pg import free_port
+from tests.loop_kit import meter_loop as _meter
 from tests.ocpp_gateway.chargers import charger
-from tests.test_whole_loop import _meter_loop as _meter
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(180)

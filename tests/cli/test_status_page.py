@@ -25,8 +25,8 @@ from pipeline.embedded_pg import free_port
 from pipeline.secrets import hash_password
 from tests.cli.test_operator_view import _until
 from tests.dr_bridge.browser import browser_page, needs_chromium
+from tests.loop_kit import meter_loop as _meter
 from tests.ocpp_gateway.chargers import charger
-from tests.test_whole_loop import _meter_loop as _meter
 
 pytestmark = [pytest.mark.timeout(240), needs_chromium]
 #: where to keep the screenshot (GRIDCTL_STATUS_SHOT=path), else the test's tmp dir

@@ -242,6 +242,7 @@ async def test_dashboard_shows_a_dr_event(dashboard: dict[str, Any], postgres: s
         await h.result("B", "sig1", "Timeout", 6)
         await h.result("A", "sig1", "Accepted", 400)  # moves the results' watermark on
         await h.tick(401)
+        await h.tick(402)  # alert episodes come back frozen (pipeline.dr_alert_episodes)
         rows = _panel_rows(postgres, dashboard, golden.ts(0))
 
     (zone,) = rows["Zone load, cap and capacity"]

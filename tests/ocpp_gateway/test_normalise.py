@@ -6,14 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ocpp_gateway.normalise import (
-    Bounds,
-    ImplausibleReading,
-    NormaliseError,
-    meter_values_v16,
-    meter_values_v201,
-    parse_ts,
-)
+from ocpp_gateway.normalise import Bounds, ImplausibleReading, NormaliseError, parse_ts
+from ocpp_gateway.v16.normalise import meter_values as meter_values_v16
+from ocpp_gateway.v201.normalise import meter_values as meter_values_v201
 
 TS = "2026-11-24T10:00:00Z"
 RX = datetime(2026, 11, 24, 10, 0, 1, tzinfo=UTC)

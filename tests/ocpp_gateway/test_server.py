@@ -103,7 +103,7 @@ async def test_reconnect_replaces_previous_connection(gateway: Gateway) -> None:
         assert await second.call(call.Heartbeat()) is not None
         await asyncio.wait_for(first._connection.wait_closed(), 5)
         assert first._connection.close_reason == "replaced by a new connection"
-        assert gateway.stations["CP-DUP"]._connection.remote_address is not None
+        assert gateway.stations["CP-DUP"].link.ws.remote_address  # type: ignore[union-attr] is not None
 
 
 class GatedBus(LocalBus):
@@ -159,4 +159,4 @@ async def test_stray_answers_are_not_queued(gateway: Gateway) -> None:
             await ws.send(f'[4, "stray-e{i}", "GenericError", "", {{}}]')
         await ws.send('[2, "ok", "Heartbeat", {}]')
         assert (await ws.recv()).startswith('[3,"ok"')
-        assert gateway.stations["CP-STRAY"]._response_queue.qsize() == 0
+        assert gateway.stations["CP-STRAY"].link.protocol.pending is None  # type: ignore[union-attr]

@@ -105,6 +105,26 @@ async def test_station_tombstone_deletes(postgres: str) -> None:
         assert h.query("SELECT zone_id, stations FROM zone_load") == [("Z1", 1)]
 
 
+async def test_dashboards_read_what_the_last_tick_computed(postgres: str) -> None:
+    """A view the tick maintains (a sink reads it) is read from its cache, as a RisingWave
+    MV holds the last barrier's result; a dashboard-only view (zone_load) is computed
+    when read, over the maintained views below it (station_load)."""
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        await h.tick(1)
+        caps = "SELECT zone_id, cap_kw FROM dr_zone_caps"
+        load = "SELECT zone_id, load_kw FROM zone_load"
+        assert h.query(caps) == [("Z1", 8.0)]
+        assert h.query(load) == [("Z1", 16.0)]  # 10 + 6 kW
+        # Behind the engine's back (no tick has seen it yet), the signal goes.
+        with psycopg.connect(postgres) as conn:
+            conn.execute("DELETE FROM dr_signals")
+        assert h.query(caps) == [("Z1", 8.0)]  # maintained: the last tick's result
+        await h.tick(2)
+        assert h.query(caps) == []
+        assert h.query(load) == [("Z1", 16.0)]
+
+
 async def test_noc_queries_run(postgres: str) -> None:
     async with Harness(postgres) as h:
         await _capped_zone(h)

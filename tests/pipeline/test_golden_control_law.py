@@ -160,6 +160,30 @@ async def test_ac_station_in_amps_under_shed_never_between_zero_and_6_a(postgres
         assert len(h.command_updates) == 3
 
 
+async def test_capacity_freed_by_a_pause_and_a_ceiling_goes_to_the_others(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        # Minimum 3 kW each (min_active_kw); A's hardware stops at 3.5 kW.
+        await station(h, "A", "Z1", max_kw=3.5, min_active_kw=3.0)
+        for sid in ("B", "C", "D"):
+            await station(h, sid, "Z1", min_active_kw=3.0)
+        for sid, kw in (("A", 10.0), ("B", 6.0), ("C", 4.0), ("D", 1.0)):
+            await h.sample(sid, 1, kw, -5)
+        await h.signal("s", "Z1", "SHED", start=0, end=600, zone_limit_kw=11.0)
+        await h.tick(1)
+        # By frozen demand 10, 6, 4, 1 the minima fit for A, B, C (9 kW <= 11), not for D
+        # as well (12 > 11): D pauses. 11 - 9 = 2 kW left, by weight 10 : 6 : 4 -> A would
+        # get 1.0 but has room for 0.5 (ceiling 3.5): A full at 3.5; the other 1.5 kW by
+        # 6 : 4 -> B 3 + 0.9 = 3.9, C 3 + 0.6 = 3.6. All of the cap is used: 11.0.
+        assert h.targets() == {"A": 3.5, "B": 3.9, "C": 3.6, "D": 0.0}
+        assert sum(h.targets().values()) == pytest.approx(11.0)
+        for t in range(10, 120, 10):  # chargers comply: nothing moves
+            for sid, kw in h.targets().items():
+                await h.sample(sid, 1, kw, t)
+            await h.tick(t + 1)
+        assert h.targets() == {"A": 3.5, "B": 3.9, "C": 3.6, "D": 0.0}
+        assert len(h.command_updates) == 4
+
+
 async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: str) -> None:
     async with Harness(postgres) as h:
         for sid in ("A", "B", "C"):
@@ -178,6 +202,7 @@ async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: s
         # C's 10 kW is reserved: 18 - 10 - floors 2.8 = 5.2 left -> A, B 1.4 + 2.6 = 4.0.
         assert h.targets() == {"A": 4.0, "B": 4.0, "C": 10.0}
         assert 4.0 + 4.0 + 10.0 <= 18.0
+        await h.tick(4)  # the alert episode comes back frozen (pipeline.dr_alert_episodes)
         alerts = dr_alerts(h, "station_uncontrollable")
         assert [(a["station_id"], a["signal_id"], a["observed_kw"]) for a in alerts] == [
             ("C", "sig", 10.0)
@@ -186,6 +211,59 @@ async def test_not_supported_station_is_reserved_and_the_others_drop(postgres: s
         await h.result("C", "sig", "Accepted", 10)
         await h.tick(11)
         assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+
+
+async def test_station_that_overdraws_its_accepted_limit_is_reserved_then_retried(
+    postgres: str,
+) -> None:
+    async with Harness(postgres) as h:
+        for sid in ("A", "B", "C"):
+            await station(h, sid, "Z1")
+            await h.sample(sid, 1, 10.0, -5)
+        await h.signal("sig", "Z1", start=0, end=600, zone_limit_kw=18.0)
+        await h.tick(1)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}  # 1.4 + 13.8 / 3 each
+        for sid in ("A", "B", "C"):  # every station accepts its 6 kW
+            await h.result(sid, "sig", "Accepted", 2, limit_kw=6.0)
+
+        async def minute(t0: int, t1: int, c_kw: float) -> None:
+            for t in range(t0, t1, 10):
+                await h.sample("A", 1, h.targets()["A"], t)
+                await h.sample("B", 1, h.targets()["B"], t)
+                await h.sample("C", 1, c_kw, t)  # C draws what it likes
+                await h.tick(t + 1)
+
+        await minute(10, 70, 10.0)
+        # Tick 61: accepted at 2 s, not yet 60 s (uncontrolled_grace_seconds) ago.
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+        assert dr_alerts(h, "station_uncontrollable") == []
+        await minute(70, 80, 10.0)
+        # Tick 71: accepted 69 s ago, and every sample of the last 60 s (20..70 s) is
+        # 10 kW > 6 + 0.5 kW tolerance (max(0.5 kW, 5 % of 6)): C does not follow its
+        # limit. Its 10 kW are reserved: 18 - 10 - floors 2.8 = 5.2 -> A, B 1.4 + 2.6 =
+        # 4.0; C keeps the 6 kW it accepted (no new command to it).
+        assert h.targets() == {"A": 4.0, "B": 4.0, "C": 6.0}
+        assert 4.0 + 4.0 + 10.0 <= 18.0  # what the zone draws once A and B follow
+        await h.tick(72)  # the alert episode comes back frozen (pipeline.dr_alert_episodes)
+        alerts = dr_alerts(h, "station_uncontrollable")
+        assert [(a["station_id"], a["observed_kw"], a["limit_kw"], a["detected_at"][11:19])
+                for a in alerts] == [("C", 10.0, 6.0, "12:01:02")]  # fmt: skip
+        # detected: accepted at 2 s + 60 s of grace
+        await h.result("A", "sig", "Accepted", 72, limit_kw=4.0)
+        await h.result("B", "sig", "Accepted", 72, limit_kw=4.0)
+        await minute(80, 100, 10.0)
+        assert h.targets() == {"A": 4.0, "B": 4.0, "C": 6.0}
+        # C reconnects; the gateway re-sends its profile and C accepts it: controllable
+        # again for the grace period, shares even out; C now follows its limit.
+        await h.result("C", "sig", "Accepted", 101, limit_kw=6.0)
+        await minute(100, 110, 6.0)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+        await h.result("A", "sig", "Accepted", 112, limit_kw=6.0)
+        await h.result("B", "sig", "Accepted", 112, limit_kw=6.0)
+        await minute(110, 190, 6.0)
+        assert h.targets() == {"A": 6.0, "B": 6.0, "C": 6.0}
+        assert len(dr_alerts(h, "station_uncontrollable")) == 1
+        assert [v["target_power_kw"] for _, k, v in h.command_updates if k == "C"] == [6.0]
 
 
 async def test_infeasible_cap_is_said_and_alerted(postgres: str) -> None:
@@ -201,6 +279,7 @@ async def test_infeasible_cap_is_said_and_alerted(postgres: str) -> None:
         await h.tick(20)
         assert dr_alerts(h, "signal_infeasible") == []  # within the 30 s bound
         await h.tick(31)
+        await h.tick(32)  # the alert episode comes back frozen (pipeline.dr_alert_episodes)
         alerts = dr_alerts(h, "signal_infeasible")
         assert [(a["signal_id"], a["observed_kw"], a["limit_kw"]) for a in alerts] == [
             ("tight", 4.2, 4.0)
@@ -219,6 +298,7 @@ async def test_waiting_for_load_then_enforced(postgres: str) -> None:
         assert state(h, "nowhere")[0] == "no_stations"
         assert h.commands == {}
         await h.tick(31)
+        await h.tick(32)  # the alert episodes come back frozen (pipeline.dr_alert_episodes)
         assert [a["signal_id"] for a in dr_alerts(h, "signal_waiting_for_load")] == ["w"]
         assert [a["signal_id"] for a in dr_alerts(h, "signal_no_stations")] == ["nowhere"]
         await h.sample("A", 1, 10.0, 40)  # the charger reports: its load now is the baseline

@@ -31,8 +31,10 @@ async def test_replay_matches_golden_output_and_is_deterministic(
     # 20 kW (cap 14) from 12:02:00, at once: floors 4.2 + 4.2, the 5.6 kW left by frozen
     # demand 12 : 8 -> S1 7.5, S2 6.4. S2 times out on every command: uncontrollable from
     # 12:02:10 (alert), its 8 kW reserved, commanded min(8, 7 contract) = 7; S1 gets
-    # 14 - 8 - 4.2 + its 4.2 floor = 6.0. Modified to 50 % at 12:05 (cap 10): 4.2 + 8 > 10,
-    # infeasible by 2.2 kW (alert 30 s later), S1 held at its 4.2 minimum. Z2 SHED to 5 kW
+    # 14 - 8 - 4.2 + its 4.2 floor = 6.0 (the alert one tick later, when its episode
+    # comes back frozen through pipeline.dr_alert_episodes). Modified to 50 % at 12:05
+    # (cap 10): 4.2 + 8 > 10, infeasible by 2.2 kW (alert 30 s later), S1 held at 4.2.
+    # Z2 SHED to 5 kW
     # at 12:02:30: S4 (demand 8) admitted at 4.2 + the 0.8 left = 5.0, S3 (6) pauses (0);
     # tombstones at its 12:07:30 end. RESTORE at 12:10: tombstones. S2 over its 7 kW
     # contract once per minute; Z1 over cap from 12:07 (300 s grace); ack rate 0.5; the
@@ -91,6 +93,8 @@ def test_cli_replay_until_writes_the_prefix_of_the_full_run(postgres: str, tmp_p
             str(out),
             "--until",
             "2026-01-05T12:05:00Z",
+            "--tick",  # the expected file's ticks (alert episodes come back one tick later)
+            "5s",
             "--database-url",
             postgres,
         ],
@@ -102,7 +106,7 @@ def test_cli_replay_until_writes_the_prefix_of_the_full_run(postgres: str, tmp_p
         if json.loads(line)["ts"] <= "2026-01-05T12:05:00Z"
     ]
     assert out.read_text().splitlines() == expected
-    assert len(expected) == 23  # commands, alerts and the pipeline's own records
+    assert len(expected) == 24  # commands, alerts and the pipeline's own records
 
 
 def test_cli_replay_bad_line_exits_1_naming_line_and_field(tmp_path: Path) -> None:
@@ -138,5 +142,6 @@ def test_golden_output_follows_the_topic_contracts() -> None:
         "alerts.grid.overload",
         "alerts.grid.dr",
         "pipeline.dr_baselines",
+        "pipeline.dr_alert_episodes",
         "pipeline.dr_signal_states",
     }

@@ -58,15 +58,20 @@ async def test_connection_connectors_limit_and_last_command(postgres: str) -> No
             "FROM station_overview ORDER BY station_id"
         )
         a, b, c = rows
-        # A's cap share under control law v2: zone cap 5 kW shared by frozen demand; A's
-        # share is raised to its minimum (6 A x 3 x 230 V -> 4.2 kW), B's paused, and the
-        # 0.8 kW left is not handed back to A (a known gap of the law, issue 12's note).
+        # A's limit under control law v2 (CURTAIL, zone limit 5 kW): A charges, so its
+        # floor is its minimum, 6 A x 3 x 230 V = 4.14 -> 4.2 kW; B has no fresh sample
+        # (offline), so it is held at its minimum too (a session may start on it): floors
+        # 8.4 kW > 5 kW, the signal is infeasible by 3.4 kW and both stay at 4.2 kW. Under
+        # SHED B would pause (0) and A get the whole 5 kW, as D pauses in
+        # test_golden_control_law (capacity freed by a pause and a ceiling).
         # Last seen: its meter sample at -5 s is newer than its last status event (-30 s).
         assert a == (
             "A", "Z1", "online", T0 - timedelta(seconds=5), "1.6", "1:Charging 2:Available",
             11.0, 4.2, "sig", "SetChargingProfile", "Accepted",
         )  # fmt: skip
         assert b[:6] == ("B", "Z1", "offline", T0 - timedelta(seconds=20), "2.0.1", None)
+        assert b[7] == 4.2
+        assert h.query("SELECT state, shortfall_kw FROM dr_signal_states") == [("infeasible", 3.4)]
         assert b[9:] == (None, None)
         assert c[:5] == ("C", "Z2", "never seen", None, None)
 

@@ -127,7 +127,14 @@ class Harness:
             },
         )
 
-    async def result(self, station_id: str, signal_id: str, status: str, t: float) -> None:
+    async def result(
+        self,
+        station_id: str,
+        signal_id: str,
+        status: str,
+        t: float,
+        limit_kw: float | None = None,
+    ) -> None:
         await self._pub(
             topics.COMMAND_RESULTS,
             station_id,
@@ -138,6 +145,7 @@ class Harness:
                 "status": status,
                 "sent_ts": ts(t),
                 "result_ts": ts(t),
+                **({"limit_kw": limit_kw} if limit_kw is not None else {}),
             },
         )
 

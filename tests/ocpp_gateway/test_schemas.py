@@ -1,11 +1,23 @@
-"""Compiled schema validation maps each violated rule to the spec's CallError code."""
+"""Compiled schemas per version map each violated rule to the spec's CallError code."""
 
 from __future__ import annotations
 
 import pytest
 from ocpp.exceptions import OCPPError
 
-from ocpp_gateway.validation import SchemaMissing, compile_validator, validate_request
+from ocpp_gateway.schemas import SchemaMissing
+from ocpp_gateway.versions import DIALECTS
+
+SCHEMAS = {d.name: d.schemas for d in DIALECTS.values()}
+
+
+def validate_request(version: str, action: str, payload: dict) -> None:
+    SCHEMAS[version].validate(action, payload)
+
+
+def compile_validator(version: str, action: str):
+    return SCHEMAS[version].compile(action)
+
 
 GOOD_16 = {"connectorId": 1, "meterValue": [{"timestamp": "t", "sampledValue": [{"value": "1"}]}]}
 
@@ -46,3 +58,10 @@ def test_unknown_action_has_no_schema_and_validators_are_cached() -> None:
     with pytest.raises(SchemaMissing):
         compile_validator("1.6", "NoSuchAction")
     assert compile_validator("1.6", "Heartbeat") is compile_validator("1.6", "Heartbeat")
+
+
+def test_answers_are_checked_against_the_response_schema() -> None:
+    SCHEMAS["1.6"].validate("SetChargingProfile", {"status": "Accepted"}, response=True)
+    with pytest.raises(OCPPError) as info:
+        SCHEMAS["2.0.1"].validate("SetChargingProfile", {"status": "Maybe"}, response=True)
+    assert info.value.code == "PropertyConstraintViolation"

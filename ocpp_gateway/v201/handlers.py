@@ -1,48 +1,28 @@
-"""OCPP 2.0.1 CSMS handlers: one ``@on`` method per action a charging station sends."""
+"""OCPP 2.0.1 CSMS handlers: one ``@on`` method per action a charging station sends.
+
+Handlers take snake_case keyword arguments and return the ocpp library's typed
+``call_result``; errors they raise carry their CallError code (see ``station.Station``).
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-from ocpp.routing import after, on
-from ocpp.v201 import ChargePoint, call, call_result
+from ocpp.v201 import call_result
 from ocpp.v201.enums import Action
 
-from ocpp_gateway.normalise import meter_values_v201
-from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
-from ocpp_gateway.station import StationBase, StationContext, check_id, now_utc
+from ocpp_gateway.clock import now_utc
+from ocpp_gateway.normalise import bound_time, parse_ts, zero_from
+from ocpp_gateway.routing import after, on
+from ocpp_gateway.station import Station, check_id
+from ocpp_gateway.v201.normalise import meter_values
+from pipeline.contracts import MeterValue
 
 __all__ = ["StationV201"]
 
 
-class StationV201(StationBase, ChargePoint):
+class StationV201(Station):
     """One connected 2.0.1 charging station."""
-
-    version = "2.0.1"
-    known_actions = frozenset(a.value for a in Action)
-    _call_module = call
-
-    def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
-        ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
-        self.setup(ctx)
-
-    async def _query_capabilities(self) -> Capabilities:
-        wanted = [
-            {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": name}}
-            for name in ("RateUnit", "ProfileStackLevel")
-        ]
-        result = await self.request("GetVariables", {"get_variable_data": wanted})
-        values = {
-            r["variable"]["name"]: r.get("attribute_value")
-            for r in result.get_variable_result
-            if r.get("attribute_status") == "Accepted"
-        }
-        units, level = values.get("RateUnit"), values.get("ProfileStackLevel")
-        return Capabilities(
-            units=parse_units(units) if units else UNKNOWN.units,
-            max_stack_level=int(level) if level else None,
-        )
 
     @on(Action.boot_notification)
     async def on_boot(self, charging_station: dict[str, Any], reason: str, **_: Any):
@@ -90,29 +70,48 @@ class StationV201(StationBase, ChargePoint):
         **_: Any,
     ):
         tx = transaction_info["transaction_id"]
-        evse_id = evse["id"] if evse else self.connector_of(tx)
-        if event_type != "Ended":
-            self.sessions[evse_id] = tx
-        check_id("evse.id", evse_id)
-        records = meter_values_v201(
-            self.id, evse_id, meter_value or (), session_id=tx, bounds=self.bounds()
-        )
-        if event_type == "Ended" and records:
-            # the session is over; whatever was sampled at its end, the EVSE draws no more
-            last = records[-1]
-            if last.power_kw is None:
-                records[-1] = msgspec.structs.replace(last, power_kw=0.0)
-        await self.publish_durable(records)
-        if event_type == "Ended" and self.sessions.get(evse_id) == tx:
-            del self.sessions[evse_id]
         info = {"status": "Accepted"} if id_token else None
-        return call_result.TransactionEvent(id_token_info=info)
+        answer = call_result.TransactionEvent(id_token_info=info)
+        known = self.sessions
+        if known.is_closed(tx):
+            self.ignore("closed_transaction", f"TransactionEvent {event_type}", tx)
+            return answer
+        evse_id = check_id("evse.id", evse["id"]) if evse else known.connector_of(tx)
+        if evse_id is None:
+            # Not known which EVSE it is on (this gateway has no ocpp.sessions record of
+            # it): a guess would count another EVSE's load twice, so nothing is counted.
+            if event_type == "Ended":
+                await self.publish_durable((), known.end(tx))
+            self.ignore("unknown_evse", f"TransactionEvent {event_type}", tx)
+            return answer
+        received = now_utc()
+        records = meter_values(
+            self.id, evse_id, meter_value or (), session_id=tx, received_ts=received,
+            bounds=self.bounds(),
+        )  # fmt: skip
+        if event_type == "Ended":
+            end_ts, charger_ts = bound_time(
+                parse_ts(timestamp), received, self.ctx.config.max_clock_skew_s
+            )
+            records = zero_from(records, end_ts)
+            if not any(r.event_ts >= end_ts for r in records):
+                records.append(
+                    MeterValue(
+                        station_id=self.id, connector_id=evse_id, session_id=tx,
+                        power_kw=0.0, event_ts=end_ts, received_ts=received,
+                        charger_ts=charger_ts, ocpp_version="2.0.1",
+                    )
+                )  # fmt: skip
+            await self.publish_durable(records, known.end(tx))
+        else:
+            await self.publish_durable(records, known.start(evse_id, tx))
+        return answer
 
     @on(Action.meter_values)
     async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any):
         check_id("evseId", evse_id)
-        session = self.sessions.get(evse_id)
-        records = meter_values_v201(
+        session = self.sessions.on(evse_id)
+        records = meter_values(
             self.id, evse_id, meter_value, session_id=session, bounds=self.bounds()
         )
         await self.publish_durable(records)

@@ -1,4 +1,8 @@
-"""OCPP 1.6J central-system handlers: one ``@on`` method per action a charger sends."""
+"""OCPP 1.6J central-system handlers: one ``@on`` method per action a charger sends.
+
+Handlers take snake_case keyword arguments and return the ocpp library's typed
+``call_result``; errors they raise carry their CallError code (see ``station.Station``).
+"""
 
 from __future__ import annotations
 
@@ -6,47 +10,30 @@ import itertools
 import time
 from typing import Any
 
-from ocpp.routing import after, on
-from ocpp.v16 import ChargePoint, call, call_result
+from ocpp.v16 import call_result
 from ocpp.v16.enums import Action
 
-from ocpp_gateway.normalise import bound_time, meter_values_v16, parse_ts
-from ocpp_gateway.profiles import UNKNOWN, Capabilities, parse_units
-from ocpp_gateway.station import StationBase, StationContext, check_id, now_utc
+from ocpp_gateway.clock import now_utc
+from ocpp_gateway.normalise import bound_time, parse_ts, zero_from
+from ocpp_gateway.routing import after, on
+from ocpp_gateway.station import Station, check_id
+from ocpp_gateway.v16.normalise import meter_values
 from pipeline.contracts import MeterValue
 
 __all__ = ["StationV16"]
 
 # Transaction ids must be unique per charger and fit a 32-bit int; seeding from the clock
-# keeps them increasing across gateway restarts.
-_TX_IDS = itertools.count(int(time.time() * 10) % 2_000_000_000 + 1)
+# keeps them increasing across gateway restarts, and worker i of n taking only ids equal
+# to i mod n keeps the workers sharing a port apart (a charger may move between them).
+_TX_SEQ = itertools.count(int(time.time() * 10) % 1_000_000_000 + 1)
 
 
-def _next_tx_id() -> int:
-    return next(_TX_IDS) % 2_147_483_647 or 1
+def next_tx_id(worker: int = 0, workers: int = 1) -> int:
+    return (next(_TX_SEQ) * workers + worker) % 2_147_483_647 or workers
 
 
-class StationV16(StationBase, ChargePoint):
+class StationV16(Station):
     """One connected 1.6 charger."""
-
-    version = "1.6"
-    known_actions = frozenset(a.value for a in Action)
-    _call_module = call
-
-    def __init__(self, station_id: str, connection: Any, ctx: StationContext) -> None:
-        ChargePoint.__init__(self, station_id, connection, ctx.config.response_timeout)
-        self.setup(ctx)
-
-    async def _query_capabilities(self) -> Capabilities:
-        keys = ["ChargingScheduleAllowedChargingRateUnit", "ChargeProfileMaxStackLevel"]
-        result = await self.request("GetConfiguration", {"key": keys})
-        values = {k["key"]: k.get("value") for k in result.configuration_key or ()}
-        units = values.get(keys[0])
-        level = values.get(keys[1])
-        return Capabilities(
-            units=parse_units(units) if units else UNKNOWN.units,
-            max_stack_level=int(level) if level else None,
-        )
 
     @on(Action.boot_notification)
     async def on_boot(self, charge_point_vendor: str, charge_point_model: str, **_: Any):
@@ -83,7 +70,7 @@ class StationV16(StationBase, ChargePoint):
         self, connector_id: int, id_tag: str, meter_start: int, timestamp: str, **_: Any
     ):
         check_id("connectorId", connector_id)
-        tx = _next_tx_id()
+        tx = next_tx_id(self.ctx.config.worker_index, self.ctx.config.workers)
         session = str(tx)
         received = now_utc()
         event_ts, charger_ts = bound_time(
@@ -99,8 +86,7 @@ class StationV16(StationBase, ChargePoint):
             charger_ts=charger_ts,
             ocpp_version="1.6",
         )
-        await self.publish_durable([record])
-        self.sessions[connector_id] = session
+        await self.publish_durable([record], self.sessions.start(connector_id, session))
         return call_result.StartTransaction(transaction_id=tx, id_tag_info={"status": "Accepted"})
 
     @on(Action.stop_transaction)
@@ -113,9 +99,20 @@ class StationV16(StationBase, ChargePoint):
         **_: Any,
     ):
         session = str(transaction_id)
-        connector = self.connector_of(session)
+        answer = call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+        known = self.sessions
+        if known.is_closed(session):
+            self.ignore("closed_transaction", "StopTransaction", session)
+            return answer
+        connector = known.connector_of(session)
+        if connector is None:
+            # Not known which connector it ran on (no ocpp.sessions record of it): a guess
+            # would count another connector twice; remember it ended, count nothing.
+            await self.publish_durable((), known.end(session))
+            self.ignore("unknown_evse", "StopTransaction", session)
+            return answer
         received = now_utc()
-        records = meter_values_v16(
+        records = meter_values(
             self.id,
             connector,
             transaction_data or (),
@@ -126,6 +123,7 @@ class StationV16(StationBase, ChargePoint):
         event_ts, charger_ts = bound_time(
             parse_ts(timestamp), received, self.ctx.config.max_clock_skew_s
         )
+        records = zero_from(records, event_ts)
         records.append(
             MeterValue(
                 station_id=self.id,
@@ -139,10 +137,8 @@ class StationV16(StationBase, ChargePoint):
                 ocpp_version="1.6",
             )
         )
-        await self.publish_durable(records)
-        if self.sessions.get(connector) == session:
-            del self.sessions[connector]
-        return call_result.StopTransaction(id_tag_info={"status": "Accepted"})
+        await self.publish_durable(records, known.end(session))
+        return answer
 
     @on(Action.meter_values)
     async def on_meter_values(
@@ -153,12 +149,22 @@ class StationV16(StationBase, ChargePoint):
         **_: Any,
     ):
         check_id("connectorId", connector_id)
-        session = str(transaction_id) if transaction_id is not None else None
-        session = session or self.sessions.get(connector_id)
-        records = meter_values_v16(
+        known = self.sessions
+        changed = None
+        if transaction_id is None:
+            session = known.on(connector_id)
+        else:
+            session = str(transaction_id)
+            if known.is_closed(session):
+                # a sample queued before the stop and sent after it: the stop's 0 kW stands
+                self.ignore("closed_transaction", "MeterValues", session)
+                return call_result.MeterValues()
+            if connector_id != 0:  # learnt again after a restart, for its StopTransaction
+                changed = known.start(connector_id, session)
+        records = meter_values(
             self.id, connector_id, meter_value, session_id=session, bounds=self.bounds()
         )
-        await self.publish_durable(records)
+        await self.publish_durable(records, changed)
         return call_result.MeterValues()
 
     @on(Action.data_transfer)

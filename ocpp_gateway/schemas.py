@@ -1,0 +1,97 @@
+"""The OCPP JSON schemas of one version, compiled once per action (no I/O after load).
+
+The ocpp library ships the official schemas and validates with ``jsonschema`` on every
+message (0.4-1 ms each, in a thread); here the same files are compiled with
+``fastjsonschema`` into plain Python functions, once per action and direction, and a
+violation raises the ocpp library's error class for the rule, spelt the version's way.
+
+``format`` keywords are dropped before compiling: the stock validator does not check
+formats either, and a charger sending ``2026-01-01T00:00:00`` without an offset should be
+accepted (the normaliser reads it as UTC) rather than lose its readings.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import ocpp
+from ocpp.exceptions import (
+    OCPPError,
+    PropertyConstraintViolationError,
+    TypeConstraintViolationError,
+)
+
+__all__ = ["SchemaMissing", "Schemas"]
+
+_ROOT = Path(ocpp.__file__).parent
+_PROPERTY_RULES = frozenset(
+    ("enum", "maxLength", "minLength", "minimum", "maximum", "multipleOf", "pattern")
+)
+
+
+class SchemaMissing(LookupError):
+    """No schema for this action in this version: the action is unknown."""
+
+
+def _strip_formats(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _strip_formats(v) for k, v in node.items() if k not in ("format", "$id")}
+    if isinstance(node, list):
+        return [_strip_formats(v) for v in node]
+    return node
+
+
+@dataclass(eq=False)
+class Schemas:
+    """The compiled schemas of one OCPP version.
+
+    ``directory``: the library's schema folder (``v16``); ``names``: (request, response)
+    file name patterns with ``{action}``; ``occurrence`` and ``formation``: the version's
+    error classes for a missing field and for anything else malformed (1.6 spells them
+    ``OccurenceConstraintViolation`` and ``FormationViolation``).
+    """
+
+    directory: str
+    names: tuple[str, str]
+    occurrence: type[OCPPError]
+    formation: type[OCPPError]
+    _compiled: dict[tuple[str, bool], Callable[[Any], Any]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def compile(self, action: str, response: bool = False) -> Callable[[Any], Any]:
+        """The validator of one action's request (or response) schema, compiled once."""
+        key = (action, response)
+        validator = self._compiled.get(key)
+        if validator is None:
+            name = self.names[response].format(action=action)
+            path = _ROOT / self.directory / "schemas" / f"{name}.json"
+            try:
+                schema = json.loads(path.read_text(encoding="utf-8-sig"))
+            except (FileNotFoundError, OSError):
+                raise SchemaMissing(f"no {self.directory} schema for {action[:64]!r}") from None
+            schema.pop("$schema", None)  # compile every draft alike (4 and 6 differ little)
+            validator = fastjsonschema.compile(_strip_formats(schema))
+            self._compiled[key] = validator
+        return validator
+
+    def _error(self, rule: str | None) -> type[OCPPError]:
+        if rule == "type":
+            return TypeConstraintViolationError
+        if rule == "required":
+            return self.occurrence
+        if rule in _PROPERTY_RULES:
+            return PropertyConstraintViolationError
+        return self.formation
+
+    def validate(self, action: str, payload: Mapping[str, Any], response: bool = False) -> None:
+        """Return, or raise the library's error class for the rule the payload breaks."""
+        try:
+            self.compile(action, response)(payload)
+        except fastjsonschema.JsonSchemaValueException as exc:
+            raise self._error(exc.rule)(description=f"{action}: {exc.message}"[:255]) from None

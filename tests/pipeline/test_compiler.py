@@ -203,6 +203,7 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
             "SELECT name, topic, format FROM gridctl_engine.sinks ORDER BY name"
         ).fetchall()
         assert sinks == [
+            ("dr_alert_episodes_sink", "pipeline.dr_alert_episodes", "UPSERT"),
             ("dr_alerts_sink", "alerts.grid.dr", "PLAIN"),
             ("dr_baselines_sink", "pipeline.dr_baselines", "UPSERT"),
             ("dr_signal_states_sink", "pipeline.dr_signal_states", "UPSERT"),
@@ -218,6 +219,7 @@ def test_every_migration_compiles_and_applies_twice_idempotent_bootstrap(postgre
             "ocpp.meter_values",
             "ocpp.station_status",  # station_status (append-only) and station_presence
             "ocpp.station_status",
+            "pipeline.dr_alert_episodes",
             "pipeline.dr_baselines",
         ]
 

@@ -72,6 +72,25 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return sorted(out)
+
+
 def machine() -> str:
     """One line for the report: cores, memory, load right now."""
     mem = "?"
@@ -127,6 +146,7 @@ class GridctlProcess:
     database_url: str | None = None
     allow_unknown_stations: bool = False
     log_level: str = "WARNING"
+    gateway_workers: int | None = None  # None: run's default
     token: str = TOKEN
     ocpp_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -183,7 +203,13 @@ class GridctlProcess:
             cmd += ["--kafka-config", f"{key}={value}"]
         if self.allow_unknown_stations:
             cmd.append("--allow-unknown-stations")
+        if self.gateway_workers is not None:
+            cmd += ["--gateway-workers", str(self.gateway_workers)]
         return cmd
+
+    def gateway_pids(self) -> list[int]:
+        """The gateway worker processes ``run`` started; empty: the gateway runs inside it."""
+        return [pid for pid in children(self.pid) if b"\0gateway\0" in _cmdline(pid)]
 
     async def start(self, timeout: float = 180.0) -> None:
         """Start (or restart after ``kill9``) and wait until the API and OCPP port answer."""

@@ -282,18 +282,43 @@ class GridctlProcess:
             timeout=60.0,
         )
 
-    async def import_stations(self, specs: Iterable[Any], password: str) -> int:
+    async def import_stations(
+        self, specs: Iterable[Any], password: str, password_hash: str | None = None
+    ) -> int:
         """POST every simulated station with one shared password hash (as the demo does)."""
         from pipeline.secrets import hash_password
         from simulator.stations import api_rows
 
-        rows = api_rows(specs, hash_password(password))
+        rows = api_rows(specs, password_hash or hash_password(password))
         async with self.api() as api:
             for i in range(0, len(rows), 1000):
                 response = await api.post("/v1/stations", json=rows[i : i + 1000])
                 if response.status_code != 201:
                     raise BenchError(f"station import: {response.status_code} {response.text}")
         return len(rows)
+
+    def remember_passwords(
+        self, station_ids: Iterable[str], password: str, password_hash: str, workers: int = 1
+    ) -> None:
+        """Before ``start``: the gateway's store of verified passwords, as after a restart.
+
+        A fresh gateway checks each station's password with scrypt (~40 ms of CPU by
+        design), so 10,000 chargers need minutes to connect on 2 cores; a gateway that
+        ran before remembers them (:mod:`ocpp_gateway.verified`) and lets them in at ~1 ms
+        each. Benchmarks that measure something other than the first connect write that
+        store for every worker's state directory (a charger may land on any worker).
+        """
+        from ocpp_gateway.verified import VerifiedStore
+
+        dirs = [self.data_dir / "gateway"]
+        dirs += [self.data_dir / "gateway" / f"w{i}" for i in range(workers)]
+        first = VerifiedStore(dirs[0])
+        for sid in station_ids:
+            first.remember(sid, password, password_hash)
+        for d in dirs:
+            store = VerifiedStore(d)
+            store.digests = first.digests
+            store.save()
 
     async def metrics(self) -> dict[str, float]:
         """The API's ``/metrics`` (process-wide registry: engine and bridge)."""

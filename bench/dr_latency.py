@@ -30,6 +30,8 @@ import argparse
 import asyncio
 import contextlib
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -107,6 +109,7 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
     import psycopg
 
     from bench.lean_fleet import CpuWindow, LeanFleet
+    from pipeline.secrets import hash_password
     from simulator.stations import generate
 
     tmp = Path(tempfile.mkdtemp(prefix=f"gridctl-drlat-{bus}-{size}-"))
@@ -122,8 +125,13 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
     )
     fleet: LeanFleet | None = None
     try:
-        await gw.start()
         specs = generate(size, zones=args.zones, seed=args.seed, password=PASSWORD)
+        password_hash = hash_password(PASSWORD)
+        if not args.cold_connect:
+            gw.remember_passwords(
+                (s.station_id for s in specs), PASSWORD, password_hash, args.gateway_workers or 2
+            )
+        await gw.start()
         fleet = LeanFleet(
             specs,
             gw.ocpp_url,
@@ -132,7 +140,7 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
             connect_rate=args.connect_rate,
             seed=args.seed,
         )
-        await gw.import_stations(specs, PASSWORD)
+        await gw.import_stations(specs, PASSWORD, password_hash)
         zone_of = {s.station_id: s.zone_id for s in specs}
         sent_at: dict[str, float] = {}  # zone -> POSIX time of its 201
         first: dict[str, float] = {}  # station -> first SetChargingProfile after the 201
@@ -187,6 +195,7 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
                 response.raise_for_status()
                 ids[zone] = response.json()["signal_id"]
 
+            spy = start_profile(args, gw.pid, tmp.name) if args.profile else None
             window = CpuWindow(fleet)
             async with gw.api() as api:
                 await asyncio.gather(*(send(api, z) for z in zones))
@@ -207,6 +216,10 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
                     break
                 await asyncio.sleep(0.2)
             result.load_cpu_s, result.load_wall_s, result.load_msgs = window.close()
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes what it has and exits
+                await asyncio.get_running_loop().run_in_executor(None, spy.wait, 30)
+                print(f"  profile: {args.profile}/{tmp.name}.txt (bench/pyspy_top.py reads it)")
             result.load_avg = os.getloadavg()
             result.gridctl_cpu_s = cpu_s(gw.pid) - cpu0
             m1 = await gw.metrics()
@@ -224,6 +237,9 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
         result.call_errors = {f"{a} {c}": n for (a, c), n in errors.items() if n}
         result.refused = sum(n for (a, _), n in errors.items() if a in READINGS)
         result.unanswered = dict(fleet.unanswered())
+        if errors0:
+            before = {f"{a} {c}": n for (a, c), n in errors0.items()}
+            result.notes.append(f"CallErrors before the event (connect, boot): {before}")
         if fleet.stats:
             result.notes.append(f"load generator: {dict(fleet.stats)}")
         return result
@@ -239,6 +255,44 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             print(f"  kept {tmp}")
+
+
+HEADER = (
+    f"{'bus':6} {'chargers':>8} {'w':>2} {'first':>7} {'p50':>7} {'p99':>7} {'max':>7} "
+    f"{'missing':>7} {'refused':>7} | {'cap p50':>7} {'cap max':>7} {'zones':>5} | "
+    f"{'tick s':>6} {'CPU s':>6} {'GW MiB':>9} | {'load CPU':>8} {'us/msg':>6} | load avg"
+)
+
+
+def print_row(r: Result) -> None:
+    p50, p99, mx = p50_p99_max(r.to_charger)
+    c50, _, cmax = p50_p99_max(list(r.under_cap.values()))
+    first = min(r.to_charger) if r.to_charger else float("nan")
+    share = r.load_cpu_s / r.load_wall_s if r.load_wall_s else float("nan")
+    per_msg = r.load_cpu_s / r.load_msgs * 1e6 if r.load_msgs else float("nan")
+    rss = "/".join(f"{m:.0f}" for m in r.worker_rss_mib)
+    print(f"{r.bus:6} {r.size:>8} {r.workers:>2} {fmt(first)} {fmt(p50)} {fmt(p99)} "
+          f"{fmt(mx)} {r.missing:>7} {r.refused:>7} | {fmt(c50)} {fmt(cmax)} "
+          f"{len(r.under_cap):>2}/{r.zones:<2} | {r.tick_s:6.2f} {r.gridctl_cpu_s:6.1f} "
+          f"{rss:>9} | {share:7.0%} {per_msg:6.0f} | "
+          f"{r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f}")  # fmt: skip
+    if r.call_errors:
+        print(f"       CallErrors received: {r.call_errors}")
+    if r.unanswered:
+        print(f"       calls unanswered at the end: {r.unanswered}")
+    for note in r.notes:
+        print(f"       note: {note}")
+
+
+def start_profile(args: argparse.Namespace, pid: int, name: str) -> subprocess.Popen[bytes]:
+    """py-spy on gridctl run and its gateway workers while the event is applied."""
+    spy = Path(sys.executable).with_name("py-spy")
+    out = Path(args.profile) / f"{name}.txt"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    seconds = str(int(args.timeout) + 5)
+    cmd = [str(spy), "record", "--pid", str(pid), "--subprocesses", "--rate", "50",
+           "--format", "raw", "--output", str(out), "--duration", seconds]  # fmt: skip
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def fmt(seconds: float) -> str:
@@ -266,6 +320,19 @@ async def main() -> None:
     parser.add_argument(
         "--gateway-workers", type=int, default=None, help="gridctl run --gateway-workers"
     )
+    parser.add_argument(
+        "--cold-connect",
+        action="store_true",
+        help="a fresh gateway checks every password with scrypt (~40 ms each); by default "
+        "its store of verified passwords is written first, as after a restart",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="DIR",
+        help="py-spy (50 Hz, raw format) on gridctl and its workers during each event, "
+        "one file per size in DIR; read with bench/pyspy_top.py (it costs gridctl CPU: "
+        "take the latency figures from a run without it)",
+    )
     parser.add_argument("--log-level", default="WARNING", help="of the gridctl process")
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
     args = parser.parse_args()
@@ -280,32 +347,15 @@ async def main() -> None:
         for size in sizes:
             try:
                 results.append(await run_one(bus, size, args))
+                print(HEADER)
+                print_row(results[-1])
             except Exception as exc:  # one failed size must not hide the others
                 print(f"  {bus} {size}: failed: {exc!r}", flush=True)
     print()
     print("API 201 -> SetChargingProfile at the charger (s), and -> zone load under cap (s)")
-    print(f"{'bus':6} {'chargers':>8} {'w':>2} {'first':>7} {'p50':>7} {'p99':>7} {'max':>7} "
-          f"{'missing':>7} {'refused':>7} | {'cap p50':>7} {'cap max':>7} {'zones':>5} | "
-          f"{'tick s':>6} {'CPU s':>6} {'GW MiB':>9} | {'load CPU':>8} {'us/msg':>6} | "
-          "load avg")  # fmt: skip
+    print(HEADER)
     for r in results:
-        p50, p99, mx = p50_p99_max(r.to_charger)
-        c50, _, cmax = p50_p99_max(list(r.under_cap.values()))
-        first = min(r.to_charger) if r.to_charger else float("nan")
-        share = r.load_cpu_s / r.load_wall_s if r.load_wall_s else float("nan")
-        per_msg = r.load_cpu_s / r.load_msgs * 1e6 if r.load_msgs else float("nan")
-        rss = "/".join(f"{m:.0f}" for m in r.worker_rss_mib)
-        print(f"{r.bus:6} {r.size:>8} {r.workers:>2} {fmt(first)} {fmt(p50)} {fmt(p99)} "
-              f"{fmt(mx)} {r.missing:>7} {r.refused:>7} | {fmt(c50)} {fmt(cmax)} "
-              f"{len(r.under_cap):>2}/{r.zones:<2} | {r.tick_s:6.2f} {r.gridctl_cpu_s:6.1f} "
-              f"{rss:>9} | {share:7.0%} {per_msg:6.0f} | "
-              f"{r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f}")  # fmt: skip
-        if r.call_errors:
-            print(f"       CallErrors received: {r.call_errors}")
-        if r.unanswered:
-            print(f"       calls unanswered at the end: {r.unanswered}")
-        for note in r.notes:
-            print(f"       note: {note}")
+        print_row(r)
     print(
         "w: gateway workers; first: the first charger's profile (engine tick wait + "
         "evaluation + publish); p50..max - first: the gateway delivering to every charger; "

@@ -222,7 +222,7 @@ class LeanCharger(asyncio.Protocol):
 
     def start_tx(self, _: dict[str, Any] | None) -> None:
         if self.tx is not None:  # a reconnect: the session goes on
-            self.started(None)
+            self.started({})
             return
         if self.v201:
             self.tx = f"{self.spec.station_id}-tx"
@@ -234,7 +234,14 @@ class LeanCharger(asyncio.Protocol):
             self.call("StartTransaction", body, self.started)
 
     def started(self, answer: dict[str, Any] | None) -> None:
-        if not self.v201 and answer is not None:
+        if answer is None:  # a CallError: a transaction message is sent again (OCPP 4.7)
+            if self.v201:
+                self.tx = None
+            self.timer = asyncio.get_running_loop().call_later(
+                self.fleet.rng.uniform(1.0, 3.0), self.start_tx, None
+            )
+            return
+        if not self.v201 and "transactionId" in answer:
             self.tx = int(answer["transactionId"])
         self.fleet.booted(self)
         interval = self.fleet.meter_interval

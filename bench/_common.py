@@ -61,6 +61,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid``, its reaped children and its live descendants (Linux /proc).
+
+    PostgreSQL starts a backend per connection and reaps it when it ends: its CPU then
+    lands in the postmaster's ``cutime``/``cstime``, so nothing spent is missed.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_s(child) for child in children(pid))
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of ``pid`` in MiB (Linux /proc); NaN if it is gone."""
     try:
@@ -319,6 +333,13 @@ class GridctlProcess:
             store = VerifiedStore(d)
             store.digests = first.digests
             store.save()
+
+    def postgres_pid(self) -> int | None:
+        """The embedded PostgreSQL's postmaster (None: an external database)."""
+        path = self.data_dir / "postgres" / "pgdata" / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(path.read_text().split()[0])
+        return None
 
     async def metrics(self) -> dict[str, float]:
         """The API's ``/metrics`` (process-wide registry: engine and bridge)."""

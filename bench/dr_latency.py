@@ -1,27 +1,27 @@
 """End-to-end DR latency: API 201 -> SetChargingProfile at every charger -> zone under cap.
 
-    .venv/bin/python bench/dr_latency.py --sizes 100,1000,5000 --bus local,kafka
+    .venv/bin/python bench/dr_latency.py --sizes 1000,5000,10000 --bus local
+    .venv/bin/python bench/dr_latency.py --sizes 5000,10000 --bus local --gateway-workers 2
+    .venv/bin/python bench/dr_latency.py --sizes 5000 --profile /tmp/prof   # py-spy too
 
 For each bus and fleet size: ``gridctl run`` in a child process (embedded PostgreSQL, the
-engine, the gateway, the API; on ``kafka`` a fresh Tansu broker as a third process), a
-simulated fleet of real OCPP chargers (the ocpp library, half 1.6 and half 2.0.1, schema
-validation off so the load generator stays light) in this process, spread over 10 zones.
-Stations are imported through ``POST /v1/stations``; once every zone reports its load,
-one CURTAIL signal per zone goes to ``POST /v1/signals``, all ten at once. Measured:
+engine, the gateway or ``--gateway-workers N`` gateway processes, the API; on ``kafka`` a
+fresh Tansu broker as another process), and in this process a lean fleet of real OCPP
+chargers (:mod:`bench.lean_fleet`: raw websocket OCPP-J, half 1.6 and half 2.0.1, no
+ocpp library, so the load generator stays a small share of the machine), spread over 10
+zones. Stations are imported through ``POST /v1/stations``; once every zone reports its
+load, one CURTAIL signal per zone goes to ``POST /v1/signals``, all ten at once. Measured:
 
 - per charger: the charger's receipt of its first SetChargingProfile minus the API's 201
   for its zone's signal (both wall clock, one machine);
 - per zone: the first poll of the ``zone_load`` view (psql, every 0.2 s) showing the
-  zone's load at or under its cap (``dr_zone_caps``) minus that zone's 201.
+  zone's load at or under its cap (``dr_zone_caps``) minus that zone's 201;
+- readings refused (CallErrors answering MeterValues / TransactionEvent), calls left
+  unanswered, CPU of gridctl, its PostgreSQL and its workers, RSS per gateway worker,
+  the mean engine tick, and the load generator's own CPU share and CPU per message.
 
-The simulated chargers run in this process on the ocpp library, which validates every
-call it receives with jsonschema in a thread (``ChargerSettings(validate=False)`` covers
-only the chargers' own calls). 5,000 profiles arriving at once would then measure this
-process's CPU, not gridctl's, so the bench turns the library's validation off here (only
-here: gridctl's gateway in its own process validates as configured).
-
-Targets (issue 7): p99 <= 1 s to the last charger at 1,000 chargers, <= 3 s at 5,000.
-Prints figures; asserts nothing.
+Targets (issue 16): p99 <= 0.5 s at 1,000 chargers, <= 1 s at 5,000, <= 2 s at 10,000,
+nothing missing and no reading refused. Prints figures; asserts nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from bench._common import (
     p50_p99_max,
     rss_mib,
     start_tansu,
+    tree_cpu_s,
 )
 
 PASSWORD = "bench-password"
@@ -71,6 +72,8 @@ class Result:
     gridctl_cpu_s: float = 0.0
     tick_s: float = float("nan")  # mean engine tick while the event was applied
     gridctl_rss_mib: float = 0.0
+    pg_cpu_s: float = float("nan")  # the embedded PostgreSQL (the engine's SQL) meanwhile
+    workers_cpu_s: float = 0.0  # the gateway worker processes meanwhile
     workers: int = 1
     worker_rss_mib: list[float] = field(default_factory=list)  # per gateway worker
     load_cpu_s: float = 0.0  # the load generator (this process) during the event
@@ -169,6 +172,9 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
                   f"{args.zones} zones", flush=True)  # fmt: skip
             errors0 = Counter(fleet.call_errors)
             cpu0 = cpu_s(gw.pid)
+            pg_pid = gw.postgres_pid()
+            pg0 = tree_cpu_s(pg_pid) if pg_pid else 0.0
+            workers0 = sum(cpu_s(p) for p in gateways)
             m0 = await gw.metrics()
             zones = sorted({s.zone_id for s in specs})
             start = datetime.now(UTC)
@@ -222,6 +228,8 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
                 print(f"  profile: {args.profile}/{tmp.name}.txt (bench/pyspy_top.py reads it)")
             result.load_avg = os.getloadavg()
             result.gridctl_cpu_s = cpu_s(gw.pid) - cpu0
+            result.pg_cpu_s = (tree_cpu_s(pg_pid) - pg0) if pg_pid else float("nan")
+            result.workers_cpu_s = sum(cpu_s(p) for p in gateways) - workers0
             m1 = await gw.metrics()
             ticks = m1[TICK + "_count"] - m0[TICK + "_count"]
             if ticks:
@@ -260,7 +268,8 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
 HEADER = (
     f"{'bus':6} {'chargers':>8} {'w':>2} {'first':>7} {'p50':>7} {'p99':>7} {'max':>7} "
     f"{'missing':>7} {'refused':>7} | {'cap p50':>7} {'cap max':>7} {'zones':>5} | "
-    f"{'tick s':>6} {'CPU s':>6} {'GW MiB':>9} | {'load CPU':>8} {'us/msg':>6} | load avg"
+    f"{'tick s':>6} {'CPU s':>6} {'PG s':>5} {'GW s':>5} {'GW MiB':>9} | "
+    f"{'load CPU':>8} {'us/msg':>6} | load avg"
 )
 
 
@@ -274,6 +283,7 @@ def print_row(r: Result) -> None:
     print(f"{r.bus:6} {r.size:>8} {r.workers:>2} {fmt(first)} {fmt(p50)} {fmt(p99)} "
           f"{fmt(mx)} {r.missing:>7} {r.refused:>7} | {fmt(c50)} {fmt(cmax)} "
           f"{len(r.under_cap):>2}/{r.zones:<2} | {r.tick_s:6.2f} {r.gridctl_cpu_s:6.1f} "
+          f"{r.pg_cpu_s:5.1f} {r.workers_cpu_s:5.1f} "
           f"{rss:>9} | {share:7.0%} {per_msg:6.0f} | "
           f"{r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f}")  # fmt: skip
     if r.call_errors:
@@ -361,7 +371,9 @@ async def main() -> None:
         "evaluation + publish); p50..max - first: the gateway delivering to every charger; "
         "refused: CallErrors answering MeterValues/TransactionEvent; tick s: mean engine "
         "tick while the event was applied; CPU s: the gridctl run process (workers and "
-        "PostgreSQL not included); GW MiB: RSS per gateway worker (one worker: the whole "
+        "PostgreSQL not included), PG s: the embedded PostgreSQL (the engine's SQL), GW s: "
+        "the gateway worker processes, all from the first signal to the end; GW MiB: RSS "
+        "per gateway worker (one worker: the whole "
         "gridctl run process, engine and API included); load CPU: this process's CPU / wall "
         "s from the first signal to the end of the measurement, us/msg: its CPU per "
         "message sent or received (the API calls and psql polls included)"

@@ -82,10 +82,25 @@ FROM (
     FROM dr_events AS e
     JOIN station_zones AS z
         ON z.zone_id = e.zone_id
+    -- Only while it can still matter: once the station's baseline and its zone's total are
+    -- both frozen, dr_baseline_candidates reads the frozen rows and never this one (a
+    -- station added mid-event has no frozen row and still gets its pre-start load). The
+    -- steady state then ranks no samples at all (it was half of every tick). Frozen keys
+    -- are unique, so the two lookups are equality joins (streaming hash joins on
+    -- RisingWave, bounded by dr_baselines) and multiply no rows.
+    LEFT JOIN dr_baselines AS fs
+        ON fs.event_key = e.event_key
+        AND fs.zone_id = e.zone_id
+        AND fs.station_id = z.station_id
+    LEFT JOIN dr_baselines AS ft
+        ON ft.event_key = e.event_key
+        AND ft.zone_id = e.zone_id
+        AND ft.station_id = '*'
     JOIN connector_recent AS m
         ON m.station_id = z.station_id
         AND m.event_ts <= e.start_ts
         AND m.event_ts > e.start_ts - INTERVAL '${freshness_seconds} SECONDS'
+    WHERE fs.baseline_id IS NULL OR ft.baseline_id IS NULL
 ) AS latest
 WHERE rn = 1
 GROUP BY event_key, zone_id, station_id;

@@ -61,6 +61,20 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of ``pid``, its reaped children and its live descendants (Linux /proc).
+
+    PostgreSQL starts a backend per connection and reaps it when it ends: its CPU then
+    lands in the postmaster's ``cutime``/``cstime``, so nothing spent is missed.
+    """
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    own = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_s(child) for child in children(pid))
+
+
 def rss_mib(pid: int) -> float:
     """Resident set size of ``pid`` in MiB (Linux /proc); NaN if it is gone."""
     try:
@@ -70,6 +84,25 @@ def rss_mib(pid: int) -> float:
     except OSError:
         pass
     return float("nan")
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+def children(pid: int) -> list[int]:
+    """Direct child processes of ``pid`` (Linux /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                out.append(int(entry.name))
+    return sorted(out)
 
 
 def machine() -> str:
@@ -127,6 +160,7 @@ class GridctlProcess:
     database_url: str | None = None
     allow_unknown_stations: bool = False
     log_level: str = "WARNING"
+    gateway_workers: int | None = None  # None: run's default
     token: str = TOKEN
     ocpp_port: int = field(default_factory=free_port)
     api_port: int = field(default_factory=free_port)
@@ -183,7 +217,13 @@ class GridctlProcess:
             cmd += ["--kafka-config", f"{key}={value}"]
         if self.allow_unknown_stations:
             cmd.append("--allow-unknown-stations")
+        if self.gateway_workers is not None:
+            cmd += ["--gateway-workers", str(self.gateway_workers)]
         return cmd
+
+    def gateway_pids(self) -> list[int]:
+        """The gateway worker processes ``run`` started; empty: the gateway runs inside it."""
+        return [pid for pid in children(self.pid) if b"\0gateway\0" in _cmdline(pid)]
 
     async def start(self, timeout: float = 180.0) -> None:
         """Start (or restart after ``kill9``) and wait until the API and OCPP port answer."""
@@ -256,18 +296,50 @@ class GridctlProcess:
             timeout=60.0,
         )
 
-    async def import_stations(self, specs: Iterable[Any], password: str) -> int:
+    async def import_stations(
+        self, specs: Iterable[Any], password: str, password_hash: str | None = None
+    ) -> int:
         """POST every simulated station with one shared password hash (as the demo does)."""
         from pipeline.secrets import hash_password
         from simulator.stations import api_rows
 
-        rows = api_rows(specs, hash_password(password))
+        rows = api_rows(specs, password_hash or hash_password(password))
         async with self.api() as api:
             for i in range(0, len(rows), 1000):
                 response = await api.post("/v1/stations", json=rows[i : i + 1000])
                 if response.status_code != 201:
                     raise BenchError(f"station import: {response.status_code} {response.text}")
         return len(rows)
+
+    def remember_passwords(
+        self, station_ids: Iterable[str], password: str, password_hash: str, workers: int = 1
+    ) -> None:
+        """Before ``start``: the gateway's store of verified passwords, as after a restart.
+
+        A fresh gateway checks each station's password with scrypt (~40 ms of CPU by
+        design), so 10,000 chargers need minutes to connect on 2 cores; a gateway that
+        ran before remembers them (:mod:`ocpp_gateway.verified`) and lets them in at ~1 ms
+        each. Benchmarks that measure something other than the first connect write that
+        store for every worker's state directory (a charger may land on any worker).
+        """
+        from ocpp_gateway.verified import VerifiedStore
+
+        dirs = [self.data_dir / "gateway"]
+        dirs += [self.data_dir / "gateway" / f"w{i}" for i in range(workers)]
+        first = VerifiedStore(dirs[0])
+        for sid in station_ids:
+            first.remember(sid, password, password_hash)
+        for d in dirs:
+            store = VerifiedStore(d)
+            store.digests = first.digests
+            store.save()
+
+    def postgres_pid(self) -> int | None:
+        """The embedded PostgreSQL's postmaster (None: an external database)."""
+        path = self.data_dir / "postgres" / "pgdata" / "postmaster.pid"
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            return int(path.read_text().split()[0])
+        return None
 
     async def metrics(self) -> dict[str, float]:
         """The API's ``/metrics`` (process-wide registry: engine and bridge)."""

@@ -103,7 +103,7 @@ class StationRegistry:
         if self._save_task is not None:
             self._save_task.cancel()
             self._save_task = None
-        await asyncio.to_thread(self.store.save)
+        await asyncio.to_thread(self.store.write, self.store.snapshot())
 
     def _schedule_save(self) -> None:
         # Coalesced: a storm of first-time verifications writes the file about once a
@@ -113,7 +113,7 @@ class StationRegistry:
 
         async def later() -> None:
             await asyncio.sleep(1.0)
-            await asyncio.to_thread(self.store.save)
+            await asyncio.to_thread(self.store.write, self.store.snapshot())
 
         self._save_task = asyncio.create_task(later(), name="verified-credentials-save")
 

@@ -16,6 +16,7 @@ import hmac
 import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 __all__ = ["VerifiedStore", "digest"]
@@ -37,6 +38,12 @@ class VerifiedStore:
     def __init__(self, directory: str | Path | None) -> None:
         self.path = Path(directory) / FILE if directory is not None else None
         self.digests: dict[str, str] = {}
+        # Writes run in a thread while the event loop keeps verifying: each writes a copy
+        # taken on the loop (iterating the live dict there raised "changed size during
+        # iteration" under a connect storm), one at a time, never an older copy last.
+        self._lock = threading.Lock()
+        self._taken = 0
+        self._written = 0
 
     def load(self) -> None:
         """Read the file if there is one; an unreadable file is ignored (full checks)."""
@@ -61,18 +68,33 @@ class VerifiedStore:
     def remember(self, station_id: str, password: str, stored_hash: str) -> None:
         self.digests[station_id] = digest(station_id, password, stored_hash)
 
+    def snapshot(self) -> tuple[int, dict[str, str]]:
+        """A numbered copy of the digests, taken where they change (the event loop)."""
+        self._taken += 1
+        return self._taken, dict(self.digests)
+
     def save(self) -> None:
-        """Write the file atomically (0600, directory 0700); logs and goes on on failure."""
+        """Write the digests now, from the thread that changes them."""
+        self.write(self.snapshot())
+
+    def write(self, snapshot: tuple[int, dict[str, str]]) -> None:
+        """Write a snapshot atomically (0600, directory 0700), unless a newer one was
+        written already; safe from any thread; logs and goes on on failure."""
+        number, digests = snapshot
         if self.path is None:
             return
-        try:
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as f:
-                json.dump(self.digests, f, separators=(",", ":"))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as exc:
-            log.warning("cannot write %s: %s", self.path, exc)
+        with self._lock:
+            if number <= self._written:
+                return
+            try:
+                self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+                tmp = self.path.with_suffix(".tmp")
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w") as f:
+                    json.dump(digests, f, separators=(",", ":"))
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+                self._written = number
+            except OSError as exc:
+                log.warning("cannot write %s: %s", self.path, exc)

@@ -93,7 +93,10 @@ class Connection:
                 await self._flush()
                 async with asyncio.timeout(self._timeout):
                     event = await answer
-            except TimeoutError:
+            except BaseException:
+                # Timed out, or the waiting task was cancelled (a capability query raced
+                # by a delivery, a shutdown): stop waiting, or every later call of ours on
+                # this connection would meet CallPending.
                 self.protocol.abandon(unique_id)
                 raise
             finally:

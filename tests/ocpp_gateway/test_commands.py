@@ -376,3 +376,33 @@ def test_ack_rate_per_signal_counts_profile_attempts() -> None:
     m.command_outcome(None, "SetChargingProfile", "Timeout")
     assert m.ack_rate.labels("sig-1")._value.get() == 0.5
     assert b'gridctl_command_ack_rate{signal_id="sig-1"} 0.5' in m.render()
+
+
+class SlowConfig16(Charger16):
+    """Answers GetConfiguration only after the gateway's capability query gave up."""
+
+    @on(Action16.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None, **_):
+        from ocpp.v16 import call_result as result16
+
+        await asyncio.sleep(1.0)
+        return result16.GetConfiguration(configuration_key=[])
+
+
+async def test_a_capability_query_that_times_out_does_not_block_the_profile(
+    bus: Bus, gateway_config: GatewayConfig
+) -> None:
+    # The query's timeout cancels the wait for its answer: the call must be abandoned, or
+    # the profile behind it meets "GetConfiguration still waits for an answer" (seen with
+    # 10,000 chargers in bench/dr_latency.py) and the station never gets a limit.
+    gw = Gateway(bus, replace(gateway_config, capability_timeout=0.3))
+    await gw.start()
+    try:
+        async with charger(gw.port, "CP-SLOWCFG", cls=SlowConfig16) as cp:
+            await boot16(cp)
+            await command(bus, "CP-SLOWCFG", 3.0)
+            profile = await asyncio.wait_for(cp.profiles.get(), 10)
+            assert float(limit16(profile)) == 3000.0  # W by default (capabilities unknown)
+            assert await results(bus, "CP-SLOWCFG", 1) == [("SetChargingProfile", "Accepted")]
+    finally:
+        await gw.stop()

@@ -58,6 +58,7 @@ READINGS = ("MeterValues", "TransactionEvent")
 
 
 TICK = "gridctl_engine_tick_seconds"
+STAGES = ("ingest", "views", "sink_diff", "publish", "outbox")
 
 
 @dataclass
@@ -71,6 +72,9 @@ class Result:
     zones: int = 0
     gridctl_cpu_s: float = 0.0
     tick_s: float = float("nan")  # mean engine tick while the event was applied
+    #: per engine stage, (wall s, engine-thread CPU s) summed over the event's ticks
+    ticks: int = 0
+    stages: dict[str, tuple[float, float]] = field(default_factory=dict)
     gridctl_rss_mib: float = 0.0
     pg_cpu_s: float = float("nan")  # the embedded PostgreSQL (the engine's SQL) meanwhile
     workers_cpu_s: float = 0.0  # the gateway worker processes meanwhile
@@ -234,6 +238,14 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
             ticks = m1[TICK + "_count"] - m0[TICK + "_count"]
             if ticks:
                 result.tick_s = (m1[TICK + "_sum"] - m0[TICK + "_sum"]) / ticks
+            result.ticks = int(ticks)
+            for name in STAGES:
+                wall = f'gridctl_engine_stage_seconds_total{{stage="{name}"}}'
+                cpu = f'gridctl_engine_stage_cpu_seconds_total{{stage="{name}"}}'
+                result.stages[name] = (
+                    m1.get(wall, 0.0) - m0.get(wall, 0.0),
+                    m1.get(cpu, 0.0) - m0.get(cpu, 0.0),
+                )
             result.gridctl_rss_mib = rss_mib(gw.pid)
             result.worker_rss_mib = [rss_mib(p) for p in gateways] or [result.gridctl_rss_mib]
         result.to_charger = [at - sent_at[zone_of[s]] for s, at in first.items()]
@@ -286,6 +298,9 @@ def print_row(r: Result) -> None:
           f"{r.pg_cpu_s:5.1f} {r.workers_cpu_s:5.1f} "
           f"{rss:>9} | {share:7.0%} {per_msg:6.0f} | "
           f"{r.load_avg[0]:.2f} {r.load_avg[1]:.2f} {r.load_avg[2]:.2f}")  # fmt: skip
+    if r.stages:
+        cells = ", ".join(f"{n} {w:.2f}/{c:.2f}" for n, (w, c) in r.stages.items())
+        print(f"       engine stages over {r.ticks} ticks, wall/engine-thread CPU s: {cells}")
     if r.call_errors:
         print(f"       CallErrors received: {r.call_errors}")
     if r.unanswered:

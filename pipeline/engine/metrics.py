@@ -7,6 +7,10 @@ same name.
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
+
 from prometheus_client import Counter, Gauge, Histogram
 
 from pipeline import metrics_names as names
@@ -42,3 +46,30 @@ LAST_TICK = _get(
     names.ENGINE_LAST_TICK,
     "Unix time at which the engine last completed a tick (a stalled engine stops it).",
 )
+STAGE_WALL = _get(
+    Counter,
+    names.ENGINE_STAGE_SECONDS,
+    "Wall seconds spent in each stage of the engine's ticks (ingest, views, sink_diff, "
+    "publish, outbox).",
+    labelnames=["stage"],
+)
+STAGE_CPU = _get(
+    Counter,
+    names.ENGINE_STAGE_CPU_SECONDS,
+    "CPU seconds of the engine's thread during each stage. Wall minus this is time spent "
+    "waiting (on PostgreSQL or the bus); where the engine shares a thread with the "
+    "gateway, this includes the gateway's callbacks run in between.",
+    labelnames=["stage"],
+)
+
+
+@contextlib.contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Count the wall and thread-CPU time of one stage of a tick: the figures that tell
+    whether a slow tick is the engine's CPU, PostgreSQL, or a loop shared with others."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    try:
+        yield
+    finally:
+        STAGE_WALL.labels(name).inc(time.perf_counter() - wall)
+        STAGE_CPU.labels(name).inc(time.thread_time() - cpu)

@@ -298,7 +298,8 @@ class Engine(IngestMixin, SinkMixin):
             now = self.now()
             if time.monotonic() - self._catalog_at >= self.catalog_refresh:
                 await self._reload_catalog()
-            await self._ingest(now)
+            with metrics.stage("ingest"):
+                await self._ingest(now)
             sent = await self._evaluate_sinks(now)
             await self._retention(now)
             if self.ticks % 30 == 29:

@@ -47,15 +47,18 @@ class SinkMixin:
     async def _evaluate_sinks(self, now: datetime) -> list[Emit]:
         conn = self._require()
         async with conn.cursor(row_factory=dict_row) as cur:
-            await self._materialise(cur, now)
+            with metrics.stage("views"):
+                await self._materialise(cur, now)
             try:
-                applied = await self._apply_sinks(cur, now, savepoints=False)
+                with metrics.stage("sink_diff"):
+                    applied = await self._apply_sinks(cur, now, savepoints=False)
             except psycopg.Error:
                 # A view is missing or broken (e.g. mid-rebuild): apply sink by sink.
                 await conn.rollback()
                 await self._materialise(cur, now)
                 applied = await self._apply_sinks(cur, now, savepoints=True)
-        await conn.commit()
+            with metrics.stage("sink_diff"):
+                await conn.commit()
         pending: list[tuple[int, Emit]] = []
         for sink, rows in applied:
             if rows:
@@ -208,15 +211,17 @@ class SinkMixin:
         returned; a leftover outbox (a failed publish, a crash) is read back first."""
         # Until the bus acknowledged, every tick retries (even one that decides nothing).
         self._outbox_dirty = True
-        await self.bus.publish_many(
-            [
-                Message(e.topic, e.key, None if e.value is None else e.value.encode())
-                for _, e in pending
-            ]
-        )
+        with metrics.stage("publish"):
+            await self.bus.publish_many(
+                [
+                    Message(e.topic, e.key, None if e.value is None else e.value.encode())
+                    for _, e in pending
+                ]
+            )
         conn = self._require()
-        await conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE seq <= %s", (pending[-1][0],))
-        await conn.commit()
+        with metrics.stage("outbox"):
+            await conn.execute(f"DELETE FROM {SCHEMA}.outbox WHERE seq <= %s", (pending[-1][0],))
+            await conn.commit()
         self._outbox_dirty = False
 
     async def _vacuum(self) -> None:

@@ -184,10 +184,12 @@ class Runtime:
         await self._events.start()
 
         if s.engine == "embedded":
-            from pipeline.engine import Engine
+            from pipeline.engine.thread import EngineThread
 
             assert self.database_url is not None
-            self._engine = Engine(self.database_url, raw, tick=s.tick, topic_prefix=prefix)
+            # Its own thread and loop: the gateway's connections would otherwise delay
+            # every await of the engine's tick (pipeline/engine/thread.py says how much).
+            self._engine = EngineThread(self.database_url, raw, tick=s.tick, topic_prefix=prefix)
             await self._engine.start()
 
         if s.gateway_workers == 1:

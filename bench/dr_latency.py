@@ -58,7 +58,7 @@ READINGS = ("MeterValues", "TransactionEvent")
 
 
 TICK = "gridctl_engine_tick_seconds"
-STAGES = ("ingest", "views", "sink_diff", "publish", "outbox")
+STAGES = ("ingest", "ingest_bus", "views", "sink_diff", "publish", "outbox")
 
 
 @dataclass

@@ -139,15 +139,18 @@ class IngestMixin:
         while total < self.max_records_per_tick:
             # A batch whose write fails raises: the engine's loop then rewinds the
             # subscription to the committed offsets (``Engine._recover``), so it comes again.
-            batch = await self._sub.batch(max_records=self.batch_size, timeout=0)
+            with metrics.stage("ingest_bus"):  # part of "ingest": reading the bus
+                batch = await self._sub.batch(max_records=self.batch_size, timeout=0)
             if not batch:
                 break
             total += len(batch)
             await self._write_batch(batch, now)
-            await self._sub.commit()
+            with metrics.stage("ingest_bus"):
+                await self._sub.commit()
             if len(batch) < self.batch_size:
                 break
-        lag = await self._sub.lag()
+        with metrics.stage("ingest_bus"):
+            lag = await self._sub.lag()
         if lag is None:  # transport cannot tell: at least a full batch is waiting, or none
             lag = self.batch_size if total >= self.max_records_per_tick else 0
         metrics.LAG.set(lag)

@@ -162,8 +162,11 @@ class Runtime:
             # Workers meet on a Kafka-protocol bus: the embedded broker, on loopback.
             from pipeline.bus.tansu import CLIENT_CONFIG, TansuBroker
 
-            self._tansu = TansuBroker(log_path=s.data_dir / "tansu.log")
-            await loop.run_in_executor(None, self._tansu.start)
+            # Spawned from this (the main) thread: the broker dies with the process even
+            # when ``run`` is killed with -9 (workers have --watch-parent; Tansu cannot).
+            self._tansu = TansuBroker(log_path=s.data_dir / "tansu.log", die_with_parent=True)
+            self._tansu.spawn()
+            await loop.run_in_executor(None, self._tansu.wait_ready)
             bootstrap, kafka_config = self._tansu.bootstrap, {**CLIENT_CONFIG, **kafka_config}
         if bootstrap is not None and (s.bus == "kafka" or self._tansu is not None):
             from pipeline.bus import KafkaBus

@@ -27,7 +27,9 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 __all__ = ["CLIENT_CONFIG", "TansuBroker", "TansuError", "find_tansu", "free_port"]
@@ -82,11 +84,21 @@ class TansuBroker:
     """
 
     def __init__(
-        self, port: int | None = None, *, binary: str | None = None, log_path: Path | None = None
+        self,
+        port: int | None = None,
+        *,
+        binary: str | None = None,
+        log_path: Path | None = None,
+        die_with_parent: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.binary = binary or find_tansu()
         self.log_path = log_path
+        #: Linux: the kernel kills the broker when the thread that spawned it ends (``run``
+        #: killed with -9 runs no shutdown code; Tansu has no --watch-parent of its own).
+        #: Spawn from a thread that lives as long as the process: ``spawn()`` on the
+        #: event loop's thread, then ``wait_ready()`` in an executor.
+        self.die_with_parent = die_with_parent
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -99,6 +111,13 @@ class TansuBroker:
 
     def start(self, ready_timeout: float = 20.0) -> None:
         """Start the process and return once it answers a metadata request."""
+        if self.running:
+            return
+        self.spawn()
+        self.wait_ready(ready_timeout)
+
+    def spawn(self) -> None:
+        """Start the process without waiting for it (milliseconds)."""
         if self.running:
             return
         url = f"tcp://{self.bootstrap}"
@@ -118,12 +137,17 @@ class TansuBroker:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=_die_with(os.getpid()) if self.die_with_parent else None,
             )
         finally:
             if out is not subprocess.DEVNULL:
                 out.close()  # type: ignore[union-attr]
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        """Return once the spawned broker answers a metadata request; stop it and raise
+        :class:`TansuError` if it does not within ``timeout`` s."""
         try:
-            self._wait_ready(ready_timeout)
+            self._wait_ready(timeout)
         except BaseException:
             self.stop()
             raise
@@ -164,6 +188,24 @@ class TansuBroker:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when its parent thread ends
+    (``prctl(PR_SET_PDEATHSIG)``); None where there is no such call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import signal
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def arm() -> None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before the call: no signal will come
+            os._exit(1)
+
+    return arm
 
 
 def _metadata_ok(bootstrap: str) -> bool:

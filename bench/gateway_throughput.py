@@ -624,8 +624,11 @@ def main() -> None:
                     help="also measure N gateway processes on one port (Kafka)")  # fmt: skip
     ap.add_argument("--profile", type=Path, default=None,
                     help="directory: py-spy each server while it is measured")  # fmt: skip
-    ap.add_argument("--servers", default=None,
-                    help="comma-separated subset of the servers to run (default: all)")
+    ap.add_argument(
+        "--servers",
+        default=None,
+        help="comma-separated subset of the servers to run (default: all)",
+    )
     ap.add_argument("--ocpp", choices=["1.6", "2.0.1"], default="1.6",
                     help="1.6 MeterValues or 2.0.1 TransactionEvent")  # fmt: skip
     args = ap.parse_args()

@@ -334,6 +334,45 @@ FROM (
     FROM station_zones
 ) AS s;
 
+-- Stations seen idle: connected now, and every connector's latest StatusNotification says
+-- Available (no vehicle) and was sent since the station's current connection. OCPP makes
+-- a connected charger report every status change, so such a status is current however
+-- old; one from before the connection (the gateway or the charger restarted and it was not
+-- re-sent), a disconnected station, or a station that never reported counts as unknown
+-- and is not idle.
+CREATE MATERIALIZED VIEW station_idle AS
+SELECT s.station_id
+FROM (
+    SELECT
+        station_id,
+        connector_id,
+        status,
+        ts,
+        ROW_NUMBER() OVER (
+            PARTITION BY station_id, connector_id
+            ORDER BY ts DESC
+        ) AS rn
+    FROM station_status
+    WHERE event = 'StatusNotification'
+        AND connector_id IS NOT NULL
+) AS s
+JOIN station_presence AS p
+    ON p.station_id = s.station_id
+JOIN (
+    SELECT
+        station_id,
+        MAX(ts) AS connected_ts
+    FROM station_status
+    WHERE event IN ('Connected', 'BootNotification')
+    GROUP BY station_id
+) AS c
+    ON c.station_id = s.station_id
+WHERE s.rn = 1
+    AND p.event <> 'Disconnected'
+GROUP BY s.station_id
+HAVING SUM(CASE WHEN s.status = 'Available' AND s.ts >= c.connected_ts THEN 0 ELSE 1 END) = 0
+    AND SUM(CASE WHEN s.connector_id > 0 THEN 1 ELSE 0 END) > 0;
+
 -- The last SetChargingProfile result of each station per signal, and the limit it
 -- carried (what the station accepted, when it did).
 CREATE MATERIALIZED VIEW station_last_result AS
@@ -398,9 +437,11 @@ HAVING SUM(lowest_kw) > limit_kw
 -- and ceiling, and whether it follows its limits. Weight: its frozen baseline, never the
 -- load the limits produced, so compliance cannot erode it; a station that drew nothing
 -- then but charges a session now (new demand, amount unknown) weighs its ceiling; one
--- without fresh load weighs nothing and is held at its floor. Floor: its minimum under CURTAIL for a station charging a session, and
--- for one without fresh load (held there so a session starting mid-event cannot blow the
--- cap); 0 under SHED. Uncontrollable: its last command for this signal was not accepted,
+-- without fresh load weighs nothing and is held at its floor. Floor: its minimum under
+-- CURTAIL for a station charging a session, and for one without fresh load (held there so
+-- a session starting mid-event cannot blow the cap) unless it is idle (station_idle) and
+-- has not refused its limit: it gets 0, a limit of 0 that a session starting on it keeps
+-- until its StatusNotification (Preparing, Charging) gives it back its floor; 0 under SHED. Uncontrollable: its last command for this signal was not accepted,
 -- or it accepted it and keeps drawing above it (station_over_limit).
 CREATE MATERIALIZED VIEW dr_station_bounds AS
 SELECT
@@ -426,7 +467,10 @@ SELECT
     p.min_kw,
     CASE
         WHEN c.signal_type = 'SHED' THEN 0.0
-        WHEN l.station_id IS NULL OR l.active_sessions > 0 THEN p.min_kw
+        WHEN l.active_sessions > 0 THEN p.min_kw
+        WHEN l.station_id IS NULL
+            AND (i.station_id IS NULL OR COALESCE(r.status <> 'Accepted', FALSE))
+            THEN p.min_kw
         ELSE 0.0
     END AS floor_kw,
     r.status AS last_status,
@@ -441,6 +485,8 @@ JOIN dr_zone_caps AS c
     ON c.zone_id = z.zone_id
 LEFT JOIN station_load AS l
     ON l.station_id = z.station_id
+LEFT JOIN station_idle AS i
+    ON i.station_id = z.station_id
 LEFT JOIN dr_baseline_candidates AS sb
     ON sb.event_key = c.event_key
     AND sb.zone_id = c.zone_id

@@ -386,3 +386,56 @@ async def test_lowest_cap_wins_across_signals(postgres: str) -> None:
         await h.tick(301)  # the emergency ended: the economic signal's cap applies again
         assert h.targets() == {"A": 6.0}
         assert h.commands["A"]["signal_id"] == "econ"
+
+
+async def idle(h: Harness, sid: str, t: float, status: str = "Available") -> None:
+    """A 1.6 charger that connects and reports its one connector (no MeterValues)."""
+    await h.status(sid, "Connected", t)
+    await h.status(sid, "StatusNotification", t, connector=1, status=status)
+
+
+async def test_idle_chargers_hold_no_floor_and_a_session_starting_gets_it_back(
+    postgres: str,
+) -> None:
+    async with Harness(postgres) as h:
+        idle_ids = [f"I{n}" for n in range(10)]
+        for sid in ["A", "B", *idle_ids]:
+            await station(h, sid, "Z1")
+        for t in (-15, -5):  # A draws 6 kW, B 3 kW; the ten idle ones send nothing
+            await h.sample("A", 1, 6.0, t)
+            await h.sample("B", 1, 3.0, t)
+        await h.signal("sig1", "Z1", start=0, end=600, zone_limit_kw=8.0)
+        await h.tick(1)
+        # No status known: all 12 held at their floor, 12 x 1.4 = 16.8 kW > 8 kW.
+        assert state(h, "sig1") == ("infeasible", 8.8)
+        for sid in idle_ids:
+            await idle(h, sid, 2)
+        await h.sample("A", 1, 6.0, 5)
+        await h.sample("B", 1, 3.0, 5)
+        await h.tick(6)
+        # Idle ones: floor 0, limit 0. Floors 2 x 1.4 = 2.8, 8 - 2.8 = 5.2 kW shared by
+        # frozen demand 6 : 3 -> A 1.4 + 3.467 = 4.867 -> 4.8, B 1.4 + 1.733 = 3.133 -> 3.1.
+        assert state(h, "sig1") == ("enforced", 0.0)
+        assert h.targets() == {"A": 4.8, "B": 3.1, **{sid: 0.0 for sid in idle_ids}}
+        # A vehicle plugs into I0 mid-event: its limit stays 0 until its status comes in,
+        # then it is floored again: 3 x 1.4 = 4.2, 3.8 kW by 6 : 3 -> A 1.4 + 2.533 = 3.9,
+        # B 1.4 + 1.267 = 2.6 (2.667 down to the step), I0 1.4: 7.9 kW <= 8.
+        await h.status("I0", "StatusNotification", 10, connector=1, status="Preparing")
+        await h.sample("A", 1, 4.8, 10)
+        await h.sample("B", 1, 3.1, 10)
+        await h.tick(11)
+        assert h.targets() == {"A": 3.9, "B": 2.6, "I0": 1.4, **{s: 0.0 for s in idle_ids[1:]}}
+        # A status from before the station's current connection is unknown: I1 reconnects
+        # and has not reported yet -> floored: 8 - 4 x 1.4 = 2.4 by 6 : 3, A 3.0, B 2.2.
+        await h.status("I1", "Connected", 15)
+        await h.sample("A", 1, 3.9, 15)
+        await h.sample("B", 1, 2.6, 15)
+        await h.tick(16)
+        assert h.targets()["I1"] == 1.4
+        assert (h.targets()["A"], h.targets()["B"]) == (3.0, 2.2)
+        # A disconnected one too: 8 - 5 x 1.4 = 1.0 by 6 : 3, A 2.067 -> 2.0, B 1.733 -> 1.7.
+        await h.status("I2", "Disconnected", 17)
+        await h.tick(18)
+        assert h.targets()["I2"] == 1.4
+        assert (h.targets()["A"], h.targets()["B"]) == (2.0, 1.7)
+        assert state(h, "sig1") == ("enforced", 0.0)

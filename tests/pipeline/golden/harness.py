@@ -97,6 +97,28 @@ class Harness:
             },
         )
 
+    async def status(
+        self,
+        station_id: str,
+        event: str,
+        t: float,
+        connector: int | None = None,
+        status: str | None = None,
+    ) -> None:
+        """What the gateway publishes of a station's connection and connectors."""
+        await self._pub(
+            topics.STATION_STATUS,
+            station_id,
+            {
+                "station_id": station_id,
+                "event": event,
+                "connector_id": connector,
+                "status": status,
+                "ocpp_version": "1.6",
+                "ts": ts(t),
+            },
+        )
+
     async def signal(
         self,
         signal_id: str,

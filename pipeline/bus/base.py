@@ -81,6 +81,12 @@ class Subscription(abc.ABC):
         """
         return None
 
+    async def commit_and_lag(self) -> int | None:
+        """:meth:`commit`, then :meth:`lag`: one call where each call costs a hop
+        (:class:`pipeline.engine.thread.LoopSubscription`)."""
+        await self.commit()
+        return await self.lag()
+
     async def __aiter__(self) -> AsyncIterator[Record]:
         while True:
             for record in await self.batch(timeout=0.5):

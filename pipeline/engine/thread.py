@@ -55,6 +55,9 @@ class LoopSubscription(Subscription):
     async def lag(self) -> int | None:
         return await _on(self._loop, self._sub.lag())
 
+    async def commit_and_lag(self) -> int | None:
+        return await _on(self._loop, self._sub.commit_and_lag())
+
 
 class LoopBus(Bus):
     """``bus`` (started on ``loop``) for a component running on another loop's thread."""

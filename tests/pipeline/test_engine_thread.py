@@ -13,7 +13,9 @@ from typing import Any
 
 import psycopg
 import pytest
+from prometheus_client import REGISTRY
 
+from pipeline import metrics_names as names
 from pipeline.engine.thread import EngineThread
 from tests.pipeline.golden.harness import Harness
 
@@ -62,6 +64,11 @@ async def test_the_engine_evaluates_views_while_the_bus_loop_is_blocked(postgres
                         "SELECT zone_id FROM dr_signals WHERE signal_id = 'sig'"
                     ).fetchone()
             assert found == ("Z1",)  # ingested through the owner loop's subscription
+            # The doorbell's tick completes (commit and lag, in one hop, answered too).
+            while engine.ticks < 2 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert engine.ticks >= 2
+            assert REGISTRY.get_sample_value(names.ENGINE_LAG_RECORDS) == 0  # all ingested
             assert seen["owner_blocked"] is True
             assert seen["evaluated_while_blocked"] is True
             assert seen["engine_thread"] != seen["owner_thread"]

@@ -131,6 +131,9 @@ def gateway(
         raise typer.BadParameter(str(exc), param_hint="--log-level") from None
     state_dir = data_dir / "gateway" / (instance or f"w{worker_index}")
     options: dict[str, Any] = {
+        # the other workers hold the stations this one does not, so one worker (0) says
+        # which are offline, after asking the status topic who holds them
+        "report_offline": worker_index == 0,
         **gateway_options(gateway_option),
         "host": host,
         "port": ocpp_port,
@@ -141,9 +144,6 @@ def gateway(
         "allow_unknown_stations": allow_unknown_stations,
         "metrics_tokens": tuple(t for t in (api_tokens or "").split(",") if t),
         "state_dir": str(state_dir),
-        # the other workers hold the stations this one does not: "not connected here"
-        # is not "offline"
-        "report_offline": False,
     }
     try:
         GatewayConfig(**options)

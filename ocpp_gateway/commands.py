@@ -77,6 +77,12 @@ class Target(Protocol):
     async def capabilities(self) -> Capabilities: ...
 
 
+class Holders(Protocol):
+    """Which other gateway workers hold stations (:class:`~.presence.Presence`)."""
+
+    def held_elsewhere(self, station_id: str) -> bool: ...
+
+
 _now = now_utc
 
 
@@ -122,6 +128,8 @@ class CommandDelivery:
         self._caught_up = False
         self._spawned: set[asyncio.Task[Any]] = set()
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        #: set when other workers share the port: a station they hold is not offline
+        self.holders: Holders | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -160,7 +168,7 @@ class CommandDelivery:
                 if station_id in self.stations:
                     self.kick(station_id)
                 elif self.config.report_offline and self.desired.get(station_id) is not None:
-                    self._spawn(self._offline(station_id))
+                    self._spawn(self._offline_unless_held(station_id))
 
     def _fold(self, record: Record) -> str | None:
         station_id = station_key(record.key)
@@ -277,6 +285,22 @@ class CommandDelivery:
             )
         )
         return status
+
+    async def _offline_unless_held(self, station_id: str) -> None:
+        """Report ``station_id`` offline, unless a worker holds it.
+
+        With other workers the word of a station that connected to one of them a moment
+        ago may still be on its way, so the answer waits ``offline_grace_s`` first.
+        """
+        if self.holders is not None:
+            await asyncio.sleep(self.config.offline_grace_s)
+            if (
+                station_id in self.stations
+                or self.holders.held_elsewhere(station_id)
+                or self.desired.get(station_id) is None
+            ):
+                return
+        await self._offline(station_id)
 
     async def _offline(self, station_id: str) -> None:
         cmd = self.desired.get(station_id)

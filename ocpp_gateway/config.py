@@ -75,8 +75,12 @@ class GatewayConfig:
     startup_read_s: float = 1.0
     #: heartbeat interval told to chargers in the BootNotification answer
     heartbeat_interval: float = 300.0
-    #: publish an ``Offline`` command result for stations not connected here (one instance)
+    #: publish an ``Offline`` command result for stations not connected here (one
+    #: instance; of several workers, worker 0, which asks the status topic first)
     report_offline: bool = True
+    #: with several workers, how long a command for a station nobody holds waits before
+    #: ``Offline``: the holder's ``Connected`` may be a moment behind the command
+    offline_grace_s: float = 2.0
     #: accept at most this many BootNotifications per second (None: no limit); the rest
     #: are answered Pending, to retry after ``boot_retry_s`` .. 2 x ``boot_retry_s``
     boot_rate_per_s: float | None = None

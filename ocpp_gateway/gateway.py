@@ -22,6 +22,7 @@ from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.logsafe import clean
 from ocpp_gateway.metrics import GatewayMetrics
+from ocpp_gateway.presence import Presence
 from ocpp_gateway.server import OcppServer
 from ocpp_gateway.station import BootThrottle, Station, StationContext
 from ocpp_gateway.versions import DIALECTS
@@ -46,6 +47,10 @@ class Gateway:
             state_dir=self.config.state_dir,
         )
         self.commands = CommandDelivery(bus, self.config, self.metrics, self.registry)
+        self.presence: Presence | None = None
+        if self.config.workers > 1 and self.config.report_offline:
+            self.presence = Presence(bus, self.config.name, self.config.startup_read_s)
+            self.commands.holders = self.presence
         self.ctx = StationContext(bus, self.config, self.metrics, self.registry, self.commands)
         if self.config.boot_rate_per_s:
             self.ctx.boots = BootThrottle(self.config.boot_rate_per_s)
@@ -69,6 +74,8 @@ class Gateway:
         )
         await read_to_end(self._config_sub, self._apply, self.bus, self.config.startup_read_s)
         self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
+        if self.presence is not None:
+            await self.presence.start()
         await self.commands.start()
         await self.server.start()
         if self._clock is not None:
@@ -84,6 +91,8 @@ class Gateway:
             await self._clock.stop()
         await self.server.stop(idle=lambda: all(s.busy == 0 for s in self.stations.values()))
         await self.commands.stop()
+        if self.presence is not None:
+            await self.presence.stop()
         if self._config_task is not None:
             self._config_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

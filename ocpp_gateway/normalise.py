@@ -76,6 +76,7 @@ _UNITS: dict[str, dict[str, float]] = {
     VOLTAGE: {"V": 1.0},
     SOC: {"Percent": 1.0},
 }
+_MEASURAND = {f: m for m, f in FIELDS.items()}  # field -> measurand
 _DEFAULT_UNIT = {ENERGY: "Wh", POWER: "W", CURRENT: "A", VOLTAGE: "V", SOC: "Percent"}
 #: idle meters report a little below zero; within this much it reads as 0
 NOISE_KW = 0.05
@@ -183,8 +184,7 @@ def _reduce(samples: Iterable[tuple[str, str | None, str | None, float]]) -> dic
             current[1][phase] = value
     out: dict[str, float] = {}
     for field, (_, by_phase) in best.items():
-        measurand = next(m for m, f in FIELDS.items() if f == field)
-        combined = _combine(measurand, by_phase)
+        combined = _combine(_MEASURAND[field], by_phase)
         if combined is not None:
             out[field] = combined
     soc = out.get("soc_percent")

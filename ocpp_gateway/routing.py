@@ -86,13 +86,35 @@ def _snake_key(key: str) -> str:
     return out
 
 
+#: a dict's key tuple -> its snake_case keys, or None when they are snake_case already
+_SHAPES: dict[tuple[str, ...], tuple[str, ...] | None] = {}
+
+
+def _shape(keys: tuple[str, ...]) -> tuple[str, ...] | None:
+    snake = tuple(_SNAKE_MEMO.get(k) or _snake_key(k) for k in keys)
+    out = None if snake == keys else snake
+    if len(_SHAPES) < _MEMO_MAX:
+        _SHAPES[keys] = out
+    return out
+
+
 def to_snake(data: Any) -> Any:
-    """camelCase keys -> snake_case keys, recursively (what handlers receive)."""
+    """camelCase keys -> snake_case keys, recursively (what handlers receive).
+
+    Memoised per key set: a dict whose keys are snake_case already (every 1.6
+    ``sampledValue``: value, measurand, phase, unit ...) and holds nothing nested is
+    returned as it is, not copied. Handlers never mutate what they receive.
+    """
     if type(data) is dict:
-        return {
-            _SNAKE_MEMO.get(k) or _snake_key(k): v if type(v) not in _NESTED else to_snake(v)
-            for k, v in data.items()
-        }
+        keys = tuple(data)
+        snake = _SHAPES[keys] if keys in _SHAPES else _shape(keys)
+        out = data if snake is None else dict(zip(snake, data.values(), strict=True))
+        for k, v in out.items():
+            if type(v) in _NESTED:
+                if out is data:
+                    out = dict(data)
+                out[k] = to_snake(v)
+        return out
     if type(data) is list:
         return [v if type(v) not in _NESTED else to_snake(v) for v in data]
     return data

@@ -264,6 +264,50 @@ async def test_disconnect_mid_call_is_offline_not_timeout(gateway: Gateway, bus:
         assert await results(bus, "CP-GONE", 1, timeout=10) == [("SetChargingProfile", "Offline")]
 
 
+async def _idle(gw: Gateway) -> None:
+    async with asyncio.timeout(10):
+        while gw.commands._spawned:
+            await asyncio.sleep(0.02)
+
+
+async def test_workers_report_offline_only_what_no_worker_holds(
+    bus: Bus, gateway_config: GatewayConfig
+) -> None:
+    """Of two workers, w0 reports ``Offline`` for a station neither holds, and not for
+    one connected to w1 (told by w1's ``Connected`` on the status topic)."""
+    w0 = Gateway(bus, replace(gateway_config, workers=2, worker_index=0, offline_grace_s=0.2))
+    w1 = Gateway(bus, replace(gateway_config, workers=2, worker_index=1, report_offline=False))
+    await w0.start()
+    await w1.start()
+    try:
+        async with charger(w1.port, "CP-AT-W1") as cp:
+            await boot16(cp)
+            await command(bus, "CP-AT-W1", 6.0)  # at once: w0 may not have read w1's word
+            assert limit16(await asyncio.wait_for(cp.profiles.get(), 10)) == 6000.0
+            await settle(w1, "CP-AT-W1", 6.0)
+            await settle(w0, "CP-AT-W1", 6.0)
+            await _idle(w0)
+            assert await results(bus, "CP-AT-W1", 1) == [("SetChargingProfile", "Accepted")]
+            await command(bus, "CP-NOWHERE", 5.0)
+            assert await results(bus, "CP-NOWHERE", 1) == [("SetChargingProfile", "Offline")]
+        async with asyncio.timeout(10):  # w1's Disconnected reaches w0
+            while w0.presence is not None and w0.presence.held_elsewhere("CP-AT-W1"):
+                await asyncio.sleep(0.02)
+        await command(bus, "CP-AT-W1", 4.0)
+        assert await results(bus, "CP-AT-W1", 2) == [
+            ("SetChargingProfile", "Accepted"),
+            ("SetChargingProfile", "Offline"),
+        ]
+        await _idle(w0)
+        await _idle(w1)
+        # one answer per command: w1 said nothing of what it does not hold
+        assert len(await results(bus, "CP-NOWHERE", 1)) == 1
+        assert len(await results(bus, "CP-AT-W1", 2)) == 2
+    finally:
+        await w1.stop()
+        await w0.stop()
+
+
 async def test_two_instances_only_the_holder_applies(bus: Bus, gateway_config) -> None:
     config = replace(gateway_config, report_offline=False)
     a, b = Gateway(bus, config), Gateway(bus, config)

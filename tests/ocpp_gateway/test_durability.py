@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from pathlib import Path
 
 import pytest
 from ocpp.exceptions import InternalError
@@ -10,7 +12,7 @@ from ocpp.v16 import call
 
 from ocpp_gateway import Gateway, GatewayConfig
 from pipeline import topics
-from pipeline.bus import LocalBus
+from pipeline.bus import LocalBus, wal
 from pipeline.contracts import MeterValue, decode
 from tests.fixtures.kafka import KafkaBroker, unique_key
 from tests.ocpp_gateway.chargers import charger, now_iso, wait_records
@@ -76,3 +78,89 @@ async def test_stopped_kafka_broker_refuses_ack_then_retry_lands(own_tansu: Kafk
     finally:
         await gw.stop()
         await bus.stop()
+
+
+class StalledLog:
+    """Holds LocalBus's write-ahead-log thread before it writes, as a stuck disk would.
+
+    Fault injection on a real bus (real file, real fsync once released): the fsync thread
+    blocks in ``_append_sync`` until :meth:`release`; ``entered`` says a write is waiting.
+    """
+
+    def __init__(self, bus: LocalBus) -> None:
+        self.entered = threading.Event()
+        self._go = threading.Event()
+        self._append = bus._append_sync
+        bus._append_sync = self._stalled  # type: ignore[method-assign]
+
+    def _stalled(self, data: bytes) -> None:
+        self.entered.set()
+        self._go.wait(30)
+        self._append(data)
+
+    def release(self) -> None:
+        self._go.set()
+
+
+def energies_in_log(path: Path) -> list[float]:
+    """kWh of every meter value the log file holds (what a restart would read)."""
+    return [
+        decode(MeterValue, e.value).energy_kwh  # type: ignore[arg-type]
+        for e in wal.recover(path / "bus.log")
+        if e.topic == topics.METER_VALUES
+    ]
+
+
+async def test_no_callresult_while_the_wal_is_stalled_and_the_acked_reading_survives(
+    tmp_path: Path,
+) -> None:
+    bus = LocalBus(tmp_path, publish_timeout=30)
+    await bus.start()
+    gw = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=True, ack_timeout=30))
+    await gw.start()
+    stall = StalledLog(bus)
+    try:
+        async with charger(gw.port, "CP-WAL") as cp:
+            answer = asyncio.ensure_future(cp.call(reading("1500"), suppress=False))
+            await asyncio.to_thread(stall.entered.wait, 10)  # the reading is at the log
+            await asyncio.sleep(0.3)  # room for a (wrong) early answer to arrive
+            assert not answer.done()  # not durable yet: no CallResult
+            assert energies_in_log(tmp_path) == []
+            stall.release()
+            assert await answer is not None  # acknowledged once written and fsynced
+            assert energies_in_log(tmp_path) == [1.5]
+    finally:
+        stall.release()
+        await gw.stop()
+        await bus.stop()
+    reopened = LocalBus(tmp_path)  # a restart: the acknowledged reading is not dropped
+    await reopened.start()
+    try:
+        (record,) = await wait_records(reopened, topics.METER_VALUES, key="CP-WAL")
+        assert decode(MeterValue, record.value).energy_kwh == 1.5
+    finally:
+        await reopened.stop()
+
+
+async def test_a_stall_past_the_ack_timeout_is_refused_and_the_retry_lands(
+    tmp_path: Path,
+) -> None:
+    bus = LocalBus(tmp_path, publish_timeout=30)
+    await bus.start()
+    gw = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=True, ack_timeout=0.5))
+    await gw.start()
+    stall = StalledLog(bus)
+    try:
+        async with charger(gw.port, "CP-WAL2") as cp:
+            with pytest.raises(InternalError):  # a CallError, never a CallResult
+                await cp.call(reading("2500"), suppress=False)
+            stall.release()
+            assert await cp.call(reading("2500"), suppress=False) is not None
+    finally:
+        stall.release()
+        await gw.stop()
+        await bus.stop()
+    # the refused attempt may reach the log too once the disk moves (at least once);
+    # the acknowledged retry must be there
+    assert 2.5 in energies_in_log(tmp_path)
+    assert set(energies_in_log(tmp_path)) == {2.5}

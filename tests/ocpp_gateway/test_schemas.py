@@ -65,3 +65,26 @@ def test_answers_are_checked_against_the_response_schema() -> None:
     with pytest.raises(OCPPError) as info:
         SCHEMAS["2.0.1"].validate("SetChargingProfile", {"status": "Maybe"}, response=True)
     assert info.value.code == "PropertyConstraintViolation"
+
+
+@pytest.mark.parametrize("measurand", ["Power.Active.Import\n", "Power_Active_Import", "Power", ""])
+def test_a_string_enum_compiled_as_a_pattern_still_takes_only_its_values(measurand: str) -> None:
+    # enums are checked as one anchored regular expression (fast): "." must not match any
+    # character, a trailing newline must not slip through, a prefix is not a value
+    sampled = [{"value": "1", "measurand": measurand}]
+    payload = {"connectorId": 1, "meterValue": [{"timestamp": "t", "sampledValue": sampled}]}
+    with pytest.raises(OCPPError) as info:
+        validate_request("1.6", "MeterValues", payload)
+    assert info.value.code == "PropertyConstraintViolation"
+    assert "measurand must be one of" in info.value.description
+    sampled[0]["measurand"] = "Power.Active.Import"
+    validate_request("1.6", "MeterValues", payload)
+
+
+def test_2_0_1_enums_behind_refs_are_checked_too() -> None:
+    good = {"timestamp": "t", "connectorStatus": "Available", "evseId": 1, "connectorId": 1}
+    validate_request("2.0.1", "StatusNotification", good)
+    with pytest.raises(OCPPError) as info:
+        validate_request("2.0.1", "StatusNotification", {**good, "connectorStatus": "available"})
+    assert info.value.code == "PropertyConstraintViolation"
+    assert "connectorStatus must be one of ['Available'," in info.value.description

@@ -179,3 +179,26 @@ async def test_log_files_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(path.stat().st_mode) == 0o700
     assert stat.S_IMODE((path / "bus.log").stat().st_mode) == 0o600
     assert stat.S_IMODE((path / "groups.json").stat().st_mode) == 0o600
+
+
+async def test_keys_and_values_of_any_bytes_survive_a_restart_and_a_torn_line(
+    tmp_path: Path,
+) -> None:
+    # the log line is built from msgspec-encoded strings: quotes, newlines, NUL, U+2028 and
+    # non-ASCII in a key, arbitrary bytes in a value and tombstones all come back as written
+    odd = 'CP-é"\n\x00\u2028\\'
+    records = [(APPEND, odd, b"\xff\x00\n{"), (APPEND, "CP-2", None), (APPEND, "CP-3", b"3")]
+    await write(tmp_path, records)
+    log_file = tmp_path / "bus.log"
+    lines = log_file.read_bytes().splitlines(keepends=True)
+    assert len(lines) == 3 and all(line.startswith(b'{"t": ') for line in lines)
+    # a torn write of a fourth record glued before a whole one: the whole one is salvaged
+    log_file.write_bytes(b"".join(lines[:2]) + lines[2][:9] + lines[2])
+    assert await read_all(tmp_path) == [b"\xff\x00\n{", None, b"3"]
+    bus = LocalBus(tmp_path)
+    await bus.start()
+    try:
+        keys = [r.key for r in await drain(bus.subscribe([APPEND]))]
+    finally:
+        await bus.stop()
+    assert keys == [odd, "CP-2", "CP-3"]

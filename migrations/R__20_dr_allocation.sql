@@ -334,14 +334,26 @@ FROM (
     FROM station_zones
 ) AS s;
 
--- Stations seen idle: connected now, and every connector's latest StatusNotification says
--- Available (no vehicle) and was sent since the station's current connection. OCPP makes
--- a connected charger report every status change, so such a status is current however
--- old; one from before the connection (the gateway or the charger restarted and it was not
--- re-sent), a disconnected station, or a station that never reported counts as unknown
--- and is not idle.
-CREATE MATERIALIZED VIEW station_idle AS
-SELECT s.station_id
+-- What the connectors of each connected station say of vehicles, from each connector's
+-- latest StatusNotification sent since the station's current connection. OCPP makes a
+-- connected charger report every status change, so such a status is current however old;
+-- one from before the connection (the gateway or the charger restarted and it was not
+-- re-sent), a disconnected station, or a station that never reported says nothing.
+-- idle: every connector Available (no vehicle). plugged: some connector has a vehicle
+-- (Preparing, Charging, SuspendedEVSE, SuspendedEV; 2.0.1 Occupied).
+CREATE MATERIALIZED VIEW station_vehicle_status AS
+SELECT
+    s.station_id,
+    SUM(CASE WHEN s.status = 'Available' AND s.ts >= c.connected_ts THEN 0 ELSE 1 END) = 0
+        AND SUM(CASE WHEN s.connector_id > 0 THEN 1 ELSE 0 END) > 0 AS idle,
+    SUM(
+        CASE
+            WHEN s.ts >= c.connected_ts
+                AND s.status IN ('Preparing', 'Charging', 'SuspendedEVSE', 'SuspendedEV', 'Occupied')
+                THEN 1
+            ELSE 0
+        END
+    ) > 0 AS plugged
 FROM (
     SELECT
         station_id,
@@ -369,9 +381,7 @@ JOIN (
     ON c.station_id = s.station_id
 WHERE s.rn = 1
     AND p.event <> 'Disconnected'
-GROUP BY s.station_id
-HAVING SUM(CASE WHEN s.status = 'Available' AND s.ts >= c.connected_ts THEN 0 ELSE 1 END) = 0
-    AND SUM(CASE WHEN s.connector_id > 0 THEN 1 ELSE 0 END) > 0;
+GROUP BY s.station_id;
 
 -- The last SetChargingProfile result of each station per signal, and the limit it
 -- carried (what the station accepted, when it did).
@@ -439,9 +449,12 @@ HAVING SUM(lowest_kw) > limit_kw
 -- then but charges a session now (new demand, amount unknown) weighs its ceiling; one
 -- without fresh load weighs nothing and is held at its floor. Floor: its minimum under
 -- CURTAIL for a station charging a session, and for one without fresh load (held there so
--- a session starting mid-event cannot blow the cap) unless it is idle (station_idle) and
--- has not refused its limit: it gets 0, a limit of 0 that a session starting on it keeps
--- until its StatusNotification (Preparing, Charging) gives it back its floor; 0 under SHED. Uncontrollable: its last command for this signal was not accepted,
+-- a session starting mid-event cannot blow the cap) unless it is idle
+-- (station_vehicle_status) and has not refused its limit: it gets 0, a limit of 0 that a
+-- session starting on it keeps until its StatusNotification (Preparing, Charging) gives it
+-- back its floor; and for a station with a vehicle plugged in and no frozen demand, so the
+-- session a limit of 0 holds at 0 kW (not active by its samples) still gets its minimum
+-- and can show its demand; 0 under SHED. Uncontrollable: its last command for this signal was not accepted,
 -- or it accepted it and keeps drawing above it (station_over_limit).
 CREATE MATERIALIZED VIEW dr_station_bounds AS
 SELECT
@@ -469,7 +482,9 @@ SELECT
         WHEN c.signal_type = 'SHED' THEN 0.0
         WHEN l.active_sessions > 0 THEN p.min_kw
         WHEN l.station_id IS NULL
-            AND (i.station_id IS NULL OR COALESCE(r.status <> 'Accepted', FALSE))
+            AND NOT (COALESCE(v.idle, FALSE) AND COALESCE(r.status = 'Accepted', TRUE))
+            THEN p.min_kw
+        WHEN COALESCE(v.plugged, FALSE) AND COALESCE(sb.baseline_kw, 0.0) <= ${active_kw}
             THEN p.min_kw
         ELSE 0.0
     END AS floor_kw,
@@ -485,8 +500,8 @@ JOIN dr_zone_caps AS c
     ON c.zone_id = z.zone_id
 LEFT JOIN station_load AS l
     ON l.station_id = z.station_id
-LEFT JOIN station_idle AS i
-    ON i.station_id = z.station_id
+LEFT JOIN station_vehicle_status AS v
+    ON v.station_id = z.station_id
 LEFT JOIN dr_baseline_candidates AS sb
     ON sb.event_key = c.event_key
     AND sb.zone_id = c.zone_id

@@ -40,9 +40,11 @@ from pipeline.compiler.query import (
     output_columns,
 )
 from pipeline.compiler.top1 import INGEST_SEQ, top1_refresh_sql
+from pipeline.compiler.version import COMPILER_VERSION
 
 __all__ = [
     "BOOTSTRAP_SQL",
+    "COMPILER_VERSION",
     "CompileError",
     "compile_drop",
     "compile_statement",

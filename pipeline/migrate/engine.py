@@ -72,6 +72,11 @@ class Target:
         """SQL to run once before any migration (the compiler's runtime objects)."""
         return []
 
+    @property
+    def checksum_salt(self) -> str:
+        """What R files' checksums include besides their text ("": the text alone)."""
+        return ""
+
     def translate(self, text: str) -> list[str]:
         raise NotImplementedError
 
@@ -101,6 +106,11 @@ class PostgresTarget(Target):
 
     def bootstrap(self) -> list[str]:
         return _as_sql_list(getattr(self.compiler, "BOOTSTRAP_SQL", ""))
+
+    @property
+    def checksum_salt(self) -> str:
+        """The compiler's version: the views it builds are its output, not the SQL's."""
+        return str(getattr(self.compiler, "COMPILER_VERSION", ""))
 
     def translate(self, text: str) -> list[str]:
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -208,6 +208,9 @@ class MigrationFile:
     version: str | None
     description: str
     text: str = field(repr=False)
+    #: folded into an R file's checksum: the embedded target's compiler version, so an
+    #: upgrade that changes the compiled output rebuilds R files (V files never get one)
+    salt: str = field(default="", repr=False)
 
     @property
     def script(self) -> str:
@@ -219,11 +222,21 @@ class MigrationFile:
 
     @cached_property
     def checksum(self) -> int:
-        return checksum(self.text)
+        if not self.salt:
+            return checksum(self.text)
+        return zlib.crc32(f"\ncompiler {self.salt}".encode(), checksum(self.text))
 
     @cached_property
     def statements(self) -> list[Statement]:
         return split_statements(self.text)
+
+
+def salted(files: list[MigrationFile], salt: str) -> list[MigrationFile]:
+    """``files`` with ``salt`` in the checksum of the R files; V files are left as they are
+    (an applied V file is never re-run, whatever compiles it)."""
+    if not salt:
+        return files
+    return [replace(f, salt=salt) if f.type == REPEATABLE else f for f in files]
 
 
 def parse_name(name: str) -> tuple[str, str | None, str]:

@@ -36,6 +36,7 @@ from pipeline.migrate.files import (
     MigrationFile,
     discover,
     load_vars,
+    salted,
     substitute,
 )
 from pipeline.migrate.history import History, HistoryRow, encode_objects
@@ -157,8 +158,8 @@ class Migrator:
             prepared.append(PreparedStep(step, statements))
         return drops, prepared
 
-    def _plan(self, history: History) -> tuple[list[MigrationFile], Plan]:
-        files = discover(self.directory)
+    def _plan(self, history: History, target: Target) -> tuple[list[MigrationFile], Plan]:
+        files = salted(discover(self.directory), target.checksum_salt)
         self._refuse(files)
         return files, make_plan(files, history.latest())
 
@@ -185,7 +186,7 @@ class Migrator:
         """The SQL ``up`` would run, after substitution and (PostgreSQL) compilation."""
         conn, history, target = self._open()
         with conn:
-            _, plan = self._plan(history)
+            _, plan = self._plan(history, target)
             drops, prepared = self._prepare(plan, target)
         lines = [f"-- engine: {target.engine}"]
         if plan.empty:
@@ -246,7 +247,7 @@ class Migrator:
                 # Two processes starting at once (gridctl run, replay) apply one after the other;
                 # the lock goes with the session. RisingWave has no advisory locks.
                 conn.execute("SELECT pg_advisory_lock(%s)", (ADVISORY_LOCK_KEY,))
-            _, plan = self._plan(history)
+            _, plan = self._plan(history, target)
             drops, prepared = self._prepare(plan, target)
             # The compiler's runtime objects are idempotent and may be newer than the
             # migrations (a gridctl upgrade), so they are brought up to date on every run.
@@ -281,7 +282,9 @@ class Migrator:
         with conn:
             self.engine = detect(conn)
             latest = History(conn, self.engine).latest()
-        files = discover(self.directory)
+        files = salted(
+            discover(self.directory), target_for(self.engine, self.compiler).checksum_salt
+        )
         try:
             # An unchanged R file that reads a changed one is rebuilt too: say so.
             outdated = {

@@ -439,3 +439,14 @@ async def test_idle_chargers_hold_no_floor_and_a_session_starting_gets_it_back(
         assert h.targets()["I2"] == 1.4
         assert (h.targets()["A"], h.targets()["B"]) == (2.0, 1.7)
         assert state(h, "sig1") == ("enforced", 0.0)
+        # A vehicle on I3 whose 0 A limit holds its session at 0 kW (fresh samples, not
+        # active): plugged in, no frozen demand -> floored at its minimum, not starved at 0;
+        # 6 x 1.4 = 8.4 kW of floors, 0.4 kW over the cap.
+        await h.status("I3", "StatusNotification", 19, connector=1, status="SuspendedEVSE")
+        await h.sample("I3", 1, 0.0, 19)
+        await h.tick(20)
+        assert h.query(
+            "SELECT ROUND(floor_kw::NUMERIC, 3)::FLOAT FROM dr_station_bounds "
+            "WHERE station_id = 'I3'"
+        ) == [(1.4,)]
+        assert state(h, "sig1") == ("infeasible", 0.4)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
@@ -338,3 +339,66 @@ def test_plain_sink_over_an_updating_view_fails_before_anything_changes(
     (d / "R__30_sink.sql").write_text(sink.format(" (force_append_only = 'true')"))
     migrator(postgres, d).up()
     assert query(postgres, "SELECT name FROM gridctl_engine.sinks") == [("load_sink",)]
+
+
+def _compiler_as_of(version: str | None) -> SimpleNamespace:
+    """The real compiler, claiming ``version`` (None: one from before versions existed)."""
+    real = compiler()
+    parts = {
+        "BOOTSTRAP_SQL": real.BOOTSTRAP_SQL,
+        "compile_statement": real.compile_statement,
+        "compile_drop": real.compile_drop,
+    }
+    return SimpleNamespace(**parts, **({} if version is None else {"COMPILER_VERSION": version}))
+
+
+R_FILES = [
+    "R__01_site.sql",
+    "R__05_sample_count.sql",
+    "R__10_station_load.sql",
+    "R__20_zone_load.sql",
+]
+
+
+@pytest.mark.parametrize("old", [None, "1111"], ids=["unversioned", "older"])
+def test_new_compiler_rebuilds_repeatables_once_and_never_versioned(
+    postgres: str, tmp_path: Path, old: str | None
+) -> None:
+    d = copy_fixture(tmp_path)
+    Migrator(postgres, d, {}, compiler=_compiler_as_of(old)).up()
+    seed(postgres)
+    first = history(postgres)
+
+    m = Migrator(postgres, d, {}, compiler=compiler())  # the real one: its own version
+    states = {s.script: s.state for s in m.status()}
+    assert states == {
+        "V0001__tables.sql": "applied",
+        "V0002__site.sql": "applied",
+        **dict.fromkeys(R_FILES, "changed"),
+    }
+    assert [p.split(":")[0] for p in m.verify()] == R_FILES  # "up rebuilds it", no V file
+    assert [line.split(":")[0] for line in m.up()] == R_FILES
+    after = history(postgres)
+    assert after[: len(first)] == first
+    assert [r[0] for r in after[len(first) :]] == R_FILES
+    assert query(postgres, "SELECT zone_id, kw FROM zone_load") == [("z1", 15.0)]  # 12 + 3
+    assert m.up() == [] and m.verify() == []
+    # The same compiler again, or RisingWave's rule (no version): nothing more to do.
+    assert Migrator(postgres, d, {}, compiler=compiler()).up() == []
+
+
+def test_compiler_version_is_a_hash_of_its_source_and_sqlglot(tmp_path: Path) -> None:
+    import shutil
+
+    import sqlglot
+
+    from pipeline.compiler import version
+
+    package = Path(version.__file__).parent
+    copy = tmp_path / "compiler"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    assert version.source_hash(copy, sqlglot.__version__) == version.COMPILER_VERSION
+    assert version.source_hash(copy, "0.0.0") != version.COMPILER_VERSION  # another sqlglot
+    query_py = copy / "query.py"
+    query_py.write_text(query_py.read_text() + "\n# changed\n")
+    assert version.source_hash(copy, sqlglot.__version__) != version.COMPILER_VERSION

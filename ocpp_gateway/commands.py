@@ -21,7 +21,6 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable
 from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed
@@ -34,8 +33,9 @@ from ocpp_gateway.dialect import Dialect
 from ocpp_gateway.errors import ChargerRefused, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.profiles import Capabilities
+from ocpp_gateway.topic_reader import follow, read_to_end
 from pipeline import topics
-from pipeline.bus import Bus, BusError, LocalBus, Record, Subscription
+from pipeline.bus import Bus, BusError, Record, Subscription
 from pipeline.contracts import (
     CommandResult,
     ContractError,
@@ -86,23 +86,6 @@ class Holders(Protocol):
 _now = now_utc
 
 
-async def read_to_end(
-    sub: Subscription, apply: Callable[[Record], object], bus: Bus, first_wait: float
-) -> None:
-    """Apply every record already on the subscribed topics, then return.
-
-    A broker's first fetch takes a moment, so the first poll waits ``first_wait``; later
-    empty polls mean caught up. The in-process bus holds everything in memory already,
-    so it needs no waiting at all.
-    """
-    in_memory = isinstance(bus, LocalBus)
-    wait = 0.0 if in_memory else first_wait
-    while batch := await sub.batch(1000, timeout=wait):
-        wait = 0.0 if in_memory else 0.2
-        for record in batch:
-            apply(record)
-
-
 class CommandDelivery:
     """Desired state per station and the workers that apply it."""
 
@@ -137,7 +120,10 @@ class CommandDelivery:
         self._sub = self.bus.subscribe([topics.SET_CHARGING_PROFILE], group=None)
         await read_to_end(self._sub, self._fold, self.bus, self.config.startup_read_s)
         self._caught_up = True
-        self._reader = asyncio.create_task(self._follow(), name="commands-reader")
+        self._reader = asyncio.create_task(
+            follow(self._sub, self._follow_one, what="command topic", timeout=0.5),
+            name="commands-reader",
+        )
 
     async def stop(self) -> None:
         for timer in self._timers.values():
@@ -152,23 +138,14 @@ class CommandDelivery:
         if self._sub is not None:
             await self._sub.close()
 
-    async def _follow(self) -> None:
-        assert self._sub is not None
-        while True:
-            try:
-                batch = await self._sub.batch(500, timeout=0.5)
-            except BusError as exc:
-                log.warning("command topic unreadable, retrying: %r", exc)
-                await asyncio.sleep(1.0)
-                continue
-            for record in batch:
-                station_id = self._fold(record)
-                if station_id is None:
-                    continue
-                if station_id in self.stations:
-                    self.kick(station_id)
-                elif self.config.report_offline and self.desired.get(station_id) is not None:
-                    self._spawn(self._offline_unless_held(station_id))
+    def _follow_one(self, record: Record) -> None:
+        station_id = self._fold(record)
+        if station_id is None:
+            return
+        if station_id in self.stations:
+            self.kick(station_id)
+        elif self.config.report_offline and self.desired.get(station_id) is not None:
+            self._spawn(self._offline_unless_held(station_id))
 
     def _fold(self, record: Record) -> str | None:
         station_id = station_key(record.key)

@@ -17,7 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.clock import ResultClock
-from ocpp_gateway.commands import CommandDelivery, read_to_end
+from ocpp_gateway.commands import CommandDelivery
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.connection import Connection
 from ocpp_gateway.logsafe import clean
@@ -25,9 +25,10 @@ from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.presence import Presence
 from ocpp_gateway.server import OcppServer
 from ocpp_gateway.station import BootThrottle, Station, StationContext
+from ocpp_gateway.topic_reader import follow, read_to_end
 from ocpp_gateway.versions import DIALECTS
 from pipeline import topics
-from pipeline.bus import Bus, BusError, Record, Subscription
+from pipeline.bus import Bus, Record, Subscription
 
 __all__ = ["Gateway"]
 
@@ -73,7 +74,9 @@ class Gateway:
             [topics.STATION_CREDENTIALS, topics.STATION_ZONES, topics.OCPP_SESSIONS], group=None
         )
         await read_to_end(self._config_sub, self._apply, self.bus, self.config.startup_read_s)
-        self._config_task = asyncio.create_task(self._follow_config(), name="gateway-config")
+        self._config_task = asyncio.create_task(
+            follow(self._config_sub, self._apply, what="config topics"), name="gateway-config"
+        )
         if self.presence is not None:
             await self.presence.start()
         await self.commands.start()
@@ -100,16 +103,6 @@ class Gateway:
         if self._config_sub is not None:
             await self._config_sub.close()
         await self.registry.flush()
-
-    async def _follow_config(self) -> None:
-        assert self._config_sub is not None
-        while True:
-            try:
-                for record in await self._config_sub.batch(500, timeout=1.0):
-                    self._apply(record)
-            except BusError as exc:
-                log.warning("config topics unreadable, retrying: %r", exc)
-                await asyncio.sleep(1.0)
 
     def _apply(self, record: Record) -> None:
         if record.topic == topics.OCPP_SESSIONS:

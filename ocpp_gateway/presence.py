@@ -15,16 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 
-from ocpp_gateway.commands import read_to_end
+from ocpp_gateway.topic_reader import follow, read_to_end
 from pipeline import topics
-from pipeline.bus import Bus, BusError, Record, Subscription
+from pipeline.bus import Bus, Record, Subscription
 from pipeline.contracts import ContractError, StationStatus, decode
 
 __all__ = ["Presence"]
-
-log = logging.getLogger("ocpp_gateway.presence")
 
 
 class Presence:
@@ -46,7 +43,9 @@ class Presence:
     async def start(self) -> None:
         self._sub = self.bus.subscribe([topics.STATION_STATUS], group=None)
         await read_to_end(self._sub, self.fold, self.bus, self.startup_read_s)
-        self._task = asyncio.create_task(self._follow(), name="gateway-presence")
+        self._task = asyncio.create_task(
+            follow(self._sub, self.fold, what="station status"), name="gateway-presence"
+        )
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -71,15 +70,3 @@ class Presence:
             status.gateway
         ):
             del self.holders[status.station_id]
-
-    async def _follow(self) -> None:
-        assert self._sub is not None
-        while True:
-            try:
-                batch = await self._sub.batch(1000, timeout=1.0)
-            except BusError as exc:
-                log.warning("station status unreadable, retrying: %r", exc)
-                await asyncio.sleep(1.0)
-                continue
-            for record in batch:
-                self.fold(record)

@@ -33,9 +33,9 @@ from ocpp_gateway.dialect import Dialect
 from ocpp_gateway.errors import ChargerRefused, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.profiles import Capabilities
-from ocpp_gateway.topic_reader import follow, read_to_end
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Record, Subscription
+from pipeline.bus.follow import follow, read_to_end
 from pipeline.contracts import (
     CommandResult,
     ContractError,
@@ -118,10 +118,10 @@ class CommandDelivery:
     async def start(self) -> None:
         """Rebuild desired state from the topic, then follow it in the background."""
         self._sub = self.bus.subscribe([topics.SET_CHARGING_PROFILE], group=None)
-        await read_to_end(self._sub, self._fold, self.bus, self.config.startup_read_s)
+        await read_to_end(self._sub, self._fold_all, self.bus, self.config.startup_read_s)
         self._caught_up = True
         self._reader = asyncio.create_task(
-            follow(self._sub, self._follow_one, what="command topic", timeout=0.5),
+            follow(self._sub, self._follow_batch, what="command topic", timeout=0.5),
             name="commands-reader",
         )
 
@@ -138,14 +138,19 @@ class CommandDelivery:
         if self._sub is not None:
             await self._sub.close()
 
-    def _follow_one(self, record: Record) -> None:
-        station_id = self._fold(record)
-        if station_id is None:
-            return
-        if station_id in self.stations:
-            self.kick(station_id)
-        elif self.config.report_offline and self.desired.get(station_id) is not None:
-            self._spawn(self._offline_unless_held(station_id))
+    def _follow_batch(self, records: list[Record]) -> None:
+        for record in records:
+            station_id = self._fold(record)
+            if station_id is None:
+                continue
+            if station_id in self.stations:
+                self.kick(station_id)
+            elif self.config.report_offline and self.desired.get(station_id) is not None:
+                self._spawn(self._offline_unless_held(station_id))
+
+    def _fold_all(self, records: list[Record]) -> None:
+        for record in records:
+            self._fold(record)
 
     def _fold(self, record: Record) -> str | None:
         station_id = station_key(record.key)

@@ -25,10 +25,10 @@ from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.presence import Presence
 from ocpp_gateway.server import OcppServer
 from ocpp_gateway.station import BootThrottle, Station, StationContext
-from ocpp_gateway.topic_reader import follow, read_to_end
 from ocpp_gateway.versions import DIALECTS
 from pipeline import topics
 from pipeline.bus import Bus, Record, Subscription
+from pipeline.bus.follow import follow, read_to_end
 
 __all__ = ["Gateway"]
 
@@ -104,7 +104,11 @@ class Gateway:
             await self._config_sub.close()
         await self.registry.flush()
 
-    def _apply(self, record: Record) -> None:
+    def _apply(self, records: list[Record]) -> None:
+        for record in records:
+            self._apply_one(record)
+
+    def _apply_one(self, record: Record) -> None:
         if record.topic == topics.OCPP_SESSIONS:
             # what we publish about a station held here is older than what we hold
             self.ctx.sessions.apply(record, held=self.stations.keys())

@@ -13,47 +13,34 @@ noticed must not be marked gone by the late close.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
-from ocpp_gateway.topic_reader import follow, read_to_end
 from pipeline import topics
-from pipeline.bus import Bus, Record, Subscription
+from pipeline.bus import Bus, Record
+from pipeline.bus.follow import TopicFollower
 from pipeline.contracts import ContractError, StationStatus, decode
 
 __all__ = ["Presence"]
 
 
-class Presence:
+class Presence(TopicFollower):
     """Station -> the worker its latest ``Connected`` came from (until that worker's
     ``Disconnected``)."""
 
+    topic = topics.STATION_STATUS
+    name = "gateway-presence"
+
     def __init__(self, bus: Bus, me: str, startup_read_s: float) -> None:
-        self.bus = bus
+        super().__init__(bus)
         self.me = me
-        self.startup_read_s = startup_read_s
+        self.first_wait = startup_read_s
         self.holders: dict[str, str] = {}
-        self._sub: Subscription | None = None
-        self._task: asyncio.Task[None] | None = None
 
     def held_elsewhere(self, station_id: str) -> bool:
         holder = self.holders.get(station_id)
         return holder is not None and holder != self.me
 
-    async def start(self) -> None:
-        self._sub = self.bus.subscribe([topics.STATION_STATUS], group=None)
-        await read_to_end(self._sub, self.fold, self.bus, self.startup_read_s)
-        self._task = asyncio.create_task(
-            follow(self._sub, self.fold, what="station status"), name="gateway-presence"
-        )
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._sub is not None:
-            await self._sub.close()
+    def _apply_records(self, records: list[Record]) -> None:
+        for record in records:
+            self.fold(record)
 
     def fold(self, record: Record) -> None:
         if record.value is None or record.key is None:

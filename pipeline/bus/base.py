@@ -60,7 +60,14 @@ class Subscription(abc.ABC):
     Read with ``async for record in sub`` or ``await sub.batch()``. Offsets of records
     returned so far are committed for the group by ``await sub.commit()``; commit after the
     records are safely processed so that a crash replays them (at-least-once).
+
+    ``thread_safe`` subscriptions may be used from an event loop on another thread than
+    the one their bus runs on (the engine's own thread reads LocalBus this way, without
+    waiting for a turn of the gateway's busy loop); others are reached through that loop
+    (:class:`pipeline.engine.thread.LoopSubscription`).
     """
+
+    thread_safe: bool = False
 
     @abc.abstractmethod
     async def batch(self, max_records: int = 500, timeout: float = 0.1) -> list[Record]:

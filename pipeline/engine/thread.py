@@ -7,10 +7,11 @@ answers in milliseconds — because the loop was busy delivering the very comman
 published (2.05 s of that thread's CPU during the wait). On its own loop the engine's
 awaits on PostgreSQL resume when PostgreSQL answers, not when the gateway yields.
 
-The bus stays where it is: its subscriptions, write-ahead log and Kafka clients belong to
-the loop that started them. :class:`LoopBus` runs every bus call on that loop
+The bus stays where it is: its write-ahead log and Kafka clients belong to the loop that
+started them. :class:`LoopBus` runs every bus call on that loop
 (``run_coroutine_threadsafe``) and awaits the result from the engine's loop, so neither
-side's asyncio objects are touched from the wrong thread. The engine's guarantees are
+side's asyncio objects are touched from the wrong thread; only subscriptions that say
+they are ``thread_safe`` (LocalBus's) are read directly. The engine's guarantees are
 unchanged (it awaits the same calls in the same order: offsets committed after the
 ingest transaction, the outbox deleted after the bus acknowledged).
 """
@@ -38,25 +39,35 @@ async def _call(fn: Callable[[], T]) -> T:
 
 
 class LoopSubscription(Subscription):
-    """A subscription of another loop's bus, used from this loop."""
+    """A subscription of another loop's bus, used from this loop.
+
+    A ``thread_safe`` subscription (LocalBus's) is called directly: at 5,000 chargers
+    each hop onto the gateway's loop waited ~0.8 s for a turn (``ingest_bus`` in
+    ``bench/dr_latency.py``), two or three hops per tick. Others (Kafka's clients belong
+    to their loop) go through the owner's loop.
+    """
 
     def __init__(self, sub: Subscription, loop: asyncio.AbstractEventLoop) -> None:
         self._sub, self._loop = sub, loop
+        self.thread_safe = sub.thread_safe
+
+    async def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await (coro if self.thread_safe else _on(self._loop, coro))
 
     async def batch(self, max_records: int = 500, timeout: float = 0.1) -> list[Record]:
-        return await _on(self._loop, self._sub.batch(max_records=max_records, timeout=timeout))
+        return await self._run(self._sub.batch(max_records=max_records, timeout=timeout))
 
     async def commit(self) -> None:
-        await _on(self._loop, self._sub.commit())
+        await self._run(self._sub.commit())
 
     async def close(self) -> None:
-        await _on(self._loop, self._sub.close())
+        await self._run(self._sub.close())
 
     async def lag(self) -> int | None:
-        return await _on(self._loop, self._sub.lag())
+        return await self._run(self._sub.lag())
 
     async def commit_and_lag(self) -> int | None:
-        return await _on(self._loop, self._sub.commit_and_lag())
+        return await self._run(self._sub.commit_and_lag())
 
 
 class LoopBus(Bus):

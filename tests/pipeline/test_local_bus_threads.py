@@ -1,0 +1,128 @@
+"""LocalBus read from another thread's loop while the bus's own loop is blocked.
+
+``gridctl run`` runs the engine on its own thread; at 5,000 chargers every read it sent
+through the gateway's loop waited ~0.8 s for a turn (``bench/dr_latency.py``,
+``ingest_bus``). A LocalBus subscription is read, committed and woken directly."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+from pipeline.bus.base import Message
+from pipeline.bus.local import LocalBus
+from pipeline.engine.thread import LoopBus
+
+pytestmark = pytest.mark.timeout(60)
+T = TypeVar("T")
+
+
+class OtherLoop:
+    """An event loop on a thread of its own (the engine's, in ``gridctl run``)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 10.0) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+async def test_reads_and_commits_need_no_turn_of_the_bus_loop(tmp_path: Path) -> None:
+    bus = LocalBus(tmp_path / "bus")
+    await bus.start()
+    other = OtherLoop()
+    try:
+        owner = asyncio.get_running_loop()
+        sub = await asyncio.to_thread(
+            lambda: LoopBus(bus, owner).subscribe(["ocpp.meter_values"], group="g")
+        )
+        await bus.publish_many([Message("ocpp.meter_values", f"S{i}", b"{}") for i in range(3)])
+        seen: dict[str, Any] = {}
+
+        def block_owner() -> None:
+            # A gateway callback that does not yield: nothing else runs on this loop.
+            seen["batch"] = other.run(sub.batch(max_records=10, timeout=0))
+            seen["lag"] = other.run(sub.commit_and_lag())
+
+        owner.call_soon(block_owner)
+        await asyncio.sleep(0)  # the callback runs (and returns) before this resumes
+        await asyncio.sleep(0)
+        assert [r.key for r in seen["batch"]] == ["S0", "S1", "S2"]
+        assert seen["lag"] == 0
+        await bus.stop()
+        # The commit made on the other thread is the group's, across a restart.
+        again = LocalBus(tmp_path / "bus")
+        await again.start()
+        rest = again.subscribe(["ocpp.meter_values"], group="g")
+        assert await rest.batch(timeout=0) == []
+        await again.stop()
+    finally:
+        other.close()
+
+
+async def test_a_reader_on_another_loop_is_woken_by_an_append() -> None:
+    bus = LocalBus()
+    await bus.start()
+    other = OtherLoop()
+    try:
+        owner = asyncio.get_running_loop()
+        sub = await asyncio.to_thread(
+            lambda: LoopBus(bus, owner).subscribe(["dr.signals"], from_beginning=False)
+        )
+        waiting = other.submit(sub.batch(max_records=10, timeout=20))
+        await asyncio.sleep(0.2)
+        assert not waiting.done()  # nothing yet: it waits
+        began = time.monotonic()
+        await bus.publish("dr.signals", "sig", b"{}")
+        records = await asyncio.wrap_future(waiting)
+        assert [r.key for r in records] == ["sig"]
+        assert time.monotonic() - began < 2.0  # woken, not timed out after 20 s
+    finally:
+        await bus.stop()
+        other.close()
+
+
+async def test_concurrent_appends_and_reads_lose_and_repeat_nothing() -> None:
+    bus = LocalBus(retention_records=1_000_000)
+    await bus.start()
+    other = OtherLoop()
+    try:
+        owner = asyncio.get_running_loop()
+        sub = await asyncio.to_thread(
+            lambda: LoopBus(bus, owner).subscribe(["ocpp.meter_values"], group="g")
+        )
+        n = 20_000
+
+        async def read_all() -> list[int]:
+            got: list[int] = []
+            while len(got) < n:
+                got += [r.offset for r in await sub.batch(max_records=700, timeout=0.5)]
+            return got
+
+        reader = other.submit(read_all())
+        for start in range(0, n, 100):
+            await bus.publish_many(
+                [Message("ocpp.meter_values", str(i), b"{}") for i in range(start, start + 100)]
+            )
+            await asyncio.sleep(0)
+        offsets = await asyncio.wrap_future(reader)
+        assert offsets == list(range(n))
+    finally:
+        await bus.stop()
+        other.close()

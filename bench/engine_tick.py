@@ -9,8 +9,12 @@ Wall time depends on what else runs on the machine, so the CPU time of the engin
 plus its PostgreSQL backend (from /proc) is printed too.
 
     .venv/bin/python bench/engine_tick.py [--sizes 1000,10000,50000] [--ticks 20]
-        [--history-hours 0] [--history-period 300] [--profile]
+        [--history-hours 0] [--history-period 300] [--profile] [--quiet]
         [--database-url postgresql://...]   (default: a throw-away embedded PostgreSQL)
+
+``--quiet`` loads no signal, so the event is the first after a quiet spell: the caches a
+signal fills were empty while the engine planned its statements (how ``gridctl run`` meets
+a utility's first CURTAIL of the day).
 
 ``--history-hours 1,48`` adds that much recorded history before the last 10 minutes (a
 sample per connector every ``--history-period`` seconds) and runs each size once per
@@ -64,7 +68,11 @@ def create_db(server: str) -> str:
 
 
 def load(
-    dsn: str, connectors: int, history_h: float = 0.0, history_period: int = 300
+    dsn: str,
+    connectors: int,
+    history_h: float = 0.0,
+    history_period: int = 300,
+    signals: bool = True,
 ) -> list[tuple[str, int]]:
     stations = max(1, connectors // 2)
     conns = [(f"ST{i:06d}", c) for i in range(stations) for c in (1, 2)]
@@ -90,7 +98,7 @@ def load(
             "COPY dr_signals (signal_id, modification, zone_id, signal_type, "
             "target_reduction_pct, start_ts, end_ts, priority, received_ts) FROM STDIN"
         ) as copy:
-            for z in range((stations + 99) // 100):
+            for z in range((stations + 99) // 100 if signals else 0):
                 start = T_END - timedelta(minutes=5)
                 copy.write_row(
                     (f"sig-{z}", 0, f"Z{z:04d}", "CURTAIL", 20.0, start,
@@ -166,11 +174,12 @@ async def run_size(
     history_h: float = 0.0,
     history_period: int = 300,
     profile: bool = False,
+    quiet: bool = False,
 ) -> None:
     dsn = create_db(server)
     apply_migrations(dsn)
     began = time.perf_counter()
-    conns = load(dsn, connectors, history_h, history_period)
+    conns = load(dsn, connectors, history_h, history_period, signals=not quiet)
     setup = time.perf_counter() - began
     bus = LocalBus(retention_records=10_000_000)
     await bus.start()
@@ -256,7 +265,8 @@ async def run_size(
     with psycopg.connect(dsn) as conn:
         raw = conn.execute("SELECT count(*) FROM meter_values").fetchone()
     print(
-        f"{len(conns):>7} connectors, {history_h:g} h history ({raw[0] if raw else 0} raw rows "
+        f"{len(conns):>7} connectors{', no signal before the event' if quiet else ''}, "
+        f"{history_h:g} h history ({raw[0] if raw else 0} raw rows "
         f"after the run) | setup {setup:6.1f} s | first tick {first_s * 1000:7.0f} ms "
         f"({len(first)} records) | steady tick (+{per_tick} samples) median "
         f"{statistics.median(times) * 1000:6.1f} ms, p95 {p95 * 1000:6.1f} ms"
@@ -278,13 +288,21 @@ async def main() -> None:
     ap.add_argument("--history-period", type=int, default=300)
     ap.add_argument("--database-url")
     ap.add_argument("--profile", action="store_true", help="print each statement's cost")
+    ap.add_argument(
+        "--quiet",
+        action="store_true",
+        help="no signal before the event: the event is the first after a quiet spell "
+        "(use --ticks 40: plans made, and caches vacuumed, while they were empty)",
+    )
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     hours = [float(h) for h in args.history_hours.split(",")]
     runs = [(n, h) for n in sizes for h in hours]
     if args.database_url:
         for n, h in runs:
-            await run_size(args.database_url, n, args.ticks, h, args.history_period, args.profile)
+            await run_size(
+                args.database_url, n, args.ticks, h, args.history_period, args.profile, args.quiet
+            )
         return
     from pipeline.embedded_pg import EmbeddedPostgres
 
@@ -293,7 +311,9 @@ async def main() -> None:
         server.start()
         try:
             for n, h in runs:
-                await run_size(server.dsn, n, args.ticks, h, args.history_period, args.profile)
+                await run_size(
+                    server.dsn, n, args.ticks, h, args.history_period, args.profile, args.quiet
+                )
         finally:
             server.destroy()
 

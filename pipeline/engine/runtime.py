@@ -153,6 +153,13 @@ class Engine(IngestMixin, SinkMixin):
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         conn = await psycopg.AsyncConnection.connect(self.dsn, autocommit=False)
+        # Plan every statement when it runs, never from a prepared plan: a tick's views
+        # read caches whose size jumps when an event starts (0 -> one row per station), and
+        # a plan prepared while they were empty nests loops over them. At 10k connectors
+        # the first CURTAIL after a quiet spell took 1.6 s of CPU and the tick after it
+        # 4.1 s with prepared plans, 0.66 s and 0.40 s planned fresh; planning costs ~10 ms
+        # of a quiet tick (bench/engine_tick.py --quiet).
+        conn.prepare_threshold = None
         # Top-N and aggregates over the fresh samples sort ~10^5 rows per tick at 10k
         # connectors: keep those sorts in memory.
         await conn.execute(f"SET work_mem = '{self.work_mem}'")  # type: ignore[arg-type]

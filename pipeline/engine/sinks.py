@@ -134,8 +134,8 @@ class SinkMixin:
             else:
                 query = view.evaluate or f'{SCHEMA}."{view.name}__live"'
                 statements += [
-                    # DELETE, not TRUNCATE: TRUNCATE invalidates every cached plan that
-                    # reads the table, and replanning the views each tick costs more.
+                    # DELETE, not TRUNCATE: TRUNCATE takes an exclusive lock (dashboards
+                    # reading the cache would queue behind the tick) and a new file.
                     (f'DELETE FROM {SCHEMA}."{view.name}__cache"', ()),
                     (f'INSERT INTO {SCHEMA}."{view.name}__cache" SELECT * FROM {query}', ()),
                 ]

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from ocpp.exceptions import InternalError, OCPPError, PropertyConstraintViolationError
+from websockets.exceptions import ConnectionClosed
 
 from ocpp_gateway.budget import Budget
 from ocpp_gateway.clock import now_utc
@@ -178,7 +179,7 @@ class Station:
         self.reconciled = False
         self.busy = 0  # calls being handled now (graceful shutdown waits for 0)
         self._background_tasks: set[asyncio.Task[Any]] = set()
-        self._caps: Capabilities | None = None
+        self._caps: asyncio.Task[Capabilities] | None = None
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
         self.budget = ctx.budget(station_id)
         #: this station's warnings: escaped, and at most a few per 10 s with a count
@@ -369,6 +370,11 @@ class Station:
         if self.reconciled or self.ctx.commands is None:
             return
         self.reconciled = True
+        if self.ctx.config.query_capabilities:
+            # Asked now, while the charger is idle, not when an event's first profile is
+            # due: at 5,000 chargers the queries were a tenth of the gateway's work while
+            # the event was applied, one round trip more before every first profile.
+            self._background(self.capabilities())
         await self.ctx.commands.reconcile(self)
 
     # -- our calls (used by CommandDelivery) -----------------------------------------
@@ -383,22 +389,28 @@ class Station:
         return await self.link.request(action, payload)
 
     async def capabilities(self) -> Capabilities:
-        """Rate units and stack levels the charger takes, asked once per connection.
+        """Rate units and stack levels the charger takes, asked once per connection
+        (right after it is accepted, see :meth:`reconcile`); every caller meanwhile
+        awaits the same query.
 
         Chargers that do not answer (NotImplemented, a timeout, a disconnect) get the
         defaults: both units allowed, no stack level cap.
         """
         if self._caps is None:
-            caps = UNKNOWN
-            if self.ctx.config.query_capabilities:
-                action, payload = self.dialect.capability_query
-                try:
-                    async with asyncio.timeout(self.ctx.config.capability_timeout):
-                        answer = await self.request(action, payload)
-                    caps = self.dialect.read_capabilities(answer)
-                except (ChargerRefused, TimeoutError, StationOffline) as exc:
-                    log.info("station %s: capabilities unknown (%r)", self.id, exc)
-                except (KeyError, TypeError, ValueError) as exc:
-                    self.warn.warning("unreadable capabilities: %r", exc)
-            self._caps = caps
-        return self._caps
+            self._caps = asyncio.ensure_future(self._ask_capabilities())
+        # shielded: a cancelled command worker leaves the query to the others
+        return await asyncio.shield(self._caps)
+
+    async def _ask_capabilities(self) -> Capabilities:
+        if not self.ctx.config.query_capabilities:
+            return UNKNOWN
+        action, payload = self.dialect.capability_query
+        try:
+            async with asyncio.timeout(self.ctx.config.capability_timeout):
+                answer = await self.request(action, payload)
+            return self.dialect.read_capabilities(answer)
+        except (ChargerRefused, TimeoutError, StationOffline, ConnectionClosed) as exc:
+            log.info("station %s: capabilities unknown (%r)", self.id, exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            self.warn.warning("unreadable capabilities: %r", exc)
+        return UNKNOWN

@@ -387,6 +387,35 @@ async def test_charger_capabilities_choose_unit_and_cap_stack(gateway: Gateway, 
         assert schedule["charging_schedule_period"][0]["limit"] == 7000.0
 
 
+class CountingConfig16(CurrentOnly16):
+    """CurrentOnly16 that counts the capability queries it is asked."""
+
+    asked = 0
+
+    @on(Action16.get_configuration)
+    async def on_get_configuration(self, key: list[str] | None = None, **_):
+        self.asked += 1
+        return await super().on_get_configuration(key)
+
+
+async def test_capabilities_are_asked_once_at_boot_not_when_the_first_profile_is_due(
+    gateway: Gateway, bus: Bus
+) -> None:
+    # At 5,000 chargers the queries were a tenth of the gateway's work while an event was
+    # applied (bench/dr_latency.py --profile), one round trip more before each profile.
+    async with charger(gateway.port, "CP-ASK", cls=CountingConfig16) as cp:
+        await boot16(cp)
+        async with asyncio.timeout(5):
+            while cp.asked == 0:  # asked with no command pending
+                await asyncio.sleep(0.02)
+        await command(bus, "CP-ASK", 11.0)
+        profile = await asyncio.wait_for(cp.profiles.get(), 10)
+        assert profile["charging_schedule"]["charging_rate_unit"] == "A"  # what it answered
+        await command(bus, "CP-ASK", 5.0)
+        await asyncio.wait_for(cp.profiles.get(), 10)
+        assert cp.asked == 1
+
+
 async def test_nothing_sent_before_the_charger_speaks(gateway: Gateway, bus: Bus) -> None:
     async with charger(gateway.port, "CP-QUIET") as cp:
         async with asyncio.timeout(5):

@@ -327,9 +327,10 @@ class Station:
             )  # fmt: skip
         t0 = time.perf_counter()
         try:
-            async with asyncio.timeout(ctx.config.ack_timeout):
-                await ctx.bus.publish_many(messages)
-        except (BusError, TimeoutError) as exc:
+            # the bus holds the deadline (one per group commit on LocalBus's log), not
+            # a timer of ours per reading; a bus past it raises PublishError
+            await ctx.bus.publish_many(messages, timeout=ctx.config.ack_timeout)
+        except BusError as exc:
             ctx.metrics.acks_refused.inc()
             ctx.metrics.readings_refused.labels("not_durable").inc(len(records))
             self.warn.warning("%d readings not durable, refusing ack: %s",
@@ -351,9 +352,11 @@ class Station:
             **fields,
         )
         try:
-            async with asyncio.timeout(self.ctx.config.ack_timeout):
-                await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))
-        except (BusError, TimeoutError) as exc:
+            await self.ctx.bus.publish_many(
+                [Message(topics.STATION_STATUS, self.id, encode(record))],
+                timeout=self.ctx.config.ack_timeout,
+            )
+        except BusError as exc:
             self.warn.warning("status %s not published: %r", event, exc)
 
     def boot_decision(self) -> tuple[str, int]:

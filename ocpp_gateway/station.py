@@ -205,7 +205,8 @@ class Station:
         t0 = time.perf_counter()
         self.busy += 1
         try:
-            result = getattr(self, self.routes.on[action])(**to_snake(payload))
+            handler = getattr(self, self.routes.on[action])
+            result = handler(payload) if action in self.routes.raw else handler(**to_snake(payload))
             if inspect.isawaitable(result):
                 result = await result
             answer = result_payload(result)

@@ -699,9 +699,8 @@ def main() -> None:
                       f"work) costs {echo:.0f} µs = {echo / node:.2f}x node's whole path; "
                       "the rest is OCPP work in Python (validation, normalising, bus)")  # fmt: skip
                 print("  what would close it: a websocket transport in C behind "
-                      "ocpp_gateway/connection.py (the echo's cost), and the schema check, "
-                      "key conversion and normalisation as one typed decode (msgspec "
-                      "structs per action) instead of three passes over Python dicts")  # fmt: skip
+                      "ocpp_gateway/connection.py (the echo's cost); of the OCPP work, "
+                      "normalisation is the largest part left (bench/gateway_core.py)")  # fmt: skip
             if many in results:
                 r1, rn = results["ours/kafka"], results[many]
                 print(f"{many} vs one worker: {rn['rate'] / r1['rate']:.2f}x {per_s} "

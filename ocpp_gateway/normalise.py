@@ -231,15 +231,17 @@ def records(
     meter_value: Iterable[Mapping[str, Any]],
     received_ts: datetime,
     bounds: Bounds,
+    sampled_key: str = "sampled_value",
 ) -> list[MeterValue]:
     """One record per ``meterValue`` element that carries one of our measurands.
 
     ``samples`` is the version's reader of ``sampledValue`` (``v16.normalise`` ...):
     (measurand, location, phase, value in contract units) per sampled value.
+    ``sampled_key``: ``sampledValue`` for a payload read raw (not made snake_case).
     """
     out = []
     for mv in meter_value:
-        values = _reduce(samples(mv.get("sampled_value") or ()))
+        values = _reduce(samples(mv.get(sampled_key) or ()))
         if not values:
             continue
         _check_limits(values, bounds)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import fastjsonschema
+import msgspec
 import ocpp
 from ocpp.exceptions import (
     OCPPError,
@@ -27,7 +28,11 @@ from ocpp.exceptions import (
     TypeConstraintViolationError,
 )
 
+from ocpp_gateway.typed import struct_of
+
 __all__ = ["SchemaMissing", "Schemas"]
+
+_convert = msgspec.convert
 
 _ROOT = Path(ocpp.__file__).parent
 _PROPERTY_RULES = frozenset(
@@ -43,9 +48,20 @@ class SchemaMissing(LookupError):
 _ENUM_KEY = "x-gridctl-enum"
 
 
+#: keywords whose value maps names to schemas: a property called ``format`` (1.6
+#: sampledValue's Raw/SignedData) is a name there, not the keyword
+_NAMED = frozenset(("properties", "definitions", "patternProperties"))
+
+
 def _strip_formats(node: Any) -> Any:
     if isinstance(node, dict):
-        out = {k: _strip_formats(v) for k, v in node.items() if k not in ("format", "$id")}
+        out = {
+            k: {n: _strip_formats(s) for n, s in v.items()}
+            if k in _NAMED and isinstance(v, dict)
+            else _strip_formats(v)
+            for k, v in node.items()
+            if k not in ("format", "$id")
+        }
         return _enum_as_pattern(out)
     if isinstance(node, list):
         return [_strip_formats(v) for v in node]
@@ -95,20 +111,32 @@ class Schemas:
     _compiled: dict[tuple[str, bool], Callable[[Any], Any]] = field(
         default_factory=dict, repr=False
     )
+    #: (action, response) -> the schema as msgspec types (``None``: none can be made)
+    _typed: dict[tuple[str, bool], Any] = field(default_factory=dict, repr=False)
+
+    def _load(self, action: str, response: bool) -> dict[str, Any]:
+        name = self.names[response].format(action=action)
+        path = _ROOT / self.directory / "schemas" / f"{name}.json"
+        try:
+            schema = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (FileNotFoundError, OSError):
+            raise SchemaMissing(f"no {self.directory} schema for {action[:64]!r}") from None
+        schema.pop("$schema", None)  # compile every draft alike (4 and 6 differ little)
+        return schema
+
+    def typed(self, action: str, response: bool = False) -> Any:
+        """The schema as msgspec types (:mod:`ocpp_gateway.typed`), or ``None``."""
+        key = (action, response)
+        if key not in self._typed:
+            self._typed[key] = struct_of(self._load(action, response), action)
+        return self._typed[key]
 
     def compile(self, action: str, response: bool = False) -> Callable[[Any], Any]:
         """The validator of one action's request (or response) schema, compiled once."""
         key = (action, response)
         validator = self._compiled.get(key)
         if validator is None:
-            name = self.names[response].format(action=action)
-            path = _ROOT / self.directory / "schemas" / f"{name}.json"
-            try:
-                schema = json.loads(path.read_text(encoding="utf-8-sig"))
-            except (FileNotFoundError, OSError):
-                raise SchemaMissing(f"no {self.directory} schema for {action[:64]!r}") from None
-            schema.pop("$schema", None)  # compile every draft alike (4 and 6 differ little)
-            validator = fastjsonschema.compile(_strip_formats(schema))
+            validator = fastjsonschema.compile(_strip_formats(self._load(action, response)))
             self._compiled[key] = validator
         return validator
 
@@ -122,7 +150,23 @@ class Schemas:
         return self.formation
 
     def validate(self, action: str, payload: Mapping[str, Any], response: bool = False) -> None:
-        """Return, or raise the library's error class for the rule the payload breaks."""
+        """Return, or raise the library's error class for the rule the payload breaks.
+
+        The msgspec types are tried first: what they accept is valid. What they refuse
+        (or an action without types) is decided by the compiled validator, which also
+        words the error, so refusals read exactly as they did without the types.
+        """
+        typed = (
+            self._typed[(action, response)]
+            if (action, response) in self._typed
+            else (self.typed(action, response))
+        )
+        if typed is not None:
+            try:
+                _convert(payload, typed, strict=True)
+                return
+            except msgspec.ValidationError:
+                pass
         try:
             self.compile(action, response)(payload)
         except fastjsonschema.JsonSchemaValueException as exc:

@@ -206,7 +206,8 @@ class Station:
         t0 = time.perf_counter()
         self.busy += 1
         try:
-            result = getattr(self, self.routes.on[action])(**to_snake(payload))
+            handler = getattr(self, self.routes.on[action])
+            result = handler(payload) if action in self.routes.raw else handler(**to_snake(payload))
             if inspect.isawaitable(result):
                 result = await result
             answer = result_payload(result)
@@ -328,9 +329,10 @@ class Station:
             )  # fmt: skip
         t0 = time.perf_counter()
         try:
-            async with asyncio.timeout(ctx.config.ack_timeout):
-                await ctx.bus.publish_many(messages)
-        except (BusError, TimeoutError) as exc:
+            # the bus holds the deadline (one per group commit on LocalBus's log), not
+            # a timer of ours per reading; a bus past it raises PublishError
+            await ctx.bus.publish_many(messages, timeout=ctx.config.ack_timeout)
+        except BusError as exc:
             ctx.metrics.acks_refused.inc()
             ctx.metrics.readings_refused.labels("not_durable").inc(len(records))
             self.warn.warning("%d readings not durable, refusing ack: %s",
@@ -352,9 +354,11 @@ class Station:
             **fields,
         )
         try:
-            async with asyncio.timeout(self.ctx.config.ack_timeout):
-                await self.ctx.bus.publish(topics.STATION_STATUS, self.id, encode(record))
-        except (BusError, TimeoutError) as exc:
+            await self.ctx.bus.publish_many(
+                [Message(topics.STATION_STATUS, self.id, encode(record))],
+                timeout=self.ctx.config.ack_timeout,
+            )
+        except BusError as exc:
             self.warn.warning("status %s not published: %r", event, exc)
 
     def boot_decision(self) -> tuple[str, int]:

@@ -140,14 +140,15 @@ class StationV16(Station):
         await self.publish_durable(records, known.end(session))
         return answer
 
-    @on(Action.meter_values)
-    async def on_meter_values(
-        self,
-        connector_id: int,
-        meter_value: list[dict[str, Any]],
-        transaction_id: int | None = None,
-        **_: Any,
-    ):
+    @on(Action.meter_values, raw=True)
+    async def on_meter_values(self, payload: dict[str, Any]):
+        # raw: the camelCase payload, not copied to snake_case (the hottest call)
+        try:
+            connector_id: int = payload["connectorId"]
+            meter_value: list[dict[str, Any]] = payload["meterValue"]
+        except KeyError as exc:  # only without validation: the schema requires both
+            raise TypeError(f"MeterValues: missing {exc}") from None
+        transaction_id: int | None = payload.get("transactionId")
         check_id("connectorId", connector_id)
         known = self.sessions
         changed = None
@@ -162,8 +163,9 @@ class StationV16(Station):
             if connector_id != 0:  # learnt again after a restart, for its StopTransaction
                 changed = known.start(connector_id, session)
         records = meter_values(
-            self.id, connector_id, meter_value, session_id=session, bounds=self.bounds()
-        )
+            self.id, connector_id, meter_value, session_id=session, bounds=self.bounds(),
+            camel=True,
+        )  # fmt: skip
         await self.publish_durable(records, changed)
         return call_result.MeterValues()
 

@@ -51,8 +51,13 @@ def meter_values(
     session_id: str | None = None,
     received_ts: datetime | None = None,
     bounds: Bounds = DEFAULT_BOUNDS,
+    camel: bool = False,
 ) -> list[MeterValue]:
-    """Records of a 1.6 ``MeterValues`` (or ``StopTransaction.transactionData``)."""
+    """Records of a 1.6 ``MeterValues`` (or ``StopTransaction.transactionData``).
+
+    ``camel``: ``meter_value`` is as the charger sent it (``sampledValue``); a sampled
+    value's own keys are one word each, the same in either case.
+    """
     received = received_ts or datetime.now(UTC)
     return records("1.6", samples, station_id, connector_id, session_id, meter_value,
-                   received, bounds)  # fmt: skip
+                   received, bounds, "sampledValue" if camel else "sampled_value")  # fmt: skip

@@ -125,19 +125,35 @@ class Bus(abc.ABC):
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
         """Make one record durable, or raise :class:`PublishError` within the timeout."""
 
-    async def publish_many(self, messages: Sequence[Message]) -> None:
+    async def publish_many(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> None:
         """Make several records durable; raises if any of them failed.
 
         Records with the same key keep their order. Implementations overlap the writes.
+        ``timeout``: give up (:class:`PublishError`) sooner than ``publish_timeout`` -- a
+        caller with a deadline of its own (the gateway's ``ack_timeout``) passes it here
+        instead of arming a timer of its own around the call.
         """
         import asyncio
 
-        results = await asyncio.gather(
-            *(self.publish(m.topic, m.key, m.value) for m in messages), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        async def gather() -> None:
+            results = await asyncio.gather(
+                *(self.publish(m.topic, m.key, m.value) for m in messages),
+                return_exceptions=True,
+            )
+            for result in results:
+                if isinstance(result, BaseException):
+                    raise result
+
+        if timeout is None:
+            await gather()
+            return
+        try:
+            async with asyncio.timeout(timeout):
+                await gather()
+        except TimeoutError:
+            raise PublishError(f"not durable within {timeout:g} s") from None
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int] | None:
         """The next offset of each ``(topic, partition)``, or None when unknown.

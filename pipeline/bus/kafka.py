@@ -270,10 +270,13 @@ class KafkaBus(Bus):
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
         await self.publish_many([Message(topic, key, value)])
 
-    async def publish_many(self, messages: Sequence[Message]) -> None:
+    async def publish_many(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> None:
         """Produce every record in order, then wait for all acknowledgements.
 
-        Each record has ``publish_timeout`` from the moment it starts waiting for a slot.
+        Each record has ``publish_timeout`` (or ``timeout``, when shorter) from the moment
+        it starts waiting for a slot.
         Records are handed to librdkafka in order, so records with one key keep it.
         """
         if not self._running:
@@ -281,13 +284,14 @@ class KafkaBus(Bus):
         loop = asyncio.get_running_loop()
         waits: list[tuple[asyncio.Future[None], float, str]] = []
         first_error: BaseException | None = None
+        limit = self._timeout if timeout is None else min(timeout, self._timeout)
         for m in messages:
-            deadline = loop.time() + self._timeout
+            deadline = loop.time() + limit
             try:
                 async with asyncio.timeout_at(deadline):
                     await self._slots.acquire()
             except TimeoutError:
-                first_error = PublishError(f"{m.topic}: no in-flight slot within {self._timeout} s")
+                first_error = PublishError(f"{m.topic}: no in-flight slot within {limit:g} s")
                 break
             fut = loop.create_future()
             try:
@@ -303,7 +307,7 @@ class KafkaBus(Bus):
                     await asyncio.shield(fut)
             except TimeoutError:
                 first_error = first_error or PublishError(
-                    f"{topic}: not acknowledged within {self._timeout} s"
+                    f"{topic}: not acknowledged within {limit:g} s"
                 )
             except PublishError as exc:
                 first_error = first_error or exc

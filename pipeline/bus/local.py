@@ -32,11 +32,13 @@ import contextlib
 import json
 import logging
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import topics as topic_names
@@ -70,6 +72,16 @@ class _Wake:
             self.event.set()
         else:
             self.loop.call_soon_threadsafe(self.event.set)
+
+
+@dataclass(slots=True)
+class _Waiter:
+    """One publish waiting for the log: its lines, its future, when it gives up."""
+
+    lines: bytes
+    done: asyncio.Future[None]
+    deadline: float  # loop time
+    limit: float  # the timeout it was given, for the message
 
 
 class _Log:
@@ -139,9 +151,14 @@ class LocalBus(Bus):
         #: the group offsets and groups.json (a commit from the engine's thread, another
         #: group's from the bus's loop)
         self._groups_lock = threading.Lock()
-        self._slots = asyncio.Semaphore(max_in_flight)
+        self._max_in_flight = max_in_flight
+        self._in_flight = 0  # publishes waiting for the log now
+        self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._timeout = publish_timeout
-        self._pending: list[tuple[bytes, asyncio.Future[None]]] = []
+        self._pending: list[_Waiter] = []
+        #: set by a publish whose deadline is earlier than the writer's next check
+        self._rearm: asyncio.Future[None] | None = None
+        self._check_at = float("inf")
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._file: object | None = None
@@ -216,29 +233,81 @@ class LocalBus(Bus):
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
         await self.publish_many([Message(topic, key, value)])
 
-    async def publish_many(self, messages: Sequence[Message]) -> None:
+    async def publish_many(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> None:
+        """Append ``messages``; on the log, return once written and fsynced.
+
+        No timer per call: the writer (:meth:`_write_loop`) holds one deadline per group
+        commit and fails every waiter past its own deadline (``publish_timeout``, or
+        ``timeout`` when shorter) with :class:`PublishError`, even while the disk stalls.
+        """
         if not self._running:
             raise PublishError("bus is stopped")
+        limit = self._timeout if timeout is None or timeout > self._timeout else timeout
+        if self._file is None:  # memory only: nothing to wait for
+            now = int(time.time() * 1000)
+            with self._lock:
+                for m in messages:
+                    self._log(m.topic).append(m.key, m.value, now)
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        if self._in_flight >= self._max_in_flight:
+            await self._slot(deadline, limit)
+        self._in_flight += 1
         try:
-            async with asyncio.timeout(self._timeout):
-                async with self._slots:
-                    now = int(time.time() * 1000)
-                    if self._file is not None:
-                        lines = b"".join(wal.encode(m, now) for m in messages)
-                        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-                        self._pending.append((lines, done))
-                        self._wake.set()
-                        await asyncio.shield(done)
-                    with self._lock:
-                        for m in messages:
-                            self._log(m.topic).append(m.key, m.value, now)
-        except TimeoutError as exc:
-            raise PublishError(f"not durable within {self._timeout} s") from exc
-        except OSError as exc:
-            raise PublishError(f"write-ahead log failed: {exc}") from exc
+            now = int(time.time() * 1000)
+            done: asyncio.Future[None] = loop.create_future()
+            self._pending.append(
+                _Waiter(b"".join(wal.encode(m, now) for m in messages), done, deadline, limit)
+            )
+            self._wake.set()
+            if deadline < self._check_at and self._rearm is not None and not self._rearm.done():
+                self._rearm.set_result(None)  # a shorter timeout than the writer's next check
+            try:
+                await done
+            except PublishError:
+                raise
+            except Exception as exc:  # the write or fsync failed: OSError, a closed file
+                raise PublishError(f"write-ahead log failed: {exc}") from exc
+            with self._lock:
+                for m in messages:
+                    self._log(m.topic).append(m.key, m.value, now)
+        finally:
+            self._in_flight -= 1
+            if self._slot_waiters:
+                self._wake_slot_waiter()
+
+    async def _slot(self, deadline: float, limit: float) -> None:
+        """Wait for a free in-flight slot (back-pressure), within the same deadline."""
+        while self._in_flight >= self._max_in_flight:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._slot_waiters.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except BaseException:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake_slot_waiter()  # woken as it gave up: pass the turn on
+                if isinstance(sys.exc_info()[1], TimeoutError):
+                    raise PublishError(f"no in-flight slot within {limit:g} s") from None
+                raise
+
+    def _wake_slot_waiter(self) -> None:
+        while self._slot_waiters:
+            waiter = self._slot_waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
 
     async def _write_loop(self) -> None:
-        """Group commit: write everything pending, fsync once, resolve every waiter."""
+        """Group commit: write everything pending, fsync once, resolve every waiter.
+
+        While the write runs, one timer (the earliest deadline of everyone waiting) lets
+        the loop fail the waiters whose time is up; their lines may still reach the log
+        once the disk moves (at least once), but none of them is acknowledged.
+        """
         loop = asyncio.get_running_loop()
         while self._running or self._pending:
             await self._wake.wait()
@@ -246,17 +315,36 @@ class LocalBus(Bus):
             batch, self._pending = self._pending, []
             if not batch:
                 continue
-            data = b"".join(lines for lines, _ in batch)
-            try:
-                await loop.run_in_executor(self._executor, self._append_sync, data)
-            except OSError as exc:
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                continue
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+            data = b"".join(w.lines for w in batch)
+            write = loop.run_in_executor(self._executor, self._append_sync, data)
+            while not write.done():
+                self._check_at = min(
+                    (w.deadline for w in (*batch, *self._pending) if not w.done.done()),
+                    default=loop.time() + self._timeout,
+                )
+                self._rearm = loop.create_future()
+                await asyncio.wait(
+                    (write, self._rearm),
+                    timeout=max(0.0, self._check_at - loop.time()),
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+                self._expire(batch, loop.time())
+                self._expire(self._pending, loop.time())
+            self._rearm = None
+            self._check_at = float("inf")
+            exc = write.exception()
+            for w in batch:
+                if not w.done.done():
+                    if exc is None:
+                        w.done.set_result(None)
+                    else:
+                        w.done.set_exception(exc)
+
+    @staticmethod
+    def _expire(waiters: list[_Waiter], now: float) -> None:
+        for w in waiters:
+            if w.deadline <= now and not w.done.done():
+                w.done.set_exception(PublishError(f"not durable within {w.limit:g} s"))
 
     def _append_sync(self, data: bytes) -> None:
         f = self._file

@@ -65,9 +65,11 @@ class PrefixedBus(Bus):
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
         await self.inner.publish(self.topic(topic), key, value)
 
-    async def publish_many(self, messages: Sequence[Message]) -> None:
+    async def publish_many(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> None:
         await self.inner.publish_many(
-            [Message(self.topic(m.topic), m.key, m.value) for m in messages]
+            [Message(self.topic(m.topic), m.key, m.value) for m in messages], timeout=timeout
         )
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int] | None:

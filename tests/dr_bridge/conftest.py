@@ -31,11 +31,11 @@ class RecordingBus(LocalBus):
         self.published: list[DemandResponseSignal] = []
         self.fail_next = 0
 
-    async def publish_many(self, messages):  # type: ignore[no-untyped-def]
+    async def publish_many(self, messages, *, timeout=None):  # type: ignore[no-untyped-def]
         if self.fail_next > 0 and any(m.topic == topics.DEMAND_RESPONSE for m in messages):
             self.fail_next -= 1
             raise PublishError("injected failure")
-        await super().publish_many(messages)
+        await super().publish_many(messages, timeout=timeout)
         for m in messages:
             if m.topic == topics.DEMAND_RESPONSE and m.value is not None:
                 self.published.append(decode(DemandResponseSignal, m.value))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from pipeline import topics
 from pipeline.bus import LocalBus, wal
 from pipeline.contracts import MeterValue, decode
 from tests.fixtures.kafka import KafkaBroker, unique_key
+from tests.fixtures.stalled_log import StalledLog
 from tests.ocpp_gateway.chargers import charger, now_iso, wait_records
 
 
@@ -78,28 +78,6 @@ async def test_stopped_kafka_broker_refuses_ack_then_retry_lands(own_tansu: Kafk
     finally:
         await gw.stop()
         await bus.stop()
-
-
-class StalledLog:
-    """Holds LocalBus's write-ahead-log thread before it writes, as a stuck disk would.
-
-    Fault injection on a real bus (real file, real fsync once released): the fsync thread
-    blocks in ``_append_sync`` until :meth:`release`; ``entered`` says a write is waiting.
-    """
-
-    def __init__(self, bus: LocalBus) -> None:
-        self.entered = threading.Event()
-        self._go = threading.Event()
-        self._append = bus._append_sync
-        bus._append_sync = self._stalled  # type: ignore[method-assign]
-
-    def _stalled(self, data: bytes) -> None:
-        self.entered.set()
-        self._go.wait(30)
-        self._append(data)
-
-    def release(self) -> None:
-        self._go.set()
 
 
 def energies_in_log(path: Path) -> list[float]:

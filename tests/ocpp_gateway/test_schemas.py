@@ -88,3 +88,20 @@ def test_2_0_1_enums_behind_refs_are_checked_too() -> None:
         validate_request("2.0.1", "StatusNotification", {**good, "connectorStatus": "available"})
     assert info.value.code == "PropertyConstraintViolation"
     assert "connectorStatus must be one of ['Available'," in info.value.description
+
+
+def test_a_property_named_format_is_kept_when_the_format_keyword_is_dropped() -> None:
+    """1.6 sampledValue has a ``format`` property (Raw/SignedData): dropping the
+    ``format`` *keyword* once removed it too, and with additionalProperties false every
+    MeterValues naming its format was refused as a FormationViolation."""
+    sampled = {"value": "1", "format": "SignedData"}
+    payload = {**GOOD_16, "meterValue": [{"timestamp": "t", "sampledValue": [sampled]}]}
+    compile_validator("1.6", "MeterValues")(payload)  # the compiled validator alone
+    validate_request("1.6", "MeterValues", payload)
+    with pytest.raises(OCPPError) as err:
+        bad = {**sampled, "format": "Hex"}
+        validate_request(
+            "1.6", "MeterValues",
+            {**GOOD_16, "meterValue": [{"timestamp": "t", "sampledValue": [bad]}]},
+        )  # fmt: skip
+    assert err.value.code == "PropertyConstraintViolation"

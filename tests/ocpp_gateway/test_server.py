@@ -118,11 +118,13 @@ class GatedBus(LocalBus):
         self.gate = asyncio.Event()
         self.waiting = asyncio.Event()
 
-    async def publish_many(self, messages: Sequence[Message]) -> None:
+    async def publish_many(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> None:
         if any(m.topic == "ocpp.meter_values" for m in messages):
             self.waiting.set()
             await self.gate.wait()
-        await super().publish_many(messages)
+        await super().publish_many(messages, timeout=timeout)
 
 
 async def test_graceful_shutdown_finishes_in_flight_calls() -> None:

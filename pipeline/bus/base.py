@@ -112,6 +112,10 @@ class Bus(abc.ABC):
     #: Whether offsets survive a restart of this process (a broker, or an on-disk log).
     #: A consumer that stores offsets itself must forget them when they do not.
     keeps_offsets: bool = True
+    #: Whether ``publish``, ``publish_many``, ``end_offsets`` and ``ping`` may be awaited
+    #: from an event loop on another thread than the one that started the bus (LocalBus:
+    #: the engine's thread publishes without waiting for a turn of the gateway's loop).
+    thread_safe: bool = False
 
     @abc.abstractmethod
     async def start(self) -> None:

@@ -76,12 +76,41 @@ class _Wake:
 
 @dataclass(slots=True)
 class _Waiter:
-    """One publish waiting for the log: its lines, its future, when it gives up."""
+    """One publish waiting for the log: its lines, its future, when it gives up.
+
+    ``loop`` is set when the publisher runs on another thread's loop (the engine's): its
+    future is then settled on that loop, never touched from the writer's.
+    """
 
     lines: bytes
+    messages: Sequence[Message]
+    ts_ms: int
     done: asyncio.Future[None]
-    deadline: float  # loop time
+    deadline: float  # monotonic time (every asyncio loop's clock)
     limit: float  # the timeout it was given, for the message
+    loop: asyncio.AbstractEventLoop | None = None
+    settled: bool = False
+
+    @property
+    def waiting(self) -> bool:
+        return not self.settled and not self.done.done()
+
+    def settle(self, exc: BaseException | None) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        if self.loop is None:
+            _settle(self.done, exc)
+        else:
+            self.loop.call_soon_threadsafe(_settle, self.done, exc)
+
+
+def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
+    if not done.done():
+        if exc is None:
+            done.set_result(None)
+        else:
+            done.set_exception(exc)
 
 
 class _Log:
@@ -132,6 +161,8 @@ class _Log:
 class LocalBus(Bus):
     """In-process bus; ``path`` makes it durable across restarts."""
 
+    thread_safe = True
+
     def __init__(
         self,
         path: str | Path | None = None,
@@ -156,6 +187,8 @@ class LocalBus(Bus):
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._timeout = publish_timeout
         self._pending: list[_Waiter] = []
+        #: the loop the writer runs on (the one that started the bus)
+        self._owner: asyncio.AbstractEventLoop | None = None
         #: set by a publish whose deadline is earlier than the writer's next check
         self._rearm: asyncio.Future[None] | None = None
         self._check_at = float("inf")
@@ -177,6 +210,7 @@ class LocalBus(Bus):
     async def start(self) -> None:
         if self._running:
             return
+        self._owner = asyncio.get_running_loop()
         for topic in topic_names.ALL_TOPICS:
             self._log(topic)
         if self._path is not None:
@@ -245,39 +279,64 @@ class LocalBus(Bus):
         if not self._running:
             raise PublishError("bus is stopped")
         limit = self._timeout if timeout is None or timeout > self._timeout else timeout
+        now = int(time.time() * 1000)
         if self._file is None:  # memory only: nothing to wait for
-            now = int(time.time() * 1000)
             with self._lock:
                 for m in messages:
                     self._log(m.topic).append(m.key, m.value, now)
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + limit
+        lines = b"".join(wal.encode(m, now) for m in messages)
+        if loop is not self._owner:
+            await self._publish_from(loop, _Waiter(lines, messages, now, loop.create_future(),
+                                                   deadline, limit, loop))  # fmt: skip
+            return
         if self._in_flight >= self._max_in_flight:
             await self._slot(deadline, limit)
         self._in_flight += 1
         try:
-            now = int(time.time() * 1000)
-            done: asyncio.Future[None] = loop.create_future()
-            self._pending.append(
-                _Waiter(b"".join(wal.encode(m, now) for m in messages), done, deadline, limit)
-            )
-            self._wake.set()
-            if deadline < self._check_at and self._rearm is not None and not self._rearm.done():
-                self._rearm.set_result(None)  # a shorter timeout than the writer's next check
-            try:
-                await done
-            except PublishError:
-                raise
-            except Exception as exc:  # the write or fsync failed: OSError, a closed file
-                raise PublishError(f"write-ahead log failed: {exc}") from exc
-            with self._lock:
-                for m in messages:
-                    self._log(m.topic).append(m.key, m.value, now)
+            waiter = _Waiter(lines, messages, now, loop.create_future(), deadline, limit)
+            self._enqueue(waiter)
+            await self._durable(waiter)
         finally:
             self._in_flight -= 1
             if self._slot_waiters:
                 self._wake_slot_waiter()
+
+    async def _publish_from(self, loop: asyncio.AbstractEventLoop, waiter: _Waiter) -> None:
+        """A publish from another thread's loop (the engine's, in ``gridctl run``).
+
+        Through the bus's loop it took a task on that loop and five turns of it, each
+        waiting behind the gateway's callbacks (1.4 s per tick at 5,000 chargers,
+        ``publish`` in ``bench/dr_latency.py``); now one callback hands the lines to the
+        writer and the writer settles the future on the publisher's own loop. Not counted
+        against ``max_in_flight`` (that bounds the gateway's readings; the engine
+        publishes one batch per tick).
+        """
+        assert self._owner is not None  # started
+        self._owner.call_soon_threadsafe(self._enqueue, waiter)
+        await self._durable(waiter)
+
+    def _enqueue(self, waiter: _Waiter) -> None:
+        """Hand ``waiter`` to the writer (on the bus's loop)."""
+        if self._writer is None or self._writer.done():  # stopped meanwhile
+            waiter.settle(PublishError("bus is stopped"))
+            return
+        self._pending.append(waiter)
+        self._wake.set()
+        if waiter.deadline < self._check_at and self._rearm is not None and not self._rearm.done():
+            self._rearm.set_result(None)  # a shorter timeout than the writer's next check
+
+    @staticmethod
+    async def _durable(waiter: _Waiter) -> None:
+        """Wait until the writer wrote, fsynced and appended ``waiter``'s records."""
+        try:
+            await waiter.done
+        except PublishError:
+            raise
+        except Exception as exc:  # the write or fsync failed: OSError, a closed file
+            raise PublishError(f"write-ahead log failed: {exc}") from exc
 
     async def _slot(self, deadline: float, limit: float) -> None:
         """Wait for a free in-flight slot (back-pressure), within the same deadline."""
@@ -319,7 +378,7 @@ class LocalBus(Bus):
             write = loop.run_in_executor(self._executor, self._append_sync, data)
             while not write.done():
                 self._check_at = min(
-                    (w.deadline for w in (*batch, *self._pending) if not w.done.done()),
+                    (w.deadline for w in (*batch, *self._pending) if w.waiting),
                     default=loop.time() + self._timeout,
                 )
                 self._rearm = loop.create_future()
@@ -333,18 +392,22 @@ class LocalBus(Bus):
             self._rearm = None
             self._check_at = float("inf")
             exc = write.exception()
+            if exc is None:
+                # Readers see the records once durable, in the order of the file, also
+                # those of a publisher that gave up meanwhile (they are in the file: a
+                # restart would read them too), so offsets are the same after a restart.
+                with self._lock:
+                    for w in batch:
+                        for m in w.messages:
+                            self._log(m.topic).append(m.key, m.value, w.ts_ms)
             for w in batch:
-                if not w.done.done():
-                    if exc is None:
-                        w.done.set_result(None)
-                    else:
-                        w.done.set_exception(exc)
+                w.settle(exc)
 
     @staticmethod
     def _expire(waiters: list[_Waiter], now: float) -> None:
         for w in waiters:
-            if w.deadline <= now and not w.done.done():
-                w.done.set_exception(PublishError(f"not durable within {w.limit:g} s"))
+            if w.deadline <= now and w.waiting:
+                w.settle(PublishError(f"not durable within {w.limit:g} s"))
 
     def _append_sync(self, data: bytes) -> None:
         f = self._file

@@ -10,10 +10,10 @@ awaits on PostgreSQL resume when PostgreSQL answers, not when the gateway yields
 The bus stays where it is: its write-ahead log and Kafka clients belong to the loop that
 started them. :class:`LoopBus` runs every bus call on that loop
 (``run_coroutine_threadsafe``) and awaits the result from the engine's loop, so neither
-side's asyncio objects are touched from the wrong thread; only subscriptions that say
-they are ``thread_safe`` (LocalBus's) are read directly. The engine's guarantees are
-unchanged (it awaits the same calls in the same order: offsets committed after the
-ingest transaction, the outbox deleted after the bus acknowledged).
+side's asyncio objects are touched from the wrong thread; a bus and subscriptions that
+say they are ``thread_safe`` (LocalBus and its subscriptions) are called directly. The
+engine's guarantees are unchanged (it awaits the same calls in the same order: offsets
+committed after the ingest transaction, the outbox deleted after the bus acknowledged).
 """
 
 from __future__ import annotations
@@ -34,6 +34,13 @@ async def _on(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, T]) -> 
     return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
 
 
+async def _reach(
+    loop: asyncio.AbstractEventLoop, thread_safe: bool, coro: Coroutine[Any, Any, T]
+) -> T:
+    """Await ``coro`` here when its object is thread-safe, else on its owner's ``loop``."""
+    return await (coro if thread_safe else _on(loop, coro))
+
+
 async def _call(fn: Callable[[], T]) -> T:
     return fn()
 
@@ -52,7 +59,7 @@ class LoopSubscription(Subscription):
         self.thread_safe = sub.thread_safe
 
     async def _run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await (coro if self.thread_safe else _on(self._loop, coro))
+        return await _reach(self._loop, self.thread_safe, coro)
 
     async def batch(self, max_records: int = 500, timeout: float = 0.1) -> list[Record]:
         return await self._run(self._sub.batch(max_records=max_records, timeout=timeout))
@@ -76,6 +83,10 @@ class LoopBus(Bus):
     def __init__(self, bus: Bus, loop: asyncio.AbstractEventLoop) -> None:
         self._bus, self._loop = bus, loop
         self.keeps_offsets = bus.keeps_offsets
+        self.thread_safe = bus.thread_safe
+
+    async def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await _reach(self._loop, self.thread_safe, coro)
 
     async def start(self) -> None:  # the owner starts and stops the bus
         return None
@@ -84,16 +95,16 @@ class LoopBus(Bus):
         return None
 
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
-        await _on(self._loop, self._bus.publish(topic, key, value))
+        await self._run(self._bus.publish(topic, key, value))
 
     async def publish_many(self, messages: Sequence[Message]) -> None:
-        await _on(self._loop, self._bus.publish_many(messages))
+        await self._run(self._bus.publish_many(messages))
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int] | None:
-        return await _on(self._loop, self._bus.end_offsets(topics))
+        return await self._run(self._bus.end_offsets(topics))
 
     async def ping(self, timeout: float = 2.0) -> str:
-        return await _on(self._loop, self._bus.ping(timeout))
+        return await self._run(self._bus.ping(timeout))
 
     def subscribe(
         self, topics: Sequence[str], *, group: str | None = None, from_beginning: bool = True

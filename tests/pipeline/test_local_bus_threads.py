@@ -126,3 +126,61 @@ async def test_concurrent_appends_and_reads_lose_and_repeat_nothing() -> None:
     finally:
         await bus.stop()
         other.close()
+
+
+async def test_a_publish_from_another_loop_is_durable_in_the_order_of_the_file(
+    tmp_path: Path,
+) -> None:
+    """The engine's thread publishes without a task on the bus's loop; readers see every
+    record once it is fsynced, in the order of the file, so the offsets a group committed
+    before a restart name the same records after it."""
+    bus = LocalBus(tmp_path / "bus")
+    await bus.start()
+    other = OtherLoop()
+    topic = "ocpp.commands.set_charging_profile"
+    try:
+
+        async def engine_side() -> None:
+            for i in range(50):
+                await bus.publish_many([Message(topic, f"E{i}", b"{}")])
+
+        from_engine = other.submit(engine_side())
+        for i in range(50):
+            await bus.publish(topic, f"G{i}", b"{}")
+        await asyncio.wrap_future(from_engine)
+        live = bus.subscribe([topic], group=None, from_beginning=False)
+        live.seek(topic, 0)
+        seen = [(r.offset, r.key) for r in await live.batch(max_records=1000, timeout=0)]
+        assert len(seen) == 100 and [o for o, _ in seen] == list(range(100))
+        assert {k for _, k in seen} == {f"E{i}" for i in range(50)} | {f"G{i}" for i in range(50)}
+        await bus.stop()
+        again = LocalBus(tmp_path / "bus")
+        await again.start()
+        after = again.subscribe([topic], group=None, from_beginning=False)
+        after.seek(topic, 0)
+        assert [(r.offset, r.key) for r in await after.batch(max_records=1000, timeout=0)] == seen
+        await again.stop()
+    finally:
+        other.close()
+
+
+async def test_a_publish_from_another_loop_fails_past_its_deadline_while_the_disk_stalls(
+    tmp_path: Path,
+) -> None:
+    from pipeline.bus.base import PublishError
+    from tests.fixtures.stalled_log import StalledLog
+
+    bus = LocalBus(tmp_path / "bus", publish_timeout=0.3)
+    await bus.start()
+    other = OtherLoop()
+    stall = StalledLog(bus)
+    try:
+        failed = other.submit(bus.publish("ocpp.commands.set_charging_profile", "S", b"{}"))
+        with pytest.raises(PublishError, match=r"not durable within 0\.3 s"):
+            await asyncio.wait_for(asyncio.wrap_future(failed), 5)
+        sub = bus.subscribe(["ocpp.commands.set_charging_profile"], from_beginning=True)
+        assert await sub.batch(timeout=0) == []  # not acknowledged, not visible
+    finally:
+        stall.release()
+        await bus.stop()
+        other.close()

@@ -1,22 +1,25 @@
-"""The in-process bus: the same promises as Kafka, inside one asyncio loop.
+"""The in-process bus: the same promises as Kafka, inside one process.
 
 Used on one machine (``gridctl run`` on an edge box, tests, replay). With a ``path`` it
 keeps a write-ahead log on disk: ``publish`` resolves after the record is written and
-fsynced (group commit: one fsync covers every record that arrived meanwhile), so a
-reading the gateway acknowledged survives a crash, and a restart on the same directory
-sees every topic as it was. Without a path it is memory-only.
+fsynced (group commit on a thread of its own, :mod:`pipeline.bus.group_commit`: one
+fsync covers every record that arrived meanwhile), so a reading the gateway acknowledged
+survives a crash, and a restart on the same directory sees every topic as it was. Readers
+see a record once it is durable, in the order of the file. Without a path it is
+memory-only.
 
 A live reader gets every record, as on Kafka. Upsert topics are also compacted in memory: a
 subscriber that starts later, from the beginning, gets the latest value per key; every topic
 keeps its last ``retention_records`` records in full. The log directory is 0700 and its
 files 0600: ``config.station_credentials`` carries the stations' password hashes.
 
-Reads are thread-safe: the engine, on its own thread and loop (``gridctl run``), reads and
-commits its subscription directly instead of waiting for a turn of the gateway's loop,
-which at 5,000 chargers was 0.8 s per call (``bench/dr_latency.py``, ``ingest_bus``). One
-lock guards the logs and the group offsets; it is held for in-memory work only (an
-append, a slice of the tail), never across an ``await`` or the fsync. A reader waiting
-for records is woken on its own loop, from whichever thread appended.
+Any thread's event loop may publish, read and commit: the engine, on its own thread and
+loop (``gridctl run``), does so directly instead of waiting for turns of the gateway's
+loop, which at 5,000 chargers cost 0.8 s per read and 1.4 s per publish
+(``bench/dr_latency.py``, ``ingest_bus`` and ``publish``). One lock guards the logs,
+another the group offsets; both are held for in-memory work only (an append, a slice of
+the tail), never across an ``await`` or the fsync. A reader waiting for records is woken
+on its own loop, from whichever thread appended.
 
 On start the log is recovered (:mod:`pipeline.bus.wal`: a torn tail is cut, with a
 warning), and a group whose committed offset lies beyond the end of the log (its tail was
@@ -37,8 +40,6 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import topics as topic_names
@@ -52,6 +53,7 @@ from pipeline.bus.base import (
     Record,
     Subscription,
 )
+from pipeline.bus.group_commit import GroupCommit
 from pipeline.bus.metrics import OFFSETS_BEYOND_LOG
 
 log = logging.getLogger("pipeline.bus")
@@ -72,45 +74,6 @@ class _Wake:
             self.event.set()
         else:
             self.loop.call_soon_threadsafe(self.event.set)
-
-
-@dataclass(slots=True)
-class _Waiter:
-    """One publish waiting for the log: its lines, its future, when it gives up.
-
-    ``loop`` is set when the publisher runs on another thread's loop (the engine's): its
-    future is then settled on that loop, never touched from the writer's.
-    """
-
-    lines: bytes
-    messages: Sequence[Message]
-    ts_ms: int
-    done: asyncio.Future[None]
-    deadline: float  # monotonic time (every asyncio loop's clock)
-    limit: float  # the timeout it was given, for the message
-    loop: asyncio.AbstractEventLoop | None = None
-    settled: bool = False
-
-    @property
-    def waiting(self) -> bool:
-        return not self.settled and not self.done.done()
-
-    def settle(self, exc: BaseException | None) -> None:
-        if self.settled:
-            return
-        self.settled = True
-        if self.loop is None:
-            _settle(self.done, exc)
-        else:
-            self.loop.call_soon_threadsafe(_settle, self.done, exc)
-
-
-def _settle(done: asyncio.Future[None], exc: BaseException | None) -> None:
-    if not done.done():
-        if exc is None:
-            done.set_result(None)
-        else:
-            done.set_exception(exc)
 
 
 class _Log:
@@ -186,19 +149,13 @@ class LocalBus(Bus):
         self._in_flight = 0  # publishes waiting for the log now
         self._slot_waiters: deque[asyncio.Future[None]] = deque()
         self._timeout = publish_timeout
-        self._pending: list[_Waiter] = []
-        #: the loop the writer runs on (the one that started the bus)
+        #: the loop that started the bus (back-pressure applies to its publishes)
         self._owner: asyncio.AbstractEventLoop | None = None
-        #: set by a publish whose deadline is earlier than the writer's next check
-        self._rearm: asyncio.Future[None] | None = None
-        self._check_at = float("inf")
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
-        self._file: object | None = None
         # fsync runs on a thread of its own: in the shared default executor it would queue
         # behind whatever else uses it (scrypt checks of a reconnect storm, the ocpp
         # library's schema validation) and acknowledgements would time out under load.
-        self._executor: ThreadPoolExecutor | None = None
+        self._group_commit: GroupCommit | None = None
+        self._file: object | None = None
         self._running = False
 
     @property
@@ -223,8 +180,10 @@ class LocalBus(Bus):
                 self._file = os.fdopen(fd, "ab")
             except OSError as exc:
                 raise wal.WalError(f"bus log {wal_path}: {exc.strerror or exc}") from exc
-            self._executor = ThreadPoolExecutor(1, thread_name_prefix="localbus-wal")
-            self._writer = asyncio.create_task(self._write_loop(), name="localbus-wal")
+            self._group_commit = GroupCommit(
+                lambda data: self._append_sync(data), self._append_durable
+            )
+            self._group_commit.start()
         self._running = True
 
     def _open_dir(self) -> None:
@@ -240,13 +199,8 @@ class LocalBus(Bus):
         if not self._running:
             return
         self._running = False
-        if self._writer is not None:
-            self._wake.set()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-        if self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        if self._group_commit is not None:
+            await self._group_commit.stop()
         if self._file is not None:
             self._file.close()  # type: ignore[attr-defined]
             with self._groups_lock:
@@ -259,7 +213,7 @@ class LocalBus(Bus):
     async def ping(self, timeout: float = 2.0) -> str:
         if not self._running:
             raise BusError("in-process bus is stopped")
-        if self._writer is not None and self._writer.done():
+        if self._group_commit is not None and not self._group_commit.alive:
             raise BusError("the write-ahead log writer has stopped")
         return "in-process" + (f", log in {self._path}" if self._path else ", memory only")
 
@@ -272,71 +226,46 @@ class LocalBus(Bus):
     ) -> None:
         """Append ``messages``; on the log, return once written and fsynced.
 
-        No timer per call: the writer (:meth:`_write_loop`) holds one deadline per group
-        commit and fails every waiter past its own deadline (``publish_timeout``, or
-        ``timeout`` when shorter) with :class:`PublishError`, even while the disk stalls.
+        Any thread's loop may publish (the engine's does). No timer per call: the group
+        commit (:mod:`pipeline.bus.group_commit`) keeps one deadline per loop and fails
+        every publish past its own (``publish_timeout``, or ``timeout`` when shorter) with
+        :class:`PublishError`, even while the disk stalls. Readers see the records once
+        they are durable, in the order of the file.
         """
         if not self._running:
             raise PublishError("bus is stopped")
         limit = self._timeout if timeout is None or timeout > self._timeout else timeout
         now = int(time.time() * 1000)
-        if self._file is None:  # memory only: nothing to wait for
-            with self._lock:
-                for m in messages:
-                    self._log(m.topic).append(m.key, m.value, now)
+        commit = self._group_commit
+        if commit is None:  # memory only: nothing to wait for
+            self._append_durable([(messages, now)])
             return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + limit
         lines = b"".join(wal.encode(m, now) for m in messages)
+        loop = asyncio.get_running_loop()
         if loop is not self._owner:
-            await self._publish_from(loop, _Waiter(lines, messages, now, loop.create_future(),
-                                                   deadline, limit, loop))  # fmt: skip
+            # Not counted against max_in_flight, which bounds the gateway's readings on
+            # the bus's loop; the engine publishes one batch per tick.
+            await commit.write(lines, (messages, now), limit)
             return
+        deadline = loop.time() + limit
         if self._in_flight >= self._max_in_flight:
             await self._slot(deadline, limit)
         self._in_flight += 1
         try:
-            waiter = _Waiter(lines, messages, now, loop.create_future(), deadline, limit)
-            self._enqueue(waiter)
-            await self._durable(waiter)
+            await commit.write(lines, (messages, now), limit, deadline)
         finally:
             self._in_flight -= 1
             if self._slot_waiters:
                 self._wake_slot_waiter()
 
-    async def _publish_from(self, loop: asyncio.AbstractEventLoop, waiter: _Waiter) -> None:
-        """A publish from another thread's loop (the engine's, in ``gridctl run``).
-
-        Through the bus's loop it took a task on that loop and five turns of it, each
-        waiting behind the gateway's callbacks (1.4 s per tick at 5,000 chargers,
-        ``publish`` in ``bench/dr_latency.py``); now one callback hands the lines to the
-        writer and the writer settles the future on the publisher's own loop. Not counted
-        against ``max_in_flight`` (that bounds the gateway's readings; the engine
-        publishes one batch per tick).
-        """
-        assert self._owner is not None  # started
-        self._owner.call_soon_threadsafe(self._enqueue, waiter)
-        await self._durable(waiter)
-
-    def _enqueue(self, waiter: _Waiter) -> None:
-        """Hand ``waiter`` to the writer (on the bus's loop)."""
-        if self._writer is None or self._writer.done():  # stopped meanwhile
-            waiter.settle(PublishError("bus is stopped"))
-            return
-        self._pending.append(waiter)
-        self._wake.set()
-        if waiter.deadline < self._check_at and self._rearm is not None and not self._rearm.done():
-            self._rearm.set_result(None)  # a shorter timeout than the writer's next check
-
-    @staticmethod
-    async def _durable(waiter: _Waiter) -> None:
-        """Wait until the writer wrote, fsynced and appended ``waiter``'s records."""
-        try:
-            await waiter.done
-        except PublishError:
-            raise
-        except Exception as exc:  # the write or fsync failed: OSError, a closed file
-            raise PublishError(f"write-ahead log failed: {exc}") from exc
+    def _append_durable(self, batches: list[tuple[Sequence[Message], int]]) -> None:
+        """Append durable batches to the logs, in the order of the file (on the group
+        commit's thread), so offsets after a restart name the same records; the lines
+        of a publish that gave up meanwhile are in the file too, and so are appended."""
+        with self._lock:
+            for messages, ts_ms in batches:
+                for m in messages:
+                    self._log(m.topic).append(m.key, m.value, ts_ms)
 
     async def _slot(self, deadline: float, limit: float) -> None:
         """Wait for a free in-flight slot (back-pressure), within the same deadline."""
@@ -359,55 +288,6 @@ class LocalBus(Bus):
             if not waiter.done():
                 waiter.set_result(None)
                 return
-
-    async def _write_loop(self) -> None:
-        """Group commit: write everything pending, fsync once, resolve every waiter.
-
-        While the write runs, one timer (the earliest deadline of everyone waiting) lets
-        the loop fail the waiters whose time is up; their lines may still reach the log
-        once the disk moves (at least once), but none of them is acknowledged.
-        """
-        loop = asyncio.get_running_loop()
-        while self._running or self._pending:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._pending = self._pending, []
-            if not batch:
-                continue
-            data = b"".join(w.lines for w in batch)
-            write = loop.run_in_executor(self._executor, self._append_sync, data)
-            while not write.done():
-                self._check_at = min(
-                    (w.deadline for w in (*batch, *self._pending) if w.waiting),
-                    default=loop.time() + self._timeout,
-                )
-                self._rearm = loop.create_future()
-                await asyncio.wait(
-                    (write, self._rearm),
-                    timeout=max(0.0, self._check_at - loop.time()),
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                self._expire(batch, loop.time())
-                self._expire(self._pending, loop.time())
-            self._rearm = None
-            self._check_at = float("inf")
-            exc = write.exception()
-            if exc is None:
-                # Readers see the records once durable, in the order of the file, also
-                # those of a publisher that gave up meanwhile (they are in the file: a
-                # restart would read them too), so offsets are the same after a restart.
-                with self._lock:
-                    for w in batch:
-                        for m in w.messages:
-                            self._log(m.topic).append(m.key, m.value, w.ts_ms)
-            for w in batch:
-                w.settle(exc)
-
-    @staticmethod
-    def _expire(waiters: list[_Waiter], now: float) -> None:
-        for w in waiters:
-            if w.deadline <= now and w.waiting:
-                w.settle(PublishError(f"not durable within {w.limit:g} s"))
 
     def _append_sync(self, data: bytes) -> None:
         f = self._file

@@ -184,3 +184,38 @@ async def test_a_publish_from_another_loop_fails_past_its_deadline_while_the_dis
         stall.release()
         await bus.stop()
         other.close()
+
+
+async def test_a_publish_from_another_loop_needs_no_turn_of_the_bus_loop(tmp_path: Path) -> None:
+    """The group commit runs on its own thread: the engine's publish is written, fsynced
+    and acknowledged while the gateway's loop is stuck in a callback."""
+    bus = LocalBus(tmp_path / "bus")
+    await bus.start()
+    other = OtherLoop()
+    owner = asyncio.get_running_loop()
+    seen: dict[str, Any] = {}
+    topic = "ocpp.commands.set_charging_profile"
+
+    def block_owner() -> None:
+        seen["published"] = other.run(bus.publish(topic, "S1", b'{"kw": 3}'))
+        sub = other.run(_subscribe_here(bus, topic))
+        seen["read"] = other.run(sub.batch(timeout=0))
+
+    try:
+        owner.call_soon(block_owner)
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert "published" in seen  # returned (None) while this loop was blocked
+        assert [(r.key, r.value) for r in seen["read"]] == [("S1", b'{"kw": 3}')]
+        await bus.stop()
+        again = LocalBus(tmp_path / "bus")
+        await again.start()
+        sub = again.subscribe([topic])
+        assert [r.key for r in await sub.batch(timeout=0)] == ["S1"]  # durable
+        await again.stop()
+    finally:
+        other.close()
+
+
+async def _subscribe_here(bus: LocalBus, topic: str) -> Any:
+    return bus.subscribe([topic], from_beginning=True)

@@ -85,7 +85,7 @@ def _string(node: dict[str, Any]) -> Any:
         if not isinstance(enum, list) or not enum or not all(isinstance(v, str) for v in enum):
             raise _Unsupported("enum")
         base = Literal[tuple(enum)]  # type: ignore[valid-type]
-    meta = {}
+    meta: dict[str, Any] = {}
     for keyword, arg in (("maxLength", "max_length"), ("minLength", "min_length")):
         if keyword in node:
             value = node[keyword]
@@ -108,7 +108,7 @@ def _array(
     if not isinstance(items, dict):
         raise _Unsupported("items must be one schema")
     item = _type(items, defs, name + "Item", counter, seen)
-    meta = {}
+    meta: dict[str, Any] = {}
     for keyword, arg in (("minItems", "min_length"), ("maxItems", "max_length")):
         if keyword in node:
             value = node[keyword]

@@ -21,6 +21,9 @@ from pipeline.contracts import MeterValue
 __all__ = ["StationV201"]
 
 
+_TX_EVENT_REQUIRED = ("eventType", "timestamp", "triggerReason", "seqNo", "transactionInfo")
+
+
 class StationV201(Station):
     """One connected 2.0.1 charging station."""
 
@@ -56,20 +59,18 @@ class StationV201(Station):
     async def on_authorize(self, id_token: dict[str, Any], **_: Any):
         return call_result.Authorize(id_token_info={"status": "Accepted"})
 
-    @on(Action.transaction_event)
-    async def on_transaction_event(
-        self,
-        event_type: str,
-        timestamp: str,
-        trigger_reason: str,
-        seq_no: int,
-        transaction_info: dict[str, Any],
-        evse: dict[str, Any] | None = None,
-        meter_value: list[dict[str, Any]] | None = None,
-        id_token: dict[str, Any] | None = None,
-        **_: Any,
-    ):
-        tx = transaction_info["transaction_id"]
+    @on(Action.transaction_event, raw=True)
+    async def on_transaction_event(self, payload: dict[str, Any]):
+        # raw: the camelCase payload, not copied to snake_case (a hot call)
+        missing = [k for k in _TX_EVENT_REQUIRED if k not in payload]
+        if missing:  # only without validation: the schema requires them
+            raise TypeError(f"TransactionEvent: missing {missing}")
+        event_type: str = payload["eventType"]
+        timestamp: str = payload["timestamp"]
+        tx = payload["transactionInfo"]["transactionId"]
+        evse: dict[str, Any] | None = payload.get("evse")
+        meter_value: list[dict[str, Any]] | None = payload.get("meterValue")
+        id_token = payload.get("idToken")
         info = {"status": "Accepted"} if id_token else None
         answer = call_result.TransactionEvent(id_token_info=info)
         known = self.sessions
@@ -87,7 +88,7 @@ class StationV201(Station):
         received = now_utc()
         records = meter_values(
             self.id, evse_id, meter_value or (), session_id=tx, received_ts=received,
-            bounds=self.bounds(),
+            bounds=self.bounds(), camel=True,
         )  # fmt: skip
         if event_type == "Ended":
             end_ts, charger_ts = bound_time(
@@ -107,13 +108,20 @@ class StationV201(Station):
             await self.publish_durable(records, known.start(evse_id, tx))
         return answer
 
-    @on(Action.meter_values)
-    async def on_meter_values(self, evse_id: int, meter_value: list[dict[str, Any]], **_: Any):
+    @on(Action.meter_values, raw=True)
+    async def on_meter_values(self, payload: dict[str, Any]):
+        # raw: the camelCase payload, not copied to snake_case (a hot call)
+        try:
+            evse_id: int = payload["evseId"]
+            meter_value: list[dict[str, Any]] = payload["meterValue"]
+        except KeyError as exc:  # only without validation: the schema requires both
+            raise TypeError(f"MeterValues: missing {exc}") from None
         check_id("evseId", evse_id)
         session = self.sessions.on(evse_id)
         records = meter_values(
-            self.id, evse_id, meter_value, session_id=session, bounds=self.bounds()
-        )
+            self.id, evse_id, meter_value, session_id=session, bounds=self.bounds(),
+            camel=True,
+        )  # fmt: skip
         await self.publish_durable(records)
         return call_result.MeterValues()
 

@@ -114,3 +114,22 @@ async def test_many_publishers_through_few_slots_all_land_in_order(tmp_path: Pat
     expected = [b"%d" % i for i in range(200)]
     assert got == expected
     assert values_in_log(tmp_path) == expected
+
+
+async def test_the_prefixed_bus_passes_the_callers_timeout_on(tmp_path: Path) -> None:
+    """``gridctl run`` hands the gateway ``with_prefix(LocalBus)``: a timeout dropped on
+    the way would leave the gateway's ack_timeout unkept."""
+    from pipeline.bus.prefixed import with_prefix
+
+    inner = LocalBus(tmp_path, publish_timeout=30)
+    bus = with_prefix(inner, "site1.")
+    await bus.start()
+    stall = StalledLog(inner)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(PublishError, match=r"not durable within 0\.2 s"):
+            await bus.publish_many([Message(TOPIC, "k", b"x")], timeout=0.2)
+        assert time.monotonic() - t0 < 2.0
+    finally:
+        stall.release()
+        await bus.stop()

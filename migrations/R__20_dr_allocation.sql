@@ -513,6 +513,37 @@ LEFT JOIN station_over_limit AS o
     ON o.station_id = z.station_id
     AND o.signal_id = c.signal_id;
 
+-- The floor a CURTAIL signal on its zone would hold each station at now, before the
+-- signal has any result or frozen demand: dr_station_bounds' floor with no command result
+-- and no frozen demand above active_kw. Its minimum for a station charging a session,
+-- without fresh load unless idle, or with a vehicle plugged in; 0 for an idle one. The
+-- bridge warns from it that a zone limit is below the floors (sql/zone_floors.sql) before
+-- the engine evaluated the signal; keep it equal to dr_station_bounds' rule.
+CREATE MATERIALIZED VIEW station_curtail_floors AS
+SELECT
+    z.station_id,
+    z.zone_id,
+    p.min_kw,
+    CASE
+        WHEN l.active_sessions > 0 THEN 'charging'
+        WHEN COALESCE(v.plugged, FALSE) THEN 'plugged'
+        WHEN l.station_id IS NULL AND NOT COALESCE(v.idle, FALSE) THEN 'no_fresh_load'
+    END AS held_for,
+    CASE
+        WHEN l.active_sessions > 0
+            OR COALESCE(v.plugged, FALSE)
+            OR (l.station_id IS NULL AND NOT COALESCE(v.idle, FALSE))
+            THEN p.min_kw
+        ELSE 0.0
+    END AS floor_kw
+FROM station_zones AS z
+JOIN station_limits AS p
+    ON p.station_id = z.station_id
+LEFT JOIN station_load AS l
+    ON l.station_id = z.station_id
+LEFT JOIN station_vehicle_status AS v
+    ON v.station_id = z.station_id;
+
 -- Per zone: what uncontrollable stations draw (reserved out of the cap; without fresh load
 -- their floor), the controllable stations' floors and weights, and what is left to share.
 CREATE MATERIALIZED VIEW dr_zone_shares AS

@@ -340,7 +340,10 @@ FROM (
 -- one from before the connection (the gateway or the charger restarted and it was not
 -- re-sent), a disconnected station, or a station that never reported says nothing.
 -- idle: every connector Available (no vehicle). plugged: some connector has a vehicle
--- (Preparing, Charging, SuspendedEVSE, SuspendedEV; 2.0.1 Occupied).
+-- (Preparing, Charging, SuspendedEVSE, SuspendedEV; 2.0.1 Occupied). A 2.0.1 connector is
+-- (EVSE, connector within it): an EVSE with two connectors reports each, and one Occupied
+-- makes the station plugged, never idle, whatever the other says; a record without the
+-- connector within the EVSE (1.6, or written before V0013) is its connector 1.
 CREATE MATERIALIZED VIEW station_vehicle_status AS
 SELECT
     s.station_id,
@@ -361,7 +364,7 @@ FROM (
         status,
         ts,
         ROW_NUMBER() OVER (
-            PARTITION BY station_id, connector_id
+            PARTITION BY station_id, connector_id, COALESCE(evse_connector_id, 1)
             ORDER BY ts DESC
         ) AS rn
     FROM station_status

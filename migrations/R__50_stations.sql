@@ -1,11 +1,15 @@
 -- Stations as an operator sees them: connected or not, since when, on which OCPP
--- version, what each connector reports, and what the last command did.
+-- version, what each connector reports (1.6 connector:status, 2.0.1
+-- evse/connector:status), and what the last command did.
 
--- The latest status each connector reported (StatusNotification), one row per connector.
+-- The latest status each connector reported (StatusNotification), one row per connector:
+-- 1.6 connector, or 2.0.1 (EVSE, connector within it); a record without the connector
+-- within the EVSE (1.6, or written before V0013) is its connector 1.
 CREATE MATERIALIZED VIEW connector_status AS
 SELECT
     station_id,
     connector_id,
+    evse_connector_id,
     status,
     error_code,
     ts
@@ -13,11 +17,12 @@ FROM (
     SELECT
         station_id,
         connector_id,
+        evse_connector_id,
         status,
         error_code,
         ts,
         ROW_NUMBER() OVER (
-            PARTITION BY station_id, connector_id
+            PARTITION BY station_id, connector_id, COALESCE(evse_connector_id, 1)
             ORDER BY ts DESC
         ) AS rn
     FROM station_status
@@ -79,8 +84,13 @@ LEFT JOIN station_load AS l
 LEFT JOIN (
     SELECT
         station_id,
-        STRING_AGG(connector_id::VARCHAR || ':' || status, ' ' ORDER BY connector_id)
-            AS connectors
+        STRING_AGG(
+            connector_id::VARCHAR
+                || COALESCE('/' || evse_connector_id::VARCHAR, '')
+                || ':' || status,
+            ' '
+            ORDER BY connector_id, evse_connector_id
+        ) AS connectors
     FROM connector_status
     GROUP BY station_id
 ) AS c

@@ -334,13 +334,57 @@ FROM (
     FROM station_zones
 ) AS s;
 
+-- The latest status each connector reported (StatusNotification), one row per connector:
+-- 1.6 connector, or 2.0.1 (EVSE, connector within it); a record without the connector
+-- within the EVSE (1.6, or written before V0013) is its connector 1. Read here to tell
+-- idle stations and by R__50's station overview. (The partition key is a plain column:
+-- RisingWave plans group top-N only for that exact pattern.)
+CREATE MATERIALIZED VIEW connector_status AS
+SELECT
+    station_id,
+    connector_id,
+    evse_connector_id,
+    status,
+    error_code,
+    ts
+FROM (
+    SELECT
+        station_id,
+        connector_id,
+        evse_connector_id,
+        status,
+        error_code,
+        ts,
+        ROW_NUMBER() OVER (
+            PARTITION BY station_id, connector_id, connector_in_evse
+            ORDER BY ts DESC
+        ) AS rn
+    FROM (
+        SELECT
+            station_id,
+            connector_id,
+            evse_connector_id,
+            COALESCE(evse_connector_id, 1) AS connector_in_evse,
+            status,
+            error_code,
+            ts
+        FROM station_status
+        WHERE event = 'StatusNotification'
+            AND connector_id IS NOT NULL
+    ) AS reported
+) AS latest
+WHERE rn = 1;
+
 -- What the connectors of each connected station say of vehicles, from each connector's
--- latest StatusNotification sent since the station's current connection. OCPP makes a
--- connected charger report every status change, so such a status is current however old;
--- one from before the connection (the gateway or the charger restarted and it was not
--- re-sent), a disconnected station, or a station that never reported says nothing.
+-- latest StatusNotification (connector_status) sent since the station's current
+-- connection. OCPP makes a connected charger report every status change, so such a status
+-- is current however old; one from before the connection (the gateway or the charger
+-- restarted and it was not re-sent), a disconnected station, or a station that never
+-- reported says nothing.
 -- idle: every connector Available (no vehicle). plugged: some connector has a vehicle
--- (Preparing, Charging, SuspendedEVSE, SuspendedEV; 2.0.1 Occupied).
+-- (Preparing, Charging, SuspendedEVSE, SuspendedEV; 2.0.1 Occupied). A 2.0.1 connector is
+-- (EVSE, connector within it): an EVSE with two connectors reports each, and one Occupied
+-- makes the station plugged, never idle, whatever the other says.
 CREATE MATERIALIZED VIEW station_vehicle_status AS
 SELECT
     s.station_id,
@@ -354,20 +398,7 @@ SELECT
             ELSE 0
         END
     ) > 0 AS plugged
-FROM (
-    SELECT
-        station_id,
-        connector_id,
-        status,
-        ts,
-        ROW_NUMBER() OVER (
-            PARTITION BY station_id, connector_id
-            ORDER BY ts DESC
-        ) AS rn
-    FROM station_status
-    WHERE event = 'StatusNotification'
-        AND connector_id IS NOT NULL
-) AS s
+FROM connector_status AS s
 JOIN station_presence AS p
     ON p.station_id = s.station_id
 JOIN (
@@ -379,8 +410,7 @@ JOIN (
     GROUP BY station_id
 ) AS c
     ON c.station_id = s.station_id
-WHERE s.rn = 1
-    AND p.event <> 'Disconnected'
+WHERE p.event <> 'Disconnected'
 GROUP BY s.station_id;
 
 -- The last SetChargingProfile result of each station per signal, and the limit it
@@ -512,6 +542,37 @@ LEFT JOIN station_last_result AS r
 LEFT JOIN station_over_limit AS o
     ON o.station_id = z.station_id
     AND o.signal_id = c.signal_id;
+
+-- The floor a CURTAIL signal on its zone would hold each station at now, before the
+-- signal has any result or frozen demand: dr_station_bounds' floor with no command result
+-- and no frozen demand above active_kw. Its minimum for a station charging a session,
+-- without fresh load unless idle, or with a vehicle plugged in; 0 for an idle one. The
+-- bridge warns from it that a zone limit is below the floors (sql/zone_floors.sql) before
+-- the engine evaluated the signal; keep it equal to dr_station_bounds' rule.
+CREATE MATERIALIZED VIEW station_curtail_floors AS
+SELECT
+    z.station_id,
+    z.zone_id,
+    p.min_kw,
+    CASE
+        WHEN l.active_sessions > 0 THEN 'charging'
+        WHEN COALESCE(v.plugged, FALSE) THEN 'plugged'
+        WHEN l.station_id IS NULL AND NOT COALESCE(v.idle, FALSE) THEN 'no_fresh_load'
+    END AS held_for,
+    CASE
+        WHEN l.active_sessions > 0
+            OR COALESCE(v.plugged, FALSE)
+            OR (l.station_id IS NULL AND NOT COALESCE(v.idle, FALSE))
+            THEN p.min_kw
+        ELSE 0.0
+    END AS floor_kw
+FROM station_zones AS z
+JOIN station_limits AS p
+    ON p.station_id = z.station_id
+LEFT JOIN station_load AS l
+    ON l.station_id = z.station_id
+LEFT JOIN station_vehicle_status AS v
+    ON v.station_id = z.station_id;
 
 -- Per zone: what uncontrollable stations draw (reserved out of the cap; without fresh load
 -- their floor), the controllable stations' floors and weights, and what is left to share.

@@ -1,30 +1,7 @@
 -- Stations as an operator sees them: connected or not, since when, on which OCPP
--- version, what each connector reports, and what the last command did.
-
--- The latest status each connector reported (StatusNotification), one row per connector.
-CREATE MATERIALIZED VIEW connector_status AS
-SELECT
-    station_id,
-    connector_id,
-    status,
-    error_code,
-    ts
-FROM (
-    SELECT
-        station_id,
-        connector_id,
-        status,
-        error_code,
-        ts,
-        ROW_NUMBER() OVER (
-            PARTITION BY station_id, connector_id
-            ORDER BY ts DESC
-        ) AS rn
-    FROM station_status
-    WHERE event = 'StatusNotification'
-        AND connector_id IS NOT NULL
-) AS latest
-WHERE rn = 1;
+-- version, what each connector reports (1.6 connector:status, 2.0.1
+-- evse/connector:status; connector_status is R__20's, which reads it to tell idle
+-- stations), and what the last command did.
 
 -- The last command result of each station: which action, for which signal, and how the
 -- charger answered (Accepted, Rejected, NotSupported, Timeout, Offline).
@@ -79,8 +56,13 @@ LEFT JOIN station_load AS l
 LEFT JOIN (
     SELECT
         station_id,
-        STRING_AGG(connector_id::VARCHAR || ':' || status, ' ' ORDER BY connector_id)
-            AS connectors
+        STRING_AGG(
+            connector_id::VARCHAR
+                || COALESCE('/' || evse_connector_id::VARCHAR, '')
+                || ':' || status,
+            ' '
+            ORDER BY connector_id, evse_connector_id
+        ) AS connectors
     FROM connector_status
     GROUP BY station_id
 ) AS c

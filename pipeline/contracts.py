@@ -274,7 +274,11 @@ class StationStatus(_Record, kw_only=True):
 
     station_id: StationId
     event: Literal["Connected", "Disconnected", "BootNotification", "StatusNotification"]
+    #: 1.6 connectorId; 2.0.1 evseId (as in meter values and sessions)
     connector_id: Int32Id | None = None
+    #: 2.0.1 connectorId, the connector within the EVSE (an EVSE with two connectors reports
+    #: each); None for 1.6 and in records written before this field existed
+    evse_connector_id: Int32Id | None = None
     status: Text | None = None
     error_code: Text | None = None
     ocpp_version: Literal["1.6", "2.0.1"] | None = None

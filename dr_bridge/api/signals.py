@@ -14,7 +14,8 @@ from dr_bridge.api.body import load_json
 from dr_bridge.api.schemas import ErrorBody, SignalOut, SignalStateOut, UnreadableOut
 from dr_bridge.intake import Intake
 from dr_bridge.models import SignalRequest, parse_signal_request
-from dr_bridge.states import SignalStates, floor_warnings
+from dr_bridge.states import SignalStates, ZoneFloors, floor_warnings
+from dr_bridge.views import ViewReader, ViewsUnavailable
 from dr_bridge.zones import ZoneDirectory
 from pipeline.contracts import DemandResponseSignal, encode
 
@@ -38,7 +39,27 @@ def _one(signal: DemandResponseSignal, status_code: int = 200) -> Response:
     return _json(encode(signal), status_code)
 
 
-def _state_body(request: Request, signal: DemandResponseSignal) -> dict[str, Any]:
+async def held_floors(request: Request) -> dict[str, ZoneFloors] | None:
+    """The floors the pipeline holds per zone now (``sql/zone_floors.sql``), or None when
+    the engine's views are not wired or do not answer (the warning then counts every
+    station)."""
+    views: ViewReader | None = getattr(request.app.state, "views", None)
+    if views is None:
+        return None
+    try:
+        rows = await views.rows("zone_floors")
+    except ViewsUnavailable:
+        return None
+    return {str(r["zone_id"]): ZoneFloors.from_row(r) for r in rows}
+
+
+def _needs_floors(signals: list[DemandResponseSignal]) -> bool:
+    return any(s.signal_type == "CURTAIL" and s.zone_limit_kw is not None for s in signals)
+
+
+def _state_body(
+    request: Request, signal: DemandResponseSignal, held: dict[str, ZoneFloors] | None
+) -> dict[str, Any]:
     """The signal and what gridctl does with it: the pipeline's state of it while it is in
     force (``state``: enforced / waiting_for_load / infeasible / no_stations, or
     ``scheduled``, ``ended``, ``pending`` when the pipeline has not evaluated it yet) and
@@ -55,7 +76,7 @@ def _state_body(request: Request, signal: DemandResponseSignal) -> dict[str, Any
         body["state_detail"] = msgspec.to_builtins(record)
     else:
         body["state"] = "scheduled" if signal.start_ts > now else "pending"
-    warnings = floor_warnings(signal, zones.stations())
+    warnings = floor_warnings(signal, zones.stations(), held)
     if record is not None and record.state == "infeasible" and record.shortfall_kw:
         warnings.append(f"infeasible: floors and uncontrollable load exceed the cap by "
                         f"{record.shortfall_kw:g} kW")  # fmt: skip
@@ -63,8 +84,11 @@ def _state_body(request: Request, signal: DemandResponseSignal) -> dict[str, Any
     return body
 
 
-def _with_state(request: Request, signal: DemandResponseSignal, status_code: int = 200) -> Response:
-    return _json(msgspec.json.encode(_state_body(request, signal)), status_code)
+async def _with_state(
+    request: Request, signal: DemandResponseSignal, status_code: int = 200
+) -> Response:
+    held = await held_floors(request) if _needs_floors([signal]) else None
+    return _json(msgspec.json.encode(_state_body(request, signal, held)), status_code)
 
 
 @router.post(
@@ -90,7 +114,7 @@ async def post_signal(request: Request) -> Response:
     now = datetime.now(UTC)
     parsed = parse_signal_request(raw, zones.is_zone, now)
     signal, created = await intake.submit(parsed, now)
-    return _with_state(request, signal, 201 if created else 200)
+    return await _with_state(request, signal, 201 if created else 200)
 
 
 @router.get("", responses={200: {"model": list[SignalStateOut | UnreadableOut]}, **_ERRORS})
@@ -103,7 +127,8 @@ async def list_signals(request: Request, active: bool = False) -> Response:
     """
     intake: Intake = request.app.state.intake
     readable, unreadable = intake.list_all(active=active)
-    items = [msgspec.json.encode(_state_body(request, s.signal)) for s in readable]
+    held = await held_floors(request) if _needs_floors([s.signal for s in readable]) else None
+    items = [msgspec.json.encode(_state_body(request, s.signal, held)) for s in readable]
     items += [
         json.dumps(
             {"signal_id": u.signal_id, "modification": u.modification, "unreadable": u.reason}
@@ -117,7 +142,7 @@ async def list_signals(request: Request, active: bool = False) -> Response:
 async def get_signal(request: Request, signal_id: str) -> Response:
     """The latest revision of one signal, its state and warnings."""
     intake: Intake = request.app.state.intake
-    return _with_state(request, intake.get(signal_id).signal)
+    return await _with_state(request, intake.get(signal_id).signal)
 
 
 @router.delete("/{signal_id}", responses={200: {"model": SignalOut}, 404: {}, **_ERRORS})

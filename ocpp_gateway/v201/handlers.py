@@ -51,7 +51,10 @@ class StationV201(Station):
         check_id("evseId", evse_id)
         check_id("connectorId", connector_id)
         await self.publish_status(
-            "StatusNotification", connector_id=evse_id, status=connector_status
+            "StatusNotification",
+            connector_id=evse_id,
+            evse_connector_id=connector_id,
+            status=connector_status,
         )
         return call_result.StatusNotification()
 

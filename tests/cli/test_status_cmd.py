@@ -85,16 +85,30 @@ def test_status_json_and_watch(postgres: str) -> None:
     # s1 and s2 in north, neither ever connected: both offline.
     assert doc["station_counts"] == [{"zone_id": "north", "stations": 2, "online": 0, "offline": 2}]
     root = Path(__file__).resolve().parents[2]
-    watch = subprocess.Popen(
-        [sys.executable, "-m", "cli.main", "status", "--watch", "--json", "--interval", "200ms",
-         "--database-url", postgres],
-        cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert watch.stdout is not None
-    lines = [watch.stdout.readline(), watch.stdout.readline()]
-    watch.send_signal(signal.SIGINT)
-    watch.wait(timeout=30)
-    assert watch.returncode == 0
+    # Ctrl-C as on a terminal: the child must start with SIGINT's default disposition. A
+    # shell without job control (a script, CI, `pytest ... &`) starts background jobs with
+    # SIGINT ignored, an ignored signal stays ignored across exec, and Python then installs
+    # no KeyboardInterrupt handler: the SIGINT below did nothing and the watch ran until
+    # the 30 s wait expired. A handler set here is reset to the default in the child.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "status", "--watch", "--json", "--interval",
+             "200ms", "--database-url", postgres],
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    try:
+        assert watch.stdout is not None
+        lines = [watch.stdout.readline(), watch.stdout.readline()]
+        watch.send_signal(signal.SIGINT)
+        watch.wait(timeout=30)
+    finally:
+        if watch.poll() is None:  # never leave it running (it holds a connection)
+            watch.kill()
+            watch.wait()
+    assert watch.returncode == 0, watch.stderr.read() if watch.stderr else None
     first, second = (json.loads(line) for line in lines)
     assert first["zone_utilisation"] == second["zone_utilisation"]
     assert second["at"] > first["at"]

@@ -45,6 +45,25 @@ async def test_boot_heartbeat_status_authorize(gateway: Gateway, bus: Bus) -> No
     assert statuses[0].ocpp_version == "2.0.1"
 
 
+async def test_status_of_each_connector_of_an_evse(gateway: Gateway, bus: Bus) -> None:
+    # 2.0.1: StatusNotification carries evseId and connectorId (the connector within the
+    # EVSE); an EVSE with two connectors reports each. Both are kept: connector_id is the
+    # EVSE (as in meter values and sessions), evse_connector_id the connector.
+    async with charger(gateway.port, "CS201-E", "2.0.1") as cs:
+        for connector, status in ((1, "Occupied"), (2, "Available")):
+            await cs.call(
+                call.StatusNotification(
+                    timestamp=now_iso(), connector_status=status, evse_id=1,
+                    connector_id=connector,
+                )
+            )  # fmt: skip
+    records = await wait_records(bus, topics.STATION_STATUS, key="CS201-E", count=3)
+    statuses = [decode(StationStatus, r.value) for r in records]
+    reported = [(s.connector_id, s.evse_connector_id, s.status) for s in statuses
+                if s.event == "StatusNotification"]  # fmt: skip
+    assert reported == [(1, 1, "Occupied"), (1, 2, "Available")]
+
+
 async def test_transaction_events_and_meter_values(gateway: Gateway, bus: Bus) -> None:
     tx = {"transaction_id": "tx-201-1"}
     async with charger(gateway.port, "CS201-B", "2.0.1") as cs:

@@ -450,3 +450,44 @@ async def test_idle_chargers_hold_no_floor_and_a_session_starting_gets_it_back(
             "WHERE station_id = 'I3'"
         ) == [(1.4,)]
         assert state(h, "sig1") == ("infeasible", 0.4)
+
+
+async def test_a_201_evse_with_one_connector_occupied_is_not_idle(postgres: str) -> None:
+    # OCPP 2.0.1 StatusNotification names the EVSE and the connector within it; an EVSE
+    # with two connectors reports each. A vehicle on connector 1 of EVSE 1 is not undone
+    # by connector 2 of the same EVSE reporting Available afterwards.
+    async with Harness(postgres) as h:
+        for sid in ("A", "P", "Q"):
+            await station(h, sid, "Z1")
+        await h.sample("A", 1, 6.0, -5)  # A charges: floor 1.4 kW
+        for sid in ("P", "Q"):
+            await h.status(sid, "Connected", -10, ocpp_version="2.0.1")
+        # P: a vehicle on connector 1, connector 2 free -> plugged, held at 1.4 kW.
+        await h.status("P", "StatusNotification", -9, 1, "Occupied", evse_connector=1,
+                       ocpp_version="2.0.1")  # fmt: skip
+        await h.status("P", "StatusNotification", -8, 1, "Available", evse_connector=2,
+                       ocpp_version="2.0.1")  # fmt: skip
+        # Q: both connectors free -> idle, floor 0.
+        await h.status("Q", "StatusNotification", -9, 1, "Available", evse_connector=1,
+                       ocpp_version="2.0.1")  # fmt: skip
+        await h.status("Q", "StatusNotification", -8, 1, "Available", evse_connector=2,
+                       ocpp_version="2.0.1")  # fmt: skip
+        await h.signal("sig1", "Z1", start=0, end=600, zone_limit_kw=2.0)
+        await h.tick(1)
+        assert sorted(h.query("SELECT station_id, idle, plugged FROM station_vehicle_status")) == [
+            ("P", False, True),
+            ("Q", True, False),
+        ]
+        floors = h.query(
+            "SELECT station_id, ROUND(floor_kw::NUMERIC, 3)::FLOAT FROM dr_station_bounds"
+        )
+        assert sorted(floors) == [("A", 1.4), ("P", 1.4), ("Q", 0.0)]
+        # Floors 2 x 1.4 = 2.8 kW against a 2 kW cap: infeasible by 0.8 kW.
+        assert state(h, "sig1") == ("infeasible", 0.8)
+        # The vehicle leaves connector 1: P is idle too, and 1.4 <= 2 kW fits.
+        await h.status("P", "StatusNotification", 2, 1, "Available", evse_connector=1,
+                       ocpp_version="2.0.1")  # fmt: skip
+        await h.sample("A", 1, 2.0, 2)
+        await h.tick(3)
+        assert state(h, "sig1") == ("enforced", 0.0)
+        assert h.targets() == {"A": 2.0, "P": 0.0, "Q": 0.0}

@@ -96,3 +96,24 @@ async def test_connection_connectors_limit_and_last_command(postgres: str) -> No
         assert h.query(
             "SELECT connection, connectors FROM station_overview WHERE station_id = 'A'"
         ) == [("online", "1:Charging 2:Available")]
+
+
+async def test_each_connector_of_a_201_evse(postgres: str) -> None:
+    async with Harness(postgres) as h:
+        await h.station("D", "Z1")
+        await _status(h, "D", "Connected", -60, ocpp_version="2.0.1")
+        # EVSE 1 has two connectors: a vehicle on 1, then 2 reports Available (it does not
+        # overwrite 1); EVSE 2 has one. A record from before V0013 (no connector within the
+        # EVSE) was EVSE 2's connector 1, and the newer one replaces it.
+        await _status(h, "D", "StatusNotification", -50, connector_id=2, status="Occupied",
+                      ocpp_version="2.0.1")  # fmt: skip
+        await _status(h, "D", "StatusNotification", -40, connector_id=1, evse_connector_id=1,
+                      status="Occupied", ocpp_version="2.0.1")  # fmt: skip
+        await _status(h, "D", "StatusNotification", -30, connector_id=1, evse_connector_id=2,
+                      status="Available", ocpp_version="2.0.1")  # fmt: skip
+        await _status(h, "D", "StatusNotification", -20, connector_id=2, evse_connector_id=1,
+                      status="Available", ocpp_version="2.0.1")  # fmt: skip
+        await h.tick(1)
+        assert h.query("SELECT connectors FROM station_overview WHERE station_id = 'D'") == [
+            ("1/1:Occupied 1/2:Available 2/1:Available",)
+        ]

@@ -104,8 +104,12 @@ class Harness:
         t: float,
         connector: int | None = None,
         status: str | None = None,
+        *,
+        evse_connector: int | None = None,
+        ocpp_version: str = "1.6",
     ) -> None:
-        """What the gateway publishes of a station's connection and connectors."""
+        """What the gateway publishes of a station's connection and connectors (2.0.1:
+        ``connector`` is the EVSE, ``evse_connector`` the connector within it)."""
         await self._pub(
             topics.STATION_STATUS,
             station_id,
@@ -114,8 +118,9 @@ class Harness:
                 "event": event,
                 "connector_id": connector,
                 "status": status,
-                "ocpp_version": "1.6",
+                "ocpp_version": ocpp_version,
                 "ts": ts(t),
+                **({"evse_connector_id": evse_connector} if evse_connector is not None else {}),
             },
         )
 

@@ -97,8 +97,10 @@ class LoopBus(Bus):
     async def publish(self, topic: str, key: str | None, value: bytes | None) -> None:
         await self._run(self._bus.publish(topic, key, value))
 
-    async def publish_many(self, messages: Sequence[Message]) -> None:
-        await self._run(self._bus.publish_many(messages))
+    async def publish_many(
+        self, messages: Sequence[Message], *, timeout: float | None = None
+    ) -> None:
+        await self._run(self._bus.publish_many(messages, timeout=timeout))
 
     async def end_offsets(self, topics: Sequence[str]) -> dict[tuple[str, int], int] | None:
         return await self._run(self._bus.end_offsets(topics))

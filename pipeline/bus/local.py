@@ -62,14 +62,18 @@ log = logging.getLogger("pipeline.bus")
 class _Wake:
     """Wakes one waiting :meth:`_LocalSubscription.batch` on its own loop and thread."""
 
-    __slots__ = ("event", "loop", "thread")
+    __slots__ = ("event", "fired", "loop", "thread")
 
     def __init__(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.thread = threading.get_ident()
         self.event = asyncio.Event()
+        self.fired = False
 
     def fire(self) -> None:
+        if self.fired:  # one wake is enough: the reader takes everything there is
+            return
+        self.fired = True
         if threading.get_ident() == self.thread:
             self.event.set()
         else:
@@ -102,9 +106,13 @@ class _Log:
         if self.upsert:
             self.latest.pop(key, None)
             self.latest[key] = record
+        return record
+
+    def wake(self) -> None:
+        """Tell the readers waiting for this topic that records arrived (once per batch:
+        from the group commit's thread each wake is a callback on the reader's loop)."""
         for waiter in self.waiters:
             waiter.fire()
-        return record
 
     @property
     def start(self) -> int:
@@ -207,8 +215,7 @@ class LocalBus(Bus):
                 self._save_groups()
         with self._lock:
             for log_ in self._logs.values():
-                for waiter in log_.waiters:
-                    waiter.fire()
+                log_.wake()
 
     async def ping(self, timeout: float = 2.0) -> str:
         if not self._running:
@@ -263,9 +270,15 @@ class LocalBus(Bus):
         commit's thread), so offsets after a restart name the same records; the lines
         of a publish that gave up meanwhile are in the file too, and so are appended."""
         with self._lock:
+            touched: dict[str, _Log] = {}
             for messages, ts_ms in batches:
                 for m in messages:
-                    self._log(m.topic).append(m.key, m.value, ts_ms)
+                    log_ = touched.get(m.topic)
+                    if log_ is None:
+                        log_ = touched[m.topic] = self._log(m.topic)
+                    log_.append(m.key, m.value, ts_ms)
+            for log_ in touched.values():
+                log_.wake()
 
     async def _slot(self, deadline: float, limit: float) -> None:
         """Wait for a free in-flight slot (back-pressure), within the same deadline."""

@@ -43,15 +43,19 @@ class OtherLoop:
         self.loop.close()
 
 
+async def engine_subscription(bus: LocalBus, topics: list[str], **options: Any) -> Any:
+    """A subscription made as the engine's thread makes it (LoopBus.subscribe blocks on
+    the bus's loop, so it is called from a thread while this loop runs)."""
+    owner = asyncio.get_running_loop()
+    return await asyncio.to_thread(lambda: LoopBus(bus, owner).subscribe(topics, **options))
+
+
 async def test_reads_and_commits_need_no_turn_of_the_bus_loop(tmp_path: Path) -> None:
     bus = LocalBus(tmp_path / "bus")
     await bus.start()
     other = OtherLoop()
     try:
-        owner = asyncio.get_running_loop()
-        sub = await asyncio.to_thread(
-            lambda: LoopBus(bus, owner).subscribe(["ocpp.meter_values"], group="g")
-        )
+        sub = await engine_subscription(bus, ["ocpp.meter_values"], group="g")
         await bus.publish_many([Message("ocpp.meter_values", f"S{i}", b"{}") for i in range(3)])
         seen: dict[str, Any] = {}
 
@@ -60,7 +64,7 @@ async def test_reads_and_commits_need_no_turn_of_the_bus_loop(tmp_path: Path) ->
             seen["batch"] = other.run(sub.batch(max_records=10, timeout=0))
             seen["lag"] = other.run(sub.commit_and_lag())
 
-        owner.call_soon(block_owner)
+        asyncio.get_running_loop().call_soon(block_owner)
         await asyncio.sleep(0)  # the callback runs (and returns) before this resumes
         await asyncio.sleep(0)
         assert [r.key for r in seen["batch"]] == ["S0", "S1", "S2"]
@@ -81,10 +85,7 @@ async def test_a_reader_on_another_loop_is_woken_by_an_append() -> None:
     await bus.start()
     other = OtherLoop()
     try:
-        owner = asyncio.get_running_loop()
-        sub = await asyncio.to_thread(
-            lambda: LoopBus(bus, owner).subscribe(["dr.signals"], from_beginning=False)
-        )
+        sub = await engine_subscription(bus, ["dr.signals"], from_beginning=False)
         waiting = other.submit(sub.batch(max_records=10, timeout=20))
         await asyncio.sleep(0.2)
         assert not waiting.done()  # nothing yet: it waits
@@ -103,10 +104,7 @@ async def test_concurrent_appends_and_reads_lose_and_repeat_nothing() -> None:
     await bus.start()
     other = OtherLoop()
     try:
-        owner = asyncio.get_running_loop()
-        sub = await asyncio.to_thread(
-            lambda: LoopBus(bus, owner).subscribe(["ocpp.meter_values"], group="g")
-        )
+        sub = await engine_subscription(bus, ["ocpp.meter_values"], group="g")
         n = 20_000
 
         async def read_all() -> list[int]:

@@ -45,6 +45,8 @@ class _LoopState:
     waiting: set[_Waiter] = field(default_factory=set)
     timer: asyncio.TimerHandle | None = None
     timer_at: float = float("inf")
+    #: publishes of this loop turn, handed to the writer together at its end
+    turn: list[_Waiter] = field(default_factory=list)
 
 
 class GroupCommit:
@@ -89,17 +91,21 @@ class GroupCommit:
         """Return once ``lines`` are written and fsynced; :class:`PublishError` past
         ``limit`` seconds (or at ``deadline``, loop time, when the wait began earlier),
         or with the write's own error."""
+        if self._stopping or not self.alive:
+            raise PublishError("bus is stopped")
         loop = asyncio.get_running_loop()
         at = loop.time() + limit if deadline is None else deadline
         waiter = _Waiter(lines, payload, loop.create_future(), at, limit)
-        with self._cv:
-            if self._stopping or not self.alive:
-                raise PublishError("bus is stopped")
-            self._pending.append(waiter)
-            self._cv.notify()
         state = self._loops.get(loop)
         if state is None:
             state = self._loops[loop] = _LoopState()
+        # Handed over once per loop turn, not per publish: the readings that one turn of
+        # the gateway's loop took in share one wake of the writer and one fsync (woken
+        # per publish, the writer fsynced smaller batches: 106-112 µs of CPU per
+        # MeterValues against 72-79 µs, bench/gateway_throughput.py).
+        if not state.turn:
+            loop.call_soon(self._hand_over, state)
+        state.turn.append(waiter)
         state.waiting.add(waiter)
         if waiter.deadline < state.timer_at:
             self._arm(loop, state, waiter.deadline)
@@ -111,6 +117,18 @@ class GroupCommit:
             raise PublishError(f"write-ahead log failed: {exc}") from exc
         finally:
             state.waiting.discard(waiter)
+
+    def _hand_over(self, state: _LoopState) -> None:
+        batch, state.turn = state.turn, []
+        with self._cv:
+            if self._stopping and not self.alive:
+                error: BaseException | None = PublishError("bus is stopped")
+            else:
+                error = None
+                self._pending.extend(batch)
+                self._cv.notify()
+        if error is not None:
+            _settle_all(batch, error)
 
     # -- deadlines (each on its own loop) --------------------------------------------------
     def _arm(self, loop: asyncio.AbstractEventLoop, state: _LoopState, at: float) -> None:

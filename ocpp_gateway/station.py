@@ -400,10 +400,13 @@ class Station:
         Chargers that do not answer (NotImplemented, a timeout, a disconnect) get the
         defaults: both units allowed, no stack level cap.
         """
-        if self._caps is None:
-            self._caps = asyncio.ensure_future(self._ask_capabilities())
+        caps = self._caps
+        if caps is None:
+            caps = self._caps = asyncio.ensure_future(self._ask_capabilities())
+        elif caps.done():  # every command after the first: no new future per call
+            return caps.result()
         # shielded: a cancelled command worker leaves the query to the others
-        return await asyncio.shield(self._caps)
+        return await asyncio.shield(caps)
 
     async def _ask_capabilities(self) -> Capabilities:
         if not self.ctx.config.query_capabilities:

@@ -189,7 +189,9 @@ class LocalBus(Bus):
             except OSError as exc:
                 raise wal.WalError(f"bus log {wal_path}: {exc.strerror or exc}") from exc
             self._group_commit = GroupCommit(
-                lambda data: self._append_sync(data), self._append_durable
+                # looked up per write: fault injection (tests' StalledLog) replaces it
+                lambda data: self._append_sync(data),
+                self._append_durable,
             )
             self._group_commit.start()
         self._running = True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -89,28 +91,40 @@ def energies_in_log(path: Path) -> list[float]:
     ]
 
 
-async def test_no_callresult_while_the_wal_is_stalled_and_the_acked_reading_survives(
-    tmp_path: Path,
-) -> None:
+@contextlib.asynccontextmanager
+async def stalled_gateway(
+    tmp_path: Path, *, ack_timeout: float
+) -> AsyncIterator[tuple[Gateway, StalledLog]]:
+    """A gateway on a WAL whose writes are held (``StalledLog``) until released; the
+    bus's own timeout (30 s) is longer than any ``ack_timeout`` used here."""
     bus = LocalBus(tmp_path, publish_timeout=30)
     await bus.start()
-    gw = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=True, ack_timeout=30))
+    gw = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=True, ack_timeout=ack_timeout))
     await gw.start()
     stall = StalledLog(bus)
     try:
-        async with charger(gw.port, "CP-WAL") as cp:
-            answer = asyncio.ensure_future(cp.call(reading("1500"), suppress=False))
-            await asyncio.to_thread(stall.entered.wait, 10)  # the reading is at the log
-            await asyncio.sleep(0.3)  # room for a (wrong) early answer to arrive
-            assert not answer.done()  # not durable yet: no CallResult
-            assert energies_in_log(tmp_path) == []
-            stall.release()
-            assert await answer is not None  # acknowledged once written and fsynced
-            assert energies_in_log(tmp_path) == [1.5]
+        yield gw, stall
     finally:
         stall.release()
         await gw.stop()
         await bus.stop()
+
+
+async def test_no_callresult_while_the_wal_is_stalled_and_the_acked_reading_survives(
+    tmp_path: Path,
+) -> None:
+    async with (
+        stalled_gateway(tmp_path, ack_timeout=30) as (gw, stall),
+        charger(gw.port, "CP-WAL") as cp,
+    ):
+        answer = asyncio.ensure_future(cp.call(reading("1500"), suppress=False))
+        await asyncio.to_thread(stall.entered.wait, 10)  # the reading is at the log
+        await asyncio.sleep(0.3)  # room for a (wrong) early answer to arrive
+        assert not answer.done()  # not durable yet: no CallResult
+        assert energies_in_log(tmp_path) == []
+        stall.release()
+        assert await answer is not None  # acknowledged once written and fsynced
+        assert energies_in_log(tmp_path) == [1.5]
     reopened = LocalBus(tmp_path)  # a restart: the acknowledged reading is not dropped
     await reopened.start()
     try:
@@ -123,21 +137,14 @@ async def test_no_callresult_while_the_wal_is_stalled_and_the_acked_reading_surv
 async def test_a_stall_past_the_ack_timeout_is_refused_and_the_retry_lands(
     tmp_path: Path,
 ) -> None:
-    bus = LocalBus(tmp_path, publish_timeout=30)
-    await bus.start()
-    gw = Gateway(bus, GatewayConfig(port=0, allow_unknown_stations=True, ack_timeout=0.5))
-    await gw.start()
-    stall = StalledLog(bus)
-    try:
-        async with charger(gw.port, "CP-WAL2") as cp:
-            with pytest.raises(InternalError):  # a CallError, never a CallResult
-                await cp.call(reading("2500"), suppress=False)
-            stall.release()
-            assert await cp.call(reading("2500"), suppress=False) is not None
-    finally:
+    async with (
+        stalled_gateway(tmp_path, ack_timeout=0.5) as (gw, stall),
+        charger(gw.port, "CP-WAL2") as cp,
+    ):
+        with pytest.raises(InternalError):  # a CallError, never a CallResult
+            await cp.call(reading("2500"), suppress=False)
         stall.release()
-        await gw.stop()
-        await bus.stop()
+        assert await cp.call(reading("2500"), suppress=False) is not None
     # the refused attempt may reach the log too once the disk moves (at least once);
     # the acknowledged retry must be there
     assert 2.5 in energies_in_log(tmp_path)

@@ -22,6 +22,7 @@ from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ocpp_gateway.auth import StationRegistry
@@ -212,6 +213,12 @@ class OcppServer:
     async def _serve(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         station_id = station_id_from_path(connection.request.path)
+        # The handshake's headers are not needed past this point (websockets reads them
+        # only during the handshake; a request that is None means "handshake not yet
+        # received" to it, so the path stays): ~2.6 KB per connection for its whole life
+        # (bench/gateway_memory.py), and they carry the charger's Basic-auth password,
+        # which should not stay in memory for days either.
+        connection.request = Request(connection.request.path, Headers())
         version = connection.subprotocol
         if station_id is None or version is None:  # process_request already refused these
             await connection.close(1002, "no OCPP subprotocol")

@@ -22,7 +22,6 @@ from http import HTTPStatus
 from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from ocpp_gateway.auth import StationRegistry
@@ -214,11 +213,12 @@ class OcppServer:
         assert connection.request is not None
         station_id = station_id_from_path(connection.request.path)
         # The handshake's headers are not needed past this point (websockets reads them
-        # only during the handshake; a request that is None means "handshake not yet
-        # received" to it, so the path stays): ~2.6 KB per connection for its whole life
+        # only during the handshake): ~2.6 KB per connection for its whole life
         # (bench/gateway_memory.py), and they carry the charger's Basic-auth password,
-        # which should not stay in memory for days either.
-        connection.request = Request(connection.request.path, Headers())
+        # which should not stay in memory for days either. Emptied in place: websockets'
+        # frame parser (a generator) holds the same request, and a request that is None
+        # means "handshake not yet received" to the connection.
+        connection.request.headers.clear()
         version = connection.subprotocol
         if station_id is None or version is None:  # process_request already refused these
             await connection.close(1002, "no OCPP subprotocol")

@@ -312,7 +312,12 @@ class GridctlProcess:
         return len(rows)
 
     def remember_passwords(
-        self, station_ids: Iterable[str], password: str, password_hash: str, workers: int = 1
+        self,
+        station_ids: Iterable[str],
+        password: str,
+        password_hash: str,
+        workers: int = 1,
+        instances: Sequence[str] = (),
     ) -> None:
         """Before ``start``: the gateway's store of verified passwords, as after a restart.
 
@@ -326,6 +331,7 @@ class GridctlProcess:
 
         dirs = [self.data_dir / "gateway"]
         dirs += [self.data_dir / "gateway" / f"w{i}" for i in range(workers)]
+        dirs += [self.data_dir / "gateway" / name for name in instances]
         first = VerifiedStore(dirs[0])
         for sid in station_ids:
             first.remember(sid, password, password_hash)
@@ -359,6 +365,70 @@ class GridctlProcess:
             )
             response.raise_for_status()
             return parse_metrics(response.text)
+
+
+@dataclass
+class LoneGateway:
+    """One ``gridctl gateway`` process of its own, as on a machine of its own.
+
+    The deployment of docs/operations.md ("Several machines"): ``gridctl run --bus kafka``
+    (engine, API and its own workers) and, elsewhere, a ``gridctl gateway`` on the same
+    brokers that the chargers reach. Started with the argv ``run`` gives its workers
+    (:class:`cli.workers.WorkerSpec`), as index ``workers - 1`` of ``workers`` under the
+    name ``instance``: it never reports a station offline (worker 0 of ``run`` does, after
+    asking the status topic who holds it), so the memory of one process holding the whole
+    fleet is measured on the real worker, with the real engine behind it.
+    """
+
+    gridctl: GridctlProcess
+    bootstrap: str
+    instance: str = "lone"
+    workers: int = 3
+    ocpp_port: int = field(default_factory=free_port)
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def ocpp_url(self) -> str:
+        return f"ws://127.0.0.1:{self.ocpp_port}/ocpp"
+
+    @property
+    def pid(self) -> int:
+        if self.proc is None:
+            raise BenchError("the lone gateway is not running")
+        return self.proc.pid
+
+    async def start(self, timeout: float = 60.0) -> None:
+        from cli.workers import WorkerSpec
+
+        g = self.gridctl
+        spec = WorkerSpec(
+            count=self.workers, port=self.ocpp_port, bootstrap=self.bootstrap,
+            data_dir=g.data_dir, kafka_config=dict(g.kafka_config), log_level=g.log_level,
+        )  # fmt: skip
+        argv = [*spec.argv(self.workers - 1), "--instance", self.instance]
+        log = open(g.data_dir.parent / f"gateway-{self.instance}.log", "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=log, stdin=subprocess.DEVNULL,
+            env={**os.environ, "GRIDCTL_API_TOKENS": g.token},
+        )  # fmt: skip
+        log.close()
+        assert self.proc.stdout is not None
+        line = await asyncio.wait_for(
+            asyncio.get_running_loop().run_in_executor(None, self.proc.stdout.readline), timeout
+        )
+        if not line.startswith(b"READY"):
+            raise BenchError(f"lone gateway did not start: {line!r} (see its log)")
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        proc, self.proc = self.proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, proc.wait, timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def start_tansu(log_dir: Path | None = None) -> Any:

@@ -3,6 +3,7 @@
     .venv/bin/python bench/dr_latency.py --sizes 1000,5000,10000 --bus local
     .venv/bin/python bench/dr_latency.py --sizes 5000,10000 --bus local --gateway-workers 2
     .venv/bin/python bench/dr_latency.py --sizes 5000 --profile /tmp/prof   # py-spy too
+    .venv/bin/python bench/dr_latency.py --sizes 10000 --bus kafka --lone-gateway  # memory
 
 For each bus and fleet size: ``gridctl run`` in a child process (embedded PostgreSQL, the
 engine, the gateway or ``--gateway-workers N`` gateway processes, the API; on ``kafka`` a
@@ -18,7 +19,13 @@ load, one CURTAIL signal per zone goes to ``POST /v1/signals``, all ten at once.
   zone's load at or under its cap (``dr_zone_caps``) minus that zone's 201;
 - readings refused (CallErrors answering MeterValues / TransactionEvent), calls left
   unanswered, CPU of gridctl, its PostgreSQL and its workers, RSS per gateway worker,
-  the mean engine tick, and the load generator's own CPU share and CPU per message.
+  the mean engine tick, and the load generator's own CPU share and CPU per message;
+- RSS of every gridctl process once the fleet reports (idle), its peak while the event
+  is applied (sampled every 0.2 s) and at the end. With ``--lone-gateway`` (``--bus
+  kafka``) the chargers connect to one ``gridctl gateway`` process of their own
+  (:class:`bench._common.LoneGateway`, as on another machine) instead of ``run``'s
+  gateway, so one worker holding the whole fleet is measured (issue 16: 10,000
+  connected chargers under 300 MiB per worker).
 
 Targets (issue 16): p99 <= 0.5 s at 1,000 chargers, <= 1 s at 5,000, <= 2 s at 10,000,
 nothing missing and no reading refused. Prints figures; asserts nothing.
@@ -45,6 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench._common import (
     TANSU_CLIENT_CONFIG,
     GridctlProcess,
+    LoneGateway,
     cpu_s,
     machine,
     p50_p99_max,
@@ -80,6 +88,11 @@ class Result:
     workers_cpu_s: float = 0.0  # the gateway worker processes meanwhile
     workers: int = 1
     worker_rss_mib: list[float] = field(default_factory=list)  # per gateway worker
+    #: RSS MiB per gridctl process ("run", "w0", "lone" ...): fleet reporting, before the
+    #: signals; the peak of the 0.2 s samples while the event is applied; at the end
+    rss_idle: dict[str, float] = field(default_factory=dict)
+    rss_peak: dict[str, float] = field(default_factory=dict)
+    rss_end: dict[str, float] = field(default_factory=dict)
     load_cpu_s: float = 0.0  # the load generator (this process) during the event
     load_wall_s: float = 0.0
     load_msgs: int = 0
@@ -131,17 +144,21 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
         gateway_workers=args.gateway_workers,
     )
     fleet: LeanFleet | None = None
+    lone = LoneGateway(gw, broker.bootstrap) if broker and args.lone_gateway else None
     try:
         specs = generate(size, zones=args.zones, seed=args.seed, password=PASSWORD)
         password_hash = hash_password(PASSWORD)
         if not args.cold_connect:
             gw.remember_passwords(
-                (s.station_id for s in specs), PASSWORD, password_hash, args.gateway_workers or 2
-            )
+                (s.station_id for s in specs), PASSWORD, password_hash,
+                args.gateway_workers or 2, instances=[lone.instance] if lone else (),
+            )  # fmt: skip
         await gw.start()
+        if lone is not None:
+            await lone.start()
         fleet = LeanFleet(
             specs,
-            gw.ocpp_url,
+            lone.ocpp_url if lone else gw.ocpp_url,
             PASSWORD,
             meter_interval=args.meter_interval,
             connect_rate=args.connect_rate,
@@ -163,8 +180,16 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
         if not await fleet.wait_connected(timeout=60 + size / 20):
             print(f"  only {len(fleet.connected)}/{size} connected; measuring those", flush=True)
         result = Result(bus, size, time.monotonic() - t0)
-        gateways = gw.gateway_pids()
+        run_workers = gw.gateway_pids()
+        gateways = [lone.pid] if lone else run_workers
         result.workers = len(gateways) or 1
+        procs = {"run": gw.pid, **{f"w{i}": p for i, p in enumerate(run_workers)}}
+        if lone is not None:
+            procs[lone.instance] = lone.pid
+
+        def rss_now() -> dict[str, float]:
+            return {name: rss_mib(pid) for name, pid in procs.items()}
+
         print(f"  {bus} {size}: {len(fleet.connected)} connected in {result.connect_s:.1f} s "
               f"({result.workers} gateway worker(s))", flush=True)  # fmt: skip
 
@@ -174,6 +199,8 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
             )
             print(f"  {reporting}/{size} stations report load; sending CURTAIL to "
                   f"{args.zones} zones", flush=True)  # fmt: skip
+            result.rss_idle = rss_now()
+            result.rss_peak = dict(result.rss_idle)
             errors0 = Counter(fleet.call_errors)
             cpu0 = cpu_s(gw.pid)
             pg_pid = gw.postgres_pid()
@@ -213,6 +240,8 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
             under: dict[str, float] = {}
             while time.monotonic() < deadline:
                 now = time.time()
+                for name, mib in rss_now().items():
+                    result.rss_peak[name] = max(result.rss_peak[name], mib)
                 for zone_id, _, _, load_kw, cap_kw, signal_id in await zone_rows(conn):
                     if (
                         zone_id in sent_at
@@ -246,6 +275,7 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
                     m1.get(wall, 0.0) - m0.get(wall, 0.0),
                     m1.get(cpu, 0.0) - m0.get(cpu, 0.0),
                 )
+            result.rss_end = rss_now()
             result.gridctl_rss_mib = rss_mib(gw.pid)
             result.worker_rss_mib = [rss_mib(p) for p in gateways] or [result.gridctl_rss_mib]
         result.to_charger = [at - sent_at[zone_of[s]] for s, at in first.items()]
@@ -266,6 +296,8 @@ async def run_one(bus: str, size: int, args: argparse.Namespace) -> Result:
     finally:
         if fleet is not None:
             await fleet.stop()
+        if lone is not None:
+            await lone.stop()
         await gw.stop()
         if broker is not None:
             broker.stop()
@@ -301,6 +333,13 @@ def print_row(r: Result) -> None:
     if r.stages:
         cells = ", ".join(f"{n} {w:.2f}/{c:.2f}" for n, (w, c) in r.stages.items())
         print(f"       engine stages over {r.ticks} ticks, wall/engine-thread CPU s: {cells}")
+    if r.rss_idle:
+        cells = ", ".join(
+            f"{n} {r.rss_idle[n]:.0f}/{r.rss_peak.get(n, float('nan')):.0f}/"
+            f"{r.rss_end.get(n, float('nan')):.0f}"
+            for n in r.rss_idle
+        )
+        print(f"       RSS MiB idle/event peak/end: {cells}")
     if r.call_errors:
         print(f"       CallErrors received: {r.call_errors}")
     if r.unanswered:
@@ -358,11 +397,19 @@ async def main() -> None:
         "one file per size in DIR; read with bench/pyspy_top.py (it costs gridctl CPU: "
         "take the latency figures from a run without it)",
     )
+    parser.add_argument(
+        "--lone-gateway",
+        action="store_true",
+        help="(--bus kafka) the chargers connect to one `gridctl gateway` process of their "
+        "own, not to run's gateway: the memory of one worker holding the whole fleet",
+    )
     parser.add_argument("--log-level", default="WARNING", help="of the gridctl process")
     parser.add_argument("--keep", action="store_true", help="keep data dirs and logs")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     buses = args.bus.split(",")
+    if args.lone_gateway and buses != ["kafka"]:
+        parser.error("--lone-gateway needs --bus kafka (the lone worker meets run on Kafka)")
     print(f"# machine: {machine()}")
     print(f"# gridctl run (child process, engine tick {args.tick} s) + lean fleet in this process; "
           f"{args.zones} zones, CURTAIL -{args.reduce_pct:.0f} % as {args.amount}, meter interval "
@@ -389,7 +436,10 @@ async def main() -> None:
         "PostgreSQL not included), PG s: the embedded PostgreSQL (the engine's SQL), GW s: "
         "the gateway worker processes, all from the first signal to the end; GW MiB: RSS "
         "per gateway worker (one worker: the whole "
-        "gridctl run process, engine and API included); load CPU: this process's CPU / wall "
+        "gridctl run process, engine and API included; --lone-gateway: the lone worker), "
+        "at the end; RSS idle/event peak/end: per process (run, its workers w0.., the lone "
+        "worker), once the fleet reports, the highest 0.2 s sample during the event, at the "
+        "end; load CPU: this process's CPU / wall "
         "s from the first signal to the end of the measurement, us/msg: its CPU per "
         "message sent or received (the API calls and psql polls included)"
     )

@@ -75,6 +75,9 @@ class Connection:
                     station.warn.warning("unexpected answer %s ignored", event.unique_id)
                 elif self._answer is not None and not self._answer.done():
                     self._answer.set_result(event)  # type: ignore[arg-type]
+                # Not kept while the next frame is awaited (~10 s for a charger sampling
+                # every 10 s): the text and its parsed payload are ~3 KB per connection.
+                message = event = answer = None  # type: ignore[assignment]
         finally:
             if self._answer is not None and not self._answer.done():
                 self._answer.set_exception(

@@ -212,6 +212,13 @@ class OcppServer:
     async def _serve(self, connection: ServerConnection) -> None:
         assert connection.request is not None
         station_id = station_id_from_path(connection.request.path)
+        # The handshake's headers are not needed past this point (websockets reads them
+        # only during the handshake): ~2.6 KB per connection for its whole life
+        # (bench/gateway_memory.py), and they carry the charger's Basic-auth password,
+        # which should not stay in memory for days either. Emptied in place: websockets'
+        # frame parser (a generator) holds the same request, and a request that is None
+        # means "handshake not yet received" to the connection.
+        connection.request.headers.clear()
         version = connection.subprotocol
         if station_id is None or version is None:  # process_request already refused these
             await connection.close(1002, "no OCPP subprotocol")

@@ -164,10 +164,12 @@ class Station:
     """Base of each version's handler class; one instance per connection."""
 
     routes: ClassVar[Routes]
+    _handled: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.routes = routes_of(cls)
+        cls._handled = frozenset(cls.routes.on)
 
     def __init__(self, station_id: str, dialect: Dialect, ctx: StationContext) -> None:
         self.id = station_id
@@ -187,8 +189,9 @@ class Station:
 
     @classmethod
     def handled(cls) -> frozenset[str]:
-        """The actions this class has an ``@on`` handler for."""
-        return frozenset(cls.routes.on)
+        """The actions this class has an ``@on`` handler for (one set per class, not
+        per connection)."""
+        return cls._handled
 
     # -- calls from the charger ------------------------------------------------------------
     async def handle(self, action: str, payload: dict[str, Any]) -> dict[str, Any] | Refusal:

@@ -162,3 +162,15 @@ async def test_stray_answers_are_not_queued(gateway: Gateway) -> None:
         await ws.send('[2, "ok", "Heartbeat", {}]')
         assert (await ws.recv()).startswith('[3,"ok"')
         assert gateway.stations["CP-STRAY"].link.protocol.pending is None  # type: ignore[union-attr]
+
+
+async def test_handshake_request_not_kept_once_connected(gateway: Gateway) -> None:
+    """The upgrade request (its headers carry the charger's password) is let go once the
+    station is known; the connection serves calls as before."""
+    async with charger(gateway.port, "CP-REQ", password="not-kept-pw") as cp:
+        assert await cp.call(call.Heartbeat()) is not None
+        (ws,) = gateway.server.connections
+        assert ws.request is not None and ws.request.path == "/ocpp/CP-REQ"
+        assert not ws.request.headers  # Authorization (the password) among them
+        assert gateway.stations["CP-REQ"].link.ws is ws  # type: ignore[union-attr]
+        assert await cp.call(call.Heartbeat()) is not None

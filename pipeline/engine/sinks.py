@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.rows import dict_row
 
 from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, Message
@@ -62,7 +61,9 @@ class SinkMixin:
         first = [s for s in self._sinks if s.topic == self._command_topic()]
         rest = [s for s in self._sinks if s.topic != self._command_topic()]
         sent: list[Emit] = []
-        async with conn.cursor(row_factory=dict_row) as cur:
+        # Tuple rows: a dict per outbox row was the engine thread's largest Python cost
+        # while an event's 20,000 records were fetched (py-spy --gil, bench/dr_latency.py).
+        async with conn.cursor() as cur:
             with metrics.stage("views"):
                 await self._materialise(cur, now)
             applied = await self._apply_or_isolate(cur, now, first)
@@ -81,7 +82,7 @@ class SinkMixin:
 
     async def _apply_or_isolate(
         self, cur: psycopg.AsyncCursor[Any], now: datetime, sinks: list[Sink]
-    ) -> list[tuple[Sink, list[dict[str, Any]]]]:
+    ) -> list[tuple[Sink, list[tuple[Any, ...]]]]:
         """Apply ``sinks`` in the tick's transaction; if one fails, roll back and apply them
         one by one, each in a savepoint, so a broken view stops only its own sink."""
         if not sinks:
@@ -95,13 +96,13 @@ class SinkMixin:
             await self._materialise(cur, now)
             return await self._apply_sinks(cur, now, sinks, savepoints=True)
 
-    async def _send(self, applied: list[tuple[Sink, list[dict[str, Any]]]]) -> list[Emit]:
+    async def _send(self, applied: list[tuple[Sink, list[tuple[Any, ...]]]]) -> list[Emit]:
         """Publish what one committed transaction wrote to the outbox, in ``seq`` order."""
         pending: list[tuple[int, Emit]] = []
         for sink, rows in applied:
             if rows:
                 metrics.SINK_RECORDS.labels(sink.name).inc(len(rows))
-            pending += [(r["seq"], Emit(sink.topic, r["key"], r["value"])) for r in rows]
+            pending += [(seq, Emit(sink.topic, key, value)) for seq, key, value in rows]
         pending.sort(key=lambda p: p[0])
         if self._outbox_dirty:
             await self._flush_outbox()  # older records first; they include these
@@ -124,7 +125,7 @@ class SinkMixin:
                 "WHEN cardinality(sources) = 0 THEN ARRAY['']::TEXT[] ELSE sources END) AS mark "
                 f"FROM {SCHEMA}.views WHERE kind = 'eowc'"
             )
-            marks = {r["name"]: (r["emitted_until"], r["mark"]) for r in await cur.fetchall()}
+            marks = {name: (done, mark) for name, done, mark in await cur.fetchall()}
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id", (None if self._clock is None else now,))
         ]
@@ -210,11 +211,11 @@ class SinkMixin:
         sinks: list[Sink],
         *,
         savepoints: bool,
-    ) -> list[tuple[Sink, list[dict[str, Any]]]]:
+    ) -> list[tuple[Sink, list[tuple[Any, ...]]]]:
         """Apply each sink's changes to its emitted state and the outbox (UPSERT sinks
         first, then by name); the outbox rows written, per sink."""
         conn = self._require()
-        out: list[tuple[Sink, list[dict[str, Any]]]] = []
+        out: list[tuple[Sink, list[tuple[Any, ...]]]] = []
         for sink in sorted(sinks, key=lambda s: (not s.upsert, s.name)):
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():

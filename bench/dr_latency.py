@@ -354,7 +354,10 @@ def start_profile(args: argparse.Namespace, pid: int, name: str) -> subprocess.P
     out = Path(args.profile) / f"{name}.txt"
     out.parent.mkdir(parents=True, exist_ok=True)
     seconds = str(int(args.timeout) + 5)
-    cmd = [str(spy), "record", "--pid", str(pid), "--subprocesses", "--rate", "50",
+    # --gil: only the thread holding the GIL is sampled. gridctl run has three busy threads
+    # (the gateway's loop, the engine's, the WAL writer); without it a thread waiting for
+    # the GIL is counted where it waits, and trivial lines look hot.
+    cmd = [str(spy), "record", "--pid", str(pid), "--subprocesses", "--rate", "100", "--gil",
            "--format", "raw", "--output", str(out), "--duration", seconds]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -393,8 +396,9 @@ async def main() -> None:
     parser.add_argument(
         "--profile",
         metavar="DIR",
-        help="py-spy (50 Hz, raw format) on gridctl and its workers during each event, "
-        "one file per size in DIR; read with bench/pyspy_top.py (it costs gridctl CPU: "
+        help="py-spy (100 Hz, GIL holder only, raw format) on gridctl and its workers "
+        "during each event, one file per size in DIR; read with bench/pyspy_top.py (it "
+        "stops gridctl for every sample: at 10,000 chargers readings get refused under it; "
         "take the latency figures from a run without it)",
     )
     parser.add_argument(

@@ -1,7 +1,8 @@
 """Engine tick time vs active connectors (prints figures; not a test).
 
 For each size: a fresh database with the compiled migrations, stations of 2 connectors in
-zones of 100 stations, 10 minutes of samples every 10 s per connector (loaded with COPY),
+zones of 100 stations (``--connectors-per-station``, ``--zone-stations``), 10 minutes of
+samples every 10 s per connector (loaded with COPY),
 an active CURTAIL signal on every zone (the worst case: every station gets a command).
 Then steady state: each 1 s tick ingests a tenth of the connectors' samples from the
 LocalBus and evaluates every sink. Target: <= 100 ms per tick at 10k connectors.
@@ -47,6 +48,12 @@ from pipeline.engine import Engine, VirtualClock, apply_migrations
 T_END = datetime.fromisoformat("2026-01-05T12:10:00+00:00")
 HISTORY_S = 600
 PERIOD_S = 10
+#: the fleet's shape (``--zone-stations``, ``--connectors-per-station``): the default is
+#: this bench's historical one; ``bench/dr_latency.py`` runs 10 zones of single-connector
+#: chargers, so 10,000 there is ``--sizes 10000 --zone-stations 1000
+#: --connectors-per-station 1`` here
+ZONE_STATIONS = 100
+PER_STATION = 2
 
 
 def backend_cpu(pid: int) -> float:
@@ -74,8 +81,8 @@ def load(
     history_period: int = 300,
     signals: bool = True,
 ) -> list[tuple[str, int]]:
-    stations = max(1, connectors // 2)
-    conns = [(f"ST{i:06d}", c) for i in range(stations) for c in (1, 2)]
+    stations = max(1, connectors // PER_STATION)
+    conns = [(f"ST{i:06d}", c) for i in range(stations) for c in range(1, PER_STATION + 1)]
     with psycopg.connect(dsn) as conn, conn.cursor() as cur:
         with cur.copy(
             "COPY station_zones (kafka_key, station_id, zone_id, max_station_kw, "
@@ -83,7 +90,7 @@ def load(
         ) as copy:
             for i in range(stations):
                 sid = f"ST{i:06d}"
-                copy.write_row((sid.encode(), sid, f"Z{i // 100:04d}", 22.0, 22.0, 1.4))
+                copy.write_row((sid.encode(), sid, f"Z{i // ZONE_STATIONS:04d}", 22.0, 22.0, 1.4))
         with cur.copy(
             "COPY meter_values (station_id, connector_id, session_id, power_kw, event_ts, "
             "received_ts, ocpp_version) FROM STDIN"
@@ -98,7 +105,7 @@ def load(
             "COPY dr_signals (signal_id, modification, zone_id, signal_type, "
             "target_reduction_pct, start_ts, end_ts, priority, received_ts) FROM STDIN"
         ) as copy:
-            for z in range((stations + 99) // 100 if signals else 0):
+            for z in range(-(-stations // ZONE_STATIONS) if signals else 0):
                 start = T_END - timedelta(minutes=5)
                 copy.write_row(
                     (f"sig-{z}", 0, f"Z{z:04d}", "CURTAIL", 20.0, start,
@@ -227,7 +234,7 @@ async def run_size(
     # command in one tick (diff, sink state, outbox, publish), then the next tick ingests
     # the baselines it froze.
     now = clock.advance(timedelta(seconds=1))
-    zones = (len(conns) // 2 + 99) // 100
+    zones = -(-(len(conns) // PER_STATION) // ZONE_STATIONS)
     await bus.publish_many(
         [
             Message(topics.DEMAND_RESPONSE, f"deep-{z}", curtail(f"deep-{z}", z, now))
@@ -281,6 +288,7 @@ async def run_size(
 
 
 async def main() -> None:
+    global ZONE_STATIONS, PER_STATION
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1000,10000,50000")
     ap.add_argument("--ticks", type=int, default=20)
@@ -294,7 +302,10 @@ async def main() -> None:
         help="no signal before the event: the event is the first after a quiet spell "
         "(use --ticks 40: plans made, and caches vacuumed, while they were empty)",
     )
+    ap.add_argument("--zone-stations", type=int, default=ZONE_STATIONS)
+    ap.add_argument("--connectors-per-station", type=int, default=PER_STATION)
     args = ap.parse_args()
+    ZONE_STATIONS, PER_STATION = args.zone_stations, args.connectors_per_station
     sizes = [int(s) for s in args.sizes.split(",")]
     hours = [float(h) for h in args.history_hours.split(",")]
     runs = [(n, h) for n in sizes for h in hours]

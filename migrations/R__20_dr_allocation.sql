@@ -96,7 +96,19 @@ FROM (
         ON ft.event_key = e.event_key
         AND ft.zone_id = e.zone_id
         AND ft.station_id = '*'
-    JOIN connector_recent AS m
+    -- Only the samples that can be some event's pre-start load: between the earliest start
+    -- less freshness_seconds and the latest start. The join below says the same per event;
+    -- the bounds (dynamic filters on RisingWave) let the embedded engine read 2 minutes of
+    -- samples instead of baseline_history_seconds when an event begins (at 10,000
+    -- connectors 0.24 s instead of 0.43 s of the event's first tick).
+    JOIN (
+        SELECT station_id, connector_id, power_kw, event_ts
+        FROM connector_recent
+        WHERE event_ts > (
+                SELECT MIN(start_ts) - INTERVAL '${freshness_seconds} SECONDS' FROM dr_events
+            )
+            AND event_ts <= (SELECT MAX(start_ts) FROM dr_events)
+    ) AS m
         ON m.station_id = z.station_id
         AND m.event_ts <= e.start_ts
         AND m.event_ts > e.start_ts - INTERVAL '${freshness_seconds} SECONDS'

@@ -7,6 +7,10 @@ the control characters escaped and a length cap, so one log record stays one lin
 :class:`Warnings` lets the first warnings of a station through and then at most one
 per ``interval_s``, folding the rest into a count ("... and 4,211 more like it in 10 s"):
 a million bad frames from one charger become a handful of lines, not 85 MB.
+:class:`Allowance` caps them all together: when the disk stalls, every charger's readings
+are refused at once, and five lines from each of 10,000 stations were 50,000 log records
+(py-spy: a fifth of the gateway's GIL time in ``logging`` during such a storm, which made
+it worse); past the gateway-wide allowance one line says how many were left out.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 
-__all__ = ["Warnings", "clean"]
+__all__ = ["Allowance", "Warnings", "clean"]
 
 _CONTROL = {i: f"\\x{i:02x}" for i in (*range(0x20), 0x7F)}
 _CONTROL.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x5C: "\\\\"})
@@ -30,8 +34,51 @@ def clean(text: object, limit: int = 200) -> str:
     return s.translate(_TABLE)
 
 
+class Allowance:
+    """Warning lines that many sources together may log: ``burst`` per ``interval_s``."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        *,
+        burst: int = 200,
+        interval_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = logger
+        self.burst = burst
+        self.interval_s = interval_s
+        self.clock = clock
+        self._left = burst
+        self._window_start = clock()
+        self.suppressed = 0
+
+    def take(self) -> bool:
+        """Whether one more line may be logged now (else it is counted)."""
+        now = self.clock()
+        if now - self._window_start >= self.interval_s:
+            if self.suppressed:
+                self.log.warning(
+                    "%d more warnings not logged in the last %.0f s (over %d per %g s "
+                    "across the gateway)",
+                    self.suppressed,
+                    now - self._window_start,
+                    self.burst,
+                    self.interval_s,
+                )
+            self._window_start = now
+            self._left = self.burst
+            self.suppressed = 0
+        if self._left <= 0:
+            self.suppressed += 1
+            return False
+        self._left -= 1
+        return True
+
+
 class Warnings:
-    """Rate-limited warnings of one source (a station connection, the handshake refusals)."""
+    """Rate-limited warnings of one source (a station connection, the handshake refusals);
+    ``shared``: an :class:`Allowance` the source's lines also draw on."""
 
     def __init__(
         self,
@@ -41,21 +88,26 @@ class Warnings:
         burst: int = 5,
         interval_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        shared: Allowance | None = None,
     ) -> None:
         self.log = logger
         self.prefix = clean(prefix, 80)
         self.burst = burst
         self.interval_s = interval_s
         self.clock = clock
+        self.shared = shared
         self._allowance = burst
         self._window_start = clock()
         self.suppressed = 0
+
+    def _may(self) -> bool:
+        return self.shared is None or self.shared.take()
 
     def warning(self, message: str, *args: object) -> None:
         """Log ``message % args`` (non-numbers :func:`clean`-ed) unless over the rate."""
         now = self.clock()
         if now - self._window_start >= self.interval_s:
-            if self.suppressed:
+            if self.suppressed and self._may():
                 self.log.warning(
                     "%s%d more warnings like the ones above in the last %.0f s",
                     self.prefix,
@@ -69,13 +121,15 @@ class Warnings:
             self.suppressed += 1
             return
         self._allowance -= 1
+        if not self._may():
+            return
         self.log.warning(
             self.prefix + message, *(a if isinstance(a, int | float) else clean(a) for a in args)
         )
 
     def close(self) -> None:
         """Say how many were folded since the last line (the connection ended)."""
-        if self.suppressed:
+        if self.suppressed and self._may():
             self.log.warning(
                 "%s%d more warnings like the ones above before it disconnected",
                 self.prefix,

@@ -31,7 +31,7 @@ from ocpp_gateway.clock import now_utc
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.dialect import Dialect
 from ocpp_gateway.errors import ChargerRefused, StationOffline
-from ocpp_gateway.logsafe import Warnings
+from ocpp_gateway.logsafe import Allowance, Warnings
 from ocpp_gateway.metrics import GatewayMetrics
 from ocpp_gateway.normalise import Bounds, NormaliseError
 from ocpp_gateway.profiles import UNKNOWN, Capabilities
@@ -130,6 +130,8 @@ class StationContext:
     boots: BootThrottle | None = None
     #: station -> its budget, kept across reconnects: reconnecting must not refill it
     budgets: dict[str, Budget] = field(default_factory=dict)
+    #: the warning lines all stations together may log (see ocpp_gateway.logsafe)
+    warnings: Allowance = field(default_factory=lambda: Allowance(log))
 
     def budget(self, station_id: str) -> Budget:
         """The station's budget (a new, full one the first time)."""
@@ -185,7 +187,7 @@ class Station:
         self._per_action: dict[str, tuple[Any, Any]] = {}  # action -> (counter, histogram)
         self.budget = ctx.budget(station_id)
         #: this station's warnings: escaped, and at most a few per 10 s with a count
-        self.warn = Warnings(log, f"station {station_id}: ")
+        self.warn = Warnings(log, f"station {station_id}: ", shared=ctx.warnings)
 
     @classmethod
     def handled(cls) -> frozenset[str]:

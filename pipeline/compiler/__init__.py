@@ -257,7 +257,11 @@ def _view_sql(sql: str, text: str) -> list[str]:
             f"DROP TABLE IF EXISTS {cache} CASCADE",
             f"CREATE VIEW {live} AS\n{body}",
             _tick_view(evaluate, compiled),
-            f"CREATE TABLE {cache} AS SELECT * FROM {live} WITH NO DATA",
+            # A cache the tick rewrites whole is derived data: UNLOGGED, so rewriting it
+            # writes no WAL (a crash empties it; the next tick fills it again). A top-1
+            # cache is refreshed from the rows since its last_seq: it must survive a crash.
+            f"CREATE {'' if refresh else 'UNLOGGED '}TABLE {cache} AS SELECT * FROM {live} "
+            "WITH NO DATA",
             f"CREATE VIEW {tick} AS SELECT * FROM {cache}",
             f'CREATE VIEW "{name}" AS SELECT * FROM {tick} WHERE {kept} '
             f"UNION ALL SELECT * FROM {live} WHERE NOT {kept}",

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.rows import dict_row
 
+from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, Message
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
@@ -40,30 +40,69 @@ class SinkMixin:
     _views: list[View]
     _sources: dict[str, list[Source]]
     _outbox_dirty: bool
+    topic_prefix: str
     #: when a list, each statement of a tick is run alone and its (SQL, seconds) appended
     statement_times: list[tuple[str, float]] | None
     _require: Callable[[], psycopg.AsyncConnection[Any]]
 
     async def _evaluate_sinks(self, now: datetime) -> list[Emit]:
+        """Materialise the views, then apply and publish the command sink before the rest.
+
+        A charger's limit is what a DR event waits for: at 10,000 stations the first tick
+        of an event also emits 10,000 frozen baselines and the alerts, and applying and
+        publishing those first put the first SetChargingProfile ~1 s later
+        (``bench/dr_latency.py``). So when the command sink changed anything, its changes
+        are committed and published on their own, and the other sinks follow in a second
+        transaction over the same caches (same clock, same ingested rows). A crash in
+        between loses nothing: the second transaction's sinks are diffed again by the next
+        tick against the emitted state they left unchanged.
+        """
         conn = self._require()
-        async with conn.cursor(row_factory=dict_row) as cur:
+        first = [s for s in self._sinks if s.topic == self._command_topic()]
+        rest = [s for s in self._sinks if s.topic != self._command_topic()]
+        sent: list[Emit] = []
+        # Tuple rows: a dict per outbox row was the engine thread's largest Python cost
+        # while an event's 20,000 records were fetched (py-spy --gil, bench/dr_latency.py).
+        async with conn.cursor() as cur:
             with metrics.stage("views"):
                 await self._materialise(cur, now)
-            try:
+            applied = await self._apply_or_isolate(cur, now, first)
+            if rest and any(rows for _, rows in applied):
                 with metrics.stage("sink_diff"):
-                    applied = await self._apply_sinks(cur, now, savepoints=False)
-            except psycopg.Error:
-                # A view is missing or broken (e.g. mid-rebuild): apply sink by sink.
-                await conn.rollback()
-                await self._materialise(cur, now)
-                applied = await self._apply_sinks(cur, now, savepoints=True)
+                    await conn.commit()
+                sent += await self._send(applied)
+                applied = []
+            applied += await self._apply_or_isolate(cur, now, rest)
             with metrics.stage("sink_diff"):
                 await conn.commit()
+        return sent + await self._send(applied)
+
+    def _command_topic(self) -> str:
+        return self.topic_prefix + topic_names.SET_CHARGING_PROFILE
+
+    async def _apply_or_isolate(
+        self, cur: psycopg.AsyncCursor[Any], now: datetime, sinks: list[Sink]
+    ) -> list[tuple[Sink, list[tuple[Any, ...]]]]:
+        """Apply ``sinks`` in the tick's transaction; if one fails, roll back and apply them
+        one by one, each in a savepoint, so a broken view stops only its own sink."""
+        if not sinks:
+            return []
+        try:
+            with metrics.stage("sink_diff"):
+                return await self._apply_sinks(cur, now, sinks, savepoints=False)
+        except psycopg.Error:
+            # A view is missing or broken (e.g. mid-rebuild): apply sink by sink.
+            await self._require().rollback()
+            await self._materialise(cur, now)
+            return await self._apply_sinks(cur, now, sinks, savepoints=True)
+
+    async def _send(self, applied: list[tuple[Sink, list[tuple[Any, ...]]]]) -> list[Emit]:
+        """Publish what one committed transaction wrote to the outbox, in ``seq`` order."""
         pending: list[tuple[int, Emit]] = []
         for sink, rows in applied:
             if rows:
                 metrics.SINK_RECORDS.labels(sink.name).inc(len(rows))
-            pending += [(r["seq"], Emit(sink.topic, r["key"], r["value"])) for r in rows]
+            pending += [(seq, Emit(sink.topic, key, value)) for seq, key, value in rows]
         pending.sort(key=lambda p: p[0])
         if self._outbox_dirty:
             await self._flush_outbox()  # older records first; they include these
@@ -86,7 +125,7 @@ class SinkMixin:
                 "WHEN cardinality(sources) = 0 THEN ARRAY['']::TEXT[] ELSE sources END) AS mark "
                 f"FROM {SCHEMA}.views WHERE kind = 'eowc'"
             )
-            marks = {r["name"]: (r["emitted_until"], r["mark"]) for r in await cur.fetchall()}
+            marks = {name: (done, mark) for name, done, mark in await cur.fetchall()}
         statements: list[tuple[str, tuple[Any, ...]]] = [
             (f"UPDATE {SCHEMA}.clock SET ts = %s WHERE id", (None if self._clock is None else now,))
         ]
@@ -166,13 +205,18 @@ class SinkMixin:
         )
 
     async def _apply_sinks(
-        self, cur: psycopg.AsyncCursor[Any], now: datetime, *, savepoints: bool
-    ) -> list[tuple[Sink, list[dict[str, Any]]]]:
+        self,
+        cur: psycopg.AsyncCursor[Any],
+        now: datetime,
+        sinks: list[Sink],
+        *,
+        savepoints: bool,
+    ) -> list[tuple[Sink, list[tuple[Any, ...]]]]:
         """Apply each sink's changes to its emitted state and the outbox (UPSERT sinks
         first, then by name); the outbox rows written, per sink."""
         conn = self._require()
-        out: list[tuple[Sink, list[dict[str, Any]]]] = []
-        for sink in sorted(self._sinks, key=lambda s: (not s.upsert, s.name)):
+        out: list[tuple[Sink, list[tuple[Any, ...]]]] = []
+        for sink in sorted(sinks, key=lambda s: (not s.upsert, s.name)):
             try:
                 async with conn.transaction() if savepoints else contextlib.nullcontext():
                     began = time.perf_counter()

@@ -11,7 +11,7 @@ import pytest
 import websockets
 
 from ocpp_gateway import Gateway
-from ocpp_gateway.logsafe import Warnings, clean
+from ocpp_gateway.logsafe import Allowance, Warnings, clean
 
 
 def test_clean_escapes_control_characters_and_caps_length() -> None:
@@ -36,6 +36,37 @@ def test_warnings_fold_repeats_into_a_count(caplog: pytest.LogCaptureFixture) ->
     assert lines[3] == "station CP: 997 more warnings like the ones above in the last 10 s"
     assert lines[4] == "station CP: bad frame again"
     assert len(lines) == 5  # nothing left over to report at close
+
+
+def test_many_stations_warning_at_once_share_one_allowance(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stalled disk refuses every charger's readings at once: 10,000 stations x 5 lines
+    each were 50,000 records. With a shared allowance of 20 lines per 10 s, 20 are logged
+    and one line counts the 49,980 others (per station they are not counted again)."""
+    now = [0.0]
+    logger = logging.getLogger("t")
+    shared = Allowance(logger, burst=20, interval_s=10, clock=lambda: now[0])
+    stations = [
+        Warnings(logger, f"station CP{i}: ", burst=5, interval_s=10, clock=lambda: now[0],
+                 shared=shared)
+        for i in range(10_000)
+    ]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="t"):
+        for warn in stations:
+            for _ in range(5):
+                warn.warning("%d readings not durable, refusing ack: %s", 1, "timeout")
+        now[0] = 10.0
+        stations[0].warning("%d readings not durable, refusing ack: %s", 1, "again")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[:20] == [
+        f"station CP{i // 5}: 1 readings not durable, refusing ack: timeout" for i in range(20)
+    ]
+    assert lines[20] == (
+        "49980 more warnings not logged in the last 10 s (over 20 per 10 s across the gateway)"
+    )
+    assert lines[21] == "station CP0: 1 readings not durable, refusing ack: again"
+    assert len(lines) == 22
 
 
 async def test_a_million_bad_frames_do_not_become_a_million_log_lines(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -13,7 +14,7 @@ from prometheus_client import REGISTRY
 
 from cli.query_cmd import available, run_query
 from pipeline import metrics_names, topics
-from pipeline.bus.base import PublishError
+from pipeline.bus.base import Message, PublishError
 from pipeline.engine import Engine
 from tests.pipeline.golden.harness import T0, Harness
 
@@ -72,6 +73,40 @@ async def test_outbox_survives_a_failed_publish_and_is_sent_once(postgres: str) 
         sent = await h.tick(3)
         assert [(k, v["target_power_kw"]) for _, k, v in sent if v] == [("A", 2.1), ("B", 1.8)]
         assert await h.tick(4) == []
+
+
+async def test_a_tick_publishes_the_commands_before_it_applies_the_other_sinks(
+    postgres: str,
+) -> None:
+    """The first tick of an event also freezes every station's baseline and raises alerts;
+    at 10,000 stations diffing and publishing those first put the first SetChargingProfile
+    ~1 s later (bench/dr_latency.py). The commands go out in a batch of their own, before
+    any other sink has written its outbox rows; the rest follows in the same tick."""
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        batches: list[tuple[set[str], list[tuple[str]]]] = []
+        publish_many = h.bus.publish_many
+
+        async def spy(messages: list[Message], **kwargs: Any) -> None:
+            with psycopg.connect(postgres) as conn:
+                written = conn.execute(
+                    "SELECT DISTINCT topic FROM gridctl_engine.outbox ORDER BY 1"
+                ).fetchall()
+            batches.append(({m.topic for m in messages}, written))
+            await publish_many(messages, **kwargs)
+
+        h.bus.publish_many = spy  # type: ignore[method-assign]  # a spy on the real bus
+        await h.tick(1)
+        assert batches[0] == (
+            {topics.SET_CHARGING_PROFILE},
+            [(topics.SET_CHARGING_PROFILE,)],
+        )
+        assert len(batches) == 2 and topics.DR_BASELINES in batches[1][0]
+        assert topics.SET_CHARGING_PROFILE not in batches[1][0]
+        assert h.targets() == {"A": 4.6, "B": 3.3}
+        batches.clear()
+        await h.tick(2)  # nothing changed: no batch at all
+        assert batches == []
 
 
 def _dropped(reason: str) -> float:

@@ -112,6 +112,30 @@ async def test_event_heard_after_its_start(postgres: str) -> None:
         ) == [("a", 10.0, "pre_start", 5.0), ("b", 8.0, "load_now", 4.0)]
 
 
+async def test_events_of_different_starts_each_find_their_own_pre_start_load(
+    postgres: str,
+) -> None:
+    """dr_prestart_load reads only samples between the earliest start less freshness and
+    the latest start (the bounds of every event's own window): one event starting now and
+    one that started ten minutes ago, in one tick, each get the sample before their start."""
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z2")
+        await h.sample("A", 1, 10.0, -610)  # before a's start (-600)
+        await h.sample("A", 1, 8.0, -5)
+        await h.sample("B", 1, 12.0, -700)  # too old for b: 700 s before its start
+        await h.sample("B", 1, 6.0, -5)  # b's pre-start load: 5 s before it starts
+        await h.sample("B", 1, 9.0, 1)  # after b's start: not its baseline
+        await h.signal("a", "Z1", start=-600, end=600, received=0, target_reduction_pct=50.0)
+        await h.signal("b", "Z2", start=0, end=600, received=0, target_reduction_pct=50.0)
+        await h.tick(1)
+        # a: 10 kW before its start -> cap 5; b: 6 kW -> cap 3.
+        assert sorted(
+            h.query("SELECT signal_id, baseline_kw, baseline_basis, cap_kw FROM dr_signal_caps")
+        ) == [("a", 10.0, "pre_start", 5.0), ("b", 6.0, "pre_start", 3.0)]
+        assert h.targets() == {"A": 5.0, "B": 3.0}
+
+
 async def test_second_signal_in_a_curtailed_zone_borrows_the_baseline(postgres: str) -> None:
     async with Harness(postgres) as h:
         await station(h, "A", "Z1")

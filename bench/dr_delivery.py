@@ -61,6 +61,7 @@ def _child(conn: Any, zones: list[dict[str, Any]], data_dir: str) -> None:
 
 
 async def _child_async(conn: Any, zones: list[dict[str, Any]], data_dir: str) -> None:
+    from cli import gc_settings
     from ocpp_gateway import Gateway, GatewayConfig
     from pipeline import topics
     from pipeline.bus import LocalBus, Message
@@ -82,8 +83,8 @@ async def _child_async(conn: Any, zones: list[dict[str, Any]], data_dir: str) ->
         GatewayConfig(port=0, allow_unknown_stations=True, state_dir=str(Path(data_dir) / "gw")),
     )
     await gw.start()
-    gc.freeze()  # as cli/runtime.py does once everything is started
-    if os.environ.get("BENCH_GC0"):  # an experiment: the youngest generation's threshold
+    gc_settings.settle()  # as gridctl run does once everything is started
+    if os.environ.get("BENCH_GC0"):  # before/after: BENCH_GC0=700 is CPython's default
         gc.set_threshold(int(os.environ["BENCH_GC0"]), *gc.get_threshold()[1:])
     gc_time = _GcTime()
     loop_thread = threading.get_ident()

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 import typer
 
+from cli import gc_settings
 from cli.logs import setup_logging
 from cli.migration_vars import parse_vars
 from pipeline.bus import BusError
@@ -69,6 +70,7 @@ async def serve(
     gateway = Gateway(bus, GatewayConfig(**options))
     try:
         await gateway.start()
+        gc_settings.settle()  # as gridctl run does (cli/gc_settings.py)
         print(f"READY {gateway.port}", flush=True)
         await stop.wait()
     finally:

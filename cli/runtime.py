@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
+from cli import gc_settings
 from cli.datadir import DataDirLock, without_password, write_state
 from cli.paths import project_dir
 from pipeline.bus import Bus, LocalBus
@@ -295,10 +295,10 @@ class Runtime:
                 "engine": s.engine,
             },
         )
-        # What was imported and built so far lives as long as the process: keep it out of
-        # the cyclic GC's full collections, which otherwise stop the event loop for tens
-        # of ms and set the gateway's ack p99 (tests/drills/test_fuzz_load.py).
-        gc.freeze()
+        # What was imported and built so far lives as long as the process: kept out of
+        # the cyclic GC's full collections, and the young generation collected less
+        # often so that a DR event's commands die young (see cli/gc_settings.py).
+        gc_settings.settle()
         return self.endpoints
 
     def _bus_name(self, bootstrap: str | None) -> str:

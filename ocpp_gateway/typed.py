@@ -17,6 +17,7 @@ gets no types (``None``): every payload of that action takes the compiled valida
 from __future__ import annotations
 
 import itertools
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -42,9 +43,10 @@ def struct_of(schema: dict[str, Any], name: str) -> Any:
     expressed exactly."""
     counter = itertools.count()
     try:
-        return _type(schema, schema.get("definitions", {}), name, counter, ())
+        typ = _type(schema, schema.get("definitions", {}), name, counter, ())
     except _Unsupported:
         return None
+    return None if isinstance(typ, _Multiple) else typ
 
 
 def _type(
@@ -68,11 +70,75 @@ def _type(
         return _array(node, defs, name, counter, seen)
     if kind == "string":
         return _string(node)
+    if kind in ("integer", "number"):
+        return _number(node, kind)
     if isinstance(kind, str) and kind in _SCALARS:
         if set(node) - {"type", "additionalProperties"} - _IGNORED:
             raise _Unsupported(f"{kind} constraints")
         return _SCALARS[kind]
     raise _Unsupported(f"type {kind!r}")
+
+
+#: bound of a ``multipleOf`` number: up to 2**53 an integer converts to float exactly, so
+#: the check below sees the value the compiled validator sees (and no quotient overflows)
+_EXACT = float(2**53)
+
+
+def _number(node: dict[str, Any], kind: str) -> Any:
+    """``integer`` / ``number`` with ``minimum`` (inclusive, as in drafts 4 and 6 without
+    ``exclusiveMinimum``) and, for ``number``, ``multipleOf``.
+
+    ``minimum`` must be a whole number below 2**53, so that ``ge`` compares exactly with
+    any value msgspec accepts. ``multipleOf`` cannot be ``Meta(multiple_of=...)``: for a
+    float msgspec tests ``fmod(x, m) == 0``, which refuses 7.5 for 0.1, while the compiled
+    validator (what decides; fastjsonschema 2.22) tests whether
+    ``Decimal(repr(x)) / Decimal(repr(m))`` is whole, which refuses 0.30000000000000004
+    (a plain ``x / m`` would not). So such a number comes back as :class:`_Multiple`, and
+    the object holding it runs that same test in ``__post_init__`` (:func:`_object`);
+    anywhere else, no types. Only a float step is taken (for an integer step the
+    validator tests integers with ``%``), and values within +-2**53.
+    """
+    if set(node) - {"type", "additionalProperties", "minimum", "multipleOf"} - _IGNORED:
+        raise _Unsupported(f"{kind} constraints")
+    meta: dict[str, Any] = {}
+    if "minimum" in node:
+        low = node["minimum"]
+        if type(low) not in (int, float) or low != int(low) or abs(low) >= 2**53:
+            raise _Unsupported("minimum")
+        meta["ge"] = int(low) if kind == "integer" else float(low)
+    step = node.get("multipleOf")
+    if step is not None:
+        if kind != "number" or type(step) is not float or not 1e-6 <= step <= 1e6:
+            raise _Unsupported("multipleOf")
+        meta.update(ge=max(meta.get("ge", -_EXACT), -_EXACT), le=_EXACT)
+    typ = Annotated[_SCALARS[kind], msgspec.Meta(**meta)] if meta else _SCALARS[kind]
+    return _Multiple(typ, step) if step is not None else typ
+
+
+class _Multiple:
+    """A ``number`` with ``multipleOf``: its type, and the step its holder checks."""
+
+    def __init__(self, typ: Any, step: float) -> None:
+        self.typ, self.step = typ, step
+
+
+def _multiples_check(checks: tuple[tuple[str, str, float], ...]) -> Any:
+    """``__post_init__`` of an object with ``multipleOf`` numbers: the validator's test.
+
+    A ``ValueError`` here is a ``msgspec.ValidationError`` to the caller, so the payload
+    goes to the compiled validator, which refuses it and words the error.
+    """
+
+    def __post_init__(self: Any) -> None:
+        for attr, key, step in checks:
+            value = getattr(self, attr)
+            if value is msgspec.UNSET:
+                continue
+            quotient = Decimal(repr(value)) / Decimal(repr(step))
+            if int(quotient) != quotient:
+                raise ValueError(f"{key} is not a multiple of {step:g}")
+
+    return __post_init__
 
 
 def _string(node: dict[str, Any]) -> Any:
@@ -108,6 +174,8 @@ def _array(
     if not isinstance(items, dict):
         raise _Unsupported("items must be one schema")
     item = _type(items, defs, name + "Item", counter, seen)
+    if isinstance(item, _Multiple):
+        raise _Unsupported("multipleOf on array items")
     meta: dict[str, Any] = {}
     for keyword, arg in (("minItems", "min_length"), ("maxItems", "max_length")):
         if keyword in node:
@@ -140,10 +208,14 @@ def _object(
         raise _Unsupported("required without a property")
     fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
     rename: dict[str, str] = {}
+    multiples: list[tuple[str, str, float]] = []
     for key, sub in props.items():
         attr = f"f{next(counter)}"  # JSON keys need not be identifiers
         rename[attr] = key
         typ = _type(sub, defs, key, counter, seen)
+        if isinstance(typ, _Multiple):
+            multiples.append((attr, key, typ.step))
+            typ = typ.typ
         if key in required:
             fields.append((attr, typ))
         else:  # may be absent, but ``null`` is not a value of the schema's type
@@ -157,4 +229,5 @@ def _object(
         forbid_unknown_fields=not extra,
         omit_defaults=True,
         frozen=True,
+        namespace={"__post_init__": _multiples_check(tuple(multiples))} if multiples else None,
     )

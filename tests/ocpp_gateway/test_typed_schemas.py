@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 from pathlib import Path
 from typing import Any
@@ -90,9 +91,15 @@ def valid(node: dict[str, Any], defs: dict[str, Any], rng: random.Random, depth:
             text = rng.choice(["\U0001f600", "é", "a"]) * limit  # at the limit, in code points
         return text[:limit]
     if kind == "integer":
-        return rng.choice([0, 1, -7, 2**31 - 1, 2**40])
+        low = node.get("minimum", -(2**63))
+        return rng.choice([v for v in (0, 1, -7, 2**31 - 1, 2**40) if v >= low])
     if kind == "number":
-        return rng.choice([0, 1.5, -2, 1e300, 7])
+        low = node.get("minimum", -1e308)
+        if "multipleOf" in node:  # what the profiles build: floor(x * 10) / 10
+            pool = [0, 0.1, 7.5, 22.0, 3.7, 11.1, 4.2, -2, 1.0, 2.0**53, 7]
+        else:
+            pool = [0, 1.5, -2, 1e300, 7]
+        return rng.choice([v for v in pool if v >= low])
     if kind == "boolean":
         return rng.choice([True, False])
     raise AssertionError(f"no generator for {node}")
@@ -158,8 +165,17 @@ def hostile(
     if choice == 7 and node.get("type") == "integer":
         return put(rng.choice([1.0, 1.5, True, "7"]))
     if choice == 8 and node.get("type") == "number":
-        return put(rng.choice([True, "1.5", None]))
+        return put(rng.choice([True, "1.5", None, *NUMBERS]))
+    if choice == 8 and node.get("type") == "integer" and "minimum" in node:
+        return put(rng.choice([node["minimum"] - 1, -1, -(2**63), node["minimum"]]))
     return put(rng.choice([None, "", 0, [None], {"a": 1}]))
+
+
+#: numbers where a typed multipleOf / minimum could differ from the validator's: floats
+#: a float division calls whole but the decimal one does not, beyond 2**53 (where an int
+#: and its float differ), huge, tiny, negative zero, just below zero
+NUMBERS = [0.30000000000000004, 7.55, 7.5, 0.1 * 3, 2.0**53 + 2, 2**53 + 1, 2**60, 1e300,
+           1e-7, -0.0, -1e-300, -0.1, 1e308, 123456789.1, 0.7000000000000001]  # fmt: skip
 
 
 def accepts_typed(typed: Any, payload: Any) -> bool:
@@ -181,6 +197,8 @@ def accepts_validator(validator: Any, payload: Any) -> bool:
 HOT = {
     ("1.6", "MeterValues"), ("1.6", "StatusNotification"), ("1.6", "Heartbeat"),
     ("2.0.1", "TransactionEvent"), ("2.0.1", "MeterValues"),
+    # our own call, validated before every send (protocol.send_call)
+    ("1.6", "SetChargingProfile"), ("2.0.1", "SetChargingProfile"),
 }  # fmt: skip
 
 
@@ -270,7 +288,12 @@ def test_a_schema_keyword_the_types_cannot_say_gives_no_types() -> None:
 
     assert struct_of({"type": "object", "properties": {"a": {"type": "integer"}}}, "A")
     for node in (
-        {"type": "integer", "minimum": 0},
+        {"type": "integer", "minimum": 0.5},
+        {"type": "integer", "maximum": 9},
+        {"type": "integer", "multipleOf": 0.1},
+        {"type": "number", "multipleOf": 1},
+        {"type": "number", "exclusiveMinimum": True, "minimum": 0},
+        {"type": "array", "items": {"type": "number", "multipleOf": 0.1}},
         {"type": "string", "pattern": "^a$"},
         {"type": ["string", "null"]},
         {"anyOf": [{"type": "string"}]},
@@ -283,3 +306,88 @@ def test_the_schema_files_parse(tmp_path: Path) -> None:
     # every case above read a real file; this guards the enumeration itself
     assert len(CASES) > 100
     assert json.dumps(raw_schema(schemas_of("2.0.1"), "TransactionEvent", False))
+
+
+def _limit_payloads(version: str, limit: Any) -> list[dict[str, Any]]:
+    """A SetChargingProfile as the dialect builds it, with ``limit`` as the period's limit
+    and as ``minChargingRate`` (both ``multipleOf 0.1`` in 1.6)."""
+    from datetime import UTC, datetime, timedelta
+
+    from ocpp_gateway.profiles import UNKNOWN
+    from pipeline.contracts import SetChargingProfileCommand
+
+    dialect = next(d for d in DIALECTS.values() if d.name == version)
+    now = datetime(2026, 12, 2, 5, 0, tzinfo=UTC)
+    cmd = SetChargingProfileCommand(
+        station_id="CP1", target_power_kw=7.4, signal_id="s", dr_end_ts=now + timedelta(hours=1),
+        command_ts=now,
+    )  # fmt: skip
+    out = []
+    for where in ("limit", "minChargingRate"):
+        payload = dialect.set_profile(cmd, None, dialect.purposes[0], now, 60, UNKNOWN)
+        profile = payload["csChargingProfiles" if version == "1.6" else "chargingProfile"]
+        sched = profile["chargingSchedule"]
+        sched = sched[0] if isinstance(sched, list) else sched
+        if where == "limit":
+            sched["chargingSchedulePeriod"][0]["limit"] = limit
+        else:
+            sched["minChargingRate"] = limit
+        out.append(payload)
+    return out
+
+
+@pytest.mark.parametrize("version", ["1.6", "2.0.1"])
+def test_set_charging_profile_takes_the_fast_path_and_refuses_as_the_schema(version: str) -> None:
+    """The limits the profiles build (floor(x * 10) / 10) are accepted by the types, and
+    no limit the compiled validator refuses is: hand-picked edges and 20,000 others."""
+    schemas = schemas_of(version)
+    typed = schemas.typed("SetChargingProfile")
+    assert typed is not None
+    validator = schemas.compile("SetChargingProfile")
+    rng = random.Random(f"limits/{version}")
+    built = [math.floor(rng.uniform(0, 50_000) * 10 + 1e-9) / 10 for _ in range(5_000)]
+    for value in built:
+        for payload in _limit_payloads(version, value):
+            assert accepts_typed(typed, payload), value  # the fast path, every time
+            assert accepts_validator(validator, payload), value
+    others: list[Any] = [*NUMBERS, 2**53, -(2**53), 10**20, True, None, "7.5"]
+    others += [rng.uniform(-100, 100) for _ in range(5_000)]
+    others += [round(rng.uniform(0, 100), rng.randint(1, 3)) for _ in range(5_000)]
+    others += [rng.randint(-10, 10) / 10 for _ in range(1_000)]
+    refused = 0
+    for value in others:
+        for payload in _limit_payloads(version, value):
+            by_validator = accepts_validator(validator, payload)
+            if accepts_typed(typed, payload):
+                assert by_validator, f"types accepted what the schema refuses: {value!r}"
+            refused += not by_validator
+    # 1.6: multipleOf 0.1 refuses most random floats; 2.0.1 sets no step: wrong types only
+    assert refused > (1_000 if version == "1.6" else 5)
+
+
+def test_multiple_of_by_hand() -> None:
+    """Hand-checked against the schema's rule (1.6 limit: multipleOf 0.1, decimal test):
+    7.5 = 75 x 0.1 is taken by the types (msgspec's own fmod test would refuse it);
+    7.55 and 0.30000000000000004 (0.1 * 3 in floats) are no multiples, and both the types
+    and the schema refuse them; an integer is a multiple; a negative multiple is one too
+    (1.6 sets no minimum)."""
+    schemas = schemas_of("1.6")
+    typed = schemas.typed("SetChargingProfile")
+    validator = schemas.compile("SetChargingProfile")
+    cases = {
+        7.5: True,
+        7.55: False,
+        0.1 * 3: False,
+        22: True,
+        -0.1: True,
+        0.7000000000000001: False,
+    }
+    for value, expected in cases.items():
+        (payload, _) = _limit_payloads("1.6", value)
+        assert accepts_validator(validator, payload) is expected, value
+        assert accepts_typed(typed, payload) is expected, value
+    assert error_of(schemas, "SetChargingProfile", _limit_payloads("1.6", 7.55)[0], False) == (
+        "PropertyConstraintViolation",
+        "SetChargingProfile: data.csChargingProfiles.chargingSchedule.chargingSchedulePeriod[0]"
+        ".limit must be multiple of 0.1",
+    )

@@ -226,8 +226,10 @@ class Engine(IngestMixin, SinkMixin):
         failing_since: float | None = None
         while True:
             started = time.monotonic()
+            commanded = False
             try:
-                await self.run_tick()
+                sent = await self.run_tick()
+                commanded = any(e.topic == self._command_topic() for e in sent)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -245,7 +247,16 @@ class Engine(IngestMixin, SinkMixin):
                         time.monotonic() - failing_since,
                     )
                     failing_since = None
-            await self._wait_next(max(0.0, self.tick - (time.monotonic() - started)))
+            # After a tick that sent commands, a whole tick's rest: the gateway now sends
+            # them to thousands of chargers on the same cores, and the next tick (the
+            # answers' readings, every view again) would take them from it. A new signal
+            # still rings the doorbell at once. bench/dr_latency.py alternated with and
+            # without (idle machine): p99 at 5,000 0.99/1.09 s against 1.30/1.81 s, at
+            # 10,000 1.81/3.27 s against 2.70/3.31 s.
+            if commanded:
+                await self._wait_next(self.tick)
+            else:
+                await self._wait_next(max(0.0, self.tick - (time.monotonic() - started)))
 
     async def _wait_next(self, delay: float) -> None:
         """Sleep until the next tick, or only until a DR signal arrives.

@@ -34,6 +34,36 @@ def clean(text: object, limit: int = 200) -> str:
     return s.translate(_TABLE)
 
 
+class _Window:
+    """``burst`` lines per ``interval_s``, the rest counted: the state both limits keep."""
+
+    def __init__(self, burst: int, interval_s: float, clock: Callable[[], float]) -> None:
+        self.burst = burst
+        self.interval_s = interval_s
+        self.clock = clock
+        self.left = burst
+        self.start = clock()
+        self.suppressed = 0
+
+    def roll(self) -> tuple[int, float]:
+        """Open a new window if this one is over; what the closed one suppressed and how
+        long it lasted (``(0, 0.0)`` while it is still open)."""
+        now = self.clock()
+        if now - self.start < self.interval_s:
+            return 0, 0.0
+        closed = (self.suppressed, now - self.start)
+        self.start, self.left, self.suppressed = now, self.burst, 0
+        return closed
+
+    def spend(self) -> bool:
+        """One line, if the window has one left (else it is counted)."""
+        if self.left <= 0:
+            self.suppressed += 1
+            return False
+        self.left -= 1
+        return True
+
+
 class Allowance:
     """Warning lines that many sources together may log: ``burst`` per ``interval_s``."""
 
@@ -46,34 +76,19 @@ class Allowance:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.log = logger
-        self.burst = burst
-        self.interval_s = interval_s
-        self.clock = clock
-        self._left = burst
-        self._window_start = clock()
-        self.suppressed = 0
+        self._window = _Window(burst, interval_s, clock)
 
     def take(self) -> bool:
         """Whether one more line may be logged now (else it is counted)."""
-        now = self.clock()
-        if now - self._window_start >= self.interval_s:
-            if self.suppressed:
-                self.log.warning(
-                    "%d more warnings not logged in the last %.0f s (over %d per %g s "
-                    "across the gateway)",
-                    self.suppressed,
-                    now - self._window_start,
-                    self.burst,
-                    self.interval_s,
-                )
-            self._window_start = now
-            self._left = self.burst
-            self.suppressed = 0
-        if self._left <= 0:
-            self.suppressed += 1
-            return False
-        self._left -= 1
-        return True
+        suppressed, seconds = self._window.roll()
+        if suppressed:
+            w = self._window
+            self.log.warning(
+                "%d more warnings not logged in the last %.0f s (over %d per %g s "
+                "across the gateway)",
+                suppressed, seconds, w.burst, w.interval_s,
+            )  # fmt: skip
+        return self._window.spend()
 
 
 class Warnings:
@@ -92,36 +107,26 @@ class Warnings:
     ) -> None:
         self.log = logger
         self.prefix = clean(prefix, 80)
-        self.burst = burst
-        self.interval_s = interval_s
-        self.clock = clock
         self.shared = shared
-        self._allowance = burst
-        self._window_start = clock()
-        self.suppressed = 0
+        self._window = _Window(burst, interval_s, clock)
+
+    @property
+    def suppressed(self) -> int:
+        """Lines of this source left out since its last summary."""
+        return self._window.suppressed
 
     def _may(self) -> bool:
         return self.shared is None or self.shared.take()
 
     def warning(self, message: str, *args: object) -> None:
         """Log ``message % args`` (non-numbers :func:`clean`-ed) unless over the rate."""
-        now = self.clock()
-        if now - self._window_start >= self.interval_s:
-            if self.suppressed and self._may():
-                self.log.warning(
-                    "%s%d more warnings like the ones above in the last %.0f s",
-                    self.prefix,
-                    self.suppressed,
-                    now - self._window_start,
-                )
-            self._window_start = now
-            self._allowance = self.burst
-            self.suppressed = 0
-        if self._allowance <= 0:
-            self.suppressed += 1
-            return
-        self._allowance -= 1
-        if not self._may():
+        suppressed, seconds = self._window.roll()
+        if suppressed and self._may():
+            self.log.warning(
+                "%s%d more warnings like the ones above in the last %.0f s",
+                self.prefix, suppressed, seconds,
+            )  # fmt: skip
+        if not self._window.spend() or not self._may():
             return
         self.log.warning(
             self.prefix + message, *(a if isinstance(a, int | float) else clean(a) for a in args)
@@ -129,10 +134,10 @@ class Warnings:
 
     def close(self) -> None:
         """Say how many were folded since the last line (the connection ended)."""
-        if self.suppressed and self._may():
+        if self._window.suppressed and self._may():
             self.log.warning(
                 "%s%d more warnings like the ones above before it disconnected",
                 self.prefix,
-                self.suppressed,
+                self._window.suppressed,
             )
-            self.suppressed = 0
+        self._window.suppressed = 0

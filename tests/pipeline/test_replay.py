@@ -38,7 +38,8 @@ async def test_replay_matches_golden_output_and_is_deterministic(
     # at 12:02:30: S4 (demand 8) admitted at 4.2 + the 0.8 left = 5.0, S3 (6) pauses (0);
     # tombstones at its 12:07:30 end. RESTORE at 12:10: tombstones. S2 over its 7 kW
     # contract once per minute; Z1 over cap from 12:07 (300 s grace); ack rate 0.5; the
-    # pipeline's own baseline and signal-state records.
+    # pipeline's own baseline and signal-state records. Within a tick the commands come
+    # first: the engine publishes the command sink before the other sinks.
     assert first.getvalue() == (GOLDEN / "scenario_basic.expected.jsonl").read_text()
     # The same input again, on a throw-away embedded PostgreSQL: the same bytes.
     second = io.StringIO()

@@ -26,8 +26,9 @@ pytestmark = pytest.mark.timeout(180)
 def _postmaster(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None
-    stat = Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()
+        assert row is not None
+        # read while the backend lives: it exits as soon as the connection closes
+        stat = Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()
     return int(stat[1])  # a backend's parent is the postmaster
 
 

@@ -97,6 +97,7 @@ class Engine(IngestMixin, SinkMixin):
         #: the deployment's ``${topic_prefix}``: the catalog's topics carry it already;
         #: the engine's own topics (dead letters) and the DR doorbell get it here
         self.topic_prefix = topic_prefix
+        self.command_topic = topic_prefix + topic_names.SET_CHARGING_PROFILE
         self._catalog_at = 0.0
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._sub: Subscription | None = None
@@ -229,7 +230,7 @@ class Engine(IngestMixin, SinkMixin):
             commanded = False
             try:
                 sent = await self.run_tick()
-                commanded = any(e.topic == self._command_topic() for e in sent)
+                commanded = any(e.topic == self.command_topic for e in sent)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from pipeline import topics as topic_names
 from pipeline.bus.base import Bus, Message
 from pipeline.compiler.bootstrap import SCHEMA
 from pipeline.engine import metrics
@@ -40,7 +39,8 @@ class SinkMixin:
     _views: list[View]
     _sources: dict[str, list[Source]]
     _outbox_dirty: bool
-    topic_prefix: str
+    #: the deployment's command topic (``${topic_prefix}`` included): its sink goes first
+    command_topic: str
     #: when a list, each statement of a tick is run alone and its (SQL, seconds) appended
     statement_times: list[tuple[str, float]] | None
     _require: Callable[[], psycopg.AsyncConnection[Any]]
@@ -58,8 +58,8 @@ class SinkMixin:
         tick against the emitted state they left unchanged.
         """
         conn = self._require()
-        first = [s for s in self._sinks if s.topic == self._command_topic()]
-        rest = [s for s in self._sinks if s.topic != self._command_topic()]
+        first = [s for s in self._sinks if s.topic == self.command_topic]
+        rest = [s for s in self._sinks if s.topic != self.command_topic]
         sent: list[Emit] = []
         # Tuple rows: a dict per outbox row was the engine thread's largest Python cost
         # while an event's 20,000 records were fetched (py-spy --gil, bench/dr_latency.py).
@@ -76,9 +76,6 @@ class SinkMixin:
             with metrics.stage("sink_diff"):
                 await conn.commit()
         return sent + await self._send(applied)
-
-    def _command_topic(self) -> str:
-        return self.topic_prefix + topic_names.SET_CHARGING_PROFILE
 
     async def _apply_or_isolate(
         self, cur: psycopg.AsyncCursor[Any], now: datetime, sinks: list[Sink]

@@ -136,6 +136,46 @@ async def test_events_of_different_starts_each_find_their_own_pre_start_load(
         assert h.targets() == {"A": 5.0, "B": 3.0}
 
 
+async def test_pre_start_load_of_connectors_in_each_case(postgres: str) -> None:
+    """dr_prestart_load takes a connector's pre-start sample three ways (its latest if that
+    is from before the start; else its samples before the start ranked; a connector with no
+    fresh sample now, its older samples ranked): each way, and two on one station, give the
+    latest sample at or before the start that was fresh then."""
+    async with Harness(postgres) as h:
+        await station(h, "A", "Z1")
+        await station(h, "B", "Z1")
+        await station(h, "C", "Z2")
+        await station(h, "D", "Z2")
+        # Event n starts now. A: connector 1's latest is from before the start (6 kW);
+        # connector 2 reported again after it (9 kW): its pre-start sample is 4 kW.
+        await h.sample("A", 1, 6.0, -5)
+        await h.sample("A", 2, 4.0, -5)
+        await h.sample("A", 2, 9.0, 1)
+        await h.sample("B", 1, 5.0, -5)
+        # Event h started 10 minutes before we heard of it. C has been silent since 50 s
+        # before that start (no fresh sample now); D reported since.
+        await h.sample("C", 1, 10.0, -650)
+        await h.sample("D", 1, 12.0, -730)  # more than freshness (120 s) before the start
+        await h.sample("D", 1, 7.0, -610)
+        await h.sample("D", 1, 3.0, -5)
+        await h.signal("n", "Z1", start=0, end=600, received=0, target_reduction_pct=50.0)
+        await h.signal("h", "Z2", start=-600, end=600, received=0, target_reduction_pct=50.0)
+        await h.tick(2)
+        assert sorted(
+            h.query("SELECT station_id, baseline_kw, basis FROM dr_baseline_computed")
+        ) == [
+            ("A", 10.0, "pre_start"),
+            ("B", 5.0, "pre_start"),
+            ("C", 10.0, "pre_start"),
+            ("D", 7.0, "pre_start"),
+        ]
+        # n: 15 kW -> cap 7.5; h: 17 kW -> cap 8.5.
+        assert sorted(h.query("SELECT signal_id, baseline_kw, cap_kw FROM dr_signal_caps")) == [
+            ("h", 17.0, 8.5),
+            ("n", 15.0, 7.5),
+        ]
+
+
 async def test_second_signal_in_a_curtailed_zone_borrows_the_baseline(postgres: str) -> None:
     async with Harness(postgres) as h:
         await station(h, "A", "Z1")

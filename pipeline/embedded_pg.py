@@ -18,16 +18,21 @@ import hashlib
 import logging
 import os
 import pwd
+import re
 import shutil
 import socket
 import subprocess
 import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 from pipeline import embedded_pg_auth as auth
 
 _SYSTEM_USER = "embedded_postgres"
+#: libc locales whose collation is the order of the UTF-8 bytes (glibc's C.UTF-8 orders
+#: by code point, which is the same order)
+_BYTE_ORDER_LOCALES = frozenset({"C", "POSIX", "C.UTF-8", "C.utf8"})
 DEFAULT_RUNTIME_DIR = "/var/lib/gridctl/embedded-postgres"
 
 
@@ -246,6 +251,7 @@ class EmbeddedPostgres:
                     "-U",
                     auth.SUPERUSER,
                     "--encoding=UTF8",
+                    *self._locale_args(kwargs),
                     "--no-sync",
                 ],
                 kwargs,
@@ -253,6 +259,29 @@ class EmbeddedPostgres:
             )
         finally:
             pwfile.unlink(missing_ok=True)
+
+    def _locale_args(self, kwargs: dict[str, object]) -> list[str]:
+        """Text compared by its bytes, as RisingWave compares it, whatever the host's locale.
+
+        RisingWave has no collations: strings order by their UTF-8 bytes. A cluster made
+        with the host's locale (``en_US.UTF-8``, say) orders ``'B' < 'a'`` the other way,
+        so a tie broken by an id (``ORDER BY ... event_key``) could go the other way on
+        the two engines, and every sort of text keys pays for ``strcoll``. PostgreSQL 17+
+        has a built-in ``C.UTF-8`` locale: byte order, Unicode case mapping, the same on
+        every host; older servers get plain ``C``.
+        """
+        out = subprocess.run(
+            [self._bin("initdb"), "--version"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=self.home,
+            **kwargs,
+        ).stdout  # type: ignore[call-overload]
+        m = re.search(r"(\d+)(?:\.\d+)?\s*$", out.strip())
+        if m and int(m.group(1)) >= 17:
+            return ["--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
+        return ["--locale=C"]
 
     def _stop_stale(self, pgdata: Path, kwargs: dict[str, object]) -> None:
         if (pgdata / "postmaster.pid").exists():
@@ -284,7 +313,14 @@ class EmbeddedPostgres:
                         (self.database,),
                     ).fetchone()
                     if row is None:
-                        conn.execute(f'CREATE DATABASE "{self.database}" OWNER "{auth.OWNER}"')
+                        # Byte order even in a cluster an older gridctl made with the
+                        # host's locale (see _locale_args).
+                        builtin = (conn.info.server_version or 0) >= 170000
+                        order = " LOCALE_PROVIDER builtin BUILTIN_LOCALE 'C.UTF-8'" * builtin
+                        conn.execute(
+                            f'CREATE DATABASE "{self.database}" OWNER "{auth.OWNER}" '
+                            f"TEMPLATE template0 ENCODING 'UTF8' LOCALE 'C'{order}"
+                        )
                     elif row[0] != auth.OWNER:
                         conn.execute(f'ALTER DATABASE "{self.database}" OWNER TO "{auth.OWNER}"')
                         with psycopg.connect(
@@ -292,6 +328,8 @@ class EmbeddedPostgres:
                             autocommit=True,
                         ) as db:
                             db.execute(auth.ADOPT_OBJECTS)  # type: ignore[arg-type]
+                    if row is not None:
+                        self._warn_unless_byte_order(conn)
                 if legacy:
                     log.warning(
                         "the embedded PostgreSQL in %s trusted every local user; it now "
@@ -304,6 +342,24 @@ class EmbeddedPostgres:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.2)
+
+    def _warn_unless_byte_order(self, conn: Any) -> None:
+        """Say so when the database compares text by a locale (made by an older gridctl):
+        its ties may break unlike RisingWave's, and its text sorts are slower."""
+        got = conn.execute(
+            "SELECT datlocprovider, datcollate FROM pg_database WHERE datname = %s",
+            (self.database,),
+        ).fetchone()
+        if got is None or got[0] == "b" or (got[0] == "c" and got[1] in _BYTE_ORDER_LOCALES):
+            return
+        log.warning(
+            "the embedded database %s compares text by the locale %r (provider %s), not by "
+            "its bytes as RisingWave does: ties broken by an id may differ between the "
+            "engines. A new data directory (--data-dir) gets byte order.",
+            self.database,
+            got[1],
+            got[0],
+        )
 
     def stop(self) -> None:
         pgdata = self.home / "pgdata"

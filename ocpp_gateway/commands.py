@@ -11,7 +11,7 @@ and always applies the *latest* desired state, so a burst of updates costs one c
 to send (the deadband and change interval of docs/control-law.md §6, purpose fallback,
 status mapping) is :mod:`ocpp_gateway.policy`'s decision; this module carries it out,
 including the retry of a raise the change interval held back. Every attempt is published
-to ``ocpp.command_results``.
+to ``ocpp.command_results``; the log counts them once per ``outcome_log_s``.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.dialect import Dialect
 from ocpp_gateway.errors import ChargerRefused, StationOffline
 from ocpp_gateway.metrics import GatewayMetrics
+from ocpp_gateway.outcomes import Outcomes
 from ocpp_gateway.profiles import Capabilities
 from pipeline import topics
 from pipeline.bus import Bus, BusError, Record, Subscription
@@ -113,6 +114,8 @@ class CommandDelivery:
         self._timers: dict[str, asyncio.TimerHandle] = {}
         #: set when other workers share the port: a station they hold is not offline
         self.holders: Holders | None = None
+        self.outcomes = Outcomes()
+        self._outcome_log: asyncio.Task[None] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self) -> None:
@@ -124,12 +127,17 @@ class CommandDelivery:
             follow(self._sub, self._follow_batch, what="command topic", timeout=0.5),
             name="commands-reader",
         )
+        self._outcome_log = asyncio.create_task(self._log_outcomes(), name="commands-log")
 
     async def stop(self) -> None:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        tasks = [t for t in (self._reader, *self._workers.values(), *self._spawned) if t]
+        tasks = [
+            t
+            for t in (self._reader, self._outcome_log, *self._workers.values(), *self._spawned)
+            if t
+        ]
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -137,6 +145,18 @@ class CommandDelivery:
                 await task
         if self._sub is not None:
             await self._sub.close()
+        self._say_outcomes()
+
+    async def _log_outcomes(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.outcome_log_s)
+            self._say_outcomes()
+
+    def _say_outcomes(self) -> None:
+        line = self.outcomes.take()
+        if line is not None:
+            every = self.config.outcome_log_s
+            log.info("commands answered (counted every %g s): %s", every, line)
 
     def _follow_batch(self, records: list[Record]) -> None:
         for record in records:
@@ -253,7 +273,8 @@ class CommandDelivery:
         elapsed = time.perf_counter() - t0
         self.metrics.commands.labels(status).inc()
         self.metrics.command_seconds.observe(elapsed)
-        log.info("station %s: %s -> %s in %.0f ms", station.id, action, status, elapsed * 1000)
+        log.debug("station %s: %s -> %s in %.0f ms", station.id, action, status, elapsed * 1000)
+        self.outcomes.note(station.id, action, status)
         await self._publish(
             CommandResult(
                 station_id=station.id,
@@ -288,6 +309,7 @@ class CommandDelivery:
         cmd = self.desired.get(station_id)
         now = _now()
         self.metrics.commands.labels("Offline").inc()
+        self.outcomes.note(station_id, "SetChargingProfile", "Offline")
         await self._publish(
             CommandResult(
                 station_id=station_id,

@@ -36,6 +36,9 @@ class GatewayConfig:
     #: seconds between clock records on ocpp.command_results (ocpp_gateway.clock), so that
     #: acknowledgement windows close on time; None: none
     result_clock_s: float | None = 5.0
+    #: seconds between the INFO lines that count the commands' answers (one line per
+    #: interval, not per charger: ocpp_gateway.outcomes); each answer is a DEBUG line
+    outcome_log_s: float = 10.0
     ping_interval: float | None = 60.0
     ping_timeout: float | None = 60.0
     #: largest frame accepted (1009 above): a 1.6 MeterValues of a 3-phase charger with

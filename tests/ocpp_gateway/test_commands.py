@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -230,6 +231,37 @@ class Slow16(Charger16):
     @on(Action16.set_charging_profile)
     async def on_set_profile(self, **kwargs):  # type: ignore[override]
         await asyncio.sleep(30)
+
+
+async def test_answers_are_counted_in_one_info_line_not_one_per_charger(
+    bus: Bus, gateway_config: GatewayConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At INFO the log says what the commands came to once per interval, naming the
+    stations of what was not Accepted; the per-charger line is DEBUG."""
+    gw = Gateway(bus, replace(gateway_config, outcome_log_s=0.3))
+    await gw.start()
+    caplog.set_level(logging.INFO, logger="ocpp_gateway.commands")
+    try:
+        async with charger(gw.port, "CP-L1") as a, charger(gw.port, "CP-L2") as b:
+            a.answers["ChargePointMaxProfile"] = "Rejected"  # then TxDefaultProfile
+            await boot16(a)
+            await boot16(b)
+            await command(bus, "CP-L1", 7.0)
+            await command(bus, "CP-L2", 7.0)
+            await results(bus, "CP-L1", 2)
+            await results(bus, "CP-L2", 1)
+            async with asyncio.timeout(5):
+                while not [r for r in caplog.records if "commands answered" in r.getMessage()]:
+                    await asyncio.sleep(0.05)
+    finally:
+        await gw.stop()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    counted = [line for line in lines if "commands answered" in line]
+    assert counted[0].endswith(
+        "SetChargingProfile Accepted 2; SetChargingProfile Rejected 1 (CP-L1)"
+    ), counted
+    assert not [line for line in lines if "->" in line]  # no line per answer at INFO
+    assert len(counted) == 1  # nothing more to say afterwards, nor at stop
 
 
 async def test_not_supported_and_timeout(bus: Bus, gateway_config: GatewayConfig) -> None:

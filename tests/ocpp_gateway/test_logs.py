@@ -12,6 +12,7 @@ import websockets
 
 from ocpp_gateway import Gateway
 from ocpp_gateway.logsafe import Allowance, Warnings, clean
+from ocpp_gateway.outcomes import Outcomes
 
 
 def test_clean_escapes_control_characters_and_caps_length() -> None:
@@ -95,3 +96,17 @@ async def test_a_million_bad_frames_do_not_become_a_million_log_lines(
     assert 5 <= len(lines) <= 8, lines  # a burst of 5, then one line with the count
     assert any("more warnings like the ones above" in line for line in lines)
     assert any("\\nforged" in line for line in lines)
+
+
+def test_outcomes_count_by_action_and_status_and_name_a_few_of_the_rest() -> None:
+    out = Outcomes()
+    for i in range(10_000):
+        out.note(f"CP{i:05d}", "SetChargingProfile", "Accepted")
+    for i in range(7):
+        out.note(f"CP-R{i}", "SetChargingProfile", "Rejected")
+    out.note("CP-X", "ClearChargingProfile", "Timeout")
+    assert out.take() == (
+        "ClearChargingProfile Timeout 1 (CP-X); SetChargingProfile Accepted 10,000; "
+        "SetChargingProfile Rejected 7 (CP-R0, CP-R1, CP-R2, CP-R3, CP-R4, ...)"
+    )
+    assert out.take() is None  # said once

@@ -163,6 +163,7 @@ class IngestMixin:
         if lag is None:  # transport cannot tell: at least a full batch is waiting, or none
             lag = self.batch_size if total >= self.max_records_per_tick else 0
         metrics.LAG.set(lag)
+        metrics.tally("records", total)
 
     async def _write_batch(self, batch: Sequence[Record], now: datetime) -> None:
         """Write a batch and its offsets in one transaction; bad records to dead letters.

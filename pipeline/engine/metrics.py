@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -63,6 +64,10 @@ STAGE_CPU = _get(
 )
 
 
+#: the running tick's own figures (stage -> wall seconds, and counts), for its log line
+_LEDGER: ContextVar[dict[str, float] | None] = ContextVar("engine_tick_ledger", default=None)
+
+
 @contextlib.contextmanager
 def stage(name: str) -> Iterator[None]:
     """Count the wall and thread-CPU time of one stage of a tick: the figures that tell
@@ -71,5 +76,26 @@ def stage(name: str) -> Iterator[None]:
     try:
         yield
     finally:
-        STAGE_WALL.labels(name).inc(time.perf_counter() - wall)
+        spent = time.perf_counter() - wall
+        STAGE_WALL.labels(name).inc(spent)
         STAGE_CPU.labels(name).inc(time.thread_time() - cpu)
+        tally(name, spent)
+
+
+def tally(name: str, amount: float) -> None:
+    """Add to the running tick's ledger (nothing outside :func:`ledger`)."""
+    book = _LEDGER.get()
+    if book is not None:
+        book[name] = book.get(name, 0.0) + amount
+
+
+@contextlib.contextmanager
+def ledger() -> Iterator[dict[str, float]]:
+    """The figures of one tick: the counters above sum over every tick, and a tick that
+    is slow once (an event's first, the one after it) disappears in them."""
+    book: dict[str, float] = {}
+    token = _LEDGER.set(book)
+    try:
+        yield book
+    finally:
+        _LEDGER.reset(token)

@@ -315,19 +315,23 @@ class Engine(IngestMixin, SinkMixin):
         async with self._lock:
             started = time.perf_counter()
             now = self.now()
-            if time.monotonic() - self._catalog_at >= self.catalog_refresh:
-                await self._reload_catalog()
-            with metrics.stage("ingest"):
-                await self._ingest(now)
-            sent = await self._evaluate_sinks(now)
-            await self._retention(now)
-            if self.ticks % 30 == 29:
-                await self._vacuum()
+            with metrics.ledger() as book:
+                if time.monotonic() - self._catalog_at >= self.catalog_refresh:
+                    await self._reload_catalog()
+                with metrics.stage("ingest"):
+                    await self._ingest(now)
+                sent = await self._evaluate_sinks(now)
+                await self._retention(now)
+                if self.ticks % 30 == 29:
+                    await self._vacuum()
             self._last_tick = now
             self.ticks += 1
             self.last_tick_at = time.monotonic()
             metrics.LAST_TICK.set(time.time())
-            metrics.TICK.observe(time.perf_counter() - started)
+            took = time.perf_counter() - started
+            metrics.TICK.observe(took)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s", _tick_line(self.ticks, took, book, sent, self.command_topic))
             return sent
 
     def _require(self) -> psycopg.AsyncConnection[Any]:
@@ -440,6 +444,23 @@ class Engine(IngestMixin, SinkMixin):
                 f"AND NOT EXISTS (SELECT 1 FROM {sink.relation} AS v WHERE {key} = s.key)",  # type: ignore[arg-type]
                 (sink.name, now - timedelta(hours=1)),
             )
+
+
+def _tick_line(
+    number: int, took: float, book: dict[str, float], sent: list[Emit], command_topic: str
+) -> str:
+    """One tick in one line (DEBUG): where an event's first tick, or the slow one after
+    it, spent its time, which the per-stage counters only show summed over all ticks."""
+    stages = ", ".join(
+        f"{name} {book[name]:.3f}"
+        for name in ("ingest", "ingest_bus", "views", "sink_diff", "publish", "outbox")
+        if name in book
+    )
+    commands = sum(1 for e in sent if e.topic == command_topic)
+    return (
+        f"engine tick {number}: {took:.3f} s ({stages}); {int(book.get('records', 0))} "
+        f"records ingested, {len(sent)} sent ({commands} commands)"
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ test_engine_retention.py)."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -107,6 +108,26 @@ async def test_a_tick_publishes_the_commands_before_it_applies_the_other_sinks(
         batches.clear()
         await h.tick(2)  # nothing changed: no batch at all
         assert batches == []
+
+
+async def test_each_tick_says_where_its_time_went_at_debug(
+    postgres: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with Harness(postgres) as h:
+        await _capped_zone(h)
+        with caplog.at_level(logging.DEBUG, logger="pipeline.engine.runtime"):
+            await h.tick(1)
+        lines = [r.getMessage() for r in caplog.records if "engine tick" in r.getMessage()]
+        assert len(lines) == 1, lines
+        line = lines[0]
+        # 2 stations, their 2 samples and the signal ingested; 2 commands among what was sent
+        assert "5 records ingested" in line and "(2 commands)" in line, line
+        for stage in ("ingest", "views", "sink_diff", "publish", "outbox"):
+            assert f"{stage} 0." in line, line
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="pipeline.engine.runtime"):
+            await h.tick(2)
+        assert not [r for r in caplog.records if "engine tick" in r.getMessage()]
 
 
 def _dropped(reason: str) -> float:

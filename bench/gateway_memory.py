@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/gateway_memory.py --steps 1000,10000            # attribution
     .venv/bin/python bench/gateway_memory.py --steps 10000 --no-trace      # RSS only
+    .venv/bin/python bench/gateway_memory.py --steps 10000 --no-trace --event   # a DR event
+    .venv/bin/python bench/gateway_memory.py --steps 3000 --event --snapshots 0.5,1,2
 
 The gateway runs in a child process as ``gridctl gateway`` builds it (``Gateway`` on a
 bus, the default ``GatewayConfig``; stations imported onto the bus as ``POST
@@ -20,6 +22,19 @@ has sent two rounds of readings the child reports:
   objects per connection by type (``gc.get_objects``);
 - the non-per-connection baseline: traced bytes and RSS before any charger (imports,
   compiled schemas and validators, the gateway's state).
+
+With ``--event``, after the last step the child publishes one ``SetChargingProfileCommand``
+per station onto ``ocpp.commands.set_charging_profile`` in one ``publish_many`` (as the
+engine's sink does: a new signal, every station sent), the fleet answers and reports its new
+draw at once (the burst of readings a real event brings), and the child reports:
+
+- RSS sampled every 20 ms by a thread from the publish until every ``CommandResult`` is on
+  the bus (the event's peak), then again ``--after`` s later;
+- with tracing, ``tracemalloc`` snapshots ``--snapshots`` s after the publish: traced
+  bytes over the pre-event report by owner and by allocation site, objects by type;
+- pymalloc's arenas (``sys._debugmallocstats``) before, at the last snapshot and after,
+  so RSS that stays after the event can be told from bytes still referenced;
+- with ``--trim``, RSS before and after ``malloc_trim(0)`` once the event is over.
 
 tracemalloc costs CPU (~2x) and its own memory (not in the traced bytes, but in RSS): take
 RSS figures from a ``--no-trace`` run. Prints figures; asserts nothing.
@@ -85,10 +100,11 @@ def _where(frames: tuple[tuple[str, int], ...]) -> str:
     return " < ".join(f"{_package(f)}:{Path(f).name}:{n}" for f, n in frames)
 
 
-def _report(trace: bool, gateway: Any, bus: Any) -> dict[str, Any]:
+def _report(trace: bool, gateway: Any, bus: Any, *, collect: bool = True) -> dict[str, Any]:
     import tracemalloc
 
-    gc.collect()
+    if collect:  # not during an event: what the collector would free later is held now
+        gc.collect()
     out: dict[str, Any] = {"rss": rss_mib(os.getpid()), "connected": len(gateway.stations)}
     out["types"] = Counter(type(o).__qualname__ for o in gc.get_objects())
     out["bus_records"] = {t: len(log_.tail) for t, log_ in bus._logs.items()}
@@ -114,6 +130,140 @@ def _report(trace: bool, gateway: Any, bus: Any) -> dict[str, Any]:
         out["traced"] = sum(owners.values())
         out["owners"] = owners
         out["tracebacks"] = tracebacks
+    return out
+
+
+class _RssPeak:
+    """The highest RSS of this process, sampled by a thread (it runs while the loop is busy)."""
+
+    def __init__(self, every: float = 0.02) -> None:
+        import threading
+
+        self.peak = 0.0
+        self.at = 0.0
+        self._t0 = time.monotonic()
+        self._stop = threading.Event()
+        self._every = every
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        pid = os.getpid()
+        while not self._stop.wait(self._every):
+            rss = rss_mib(pid)
+            if rss > self.peak:
+                self.peak, self.at = rss, time.monotonic() - self._t0
+
+    def stop(self) -> tuple[float, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.peak, self.at
+
+
+def _mallocstats() -> dict[str, int]:
+    """pymalloc's arenas and blocks now (parsed from ``sys._debugmallocstats``' stderr)."""
+    with tempfile.TemporaryFile("w+") as out:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(out.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+        out.seek(0)
+        text = out.read()
+    stats: dict[str, int] = {}
+    for line in text.splitlines():
+        name, sep, value = line.rpartition("=")
+        name = name.strip("# ").strip()
+        if sep and name in (
+            "arenas allocated current", "arenas highwater mark", "bytes in allocated blocks",
+            "bytes in available blocks",
+        ):  # fmt: skip
+            stats[name] = int(value.strip().replace(",", ""))
+    return stats
+
+
+async def _event(
+    trace: bool, gateway: Any, bus: Any, snapshots: list[float], after: float, trim: bool
+) -> dict[str, Any]:
+    """One DR event: a command per held station, the peak while delivered, then after."""
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline import topics
+    from pipeline.bus import Message
+    from pipeline.contracts import CommandResult, SetChargingProfileCommand, decode, encode
+
+    results = bus.subscribe([topics.COMMAND_RESULTS], group=None)
+    while await results.batch(100_000, timeout=0.2):  # the results before the event
+        pass
+    before = _report(trace, gateway, bus)
+    before["malloc"] = _mallocstats()
+    now = datetime.now(UTC)
+    zones = [gateway.registry.zone(sid) for sid in list(gateway.stations)]
+    batch = [
+        Message(
+            topics.SET_CHARGING_PROFILE,
+            z.station_id,
+            encode(
+                SetChargingProfileCommand(
+                    station_id=z.station_id,
+                    target_power_kw=round(z.max_station_kw * 0.6, 2),
+                    signal_id="bench-memory-event",
+                    dr_end_ts=now + timedelta(minutes=10),
+                    command_ts=now,
+                )
+            ),
+        )
+        for z in zones
+        if z is not None
+    ]
+    want = len(batch)
+    del zones
+    gc.collect()
+    if trace:
+        import tracemalloc
+
+        tracemalloc.reset_peak()
+    peak = _RssPeak()
+    t0 = time.monotonic()
+    await bus.publish_many(batch)
+    del batch
+    out: dict[str, Any] = {"before": before, "commands": want, "snapshots": []}
+    got = 0
+    statuses: Counter[str] = Counter()
+    pending = sorted(snapshots)
+    while got < want and time.monotonic() - t0 < 120:
+        if pending and time.monotonic() - t0 >= pending[0]:
+            at = pending.pop(0)
+            snap = _report(trace, gateway, bus, collect=False)
+            snap["at"] = at
+            snap["results"] = got
+            if not pending:
+                snap["malloc"] = _mallocstats()
+            out["snapshots"].append(snap)
+        for r in await results.batch(100_000, timeout=0.05):
+            result = decode(CommandResult, r.value, topic=r.topic)  # type: ignore[arg-type]
+            if result.action != "Clock":
+                got += 1
+                statuses[f"{result.action} {result.status}"] += 1
+    out["delivered_s"] = time.monotonic() - t0
+    out["peak"], out["peak_at"] = peak.stop()
+    if trace:
+        out["traced_peak"] = tracemalloc.get_traced_memory()[1]
+    out["results"] = dict(statuses)
+    out["rss_delivered"] = rss_mib(os.getpid())
+    await asyncio.sleep(after)
+    out["after"] = _report(trace, gateway, bus)
+    out["after"]["malloc"] = _mallocstats()
+    if trim:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+        out["trimmed"] = rss_mib(os.getpid())
+    await results.close()
     return out
 
 
@@ -148,13 +298,18 @@ async def _serve_async(
     del zones, creds, messages, stations
     gateway = Gateway(bus, GatewayConfig(port=0, state_dir=str(data_dir / "gateway")))
     await gateway.start()
-    gc.freeze()  # as gridctl run and gridctl gateway's runtime do once started
+    from cli import gc_settings
+
+    gc_settings.settle()  # as gridctl run and gridctl gateway do once started
     loop = asyncio.get_running_loop()
     conn.send(gateway.port)
     while True:
         command = await loop.run_in_executor(None, conn.recv)
         if command == "stop":
             break
+        if isinstance(command, tuple) and command[0] == "event":
+            conn.send(await _event(trace, gateway, bus, *command[1:]))
+            continue
         conn.send(_report(trace, gateway, bus))
     await gateway.stop()
     await bus.stop()
@@ -207,6 +362,17 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             print(f"  {step} chargers: {reports[-1]['connected']} connected, RSS "
                   f"{reports[-1]['rss']:.1f} MiB, load avg {os.getloadavg()[0]:.2f}",
                   flush=True)  # fmt: skip
+        if args.event:
+            got: set[str] = set()
+            for fleet in fleets:
+                fleet.on_profile = lambda sid, _at: got.add(sid)
+            refused0 = sum(f.refused_readings() for f in fleets)
+            snapshots = [float(x) for x in args.snapshots.split(",")] if args.snapshots else []
+            parent.send(("event", snapshots, args.after, args.trim))
+            event = await loop.run_in_executor(None, parent.recv)
+            event["profiles"] = len(got)
+            event["refused"] = sum(f.refused_readings() for f in fleets) - refused0
+            reports.append(event)
     finally:
         for fleet in fleets:
             await fleet.stop()
@@ -224,7 +390,62 @@ def mib(n: float) -> str:
     return f"{n / 2**20:8.1f}"
 
 
+def show_event(event: dict[str, Any], top: int) -> None:
+    before, after = event["before"], event["after"]
+    print(f"\n## DR event: {event['commands']} commands, {event['profiles']} profiles received, "
+          f"results {event['results']} in {event['delivered_s']:.1f} s, "
+          f"{event['refused']} readings refused")  # fmt: skip
+    trim = f", after malloc_trim {event['trimmed']:.1f}" if "trimmed" in event else ""
+    print(f"RSS MiB: before {before['rss']:.1f}, peak {event['peak']:.1f} (at "
+          f"+{event['peak_at']:.1f} s), at the last result {event['rss_delivered']:.1f}, "
+          f"after {after['rss']:.1f}{trim}")  # fmt: skip
+    if "traced_peak" in event:
+        print(
+            f"traced MiB: before {mib(before['traced']).strip()}, peak "
+            f"{mib(event['traced_peak']).strip()}, after {mib(after['traced']).strip()}"
+        )
+    for name, r in (("before", before), *((f"+{s['at']:g} s", s) for s in event["snapshots"]
+                    if "malloc" in s), ("after", after)):  # fmt: skip
+        m = r.get("malloc", {})
+        if m:
+            print(
+                f"pymalloc {name}: arenas of 1 MiB {m.get('arenas allocated current', 0)} "
+                f"(highwater {m.get('arenas highwater mark', 0)}), allocated blocks "
+                f"{mib(m.get('bytes in allocated blocks', 0)).strip()} MiB, free blocks "
+                f"{mib(m.get('bytes in available blocks', 0)).strip()} MiB"
+            )
+    n = max(1, event["commands"])
+    for snap in (*event["snapshots"], after):
+        label = f"+{snap['at']:g} s ({snap['results']} results)" if "at" in snap else "after"
+        traced = ""
+        if "traced" in snap:
+            traced = f", traced +{(snap['traced'] - before['traced']) / 2**20:.1f} MiB"
+        print(f"\n### {label}: RSS {snap['rss']:.1f} MiB{traced} over before")
+        if "owners" in snap:
+            owners = Counter(snap["owners"])
+            owners.subtract(before["owners"])
+            print("by owner, B per command: " + ", ".join(
+                f"{k} {v / n:.0f}" for k, v in owners.most_common(12)))  # fmt: skip
+            rows = []
+            for where, (size, count) in snap["tracebacks"].items():
+                size0, count0 = before["tracebacks"].get(where, (0, 0))
+                rows.append(((size - size0) / n, (count - count0) / n, where))
+            print("top allocation sites, B and blocks per command:")
+            for size, count, where in sorted(rows, reverse=True)[:top]:
+                print(f"  {size:8.0f} B {count:5.2f}  {where}")
+        types = Counter(snap["types"])
+        types.subtract(before["types"])
+        print("objects per command by type: " + ", ".join(
+            f"{k} {v / n:.2f}" for k, v in types.most_common(top) if v / n >= 0.2))  # fmt: skip
+        records = sum(snap["bus_records"].values()) - sum(before["bus_records"].values())
+        print(
+            f"bus records added: {records} "
+            f"({(snap['bus_bytes'] - before['bus_bytes']) / 2**20:.1f} MiB of values/keys)"
+        )
+
+
 def show(reports: list[dict[str, Any]], top: int) -> None:
+    event = reports.pop() if "commands" in reports[-1] else None
     base = reports[0]
     traced = f", traced {mib(base['traced']).strip()} MiB" if "traced" in base else ""
     print(f"\nbaseline (no charger): RSS {base['rss']:.1f} MiB{traced}")
@@ -267,6 +488,8 @@ def show(reports: list[dict[str, Any]], top: int) -> None:
         bus = {t: b["bus_records"].get(t, 0) - a["bus_records"].get(t, 0)
                for t in b["bus_records"]}  # fmt: skip
         print("bus records added: " + ", ".join(f"{t} {v}" for t, v in bus.items() if v))
+    if event is not None:
+        show_event(event, top)
 
 
 def main() -> None:
@@ -276,6 +499,10 @@ def main() -> None:
     ap.add_argument("--meter-interval", type=float, default=10.0)
     ap.add_argument("--connect-rate", type=float, default=500.0, help="chargers/s")
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--event", action="store_true", help="then a DR event (see above)")
+    ap.add_argument("--snapshots", default="", help="s after the publish: traced snapshots")
+    ap.add_argument("--after", type=float, default=10.0, help="s after the last result")
+    ap.add_argument("--trim", action="store_true", help="malloc_trim(0) after the event")
     args = ap.parse_args()
     print(f"# machine: {machine()}; steps {args.steps}, tracemalloc "
           f"{'off' if args.no_trace else f'on (depth {TRACE_DEPTH})'}", flush=True)  # fmt: skip

@@ -27,6 +27,7 @@ from websockets.http11 import Request, Response
 from ocpp_gateway.auth import StationRegistry
 from ocpp_gateway.config import GatewayConfig
 from ocpp_gateway.errors import AuthError
+from ocpp_gateway.keepalive import Keepalive
 from ocpp_gateway.logsafe import Warnings, clean
 from ocpp_gateway.metrics import GatewayMetrics
 
@@ -86,6 +87,10 @@ class OcppServer:
         self._handler = handler
         self._server: Server | None = None
         self._refusals = Warnings(log, "handshake refused: ", burst=20)
+        #: one task pings every connection (ocpp_gateway.keepalive), not one per connection
+        self._keepalive: Keepalive | None = None
+        if config.ping_interval is not None:
+            self._keepalive = Keepalive(config.ping_interval, config.ping_timeout)
 
     async def start(self) -> None:
         ctx = None
@@ -100,8 +105,9 @@ class OcppServer:
             ssl=ctx,
             subprotocols=list(SUBPROTOCOLS),  # type: ignore[arg-type]
             process_request=self._process_request,
-            ping_interval=self.config.ping_interval,
-            ping_timeout=self.config.ping_timeout,
+            # our Keepalive pings instead, with the same interval and timeout
+            ping_interval=None,
+            ping_timeout=None,
             max_size=self.config.max_size,
             close_timeout=self.config.close_timeout,
             # websockets drops a handshake after 10 s by default, with no answer at all;
@@ -110,6 +116,8 @@ class OcppServer:
             server_header="gridctl-ocpp",
             reuse_port=self.config.reuse_port or None,
         )
+        if self._keepalive is not None:
+            self._keepalive.start()
 
     @property
     def port(self) -> int:
@@ -134,6 +142,8 @@ class OcppServer:
         )
         await self._server.wait_closed()
         self._server = None
+        if self._keepalive is not None:
+            await self._keepalive.stop()
 
     async def _process_request(
         self, connection: ServerConnection, request: Request
@@ -223,4 +233,12 @@ class OcppServer:
         if station_id is None or version is None:  # process_request already refused these
             await connection.close(1002, "no OCPP subprotocol")
             return
-        await self._handler(station_id, str(version), connection)
+        keepalive = self._keepalive
+        if keepalive is None:
+            await self._handler(station_id, str(version), connection)
+            return
+        keepalive.add(connection)
+        try:
+            await self._handler(station_id, str(version), connection)
+        finally:
+            keepalive.discard(connection)

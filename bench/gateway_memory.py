@@ -426,13 +426,8 @@ def show_event(event: dict[str, Any], top: int) -> None:
             owners.subtract(before["owners"])
             print("by owner, B per command: " + ", ".join(
                 f"{k} {v / n:.0f}" for k, v in owners.most_common(12)))  # fmt: skip
-            rows = []
-            for where, (size, count) in snap["tracebacks"].items():
-                size0, count0 = before["tracebacks"].get(where, (0, 0))
-                rows.append(((size - size0) / n, (count - count0) / n, where))
             print("top allocation sites, B and blocks per command:")
-            for size, count, where in sorted(rows, reverse=True)[:top]:
-                print(f"  {size:8.0f} B {count:5.2f}  {where}")
+            print_sites(snap, before, n, top)
         types = Counter(snap["types"])
         types.subtract(before["types"])
         print("objects per command by type: " + ", ".join(
@@ -442,6 +437,16 @@ def show_event(event: dict[str, Any], top: int) -> None:
             f"bus records added: {records} "
             f"({(snap['bus_bytes'] - before['bus_bytes']) / 2**20:.1f} MiB of values/keys)"
         )
+
+
+def print_sites(after: dict[str, Any], before: dict[str, Any], n: int, top: int) -> None:
+    """The allocation sites that grew most from ``before`` to ``after``, per unit of ``n``."""
+    rows = []
+    for where, (size, count) in after["tracebacks"].items():
+        size0, count0 = before["tracebacks"].get(where, (0, 0))
+        rows.append(((size - size0) / n, (count - count0) / n, where))
+    for size, count, where in sorted(rows, reverse=True)[:top]:
+        print(f"  {size:8.0f} B {count:5.2f}  {where}")
 
 
 def show(reports: list[dict[str, Any]], top: int) -> None:
@@ -475,12 +480,7 @@ def show(reports: list[dict[str, Any]], top: int) -> None:
                 print(f"  {size / n:8.0f} B  {name}")
             print("top allocation sites (4 frames, the allocating one first), B per charger "
               "and blocks:")  # fmt: skip
-            rows = []
-            for where, (size, count) in b["tracebacks"].items():
-                size0, count0 = a["tracebacks"].get(where, (0, 0))
-                rows.append(((size - size0) / n, (count - count0) / n, where))
-            for size, count, where in sorted(rows, reverse=True)[:top]:
-                print(f"  {size:8.0f} B {count:5.2f}  {where}")
+            print_sites(b, a, n, top)
         types = Counter(b["types"])
         types.subtract(a["types"])
         print("objects per charger by type: " + ", ".join(

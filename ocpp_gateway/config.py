@@ -134,6 +134,8 @@ class GatewayConfig:
             raise ConfigError("max_clock_skew_s must be positive")
         if not self.max_power_factor >= 1:
             raise ConfigError("max_power_factor must be at least 1")
+        if not self.outcome_log_s > 0:
+            raise ConfigError("outcome_log_s must be positive (seconds between log lines)")
 
     @property
     def name(self) -> str:

@@ -19,3 +19,9 @@ def test_defaults_are_generous_for_chargers() -> None:
 def test_impossible_settings_raise(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         GatewayConfig(**kwargs)
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan")])
+def test_a_command_log_interval_that_would_spin_is_refused(value: float) -> None:
+    with pytest.raises(ConfigError, match="outcome_log_s"):
+        GatewayConfig(outcome_log_s=value)
